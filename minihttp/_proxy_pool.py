@@ -1,0 +1,267 @@
+"""Upstream side of the proxy: resolving, connecting, and a keep-alive connection pool.
+
+Every upstream connection is driven by h11's client state machine, so the proxy's idea of
+where one response ends is h11's (strict RFC 9112 section 6.3 framing), never a guess.
+
+Rules of this module:
+
+* Resolve once, check every resolved address against the deny-list, then connect to one of
+  *those* addresses. The name is never resolved a second time, so a DNS answer cannot
+  change between the check and the connect (no DNS-rebinding gap).
+* A connection goes back to the pool only when h11 says both sides are DONE and
+  ``start_next_cycle()`` succeeds; anything else (MUST_CLOSE, an error, a partially read
+  body) closes it.
+* The pool is bounded per (host, port) and in total; idle connections expire after
+  ``idle_timeout`` and are dropped when found readable while idle (the upstream closed them
+  or sent bytes nobody asked for -- either way they are unusable).
+* Thread-safe: handler threads share one pool.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import select
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import h11
+
+__all__ = [
+    "ConnectionPool",
+    "DestinationDenied",
+    "IPNetwork",
+    "UpstreamConnection",
+    "UpstreamError",
+    "UpstreamTimeout",
+    "address_in",
+    "open_connection",
+]
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_RECV = 64 * 1024
+#: Largest upstream response head h11 will buffer (its default, 16 KiB, is too tight for
+#: real sites with many cookies).
+MAX_RESPONSE_HEAD = 64 * 1024
+
+
+class UpstreamError(Exception):
+    """The upstream could not be reached or broke HTTP: answered with 502 Bad Gateway."""
+
+    status = 502
+
+
+class UpstreamTimeout(UpstreamError):
+    """The upstream did not answer in time: answered with 504 Gateway Timeout."""
+
+    status = 504
+
+
+class DestinationDenied(Exception):
+    """The destination resolves to an address on the deny-list: answered with 403."""
+
+    status = 403
+
+
+def address_in(ip: str, networks: Iterable[IPNetwork]) -> bool:
+    """True when ``ip`` (v4, v6 or v4-mapped v6, optional %scope) is in one of ``networks``."""
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return False
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [addr]
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        candidates.append(addr.ipv4_mapped)
+    return any(a in net for a in candidates for net in networks if a.version == net.version)
+
+
+def resolve(host: str, port: int, deny: Iterable[IPNetwork]) -> list[tuple[Any, ...]]:
+    """getaddrinfo once; raise DestinationDenied if ANY answer is on the deny-list.
+
+    Refusing when any answer is denied (rather than skipping to an allowed one) keeps a
+    name that mixes public and internal addresses from being used as a way in.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UpstreamError(f"cannot resolve {host}") from exc
+    deny = tuple(deny)
+    if deny:
+        for info in infos:
+            if address_in(str(info[4][0]), deny):
+                raise DestinationDenied(f"destination {host} is not allowed")
+    return infos
+
+
+def open_connection(
+    host: str, port: int, *, timeout: float | None, deny: Iterable[IPNetwork] = ()
+) -> socket.socket:
+    """Resolve (checked against ``deny``) and connect to the first address that answers."""
+    infos = resolve(host, port, deny)
+    last: OSError | None = None
+    for family, type_, proto, _name, sockaddr in infos:
+        sock = socket.socket(family, type_, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(sockaddr)
+        except OSError as exc:
+            sock.close()
+            last = exc
+            continue
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    if isinstance(last, TimeoutError):
+        raise UpstreamTimeout(f"timed out connecting to {host}:{port}") from last
+    raise UpstreamError(f"cannot connect to {host}:{port}") from last
+
+
+class UpstreamConnection:
+    """One socket to an upstream plus the h11 client state machine that frames it."""
+
+    def __init__(self, sock: socket.socket, key: tuple[str, int]) -> None:
+        self.sock = sock
+        self.key = key
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_RESPONSE_HEAD)
+        #: True once this connection has carried a complete exchange (it came from the pool).
+        self.reused = False
+        #: True once any byte of the current response has arrived.
+        self.got_response_bytes = False
+        self.idle_since = time.monotonic()
+
+    def send(self, event: Any) -> None:
+        """Serialize ``event`` with h11 and write it; socket errors propagate."""
+        data = self.h11.send(event)
+        if data:
+            self.sock.sendall(data)
+
+    def next_event(self) -> Any:
+        """Next h11 event, reading from the socket as needed (socket timeout applies)."""
+        while True:
+            event = self.h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            data = self.sock.recv(_RECV)
+            if data:
+                self.got_response_bytes = True
+            self.h11.receive_data(data)
+
+    def reusable(self) -> bool:
+        """True when h11 says this exchange is complete on both sides (RFC 9112 sec. 9.3)."""
+        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class ConnectionPool:
+    """Idle keep-alive upstream connections, bounded per (host, port) and in total."""
+
+    def __init__(
+        self, *, max_idle_per_host: int = 8, max_idle_total: int = 128, idle_timeout: float = 30.0
+    ) -> None:
+        self.max_idle_per_host = max_idle_per_host
+        self.max_idle_total = max_idle_total
+        self.idle_timeout = idle_timeout
+        self._idle: dict[tuple[str, int], list[UpstreamConnection]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def idle_count(self, key: tuple[str, int] | None = None) -> int:
+        """Number of idle connections (for one key, or all)."""
+        with self._lock:
+            if key is not None:
+                return len(self._idle.get(key, ()))
+            return sum(len(v) for v in self._idle.values())
+
+    def acquire(self, key: tuple[str, int]) -> UpstreamConnection | None:
+        """Most recently used live idle connection for ``key``, or None."""
+        stale: list[UpstreamConnection] = []
+        found: UpstreamConnection | None = None
+        with self._lock:
+            stale.extend(self._expire_locked())
+            conns = self._idle.get(key)
+            while conns:
+                conn = conns.pop()
+                if self._looks_alive(conn):
+                    found = conn
+                    break
+                stale.append(conn)
+            if conns is not None and not conns:
+                del self._idle[key]
+        for conn in stale:
+            conn.close()
+        if found is not None:
+            found.reused = True
+            found.got_response_bytes = False
+        return found
+
+    def connect(
+        self, host: str, port: int, *, timeout: float | None, deny: Iterable[IPNetwork] = ()
+    ) -> UpstreamConnection:
+        """A fresh connection (not from the pool)."""
+        sock = open_connection(host, port, timeout=timeout, deny=deny)
+        return UpstreamConnection(sock, (host.lower(), port))
+
+    def release(self, conn: UpstreamConnection) -> None:
+        """Return ``conn`` to the pool if h11 allows another cycle on it; else close it."""
+        if self._closed or not conn.reusable():
+            conn.close()
+            return
+        try:
+            conn.h11.start_next_cycle()
+        except h11.LocalProtocolError:
+            conn.close()
+            return
+        conn.idle_since = time.monotonic()
+        drop: list[UpstreamConnection] = []
+        with self._lock:
+            drop.extend(self._expire_locked())
+            conns = self._idle.setdefault(conn.key, [])
+            conns.append(conn)
+            if len(conns) > self.max_idle_per_host:
+                drop.append(conns.pop(0))
+            if sum(len(v) for v in self._idle.values()) > self.max_idle_total:
+                drop.append(conns.pop(0))
+            if not conns:
+                del self._idle[conn.key]
+        for c in drop:
+            c.close()
+
+    def close(self) -> None:
+        """Close every idle connection; later releases close instead of pooling."""
+        with self._lock:
+            self._closed = True
+            conns = [c for v in self._idle.values() for c in v]
+            self._idle.clear()
+        for c in conns:
+            c.close()
+
+    def _expire_locked(self) -> list[UpstreamConnection]:
+        now = time.monotonic()
+        expired: list[UpstreamConnection] = []
+        for key in list(self._idle):
+            keep: list[UpstreamConnection] = []
+            for c in self._idle[key]:
+                (expired if now - c.idle_since > self.idle_timeout else keep).append(c)
+            if keep:
+                self._idle[key] = keep
+            else:
+                del self._idle[key]
+        return expired
+
+    @staticmethod
+    def _looks_alive(conn: UpstreamConnection) -> bool:
+        # An idle HTTP/1.1 connection must be silent; readable means FIN, RST or stray bytes.
+        # poll(), not select(): select() fails on descriptors above FD_SETSIZE.
+        try:
+            poller = select.poll()
+            poller.register(conn.sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+            return not poller.poll(0)
+        except (OSError, ValueError):
+            return False
