@@ -1,0 +1,110 @@
+"""Issue 3: keep-alive hello world, minihttp vs the stdlib's ThreadingHTTPServer vs the floor.
+
+The three servers run side by side; wrk measures them in turn (A B C A B C ...) for
+``--rounds`` rounds and the medians are compared as ratios. Targets: minihttp/stdlib >= 4,
+minihttp/floor >= 0.6. See benchmarks/README.md.
+
+    python3 benchmarks/bench_hello.py [--duration 5] [--rounds 3] [--connections 16] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import _harness as h
+
+BODY = b"Hello World\n"
+TARGETS = {("minihttp", "stdlib"): 4.0, ("minihttp", "floor"): 0.6,
+           ("minihttp-pool", "stdlib"): 4.0, ("minihttp-pool", "floor"): 0.6}
+
+
+def specs(pool: bool) -> list[h.ServerSpec]:
+    """The competitors, in the order they are alternated."""
+    out = [h.ServerSpec("minihttp", lambda p: h.python_server_argv(
+        "minihttp_hello.py", "--port", str(p)))]
+    if pool:
+        out.append(h.ServerSpec("minihttp-pool", lambda p: h.python_server_argv(
+            "minihttp_hello.py", "--port", str(p), "--pool")))
+    out += [
+        h.ServerSpec("stdlib", lambda p: h.python_server_argv(
+            "stdlib_hello.py", "--port", str(p))),
+        h.ServerSpec("floor", lambda p: h.python_server_argv("floor.py", "--port", str(p))),
+    ]
+    return out
+
+
+def ratio_rows(medians: dict[str, float]) -> list[list[object]]:
+    """``a / b`` for each target pair whose two sides were measured."""
+    rows: list[list[object]] = []
+    for (a, b), target in TARGETS.items():
+        if a in medians and b in medians:
+            value = h.ratio(medians[a], medians[b])
+            rows.append([f"{a} / {b}", value, f">= {target:g}",
+                         "yes" if value >= target else "NO"])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print Markdown tables; return 1 if a competitor was missing."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (>= 3)")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--warmup", type=int, default=1, help="seconds, per server")
+    parser.add_argument("--pool", action="store_true",
+                        help="also measure minihttp.pool.PooledHTTPServer")
+    parser.add_argument("--json", action="store_true", help="write benchmarks/results/*.json")
+    args = parser.parse_args(argv)
+    h.require_wrk()
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    note = h.machine_note()
+    with contextlib.ExitStack() as stack:
+        servers, missing = h.start_all(stack, specs(args.pool), log)
+        for name, srv in list(servers.items()):
+            try:
+                h.check_get(srv.port, "/", BODY)
+            except (RuntimeError, OSError) as exc:
+                missing[name] = f"failed the correctness check: {exc}"
+                log(f"{name}: not measured ({missing[name]})")
+                del servers[name]
+        for srv in servers.values():
+            h.run_wrk(srv.url(), connections=args.connections, duration=args.warmup,
+                      threads=args.threads)
+        results = h.alternate(
+            list(servers), args.rounds,
+            lambda n: h.run_wrk(servers[n].url(), connections=args.connections,
+                                duration=args.duration, threads=args.threads),
+            progress=log)
+
+    medians = {n: h.median([r.requests_per_sec for r in rs]) for n, rs in results.items()}
+    print(f"### Hello world, keep-alive, wrk -t{args.threads} -c{args.connections} "
+          f"-d{args.duration}s, median of {args.rounds} alternating rounds\n")
+    print(h.markdown_table(h.SUMMARY_HEADERS, h.summary_rows(results)))
+    ratios = ratio_rows(medians)
+    if ratios:
+        print()
+        print(h.markdown_table(["ratio", "value", "target", "met"], ratios))
+    for name, reason in missing.items():
+        print(f"\n{name}: not measured ({reason})")
+    print(f"\n_{note}_")
+    if args.json:
+        path = h.write_json("hello", {
+            "args": vars(args), "machine": note, "missing": missing, "medians": medians,
+            "ratios": {r[0]: r[1] for r in ratios},
+            "samples": {n: [r.to_json() for r in rs] for n, rs in results.items()}})
+        log(f"wrote {path}")
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
