@@ -1,0 +1,117 @@
+"""Map request targets to file system paths without ever leaving the served directory.
+
+No network I/O; the only file system calls are ``os.path.realpath`` in :func:`contained`.
+
+Rules of this module (each one closes a known traversal trick):
+
+* The path is percent-decoded exactly once (RFC 3986 section 2.4), after the query and
+  fragment are cut off: ``%252e%252e`` stays the literal name ``%2e%2e``.
+* Backslashes count as separators, so ``..\\`` and ``..%5c`` are seen as ``..``; a ``..``
+  segment that survives the client's dot-segment removal (RFC 3986 section 5.2.4) is an
+  attack, answered 404 rather than silently clamped.
+* A decoded NUL byte is a 400 (it cannot name a file; ``open`` would raise ValueError).
+* Segments that are absolute or carry a drive letter (``C:``, on Windows) are refused.
+* :func:`contained` resolves symlinks (``os.path.realpath``) and checks the result stays under
+  the root with ``os.path.commonpath``, for the final file actually opened.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.parse
+
+from .errors import BadRequest, HTTPError
+
+__all__ = [
+    "Forbidden",
+    "NotFound",
+    "contained",
+    "has_trailing_slash",
+    "redirect_location",
+    "split_target",
+    "url_segments",
+]
+
+
+_ABSOLUTE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+class NotFound(HTTPError):
+    """404: nothing to serve here (also used for paths that try to escape the root)."""
+
+    status = 404
+    reason = "File not found"
+    close = False
+
+
+class Forbidden(HTTPError):
+    """403: the file exists but may not be read."""
+
+    status = 403
+    reason = "Forbidden"
+    close = False
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """``(raw path, query)`` of a request target; the fragment is dropped.
+
+    Handles the absolute form (RFC 9112 section 3.2.2) by keeping only its path.
+    """
+    if not target.startswith("/"):
+        if _ABSOLUTE_FORM.match(target):
+            parts = urllib.parse.urlsplit(target)
+            return parts.path or "/", parts.query
+        raise NotFound()  # "*" (asterisk form) or garbage: no file has that name
+    path, _, query = target.partition("?")
+    return path.partition("#")[0], query.partition("#")[0]
+
+
+def has_trailing_slash(raw_path: str) -> bool:
+    """Whether the URL path names a directory (ends with a slash before decoding)."""
+    return raw_path.endswith("/")
+
+
+def url_segments(raw_path: str) -> list[str]:
+    """Decode a URL path once and split it into safe file name segments.
+
+    Raises :class:`~minihttp.errors.BadRequest` for a NUL byte and :class:`NotFound` for any
+    segment that could climb out of, or jump away from, the served directory.
+    """
+    # Decode once; undecodable bytes become surrogates, as os.fsdecode does on POSIX.
+    decoded = urllib.parse.unquote(raw_path, errors="surrogateescape")
+    if "\x00" in decoded:
+        raise BadRequest("NUL byte in path", close=False)
+    segments = []
+    for seg in decoded.replace("\\", "/").split("/"):
+        if seg in ("", "."):
+            continue
+        if seg == ".." or os.path.isabs(seg) or os.path.splitdrive(seg)[0]:
+            raise NotFound()
+        if os.name == "nt" and (":" in seg or seg.rstrip(". ") != seg):  # pragma: no cover
+            raise NotFound()  # alternate data streams, "file." aliases
+        segments.append(seg)
+    return segments
+
+
+def contained(path: str, root: str) -> bool:
+    """True when ``path``, with every symlink resolved, is ``root`` or inside it."""
+    real_root = os.path.realpath(root)
+    try:
+        real = os.path.realpath(path)
+        return os.path.commonpath([real, real_root]) == real_root
+    except (ValueError, OSError):
+        return False  # different drives, or a path realpath cannot handle
+
+
+def redirect_location(raw_path: str, query: str) -> str:
+    """Location for a directory URL missing its trailing slash (301).
+
+    Leading slashes and backslashes are collapsed to one slash, so the result is always a
+    path-absolute reference and never scheme-relative (``//evil.example/`` would send the
+    browser to another host; browsers treat ``\\`` like ``/`` there).
+    """
+    location = "/" + raw_path.lstrip("/\\") + "/"
+    if query:
+        location += "?" + query
+    return location

@@ -1,0 +1,407 @@
+"""``SimpleHTTPRequestHandler``: serve a directory, compatible with ``http.server``'s.
+
+The public surface is the standard library's (``directory=``, ``index_pages``,
+``extensions_map``, ``translate_path``, ``list_directory``, ``guess_type``, ``send_head``,
+``copyfile``, ``do_GET``, ``do_HEAD``), so subclasses written for ``http.server`` keep working.
+Underneath, each concern lives in its own pure module:
+
+* :mod:`minihttp._paths` maps URLs to paths and keeps every request inside the directory;
+* :mod:`minihttp._conditional` builds ETag / Last-Modified and evaluates preconditions;
+* :mod:`minihttp._ranges` answers ``Range`` (206, multipart/byteranges, 416);
+* :mod:`minihttp._encoding` picks a precompressed ``.br`` / ``.gz`` sibling;
+* :mod:`minihttp._listing` renders directory listings.
+
+Rules of this module:
+
+* Only GET and HEAD are defined; any other method gets the server's 501, as with the
+  standard library (RFC 9110 section 15.6.2 allows 501 for methods the resource does not
+  implement).
+* ``send_head`` returns a readable object or None, as in ``http.server``. For files it returns
+  a :class:`FileBody` that knows which byte segments to send, so ``copyfile`` can send them
+  zero-copy with ``sendfile`` (when the writer offers it) and otherwise in 64 KiB pieces; a
+  file is never read into memory whole.
+* No request, however hostile, produces a traceback: path and file errors become 400, 403 or
+  404 through :class:`~minihttp.errors.HTTPError`.
+"""
+
+from __future__ import annotations
+
+import io
+import mimetypes
+import os
+import posixpath
+import secrets
+import shutil
+import stat
+from collections.abc import Sequence
+from typing import IO, Any, BinaryIO
+
+from . import __version__
+from ._conditional import Validators, evaluate, http_date, if_range_matches, validators_for
+from ._encoding import choose_encoding
+from ._listing import render_listing, scan_directory
+from ._paths import (
+    Forbidden,
+    NotFound,
+    contained,
+    has_trailing_slash,
+    redirect_location,
+    split_target,
+    url_segments,
+)
+from ._ranges import Part, content_range, multipart_layout, parse_range
+from .errors import HTTPError
+from .server import BaseHTTPRequestHandler
+
+__all__ = ["FileBody", "SimpleHTTPRequestHandler"]
+
+#: Size of each read when a file is copied without ``sendfile``.
+CHUNK_SIZE = 64 * 1024
+
+# Media types of the modern web, independent of the host's /etc/mime.types.
+_WEB_TYPES = {
+    ".js": "text/javascript",  # RFC 9239
+    ".mjs": "text/javascript",
+    ".cjs": "text/javascript",
+    ".css": "text/css",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".txt": "text/plain",
+    ".md": "text/markdown",
+    ".csv": "text/csv",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".webmanifest": "application/manifest+json",
+    ".wasm": "application/wasm",
+    ".svg": "image/svg+xml",
+    ".webp": "image/webp",
+    ".avif": "image/avif",
+    ".png": "image/png",
+    ".ico": "image/vnd.microsoft.icon",
+    ".woff": "font/woff",
+    ".woff2": "font/woff2",
+    ".mp4": "video/mp4",
+    ".webm": "video/webm",
+    ".zst": "application/zstd",
+}
+
+
+class FileBody(io.RawIOBase):
+    """The body ``send_head`` prepared: literal byte pieces and segments of one open file.
+
+    Reading it (``read``/``readinto``, e.g. via ``shutil.copyfileobj``) yields exactly the
+    response body; :meth:`SimpleHTTPRequestHandler.copyfile` instead walks :attr:`pieces`
+    to send file segments zero-copy. Closing it closes the file.
+    """
+
+    def __init__(self, file: BinaryIO, pieces: Sequence[Part], length: int) -> None:
+        super().__init__()
+        self.file = file
+        self.pieces = list(pieces)
+        self.length = length
+        self._index = 0  # current piece, for readinto
+        self._done = 0  # bytes of the current piece already read
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while self._index < len(self.pieces):
+            piece = self.pieces[self._index]
+            if isinstance(piece, bytes):
+                data = piece[self._done : self._done + len(view)]
+            else:
+                offset, count = piece
+                self.file.seek(offset + self._done)
+                data = self.file.read(min(len(view), count - self._done))
+                if not data:
+                    raise OSError("file shrank while being served")
+            if not data:
+                self._index, self._done = self._index + 1, 0
+                continue
+            view[: len(data)] = data
+            self._done += len(data)
+            return len(data)
+        return 0
+
+    def close(self) -> None:
+        try:
+            self.file.close()
+        finally:
+            super().close()
+
+
+class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
+    """Serve files from ``directory`` (default: the current directory) for GET and HEAD."""
+
+    server_version = "minihttp/" + __version__
+    index_pages: Sequence[str] = ("index.html", "index.htm")
+    extensions_map: dict[str, str] = {
+        ".gz": "application/gzip",
+        ".Z": "application/octet-stream",
+        ".bz2": "application/x-bzip2",
+        ".xz": "application/x-xz",
+        **_WEB_TYPES,
+    }
+    #: Follow symlinks that lead outside ``directory`` (off: such links are 404).
+    follow_symlinks: bool = False
+    #: Precompressed siblings looked for next to each file, preferred first.
+    precompressed: Sequence[tuple[str, str]] = (("br", ".br"), ("gzip", ".gz"))
+    #: Charset announced for text types (files are served as they are, never transcoded).
+    text_charset: str | None = "utf-8"
+    #: Send file segments with ``sendfile`` when the response writer supports it.
+    use_sendfile: bool = True
+
+    def __init__(self, *args: Any, directory: str | os.PathLike[str] | None = None,
+                 **kwargs: Any) -> None:
+        self.directory = os.fspath(directory) if directory is not None else os.getcwd()
+        super().__init__(*args, **kwargs)
+
+    # -- the stdlib entry points ------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        """Serve a GET request: the head via :meth:`send_head`, then the body."""
+        f = self.send_head()
+        if f:
+            try:
+                self.copyfile(f, self.wfile)
+            finally:
+                f.close()
+
+    def do_HEAD(self) -> None:
+        """Serve a HEAD request: the same head as GET, no body (RFC 9110 section 9.3.2)."""
+        f = self.send_head()
+        if f:
+            f.close()
+
+    def send_head(self) -> IO[bytes] | None:
+        """Send the response head; return the body to copy (caller closes it) or None."""
+        try:
+            return self._send_head()
+        except HTTPError as exc:
+            self.send_error(exc.status, exc.message)
+            return None
+
+    def translate_path(self, path: str) -> str:
+        """Map a request target to a path under :attr:`directory`.
+
+        Unlike ``http.server``'s, hostile paths are not clamped silently: they raise
+        :class:`~minihttp.errors.HTTPError` (400 for NUL, 404 for escapes). A trailing slash
+        in the URL is kept, as the standard library does.
+        """
+        raw_path, _query = split_target(path)
+        result = os.path.join(self.directory, *url_segments(raw_path))
+        if has_trailing_slash(raw_path):
+            result = os.path.join(result, "")
+        return result
+
+    def guess_type(self, path: str | os.PathLike[str]) -> str:
+        """Media type from the extension: ``extensions_map`` first, then ``mimetypes``."""
+        _base, ext = posixpath.splitext(os.fspath(path))
+        if ext in self.extensions_map:
+            return self.extensions_map[ext]
+        ext = ext.lower()
+        if ext in self.extensions_map:
+            return self.extensions_map[ext]
+        guess, _encoding = mimetypes.guess_type(os.fspath(path))
+        return guess or "application/octet-stream"
+
+    def content_type(self, path: str) -> str:
+        """Content-Type field value: :meth:`guess_type` plus a charset for text types."""
+        ctype = self.guess_type(path)
+        if self.text_charset and ctype.startswith("text/") and "charset" not in ctype:
+            ctype += f"; charset={self.text_charset}"
+        return ctype
+
+    def list_directory(self, path: str | os.PathLike[str]) -> IO[bytes] | None:
+        """Send the head of a listing of ``path`` and return its body (None on error)."""
+        path = os.fspath(path)
+        root = self.directory
+
+        def visible(entry: os.DirEntry[str]) -> bool:
+            return self.follow_symlinks or not entry.is_symlink() or contained(entry.path, root)
+
+        try:
+            entries = scan_directory(path, visible)
+        except OSError:
+            self.send_error(404, "No permission to list directory")
+            return None
+        raw_path, _query = split_target(self.path)
+        display = "/" + "/".join(url_segments(raw_path))
+        if display != "/":
+            display += "/"
+        body = render_listing(display, entries, parent=display != "/")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return io.BytesIO(body)
+
+    def copyfile(self, source: IO[bytes], outputfile: Any) -> None:
+        """Copy ``source`` to ``outputfile``; file segments of a :class:`FileBody` go
+        zero-copy through ``outputfile.sendfile(file, offset, count)`` when it exists."""
+        if not isinstance(source, FileBody):
+            shutil.copyfileobj(source, outputfile, CHUNK_SIZE)
+            return
+        for piece in source.pieces:
+            if isinstance(piece, bytes):
+                outputfile.write(piece)
+            else:
+                self._send_segment(source.file, piece[0], piece[1], outputfile)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _send_segment(self, file: BinaryIO, offset: int, count: int, out: Any) -> None:
+        sender = getattr(out, "sendfile", None) if self.use_sendfile else None
+        if sender is not None:
+            sender(file, offset, count)
+            return
+        file.seek(offset)
+        remaining = count
+        while remaining > 0:
+            data = file.read(min(CHUNK_SIZE, remaining))
+            if not data:
+                # The file shrank after its length was announced: the response cannot be
+                # completed, so the connection must not be reused (RFC 9112 section 6.3).
+                self.close_connection = True
+                return
+            out.write(data)
+            remaining -= len(data)
+
+    def _inside(self, path: str) -> None:
+        """Refuse ``path`` if a symlink takes it out of :attr:`directory` (unless allowed).
+
+        Paths a subclass's ``translate_path`` put elsewhere on purpose are not checked.
+        """
+        if self.follow_symlinks:
+            return
+        root = os.path.abspath(self.directory)
+        lexical = os.path.abspath(path)
+        if os.path.commonpath([lexical, root]) == root and not contained(path, root):
+            raise NotFound()
+
+    def _send_head(self) -> IO[bytes] | None:
+        raw_path, query = split_target(self.path)
+        path = self.translate_path(self.path)
+        if os.path.isdir(path):
+            if not has_trailing_slash(raw_path):
+                # RFC 9110 section 15.4.2; relative references in the page need the slash.
+                self.send_response(301)
+                self.send_header("Location", redirect_location(raw_path, query))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
+            self._inside(path)
+            for index in self.index_pages:
+                candidate = os.path.join(path, index)
+                if os.path.isfile(candidate):
+                    path = candidate
+                    break
+            else:
+                return self.list_directory(path)
+        elif path.endswith(("/", os.sep)):
+            raise NotFound()  # a file named as if it were a directory
+        return self._send_file(path)
+
+    def _open(self, path: str) -> tuple[BinaryIO, os.stat_result]:
+        """Open a regular file inside the root; never blocks on a FIFO, never a traceback."""
+        self._inside(path)
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+        try:
+            fd = os.open(path, flags)
+        except PermissionError:
+            raise Forbidden() from None
+        except (OSError, ValueError):
+            raise NotFound() from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise NotFound()
+            return os.fdopen(fd, "rb"), st
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _sibling(self, path: str) -> tuple[str | None, list[tuple[str, str]]]:
+        """The coding to serve (None: identity) and the list of existing siblings."""
+        found = []
+        for coding, suffix in self.precompressed:
+            candidate = path + suffix
+            try:
+                if stat.S_ISREG(os.stat(candidate).st_mode):
+                    self._inside(candidate)
+                    found.append((coding, candidate))
+            except (OSError, ValueError, HTTPError):
+                continue
+        chosen = choose_encoding(self.headers.get("Accept-Encoding"), [c for c, _ in found])
+        return chosen, found
+
+    def _send_file(self, path: str) -> IO[bytes] | None:
+        ctype = self.content_type(path)
+        coding, siblings = self._sibling(path) if self.precompressed else (None, [])
+        f, st = self._open(dict(siblings)[coding] if coding else path)
+        try:
+            validators = validators_for(st, coding or "")
+            return self._answer(f, st.st_size, ctype, coding, bool(siblings), validators)
+        except BaseException:
+            f.close()
+            raise
+
+    def _validator_headers(self, v: Validators, vary: bool) -> None:
+        self.send_header("ETag", v.etag)
+        self.send_header("Last-Modified", http_date(v.last_modified))
+        if vary:
+            self.send_header("Vary", "Accept-Encoding")
+
+    def _answer(self, f: BinaryIO, size: int, ctype: str, coding: str | None, vary: bool,
+                v: Validators) -> IO[bytes] | None:
+        status = evaluate(self.command, self.headers.get_all, v)
+        if status == 304:
+            # RFC 9110 section 15.4.5: the validators and Vary a 200 would carry, no body.
+            self.send_response(304)
+            self._validator_headers(v, vary)
+            self.end_headers()
+            f.close()
+            return None
+        if status == 412:
+            f.close()
+            self.send_error(412)
+            return None
+        decision = parse_range(
+            self.headers.get("Range") if self.command == "GET" else None, size
+        )  # RFC 9110 section 14.2: range handling is defined for GET only
+        if decision.status != 200 and not if_range_matches(self.headers.get("If-Range"), v):
+            decision = parse_range(None, size)
+        if decision.status == 416:
+            f.close()
+            body = b"Requested range not satisfiable\n"
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return io.BytesIO(body)
+        pieces: list[Part]
+        if decision.status == 200:
+            self.send_response(200)
+            pieces, length = [(0, size)], size
+            self.send_header("Content-Type", ctype)
+        elif len(decision.ranges) == 1:
+            (first, last), = decision.ranges
+            self.send_response(206)
+            pieces, length = [(first, last - first + 1)], last - first + 1
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Range", content_range(first, last, size))
+        else:
+            boundary = secrets.token_hex(16)
+            pieces, length = multipart_layout(decision.ranges, size, ctype, boundary)
+            self.send_response(206)
+            self.send_header("Content-Type", f"multipart/byteranges; boundary={boundary}")
+        self.send_header("Content-Length", str(length))
+        if coding:
+            self.send_header("Content-Encoding", coding)
+        self.send_header("Accept-Ranges", "bytes")
+        self._validator_headers(v, vary)
+        self.end_headers()
+        return FileBody(f, pieces, length)
