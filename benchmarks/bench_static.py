@@ -1,0 +1,162 @@
+"""Issue 4: static files, minihttp vs the stdlib's SimpleHTTPRequestHandler vs nginx.
+
+A temporary directory holds a 4 KiB and a 1 MiB file; the three servers serve it side by side
+and wrk measures each (size, server) pair in turn for ``--rounds`` rounds; medians are compared
+as ratios. Targets: 4 KiB minihttp/stdlib >= 4; 1 MiB minihttp/nginx >= 0.8.
+
+    python3 benchmarks/bench_static.py [--duration 5] [--rounds 3] [--connections 8] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import _harness as h
+from benchmarks import _nginx
+
+#: name in the tables -> (file name, size in bytes)
+FILES = {"4 KiB": ("4k.bin", 4 * 1024), "1 MiB": ("1m.bin", 1024 * 1024)}
+#: (file, numerator, denominator) -> target ratio of median req/s
+TARGETS = {("4 KiB", "minihttp", "stdlib"): 4.0, ("1 MiB", "minihttp", "nginx"): 0.8}
+#: Ratios shown in addition to the targets, for context.
+EXTRA_RATIOS = [("4 KiB", "minihttp", "nginx"), ("1 MiB", "minihttp", "stdlib")]
+
+
+def make_files(root: Path) -> dict[str, bytes]:
+    """Write the test files (random bytes: no compression can flatter anyone)."""
+    contents: dict[str, bytes] = {}
+    for label, (fname, size) in FILES.items():
+        data = os.urandom(size)
+        (root / fname).write_bytes(data)
+        contents[label] = data
+    return contents
+
+
+def specs(root: Path, work: Path, pool: bool) -> list[h.ServerSpec]:
+    """The competitors, in the order they are alternated."""
+    d = str(root)
+    out = [h.ServerSpec("minihttp", lambda p: h.python_server_argv(
+        "minihttp_static.py", "--port", str(p), "--directory", d))]
+    if pool:
+        out.append(h.ServerSpec("minihttp-pool", lambda p: h.python_server_argv(
+            "minihttp_static.py", "--port", str(p), "--directory", d, "--pool")))
+    out += [
+        h.ServerSpec("stdlib", lambda p: h.python_server_argv(
+            "stdlib_static.py", "--port", str(p), "--directory", d)),
+        h.ServerSpec("nginx", lambda p: _nginx.nginx_argv(
+            _nginx.write_nginx_conf(work, root, p), work)),
+    ]
+    return out
+
+
+def ratio_rows(medians: dict[tuple[str, str], float]) -> list[list[object]]:
+    """Target ratios (and a few for context) whose two sides were measured."""
+    pairs: list[tuple[tuple[str, str, str], float | None]] = [
+        *TARGETS.items(), *((k, None) for k in EXTRA_RATIOS)]
+    if any(name == "minihttp-pool" for _, name in medians):
+        pairs += [((f, "minihttp-pool", b), t) for (f, _, b), t in TARGETS.items()]
+    rows: list[list[object]] = []
+    for (label, a, b), target in pairs:
+        if (label, a) in medians and (label, b) in medians:
+            value = h.ratio(medians[label, a], medians[label, b])
+            met = "" if target is None else ("yes" if value >= target else "NO")
+            rows.append([label, f"{a} / {b}", value,
+                         "" if target is None else f">= {target:g}", met])
+    return rows
+
+
+def _measure(servers: dict[str, h.ServerProcess], fname: str,
+             args: argparse.Namespace) -> Callable[[str], h.WrkResult]:
+    def measure(name: str) -> h.WrkResult:
+        return h.run_wrk(servers[name].url(f"/{fname}"), connections=args.connections,
+                         duration=args.duration, threads=args.threads)
+    return measure
+
+
+def _progress(log: Callable[[str], None], label: str, rnd: int,
+              rounds: int) -> Callable[[str], None]:
+    def progress(msg: str) -> None:
+        log(f"{label} " + msg.replace("round 1/1", f"round {rnd + 1}/{rounds}"))
+    return progress
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print Markdown tables; return 1 if a competitor was missing."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (>= 3)")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--warmup", type=int, default=1, help="seconds, per server and file")
+    parser.add_argument("--pool", action="store_true",
+                        help="also measure minihttp.pool.PooledHTTPServer")
+    parser.add_argument("--json", action="store_true", help="write benchmarks/results/*.json")
+    args = parser.parse_args(argv)
+    h.require_wrk()
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    note = h.machine_note()
+    results: dict[str, dict[str, list[h.WrkResult]]] = {label: {} for label in FILES}
+    with contextlib.ExitStack() as stack:
+        root = stack.enter_context(h.temp_dir("bench-static-root-"))
+        work = stack.enter_context(h.temp_dir("bench-static-nginx-"))
+        contents = make_files(root)
+        servers, missing = h.start_all(stack, specs(root, work, args.pool), log)
+        for name, srv in list(servers.items()):
+            try:
+                for label, (fname, _) in FILES.items():
+                    h.check_get(srv.port, f"/{fname}", contents[label])
+            except (RuntimeError, OSError) as exc:
+                missing[name] = f"failed the correctness check: {exc}"
+                log(f"{name}: not measured ({missing[name]})")
+                del servers[name]
+        for srv in servers.values():
+            for fname, _ in FILES.values():
+                h.run_wrk(srv.url(f"/{fname}"), connections=args.connections,
+                          duration=args.warmup, threads=args.threads)
+        for rnd in range(args.rounds):
+            for label, (fname, _) in FILES.items():
+                # One A B C pass per file and round; rounds repeat the whole cycle.
+                one = h.alternate(list(servers), 1, _measure(servers, fname, args),
+                                  progress=_progress(log, label, rnd, args.rounds))
+                for name, samples in one.items():
+                    results[label].setdefault(name, []).extend(samples)
+
+    medians = {(label, n): h.median([r.requests_per_sec for r in rs])
+               for label, per in results.items() for n, rs in per.items()}
+    for label, per in results.items():
+        print(f"### Static file, {label}, keep-alive, wrk -t{args.threads} "
+              f"-c{args.connections} -d{args.duration}s, median of {args.rounds} "
+              "alternating rounds\n")
+        print(h.markdown_table(h.SUMMARY_HEADERS_MB, h.summary_rows(per, size=1)))
+        print()
+    ratios = ratio_rows(medians)
+    if ratios:
+        print(h.markdown_table(["file", "ratio (req/s)", "value", "target", "met"], ratios))
+        print()
+    for name, reason in missing.items():
+        print(f"{name}: not measured ({reason})\n")
+    print(f"_{note}; MiB/s is wrk's Transfer/sec (headers included)_")
+    if args.json:
+        path = h.write_json("static", {
+            "args": vars(args), "machine": note, "missing": missing,
+            "medians": {f"{k[0]} {k[1]}": v for k, v in medians.items()},
+            "ratios": {f"{r[0]} {r[1]}": r[2] for r in ratios},
+            "samples": {label: {n: [r.to_json() for r in rs] for n, rs in per.items()}
+                        for label, per in results.items()}})
+        log(f"wrote {path}")
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
