@@ -63,8 +63,8 @@ def split_target(target: str) -> tuple[str, str]:
             parts = urllib.parse.urlsplit(target)
             return parts.path or "/", parts.query
         raise NotFound()  # "*" (asterisk form) or garbage: no file has that name
-    path, _, query = target.partition("?")
-    return path.partition("#")[0], query.partition("#")[0]
+    path, _, query = target.partition("#")[0].partition("?")
+    return path, query
 
 
 def has_trailing_slash(raw_path: str) -> bool:
