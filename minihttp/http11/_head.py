@@ -1,0 +1,263 @@
+"""Finding and parsing a request head (RFC 9112 sections 2-6, 9.3). No I/O.
+
+Rules of this module:
+
+* :func:`find_head_end` is called on a growing buffer; :func:`parse_head` on the complete
+  head it delimited. Errors that a *prefix* of the head already proves (bare CR/LF, a request
+  line over ``max_request_line``, a head over ``max_head``) are raised by whichever call
+  first sees them, and always as the error revealed at the earliest byte (see
+  :func:`_prefix_error`), so feeding a head whole, byte by byte or in any split gives the
+  same outcome.
+* Everything else is checked on the complete head in a fixed order: request line (400/505),
+  target form (400), field count (431), field lines (400), Host (400), framing:
+  Transfer-Encoding / Content-Length (400/501/413), Expect (417).
+* Framing decisions (RFC 9112 section 6), all strict against request smuggling:
+
+  ==============================================  ==========================================
+  Content-Length and Transfer-Encoding together   400, close (section 6.1 allows rejecting)
+  Transfer-Encoding in an HTTP/1.0 request        400, close (section 6.1: faulty framing)
+  Transfer-Encoding not exactly ``chunked``       501 for a coding we do not implement
+                                                  (gzip, ...); 400 for ``chunked`` twice, not
+                                                  last, empty members or parameters
+  Content-Length repeated (even equal values)     400 (section 6.3 rule 5 allows collapsing
+  or a list (``5, 5``)                            identical values; we do not)
+  Content-Length not 1-18 DIGITs                  400
+  Content-Length over ``max_body``                413 before any of the body is read
+  ==============================================  ==========================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import DEFAULT_LIMITS, Limits
+from ..errors import (
+    BadRequest,
+    ExpectationFailed,
+    HeaderFieldsTooLarge,
+    HTTPError,
+    PayloadTooLarge,
+    UnsupportedTransferCoding,
+    URITooLong,
+    VersionNotSupported,
+)
+from ..headers import Headers
+from ._rules import (
+    ABSOLUTE_FORM,
+    AUTHORITY_FORM,
+    BARE_CR_LF,
+    CONTENT_LENGTH,
+    HOST,
+    REQUEST_LINE,
+    TOKEN,
+    parse_fields,
+)
+
+__all__ = ["Request", "find_head_end", "parse_head"]
+
+_CR = 0x0D
+
+
+@dataclass(slots=True)
+class Request:
+    """A parsed request head: what the server needs to dispatch and to frame the body."""
+
+    method: str
+    target: str
+    version: str
+    version_info: tuple[int, int]
+    headers: Headers
+    raw_requestline: bytes
+    content_length: int | None
+    chunked: bool
+    keep_alive: bool
+    expect_continue: bool
+
+
+def _skip_empty_lines(buf: bytes | bytearray, i: int) -> int:
+    """Index past the CRLFs a client may send before a request line (RFC 9112 section 2.2)."""
+    while buf.startswith(b"\r\n", i):
+        i += 2
+    return i
+
+
+def _prefix_error(
+    buf: bytes | bytearray, start: int, stop: int, end: int, limits: Limits
+) -> HTTPError | None:
+    """The error that ``buf[start:stop]`` already proves, or ``None``.
+
+    ``end`` is the index past the head's blank line, or -1 if not in ``buf[:stop]``. Each
+    candidate error has the position of the byte that reveals it; the earliest wins (ties:
+    400, then 414, then 431). Because a longer prefix never hides an error a shorter one
+    revealed, every way of splitting the input yields the same error.
+    """
+    found: list[tuple[int, int, HTTPError]] = []
+    m = BARE_CR_LF.search(bytes(buf[start:stop]))
+    if m is not None:
+        pos = start + m.start()
+        reveal = pos + 2 if buf[pos] == _CR else pos + 1
+        found.append((reveal, 0, BadRequest("bare CR or LF; lines must end with CRLF")))
+    i = _skip_empty_lines(buf, start)
+    cap = limits.max_request_line
+    line_end = buf.find(b"\r\n", i, stop)
+    content = (line_end if line_end >= 0 else stop) - i
+    if line_end < 0 and content > 0 and buf[stop - 1] == _CR:
+        content -= 1
+    if content > cap:
+        reveal = i + cap + 2 if buf[i + cap] == _CR else i + cap + 1
+        found.append((reveal, 1, URITooLong("request line too long")))
+    if (end if end >= 0 else stop) - start > limits.max_head:
+        reveal = start + limits.max_head + 1
+        found.append((reveal, 2, HeaderFieldsTooLarge("request head too large")))
+    if not found:
+        return None
+    return min(found, key=lambda t: (t[0], t[1]))[2]
+
+
+def find_head_end(buf: bytes | bytearray, start: int = 0, limits: Limits = DEFAULT_LIMITS) -> int:
+    """Index just past the blank line ending the head that starts at ``start``, or -1.
+
+    Raises ``URITooLong`` / ``HeaderFieldsTooLarge`` / ``BadRequest`` as soon as the bytes
+    so far prove the head can never be valid, so a slow or hostile client cannot make the
+    server buffer more than ``max_head`` bytes.
+    """
+    i = _skip_empty_lines(buf, start)
+    end = buf.find(b"\r\n\r\n", i)
+    if end >= 0:
+        end += 4
+        if end - start > limits.max_head or buf.find(b"\r\n", i) - i > limits.max_request_line:
+            err = _prefix_error(buf, start, end, end, limits)
+            if err is not None:
+                raise err
+        return end
+    err = _prefix_error(buf, start, len(buf), -1, limits)
+    if err is not None:
+        raise err
+    return -1
+
+
+def parse_head(head: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> Request:
+    """Parse a complete request head (request line, fields, final CRLFCRLF)."""
+    if not isinstance(head, bytes):
+        head = bytes(head)
+    n = len(head)
+    i = _skip_empty_lines(head, 0)
+    line_end = head.find(b"\r\n", i)
+    if n > limits.max_head or line_end - i > limits.max_request_line:
+        end = head.find(b"\r\n\r\n", i)
+        err = _prefix_error(head, 0, n, end + 4 if end >= 0 else -1, limits)
+        if err is not None:
+            raise err
+    crs = head.count(b"\r")
+    if crs != head.count(b"\n") or crs != head.count(b"\r\n"):
+        raise BadRequest("bare CR or LF; lines must end with CRLF")
+    if line_end < 0 or not head.endswith(b"\r\n\r\n") or n - 4 < i:
+        raise BadRequest("incomplete request head")
+    text = head.decode("latin-1")
+    lines = text[i : n - 4].split("\r\n")
+
+    # Request line (RFC 9112 section 3).
+    m = REQUEST_LINE.fullmatch(lines[0])
+    if m is None:
+        raise BadRequest("malformed request line")
+    method, target, major, minor = m.groups()
+    if major != "1":
+        # RFC 9110 section 15.6.6; HTTP/0.9's versionless line is a 400 above.
+        raise VersionNotSupported("only HTTP/1.x is supported")
+    version_info = (1, int(minor))
+    _check_target_form(method, target)
+
+    # Fields (RFC 9112 section 5).
+    items: list[tuple[str, str]] = []
+    index: dict[str, list[str]] = {}
+    del lines[0]
+    parse_fields(lines, items, index, limits.max_header_count)
+
+    # Host (RFC 9112 section 3.2): exactly one in HTTP/1.1, at most one otherwise.
+    hosts = index.get("host")
+    if hosts is None:
+        if minor != "0":
+            raise BadRequest("missing Host header field")
+    elif len(hosts) != 1:
+        raise BadRequest("more than one Host header field")
+    elif HOST.fullmatch(hosts[0]) is None:
+        raise BadRequest("invalid Host header field")
+
+    # Framing (RFC 9112 section 6).
+    content_length: int | None = None
+    chunked = False
+    te = index.get("transfer-encoding")
+    cl = index.get("content-length")
+    if te is not None:
+        if minor == "0":
+            raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
+        if cl is not None:
+            raise BadRequest("both Content-Length and Transfer-Encoding")
+        _check_transfer_coding(te)
+        chunked = True
+    elif cl is not None:
+        if len(cl) != 1:
+            raise BadRequest("more than one Content-Length header field")
+        if CONTENT_LENGTH.fullmatch(cl[0]) is None:
+            raise BadRequest("invalid Content-Length")
+        content_length = int(cl[0])
+        if content_length > limits.max_body:
+            raise PayloadTooLarge("request body too large")
+
+    # Expect (RFC 9110 section 10.1.1): only 100-continue, and ignored in HTTP/1.0.
+    expect_continue = False
+    expect = index.get("expect")
+    if expect is not None:
+        for value in expect:
+            for member in value.split(","):
+                if member.strip(" \t").lower() != "100-continue":
+                    raise ExpectationFailed("unsupported expectation")
+        expect_continue = minor != "0"
+
+    # Persistence (RFC 9112 section 9.3).
+    conn = index.get("connection")
+    if conn is None:
+        keep_alive = minor != "0"
+    else:
+        options = {t.strip(" \t").lower() for v in conn for t in v.split(",")}
+        keep_alive = "close" not in options and (minor != "0" or "keep-alive" in options)
+
+    return Request(
+        method,
+        target,
+        f"HTTP/1.{minor}",
+        version_info,
+        Headers._from_parsed(items, index),
+        head[i : line_end + 2],
+        content_length,
+        chunked,
+        keep_alive,
+        expect_continue,
+    )
+
+
+def _check_target_form(method: str, target: str) -> None:
+    """RFC 9112 section 3.2: which request-target form each method may use."""
+    if method == "CONNECT":
+        if AUTHORITY_FORM.fullmatch(target) is None:
+            raise BadRequest("CONNECT needs an authority-form target (host:port)")
+    elif target[0] == "/":
+        return  # origin-form
+    elif target == "*":
+        if method != "OPTIONS":
+            raise BadRequest("asterisk-form is only for OPTIONS")
+    elif ABSOLUTE_FORM.match(target) is None:
+        raise BadRequest("invalid request target")
+
+
+def _check_transfer_coding(values: list[str]) -> None:
+    """Accept only ``Transfer-Encoding: chunked`` (RFC 9112 sections 6.1, 6.3 rule 4, 7)."""
+    codings = [c.strip(" \t").lower() for v in values for c in v.split(",")]
+    if codings == ["chunked"]:
+        return
+    if any(TOKEN.fullmatch(c) is None for c in codings):
+        raise BadRequest("malformed Transfer-Encoding")
+    if codings.count("chunked") > 1 or ("chunked" in codings and codings[-1] != "chunked"):
+        # chunked twice, or not the final coding: the body length cannot be determined.
+        raise BadRequest("chunked must be the final and only transfer coding")
+    raise UnsupportedTransferCoding("only the chunked transfer coding is supported")

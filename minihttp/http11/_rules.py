@@ -1,0 +1,107 @@
+"""Grammar of HTTP/1.1 messages as precompiled regular expressions, shared by the parsers.
+
+Every rule of RFC 9110 / RFC 9112 the parsers check at the byte level lives here, one
+expression per ABNF rule, so the parsers themselves are short loops over tables. Head text
+is matched as ``str`` decoded from latin-1 (one byte, one code point), which keeps the
+bytes' values and lets the same expressions serve heads and trailers.
+
+Strictness decisions (each one rejects with 400 unless noted):
+
+* Line ends are CRLF only. A bare LF (RFC 9112 section 2.2 says a recipient *MAY* accept it)
+  is rejected: accepting it is how front-end/back-end parsers come to disagree (smuggling).
+  A bare CR anywhere is rejected (RFC 9112 section 2.2: MUST treat as invalid or replace).
+* Field values may hold HTAB, SP, VCHAR and obs-text (0x80-0xFF); every other control byte
+  (NUL, BEL, ESC, DEL, ...) is rejected (RFC 9110 section 5.5).
+* Field names are tokens with no whitespace before the colon (RFC 9112 section 5.1), and
+  obs-fold continuation lines are rejected (RFC 9112 section 5.2).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import BadRequest, HeaderFieldsTooLarge
+
+#: tchar (RFC 9110 section 5.6.2), as a character class body.
+TCHAR = r"!#$%&'*+\-.^_`|~0-9A-Za-z"
+
+TOKEN = re.compile(f"[{TCHAR}]+")
+
+#: field-line = field-name ":" OWS field-value OWS (RFC 9112 section 5). The value class is
+#: field-vchar / SP / HTAB / obs-text: no CR, LF, NUL or other controls. The lazy value plus
+#: the trailing ``[ \t]*`` trims OWS on both sides without a second pass.
+FIELD_LINE = re.compile(f"([{TCHAR}]+):[ \\t]*([^\\x00-\\x08\\x0a-\\x1f\\x7f]*?)[ \\t]*")
+
+#: request-line = method SP request-target SP HTTP-version (RFC 9112 section 3), single SP
+#: separators, method a token, target printable ASCII (VCHAR), version DIGIT "." DIGIT.
+REQUEST_LINE = re.compile(f"([{TCHAR}]+) ([\\x21-\\x7e]+) HTTP/([0-9])\\.([0-9])")
+
+_REG_NAME = r"[A-Za-z0-9\-._~!$&'()*+,;=%]"
+_IP_LITERAL = r"\[[0-9A-Za-z:.\-_~!$&'()*+,;=]+\]"
+
+#: Host = uri-host [ ":" port ] (RFC 9110 section 7.2); may be empty (RFC 9112 section 3.2).
+HOST = re.compile(f"(?:{_IP_LITERAL}|{_REG_NAME}*)(?::[0-9]*)?")
+
+#: authority-form = uri-host ":" port, only for CONNECT (RFC 9112 section 3.2.3); the host and
+#: port must both be there (RFC 9110 section 9.3.6).
+AUTHORITY_FORM = re.compile(f"(?:{_IP_LITERAL}|{_REG_NAME}+):[0-9]+")
+
+#: absolute-form (RFC 9112 section 3.2.2), restricted to hierarchical URIs with a non-empty
+#: authority (RFC 9110 section 4.2.1: an http URI with an empty host is invalid).
+ABSOLUTE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]+")
+
+#: Content-Length = 1*DIGIT (RFC 9110 section 8.6); at most 18 digits so it fits any int64
+#: and no client can make us convert a megabyte of digits.
+CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
+
+#: chunk = chunk-size [ chunk-ext ] CRLF (RFC 9112 section 7.1, 7.1.1), bytes. Size is
+#: 1-16 hex digits (no sign, no 0x, no spaces); each extension is
+#: BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ].
+_BTCHAR = TCHAR.encode()
+_QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+CHUNK_LINE = re.compile(
+    rb"([0-9A-Fa-f]{1,16})((?:[ \t]*;[ \t]*[" + _BTCHAR + rb"]+(?:[ \t]*=[ \t]*(?:["
+    + _BTCHAR + rb"]+|" + _QUOTED + rb"))?)*)"
+)
+
+#: A CR not followed by LF (once the next byte is known), or an LF not preceded by CR.
+BARE_CR_LF = re.compile(rb"\r(?=[^\n])|(?<!\r)\n")
+
+
+def bad_field(line: str) -> BadRequest:
+    """The 400 for a field line that did not match, with a precise message."""
+    if line[:1] in (" ", "\t"):
+        return BadRequest("obsolete line folding is not accepted (RFC 9112 section 5.2)")
+    name, colon, _ = line.partition(":")
+    if not colon:
+        return BadRequest("header line without a colon")
+    if name != name.rstrip(" \t"):
+        return BadRequest("whitespace before the colon of a header field (RFC 9112 section 5.1)")
+    if not TOKEN.fullmatch(name):
+        return BadRequest("header field name is not a token")
+    return BadRequest("control character in a header field value")
+
+
+def parse_fields(
+    lines: list[str], items: list[tuple[str, str]], index: dict[str, list[str]], max_count: int
+) -> None:
+    """Parse field lines into ``items`` (arrival order) and ``index`` (lower name -> values).
+
+    Raises 431 past ``max_count`` fields (counted before any regex runs, so a flood of tiny
+    fields costs nothing) and 400 on any line that is not a valid field-line.
+    """
+    if len(lines) + len(items) > max_count:
+        raise HeaderFieldsTooLarge("too many header fields")
+    match = FIELD_LINE.fullmatch
+    for line in lines:
+        m = match(line)
+        if m is None:
+            raise bad_field(line)
+        name, value = m.groups()
+        items.append((name, value))
+        key = name.lower()
+        values = index.get(key)
+        if values is None:
+            index[key] = [value]
+        else:
+            values.append(value)
