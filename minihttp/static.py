@@ -32,6 +32,7 @@ import os
 import posixpath
 import secrets
 import shutil
+import ssl
 import stat
 from collections.abc import Sequence
 from typing import IO, Any, BinaryIO
@@ -57,6 +58,8 @@ __all__ = ["FileBody", "SimpleHTTPRequestHandler"]
 
 #: Size of each read when a file is copied without ``sendfile``.
 CHUNK_SIZE = 64 * 1024
+#: Smallest file segment sent with ``sendfile``; smaller ones go out with the head in one send.
+SENDFILE_MIN = 64 * 1024
 
 # Media types of the modern web, independent of the host's /etc/mime.types.
 _WEB_TYPES = {
@@ -252,8 +255,20 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _zero_copy(self, out: Any, count: int) -> Any:
+        """``out.sendfile`` when zero-copy pays: a big segment on a plain TCP socket.
+
+        Small segments are read and buffered instead, so head and body leave in one send;
+        under TLS ``socket.sendfile`` would only copy through ``send`` in 8 KiB blocks.
+        """
+        if not self.use_sendfile or count < SENDFILE_MIN:
+            return None
+        if isinstance(getattr(self, "connection", None), ssl.SSLSocket):
+            return None
+        return getattr(out, "sendfile", None)
+
     def _send_segment(self, file: BinaryIO, offset: int, count: int, out: Any) -> None:
-        sender = getattr(out, "sendfile", None) if self.use_sendfile else None
+        sender = self._zero_copy(out, count)
         if sender is not None:
             sender(file, offset, count)
             return
