@@ -1,0 +1,754 @@
+"""HTTPServer, ThreadingHTTPServer and BaseHTTPRequestHandler: ``http.server``'s API, done right.
+
+Code written for the standard library's ``http.server`` runs after changing its imports:
+subclass :class:`BaseHTTPRequestHandler`, write ``do_GET``, call ``send_response`` /
+``send_header`` / ``end_headers``, write the body to ``self.wfile``. Underneath:
+
+* Heads are parsed by :mod:`minihttp.http11` (strict RFC 9112); a bad head gets the status its
+  error carries and the connection closes when the error says so.
+* During a request ``self.rfile`` is exactly the request body (Content-Length or decoded
+  chunked), ``b''`` after it. Whatever the handler leaves unread is drained (bounded by
+  ``Limits.max_discard`` / ``discard_timeout``) or the connection is closed: a body can never
+  be parsed as the next request.
+* ``self.wfile`` enforces the response framing (RFC 9112 section 6.3): fewer bytes than the
+  declared Content-Length close the connection (logged on ``minihttp.error``), more raise
+  :class:`~minihttp._io.ResponseTooLong`; with no Content-Length an HTTP/1.1 keep-alive
+  response is sent chunked, otherwise close-delimited. HEAD, 1xx, 204 and 304 responses carry
+  no body: body bytes written for them are *dropped* (so GET/HEAD can share code), and a
+  Content-Length on HEAD is passed through as metadata (RFC 9110 section 9.3.2).
+* The response head and body are buffered and sent with one ``sendall`` at the end of the
+  request (or past 64 KiB, or on ``self.wfile.flush()`` for streaming).
+* ``Expect: 100-continue`` is answered when the handler first reads the body; a handler that
+  never reads it gets no ``100`` and the connection is closed rather than drained. A handler
+  class that overrides ``handle_expect_100`` gets the standard library's eager call.
+* Logging goes through :mod:`logging`: ``minihttp.access`` (INFO, Common Log Format, written
+  when the request ends so the size is known) and ``minihttp.error``.
+
+Socketless use (unit tests): a handler whose ``rfile`` / ``wfile`` are plain file objects
+(``BytesIO``) behaves like the standard library's byte for byte, apart from the stricter
+parser: heads are read with ``readline(limit)`` and nothing is added to the response.
+
+For a pooled server (a connection parked in a selector between requests):
+``BaseHTTPRequestHandler.attach(request, client_address, server)`` builds a handler and runs
+only ``setup()``; ``handler.reader`` is the connection's :class:`~minihttp._io.SocketReader`
+(``feed(data)`` appends bytes received elsewhere, ``has_request()`` says a head is complete or
+EOF/an error is pending); ``handle_one_request()`` may be called once per request; afterwards
+``close_connection`` says whether to keep the connection; ``finish()`` releases it.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import socket
+import sys
+import time
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from . import _io
+from ._io import (
+    CHUNKED,
+    CLOSE,
+    LENGTH,
+    NOBODY,
+    PASSTHROUGH,
+    BodyReader,
+    ChunkedBody,
+    FileSource,
+    LengthBody,
+    ResponseWriter,
+    SocketReader,
+    empty_body,
+)
+from .config import DEFAULT_LIMITS, Limits
+from .errors import HTTPError
+from .http11 import body_allowed, parse_head, validate_field
+from .logs import access_log, control_escape, error_log
+from .socketserver import StreamRequestHandler, TCPServer, ThreadingMixIn
+
+__all__ = [
+    "DEFAULT_ERROR_CONTENT_TYPE",
+    "DEFAULT_ERROR_MESSAGE",
+    "BaseHTTPRequestHandler",
+    "HTTPServer",
+    "ThreadingHTTPServer",
+]
+
+__version__ = "0.1"
+
+DEFAULT_ERROR_MESSAGE = """\
+<!DOCTYPE HTML>
+<html lang="en">
+    <head>
+        <meta charset="utf-8">
+        <title>Error response</title>
+    </head>
+    <body>
+        <h1>Error response</h1>
+        <p>Error code: %(code)d</p>
+        <p>Message: %(message)s.</p>
+        <p>Error code explanation: %(code)s - %(explain)s.</p>
+    </body>
+</html>
+"""
+
+DEFAULT_ERROR_CONTENT_TYPE = "text/html;charset=utf-8"
+
+_INFO = logging.INFO
+_TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+
+
+class HTTPServer(TCPServer):
+    """A TCP server for HTTP; ``limits`` bounds what clients may send (see config.Limits)."""
+
+    allow_reuse_address = True
+    #: Sizes and timeouts enforced by the handlers of this server.
+    limits: Limits = DEFAULT_LIMITS
+
+    def server_bind(self) -> None:
+        """Bind, then record ``server_name`` (FQDN) and ``server_port``."""
+        TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = socket.getfqdn(host)
+        self.server_port = port
+
+
+class ThreadingHTTPServer(ThreadingMixIn, HTTPServer):
+    """An HTTP server with a (daemon) thread per connection."""
+
+    daemon_threads = True
+
+
+# -- per-second caches of the Date header (RFC 9110 section 6.6.1) --------------------------
+
+_WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+_MONTHS: list[str | None] = [None, "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug",
+                             "Sep", "Oct", "Nov", "Dec"]
+
+
+def _http_date(timestamp: float) -> str:
+    """IMF-fixdate, as ``email.utils.formatdate(usegmt=True)`` without importing email."""
+    t = time.gmtime(timestamp)
+    return (f"{_WEEKDAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon]} {t.tm_year:04d} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+
+
+_date_second = -1
+_date_text = ""
+_date_line = b""
+
+
+def _now_date() -> tuple[str, bytes]:
+    """The current HTTP date and its ``Date:`` field line, recomputed once per second."""
+    global _date_second, _date_text, _date_line
+    now = time.time()
+    second = int(now)
+    if second != _date_second:
+        text = _http_date(now)
+        _date_text, _date_line = text, f"Date: {text}\r\n".encode("latin-1")
+        _date_second = second
+    return _date_text, _date_line
+
+
+_server_lines: dict[str, bytes] = {}
+_status_lines: dict[tuple[str, int], bytes] = {}
+_allow_values: dict[type, str] = {}
+
+
+class BaseHTTPRequestHandler(StreamRequestHandler):
+    """HTTP request handler base class: define ``do_<METHOD>`` methods in a subclass.
+
+    The request is described by ``command``, ``path``, ``request_version``, ``requestline``,
+    ``raw_requestline`` and ``headers``; ``rfile`` is the request body, ``wfile`` takes the
+    response body after ``send_response`` / ``send_header`` / ``end_headers``. Set
+    ``protocol_version = "HTTP/1.1"`` for keep-alive.
+    """
+
+    sys_version = "Python/" + sys.version.split()[0]
+    server_version = "BaseHTTP/" + __version__
+    error_message_format = DEFAULT_ERROR_MESSAGE
+    error_content_type = DEFAULT_ERROR_CONTENT_TYPE
+    #: Only used to answer a request whose line could not be parsed. minihttp never speaks
+    #: HTTP/0.9 (RFC 9112 section 2.3 leaves it out): a "HTTP/0.9" here answers as HTTP/1.0.
+    default_request_version = "HTTP/0.9"
+    protocol_version = "HTTP/1.0"
+    disable_nagle_algorithm = True
+    weekdayname = _WEEKDAYS
+    monthname = _MONTHS
+    responses: ClassVar[dict[int, tuple[str, str]]] = {
+        v: (v.phrase, v.description) for v in HTTPStatus.__members__.values()
+    }
+
+    # Set per request (declared for type checkers; absent until the request line is parsed).
+    command: str | None
+    path: str
+    request_version: str
+    requestline: str
+    raw_requestline: bytes
+    headers: Any
+    close_connection: bool
+    client_address: Any
+    # A SocketReader / BodyReader and a ResponseWriter, or plain files (socketless tests).
+    rfile: Any
+    wfile: Any
+    _headers_buffer: list[bytes]
+
+    def __init__(self, request: Any, client_address: Any, server: Any) -> None:
+        self._init_state()
+        super().__init__(request, client_address, server)
+
+    def _init_state(self) -> None:
+        self._writer: ResponseWriter | None = None
+        self.reader: SocketReader | None = None
+        self._file_source: FileSource | None = None
+        self._head: bytes | None = None
+        self._body: BodyReader | None = None
+        self._conn_rfile: Any = None
+        self._status: int | None = None
+        self._resp_length: int | None = None
+        self._resp_te: str | None = None
+        self._conn_header = False
+        self._log_code: Any = None
+        self._error_keepalive = False
+        self._error_headers: list[tuple[str, str]] | None = None
+        self._expect_pending = False
+        self._pending_mode: tuple[int, int] | None = None
+        self.close_connection = True
+
+    @classmethod
+    def attach(cls, request: Any, client_address: Any, server: Any) -> BaseHTTPRequestHandler:
+        """A handler for a connection with only ``setup()`` run (for a pooled server).
+
+        Call ``handle_one_request()`` once per request, look at ``close_connection`` after
+        each, and ``finish()`` when done with the connection.
+        """
+        self = cls.__new__(cls)
+        self._init_state()
+        self.request = request
+        self.client_address = client_address
+        self.server = server
+        self.setup()
+        return self
+
+    # -- connection set-up and tear-down -------------------------------------------------
+
+    def _limits(self) -> Limits:
+        limits = getattr(self.server, "limits", None)
+        return limits if isinstance(limits, Limits) else DEFAULT_LIMITS
+
+    def setup(self) -> None:
+        """Wrap a real socket in minihttp's reader and writer; else the stdlib's files."""
+        sock = self.request
+        if not isinstance(sock, socket.socket):
+            super().setup()  # socketless tests: request.makefile() gives the files
+            return
+        self.connection = sock
+        if self.timeout is not None:
+            sock.settimeout(self.timeout)
+        if self.disable_nagle_algorithm and sock.family in _TCP_FAMILIES:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+            except OSError:
+                pass  # the peer may already be gone
+        self.reader = SocketReader(sock, self._limits())
+        self._writer = ResponseWriter(sock)
+        self.rfile = self.reader
+        self.wfile = self._writer
+
+    def finish(self) -> None:
+        """Release the connection's files (the server closes the socket)."""
+        if self._writer is None:
+            super().finish()
+            return
+        try:
+            self._writer.close()
+        finally:
+            if self.reader is not None:
+                self.reader.close()
+
+    # -- the request loop ----------------------------------------------------------------
+
+    def handle(self) -> None:
+        """Handle requests until one of them says to close the connection."""
+        self.close_connection = True
+        self.handle_one_request()
+        while not self.close_connection:
+            self.handle_one_request()
+
+    def _source(self) -> SocketReader | FileSource:
+        """Where the next head comes from: our socket reader, or the file in ``self.rfile``."""
+        rfile = self.rfile
+        reader = self.reader
+        if reader is not None and rfile is reader:
+            return reader
+        src = self._file_source
+        if src is None or src.raw is not rfile:
+            src = self._file_source = FileSource(rfile, self._limits())
+        return src
+
+    def handle_one_request(self) -> None:
+        """Read one request head, dispatch to ``do_<command>``, finish the response."""
+        self.close_connection = True
+        self._log_code = None
+        source = self._source()
+        self._conn_rfile = self.rfile
+        try:
+            head = source.read_head()
+        except HTTPError as err:
+            self._reject_head(err)
+            return
+        except OSError as err:
+            error_log.debug("connection error reading a request head: %r", err)
+            return
+        if head is None:
+            return  # EOF or idle keep-alive timeout: close silently
+        self._head = head
+        try:
+            if self.parse_request():
+                self._dispatch()
+        except Exception:
+            self._request_failed()
+            raise
+        finally:
+            self._end_request()
+
+    def _reject_head(self, err: HTTPError) -> None:
+        """Answer a head that cannot be read (408, 414, 431, 400) and close."""
+        self.command = None
+        self.requestline = ""
+        self.request_version = ""
+        self._head = None
+        try:
+            self.send_error(err.status, None, err.message)
+            self._end_request()
+        except OSError as exc:
+            error_log.debug("could not send %d: %r", err.status, exc)
+        self.close_connection = True
+
+    def parse_request(self) -> bool:
+        """Parse the head in ``self._head`` (RFC 9112); False after an error was sent.
+
+        Sets ``command``, ``path``, ``request_version``, ``requestline``, ``headers`` and
+        ``close_connection``, and makes ``self.rfile`` the request body.
+        """
+        self.command = None
+        version = self.default_request_version
+        self.request_version = "HTTP/1.0" if version == "HTTP/0.9" else version
+        self.close_connection = True
+        head = self._head
+        if head is None:
+            head = self._read_rest_of_head()
+            if head is None:
+                return False
+        first = head.lstrip(b"\r\n")
+        self.requestline = first[: first.find(b"\r\n")].decode("latin-1")
+        limits = self._limits()
+        try:
+            req = parse_head(head, limits)
+        except HTTPError as err:
+            self.send_error(err.status, None, err.message)
+            return False
+        self.command = req.method
+        path = req.target
+        if path.startswith("//"):
+            path = "/" + path.lstrip("/")  # gh-87389: not an open redirect to //host
+        self.path = path
+        self.request_version = req.version
+        self.headers = req.headers
+        self.raw_requestline = req.raw_requestline
+        self.close_connection = not req.keep_alive or self.protocol_version < "HTTP/1.1"
+        source = self._source()
+        expect = (req.expect_continue and self.protocol_version >= "HTTP/1.1")
+        lazy = (expect and self._writer is not None and self.wfile is self._writer
+                and type(self).handle_expect_100 is BaseHTTPRequestHandler.handle_expect_100)
+        on_first = self._send_continue if lazy else None
+        body: BodyReader
+        if req.chunked:
+            body = ChunkedBody(source, limits, on_first)
+        elif req.content_length:
+            body = LengthBody(source, req.content_length, on_first)
+        else:
+            body = empty_body()
+        self._body = body
+        self._expect_pending = lazy and not body.done
+        self.rfile = body
+        # The standard library's eager path: an overriding handle_expect_100 may refuse.
+        return not (expect and not lazy and not self.handle_expect_100())
+
+    def _read_rest_of_head(self) -> bytes | None:
+        """Compat: ``raw_requestline`` was read by a custom loop; read the fields after it."""
+        lines = [self.raw_requestline]
+        size = len(lines[0])
+        limits = self._limits()
+        while True:
+            line = self.rfile.readline(limits.max_head - size + 1)
+            size += len(line)
+            if not line or size > limits.max_head:
+                self.requestline = ""
+                self.send_error(431 if line else 400)
+                return None
+            lines.append(line)
+            if line in (b"\r\n", b"\n"):
+                return b"".join(lines)
+
+    def _dispatch(self) -> None:
+        """Call ``do_<command>``: 501 with ``Allow`` when the handler has no such method."""
+        command = self.command
+        method = getattr(self, "do_" + command, None) if command else None
+        if method is None:
+            self._error_keepalive = True
+            self._error_headers = [("Allow", self._allow())]
+            try:
+                self.send_error(HTTPStatus.NOT_IMPLEMENTED, f"Unsupported method ({command!r})")
+            finally:
+                self._error_keepalive = False
+                self._error_headers = None
+            return
+        try:
+            method()
+        except HTTPError as err:
+            # Raised while reading the body (408, 413, 400 on bad chunks).
+            self._handler_error(err.status, err.close, None)
+        except (ConnectionError, TimeoutError) as err:
+            error_log.debug("%s: client connection lost: %r", self.address_string(), err)
+            self.close_connection = True
+            if self._writer is not None:
+                self._writer.broken = True
+        except Exception as err:
+            if self._writer is None:
+                raise  # socketless: let the caller see it, as the standard library does
+            self._handler_error(500, False, err)
+
+    def _handler_error(self, status: int, close: bool, exc: BaseException | None) -> None:
+        """A handler failed: 500 (or the error's status) if nothing was sent, else close."""
+        if exc is not None:
+            error_log.error("%s: exception in %s %r", self.address_string(), self.command,
+                            getattr(self, "path", ""), exc_info=exc)
+        writer = self._writer
+        if writer is not None and not writer.discard_unsent():
+            writer.abort()
+            self.close_connection = True
+            return
+        self._headers_buffer = []
+        self._resp_length = self._resp_te = None
+        self._conn_header = False
+        keep = not close and not self.close_connection
+        self._error_keepalive = keep
+        try:
+            self.send_error(status)
+        finally:
+            self._error_keepalive = False
+        if not keep:
+            self.close_connection = True
+
+    def _request_failed(self) -> None:
+        """An exception escapes ``handle_one_request``: never reuse this connection."""
+        self.close_connection = True
+        if self._writer is not None:
+            self._writer.broken = True
+
+    def _end_request(self) -> None:
+        """Complete the response, drain or refuse the unread body, write the access log."""
+        writer = self._writer
+        body = self._body
+        self._body = None
+        self._head = None
+        if self._conn_rfile is not None:
+            self.rfile = self._conn_rfile
+            self._conn_rfile = None
+        if writer is not None and self.wfile is writer:
+            if not writer.started and writer.mode == _io.RAW and not writer.committed \
+                    and self._status is None and self.command is not None:
+                error_log.error("%s: handler for %r sent no response; closing",
+                                self.address_string(), self.requestline)
+            short = writer.mode == LENGTH and writer.remaining > 0 and not writer.broken
+            size: int | str = writer.body_bytes
+            try:
+                reusable = writer.finish()
+            except OSError as err:
+                error_log.debug("%s: could not send the response: %r", self.address_string(),
+                                err)
+                reusable = False
+            if short:
+                error_log.error("%s: response to %r shorter than its Content-Length; closing",
+                                self.address_string(), self.requestline)
+            if not reusable:
+                self.close_connection = True
+        else:
+            size = "-"
+            flush = getattr(self.wfile, "flush", None)
+            if flush is not None:
+                flush()
+        if body is not None and not body.done and not self.close_connection:
+            limits = self._limits()
+            if self._expect_pending and not body.started:
+                self.close_connection = True  # the client waits for 100: don't drain
+            elif not body.discard(limits.max_discard, limits.discard_timeout):
+                self.close_connection = True
+        if self.reader is not None:
+            self.reader.set_body_timeout(self._limits().body_timeout)
+        self._expect_pending = False
+        self._status = self._resp_length = self._resp_te = None
+        self._conn_header = False
+        code = self._log_code
+        if code is not None:
+            self._log_code = None
+            if (type(self).log_message is not BaseHTTPRequestHandler.log_message
+                    or access_log.isEnabledFor(_INFO)):
+                self.log_message('"%s" %s %s', self.requestline, str(code), str(size))
+
+    def _allow(self) -> str:
+        cls = type(self)
+        value = _allow_values.get(cls)
+        if value is None:
+            value = ", ".join(sorted(n[3:] for n in dir(cls)
+                                     if n.startswith("do_") and callable(getattr(cls, n))))
+            _allow_values[cls] = value
+        return value
+
+    # -- Expect: 100-continue (RFC 9110 section 10.1.1) --------------------------------
+
+    def handle_expect_100(self) -> bool:
+        """Answer ``Expect: 100-continue``; True to go on with the request.
+
+        minihttp calls this when the handler first reads the body, unless a subclass
+        overrides it: then it is called before dispatch, as in the standard library (send an
+        error and return False to refuse the body).
+        """
+        self.send_response_only(HTTPStatus.CONTINUE)
+        self.end_headers()
+        return True
+
+    def _send_continue(self) -> None:
+        """First read of a body whose client waits for ``100 Continue``."""
+        self._expect_pending = False
+        writer = self._writer
+        if writer is not None and not writer.started:
+            writer.interim(f"{self.protocol_version} 100 Continue\r\n\r\n".encode("latin-1"))
+
+    # -- building the response -----------------------------------------------------------
+
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        """Send and log an error response with an HTML body (escaped; none for HEAD)."""
+        try:
+            shortmsg, longmsg = self.responses[code]
+        except KeyError:
+            shortmsg, longmsg = "???", "???"
+        if message is None:
+            message = shortmsg
+        if explain is None:
+            explain = longmsg
+        self.log_error("code %d, message %s", code, message)
+        self.send_response(code, message)
+        if not self._error_keepalive:
+            self.send_header("Connection", "close")
+        for name, value in self._error_headers or ():
+            self.send_header(name, value)
+        body = None
+        # No content for 1xx, 204, 205, 304 (RFC 9110 sections 15.3.5, 15.3.6, 15.4.5).
+        if code >= 200 and code not in (HTTPStatus.NO_CONTENT, HTTPStatus.RESET_CONTENT,
+                                        HTTPStatus.NOT_MODIFIED):
+            content = self.error_message_format % {
+                "code": code,
+                "message": html.escape(message, quote=False),
+                "explain": html.escape(explain, quote=False),
+            }
+            body = content.encode("UTF-8", "replace")
+            self.send_header("Content-Type", self.error_content_type)
+            self.send_header("Content-Length", str(len(body)))
+        elif code >= 200:
+            self.send_header("Content-Length", "0")
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """Queue the status line plus ``Server`` and ``Date``; log the request."""
+        self.log_request(code)
+        self.send_response_only(code, message)
+        cls = type(self)
+        if (cls.version_string is _base_version_string
+                and cls.date_time_string is _base_date_time_string
+                and cls.send_header is _base_send_header):
+            if self.request_version != "HTTP/0.9":
+                key = self.server_version + " " + self.sys_version
+                line = _server_lines.get(key)
+                if line is None:
+                    line = _server_lines[key] = f"Server: {key}\r\n".encode("latin-1")
+                self._headers_buffer.append(line)
+                self._headers_buffer.append(_now_date()[1])
+        else:
+            self.send_header("Server", self.version_string())
+            self.send_header("Date", self.date_time_string())
+
+    def send_response_only(self, code: int, message: str | None = None) -> None:
+        """Queue the status line only (no ``Server`` / ``Date``, no logging)."""
+        if self.request_version == "HTTP/0.9":
+            return
+        self._status = code = int(code)
+        try:
+            buf = self._headers_buffer
+        except AttributeError:
+            buf = self._headers_buffer = []
+        if message is None:
+            key = (self.protocol_version, code)
+            line = _status_lines.get(key)
+            if line is None:
+                reason = self.responses[code][0] if code in self.responses else ""
+                line = f"{self.protocol_version} {code} {reason}\r\n".encode("latin-1")
+                validate_field("Status", line.decode("latin-1")[:-2])
+                _status_lines[key] = line
+        else:
+            text = f"{self.protocol_version} {code} {message}"
+            validate_field("Status", text)
+            line = (text + "\r\n").encode("latin-1", "strict")
+        buf.append(line)
+
+    def send_header(self, keyword: str, value: Any) -> None:
+        """Queue a header field. Raises ValueError on CR, LF or NUL (header injection)."""
+        if not isinstance(value, str):
+            value = str(value)
+        validate_field(keyword, value)
+        if self.request_version != "HTTP/0.9":
+            try:
+                buf = self._headers_buffer
+            except AttributeError:
+                buf = self._headers_buffer = []
+            buf.append(f"{keyword}: {value}\r\n".encode("latin-1", "strict"))
+        name = keyword.lower()
+        if name == "connection":
+            self._conn_header = True
+            lowered = value.lower()
+            if lowered == "close":
+                self.close_connection = True
+            elif lowered == "keep-alive":
+                self.close_connection = False
+        elif name == "content-length":
+            value = value.strip()
+            if not value.isdigit() or not value.isascii():
+                raise ValueError(f"invalid Content-Length {value!r}")
+            self._resp_length = int(value)
+        elif name == "transfer-encoding":
+            self._resp_te = value
+
+    def end_headers(self) -> None:
+        """End the head: choose the body framing and hand the head to ``wfile``."""
+        if self.request_version == "HTTP/0.9":
+            return
+        try:
+            buf = self._headers_buffer
+        except AttributeError:
+            buf = self._headers_buffer = []
+        writer = self._writer
+        status = self._status
+        if writer is not None and self.wfile is writer and status is not None and status >= 200:
+            self._pending_mode = self._framing(buf, status)
+        buf.append(b"\r\n")
+        self.flush_headers()
+
+    def _framing(self, buf: list[bytes], status: int) -> tuple[int, int]:
+        """RFC 9112 section 6.3: how this response's body is delimited; adds fields if needed."""
+        http11 = self.request_version == "HTTP/1.1" and self.protocol_version >= "HTTP/1.1"
+        if not body_allowed(self.command or "GET", status):
+            mode, length = NOBODY, 0
+        elif self._resp_te is not None:
+            if self._resp_te.lower().replace(" ", "").endswith("chunked") and http11:
+                mode, length = PASSTHROUGH, 0
+            else:
+                mode, length = CLOSE, 0
+                self.close_connection = True
+        elif self._resp_length is not None:
+            mode, length = LENGTH, self._resp_length
+        elif http11 and not self.close_connection:
+            mode, length = CHUNKED, 0
+            buf.append(b"Transfer-Encoding: chunked\r\n")
+        else:
+            mode, length = CLOSE, 0
+            self.close_connection = True
+        if not self._conn_header and self.protocol_version >= "HTTP/1.1":
+            if self.close_connection:
+                buf.append(b"Connection: close\r\n")
+            elif self.request_version == "HTTP/1.0":
+                buf.append(b"Connection: keep-alive\r\n")  # RFC 9112 section 9.3
+        return mode, length
+
+    def flush_headers(self) -> None:
+        """Hand the queued head to ``wfile`` (buffered until the request ends)."""
+        try:
+            buf = self._headers_buffer
+        except AttributeError:
+            return
+        if not buf:
+            return
+        data = b"".join(buf)
+        self._headers_buffer = []
+        writer = self._writer
+        if writer is not None and self.wfile is writer:
+            pending = self._pending_mode
+            if pending is not None:
+                self._pending_mode = None
+                writer.start(data, pending[0], pending[1])
+                return
+            if self._status is not None and self._status < 200:
+                writer.interim(data)
+                self._status = None
+                return
+        self.wfile.write(data)
+
+    # -- logging -------------------------------------------------------------------------
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        """Log an accepted request (CLF); called by ``send_response``.
+
+        During a request the line is written when the request ends, with the body size.
+        """
+        if isinstance(code, HTTPStatus):
+            code = code.value
+        if size == "-" and self._head is not None:
+            self._log_code = code
+            return
+        self.log_message('"%s" %s %s', self.requestline, str(code), str(size))
+
+    def log_error(self, format: str, *args: Any) -> None:
+        """Log an error response on ``minihttp.error`` (INFO: it is usually the client's)."""
+        if type(self).log_message is not BaseHTTPRequestHandler.log_message:
+            self.log_message(format, *args)  # the standard library's route
+            return
+        if error_log.isEnabledFor(_INFO):
+            error_log.info("%s - - [%s] %s", self.address_string(),
+                           self.log_date_time_string(), control_escape(format % args))
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Log a line on ``minihttp.access``: ``host - - [date] message``, control chars escaped."""
+        if access_log.isEnabledFor(_INFO):
+            access_log.info("%s - - [%s] %s", self.address_string(),
+                            self.log_date_time_string(), control_escape(format % args))
+
+    # -- small helpers of the standard library -------------------------------------------
+
+    def version_string(self) -> str:
+        """The ``Server`` header value."""
+        return self.server_version + " " + self.sys_version
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """An HTTP date (IMF-fixdate) for ``timestamp`` (default: now)."""
+        if timestamp is None:
+            return _now_date()[0]
+        return _http_date(timestamp)
+
+    def log_date_time_string(self) -> str:
+        """The current local time formatted for logging."""
+        year, month, day, hh, mm, ss, _x, _y, _z = time.localtime(time.time())
+        return f"{day:02d}/{self.monthname[month]!s:>3}/{year:04d} {hh:02d}:{mm:02d}:{ss:02d}"
+
+    def address_string(self) -> str:
+        """The client's address (host part)."""
+        addr = self.client_address
+        return str(addr[0]) if addr else "-"
+
+
+_base_version_string = BaseHTTPRequestHandler.version_string
+_base_date_time_string = BaseHTTPRequestHandler.date_time_string
+_base_send_header = BaseHTTPRequestHandler.send_header
