@@ -1,0 +1,832 @@
+"""A forward HTTP proxy: absolute-form requests relayed over pooled h11 connections, CONNECT.
+
+Run it (loopback only, port 8080)::
+
+    python -m minihttp.proxy 8080
+    python -m minihttp.proxy 3128 -b 0.0.0.0 --allow 10.0.0.0/8 --auth alice:secret
+
+or subclass :class:`ProxyHandler` and override :meth:`ProxyHandler.request_hook` /
+:meth:`ProxyHandler.response_hook` to inspect and change traffic (see
+``examples/logging_proxy.py``).
+
+Rules of this module (RFC 9110 section 7.6, RFC 9112 sections 3.2 and 9.3):
+
+* Only absolute-form ``http://`` targets are forwarded; origin-form requests get 400 (we are
+  a proxy, not an origin server) and ``https://`` must come through CONNECT.
+* Hop-by-hop fields are removed in both directions: Connection and every name it lists,
+  plus the fixed set :data:`HOP_BY_HOP`. A Connection header that lists an end-to-end
+  field we depend on (:data:`PROTECTED`) gets 400 rather than silently losing the field.
+* The received Host is replaced by the target URI's authority (RFC 9112 section 3.2.2).
+* Bodies are streamed, never buffered whole; framing is re-done on each side (client
+  chunked -> upstream chunked, Content-Length kept). The upstream's framing is h11's.
+* Every failure the client can see is a short plain-text response: 400, 403, 407, 502,
+  504, 508. Once a response head has been relayed, a failure closes the client connection
+  instead (a truncated body must never look complete).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import dataclasses
+import hmac
+import ipaddress
+import logging
+import re
+import secrets
+import socket
+import sys
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import Any
+
+import h11
+
+from minihttp._proxy_pool import (
+    ConnectionPool,
+    DestinationDenied,
+    IPNetwork,
+    UpstreamConnection,
+    UpstreamError,
+    UpstreamTimeout,
+    address_in,
+    open_connection,
+)
+from minihttp._tunnel import relay
+from minihttp.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+__all__ = [
+    "HOP_BY_HOP",
+    "PROTECTED",
+    "ProxyConfig",
+    "ProxyHandler",
+    "ProxyRequest",
+    "ProxyResponse",
+    "ProxyServer",
+    "main",
+]
+
+#: Fields that describe one connection, never forwarded (RFC 9110 sections 7.6.1, 11.7, 7.8;
+#: RFC 9112 section 6.1). Trailer goes too: trailers are not relayed.
+HOP_BY_HOP = frozenset({
+    "connection", "proxy-connection", "keep-alive", "te", "transfer-encoding", "upgrade",
+    "proxy-authorization", "proxy-authenticate", "trailer",
+})
+#: End-to-end fields that a Connection header may not name (RFC 9110 section 7.6.1: "a
+#: sender MUST NOT send a connection option corresponding to a header field that is intended
+#: for all recipients of the content"); naming them is an attack on framing or routing.
+PROTECTED = frozenset({
+    "host", "content-length", "content-type", "content-encoding", "content-range",
+    "authorization", "cookie", "cache-control", "via", "x-forwarded-for",
+})
+#: Methods that may be retried once on a fresh connection (RFC 9110 section 9.2.2).
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+_REG_NAME = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=%-]+")
+_PORT = re.compile(r"[0-9]{1,5}")
+_READ = 64 * 1024
+
+
+def _networks(values: Iterable[str | IPNetwork]) -> tuple[IPNetwork, ...]:
+    return tuple(v if not isinstance(v, str) else ipaddress.ip_network(v, strict=False)
+                 for v in values)
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """Everything the proxy decides by policy rather than by protocol, validated once."""
+
+    #: Client networks allowed to use the proxy; others get 403. Loopback only by default.
+    allow: tuple[IPNetwork, ...] = _networks(["127.0.0.0/8", "::1/128"])
+    #: Destination networks refused (checked on the resolved address); 403.
+    deny: tuple[IPNetwork, ...] = ()
+    #: Ports CONNECT may open tunnels to; others get 403.
+    connect_ports: frozenset[int] = frozenset({443})
+    #: ``(user, password)`` for Basic Proxy-Authorization, or None for no authentication.
+    auth: tuple[str, str] | None = None
+    #: Append the client address to X-Forwarded-For.
+    forwarded_for: bool = True
+    #: Connect timeout and longest wait for any upstream read (504 when exceeded).
+    upstream_timeout: float = 30.0
+    #: A CONNECT tunnel with no traffic either way for this long is closed.
+    tunnel_idle_timeout: float = 300.0
+    #: Idle keep-alive connections kept per upstream (host, port), and how long.
+    max_idle_per_host: int = 8
+    pool_idle_timeout: float = 30.0
+    #: Pseudonym in our Via entries; a request whose Via already has it is a loop (508).
+    #: Random per process by default so two chained minihttp proxies do not collide.
+    via_name: str = field(default_factory=lambda: "minihttp-" + secrets.token_hex(3))
+    #: Do not log requests (the CLI then configures no access log).
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "allow", _networks(self.allow))
+        object.__setattr__(self, "deny", _networks(self.deny))
+        object.__setattr__(self, "connect_ports", frozenset(self.connect_ports))
+        for name in ("upstream_timeout", "tunnel_idle_timeout", "pool_idle_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ProxyConfig.{name} must be positive")
+        if self.max_idle_per_host < 0:
+            raise ValueError("ProxyConfig.max_idle_per_host must be >= 0")
+        if any(not 0 < p < 65536 for p in self.connect_ports):
+            raise ValueError("ProxyConfig.connect_ports must be TCP ports")
+        if not _REG_NAME.fullmatch(self.via_name):
+            raise ValueError("ProxyConfig.via_name must be a token")
+
+    def replace(self, **changes: Any) -> ProxyConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+class _Fields:
+    """A mutable, ordered list of (name, value) header fields with case-insensitive lookup."""
+
+    headers: list[tuple[str, str]]
+
+    def get_header(self, name: str, default: str | None = None) -> str | None:
+        """First value of ``name``, or ``default``."""
+        lname = name.lower()
+        return next((v for n, v in self.headers if n.lower() == lname), default)
+
+    def remove_header(self, name: str) -> None:
+        """Remove every field called ``name``."""
+        lname = name.lower()
+        self.headers[:] = [(n, v) for n, v in self.headers if n.lower() != lname]
+
+    def set_header(self, name: str, value: str) -> None:
+        """Replace every field called ``name`` by one with ``value``."""
+        self.remove_header(name)
+        self.headers.append((name, value))
+
+
+@dataclass
+class ProxyRequest(_Fields):
+    """A request about to leave for the upstream; hooks may change any field.
+
+    ``headers`` are end-to-end fields only (hop-by-hop and framing fields are removed and
+    the framing is re-added by the proxy). Host is not in the list: it is always derived from
+    ``url`` (RFC 9112 section 3.2.2). For CONNECT, ``url`` is the ``host:port`` authority.
+    """
+
+    method: str
+    url: str
+    headers: list[tuple[str, str]]
+    client_address: tuple[Any, ...] = ()
+
+
+@dataclass
+class ProxyResponse(_Fields):
+    """A response head on its way to the client, or a complete response made by a hook.
+
+    ``body`` is None for upstream responses (the body is streamed untouched); a hook that
+    answers a request itself sets ``body`` to bytes. Framing fields are set by the proxy.
+    """
+
+    status: int
+    reason: str = ""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes | None = None
+
+
+class _Refuse(Exception):
+    """Answer the client with ``status`` and a short text, then go on with the connection."""
+
+    def __init__(self, status: int, message: str, headers: Sequence[tuple[str, str]] = ()):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, list(headers)
+
+
+def connection_options(values: Iterable[str]) -> set[str]:
+    """Lower-cased tokens of every Connection field value (RFC 9110 section 7.6.1)."""
+    return {t.strip().lower() for v in values for t in v.split(",") if t.strip()}
+
+
+def end_to_end(fields: Iterable[tuple[str, str]], drop: Iterable[str] = ()) -> list[
+        tuple[str, str]]:
+    """``fields`` without hop-by-hop fields, Connection-listed fields and ``drop``."""
+    fields = list(fields)
+    listed = connection_options(v for n, v in fields if n.lower() == "connection")
+    remove = HOP_BY_HOP | (listed - PROTECTED) | {d.lower() for d in drop}
+    return [(n, v) for n, v in fields if n.lower() not in remove]
+
+
+def via_has(values: Iterable[str], pseudonym: str) -> bool:
+    """True when one of the Via entries was received by ``pseudonym`` (RFC 9110 7.6.3)."""
+    for value in values:
+        for entry in value.split(","):
+            parts = entry.split()
+            if len(parts) >= 2 and parts[1].lower() == pseudonym.lower():
+                return True
+    return False
+
+
+class ProxyServer(ThreadingHTTPServer):
+    """A threading HTTP server carrying the proxy's config, upstream pool and live sockets."""
+
+    daemon_threads = True
+
+    def __init__(
+        self,
+        server_address: tuple[Any, ...],
+        RequestHandlerClass: Any = None,
+        bind_and_activate: bool = True,
+        *,
+        config: ProxyConfig | None = None,
+    ) -> None:
+        self.proxy_config = config or ProxyConfig()
+        self.proxy_pool = ConnectionPool(
+            max_idle_per_host=self.proxy_config.max_idle_per_host,
+            idle_timeout=self.proxy_config.pool_idle_timeout,
+        )
+        self._live: set[socket.socket] = set()
+        self._live_lock = threading.Lock()
+        super().__init__(server_address, RequestHandlerClass or ProxyHandler, bind_and_activate)
+
+    def track(self, sock: socket.socket, alive: bool) -> None:
+        """Remember (or forget) an upstream socket so server_close can cut it."""
+        with self._live_lock:
+            (self._live.add if alive else self._live.discard)(sock)
+
+    def server_close(self) -> None:
+        """Close the listener, the pool, and cut live upstream sockets so workers end now."""
+        super().server_close()
+        self.proxy_pool.close()
+        with self._live_lock:
+            live = list(self._live)
+        for sock in live:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+_FALLBACK: dict[str, Any] = {}
+_FALLBACK_LOCK = threading.Lock()
+
+
+class ProxyHandler(BaseHTTPRequestHandler):
+    """Forward-proxy request handler: every method in absolute-form, plus CONNECT.
+
+    Works under :class:`ProxyServer` (which carries config and pool); under any other
+    server it uses a default :class:`ProxyConfig` and a process-wide pool.
+    """
+
+    server_version = "minihttp-proxy"
+    protocol_version = "HTTP/1.1"
+
+    # -- hooks for subclasses -------------------------------------------------------------
+
+    def request_hook(self, request: ProxyRequest) -> ProxyRequest | ProxyResponse | None:
+        """Inspect or change a request before it leaves.
+
+        Return the (possibly changed) request or None to forward it, or a
+        :class:`ProxyResponse` with ``body`` set to answer the client without any upstream.
+        """
+        return request
+
+    def response_hook(
+        self, request: ProxyRequest, response: ProxyResponse
+    ) -> ProxyResponse | None:
+        """Inspect or change status, reason and headers of an upstream response.
+
+        The body is streamed afterwards, untouched. Return the response (or None).
+        """
+        return response
+
+    # -- configuration ---------------------------------------------------------------------
+
+    @property
+    def config(self) -> ProxyConfig:
+        cfg = getattr(self.server, "proxy_config", None)
+        if isinstance(cfg, ProxyConfig):
+            return cfg
+        fallback: ProxyConfig = self._fallback()["config"]
+        return fallback
+
+    @property
+    def pool(self) -> ConnectionPool:
+        pool = getattr(self.server, "proxy_pool", None)
+        if isinstance(pool, ConnectionPool):
+            return pool
+        fallback: ConnectionPool = self._fallback()["pool"]
+        return fallback
+
+    @staticmethod
+    def _fallback() -> dict[str, Any]:
+        with _FALLBACK_LOCK:
+            if not _FALLBACK:
+                _FALLBACK["config"] = ProxyConfig()
+                _FALLBACK["pool"] = ConnectionPool()
+            return _FALLBACK
+
+    # -- dispatch: every method is proxied ---------------------------------------------------
+
+    def __getattr__(self, name: str) -> Any:
+        # http.server dispatches to do_<METHOD>; any extension method is forwarded too.
+        if name.startswith("do_") and name[3:].isupper():
+            return self.do_GET
+        raise AttributeError(name)
+
+    def do_GET(self) -> None:
+        """Forward one absolute-form request (used for every method except CONNECT)."""
+        try:
+            self._admit()
+            self._forward()
+        except _Refuse as refusal:
+            self._send_plain(refusal.status, refusal.message, refusal.headers)
+
+    do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_GET
+
+    def do_CONNECT(self) -> None:
+        """Open a TCP tunnel to ``host:port`` (RFC 9110 section 9.3.6)."""
+        try:
+            self._admit()
+            self._tunnel()
+        except _Refuse as refusal:
+            self.close_connection = True
+            self._send_plain(refusal.status, refusal.message, refusal.headers)
+
+    # -- admission: allow-list, authentication, loops ----------------------------------------
+
+    def _admit(self) -> None:
+        cfg = self.config
+        if not address_in(str(self.client_address[0]), cfg.allow):
+            raise _Refuse(403, "Forbidden: this client may not use the proxy.")
+        if cfg.auth is not None and not self._authorized(cfg.auth):
+            raise _Refuse(407, "Proxy authentication required.",
+                          [("Proxy-Authenticate", 'Basic realm="minihttp", charset="UTF-8"')])
+        options = connection_options(self.headers.get_all("Connection") or [])
+        if options & PROTECTED:
+            raise _Refuse(400, "Bad Request: Connection lists an end-to-end field.")
+        if via_has(self.headers.get_all("Via") or [], cfg.via_name):
+            raise _Refuse(508, "Loop Detected: this request already passed this proxy.")
+
+    def _authorized(self, auth: tuple[str, str]) -> bool:
+        expected = f"{auth[0]}:{auth[1]}".encode()
+        value = self.headers.get("Proxy-Authorization") or ""
+        scheme, _, token = value.strip().partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            given = base64.b64decode(token.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        return hmac.compare_digest(given, expected)  # constant time
+
+    def _is_self(self, host: str, port: int, peer: tuple[Any, ...] | None = None) -> bool:
+        """True when (host, port) -- or the peer actually connected to -- is this proxy."""
+        bind_host, bind_port = self.server.server_address[:2]
+        if port != bind_port:
+            return False
+        names = {"localhost", "ip6-localhost", socket.gethostname().lower(), str(bind_host)}
+        if host.lower() in names:
+            return True
+        candidates = [host] + ([str(peer[0])] if peer else [])
+        for cand in candidates:
+            try:
+                ip = ipaddress.ip_address(cand.split("%", 1)[0])
+            except ValueError:
+                continue
+            bind_any = str(bind_host) in ("", "0.0.0.0", "::")
+            if ip.is_loopback or ip.is_unspecified or str(ip) == str(bind_host) or bind_any:
+                return True
+        return False
+
+    # -- forwarding ----------------------------------------------------------------------------
+
+    def _target(self) -> tuple[str, int, str]:
+        """(host, port, request-target for upstream) from an absolute-form target."""
+        target = self.path
+        if target.startswith("/") or target == "*":
+            raise _Refuse(400, "Bad Request: this is a proxy; send absolute-form requests "
+                               "(http://host/path), or configure it as your HTTP proxy.")
+        scheme, sep, rest = target.partition("://")
+        if not sep or scheme.lower() != "http":
+            raise _Refuse(400, "Bad Request: only http:// targets are forwarded "
+                               "(use CONNECT for https).")
+        end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+        authority, path = rest[:end], rest[end:].partition("#")[0]
+        if "@" in authority:  # RFC 9110 section 4.2.4: userinfo is deprecated, treat as error
+            raise _Refuse(400, "Bad Request: userinfo in the target URI.")
+        host, port = self._split_authority(authority, default_port=80)
+        if not path:
+            path = "*" if self.command == "OPTIONS" else "/"
+        elif path.startswith("?"):
+            path = "/" + path
+        return host, port, path
+
+    @staticmethod
+    def _split_authority(authority: str, default_port: int | None) -> tuple[str, int]:
+        """(host, port) of ``host[:port]`` / ``[v6][:port]``; the port is required if no default."""
+        if authority.startswith("["):
+            host, sep, rest = authority[1:].partition("]")
+            try:
+                ipaddress.IPv6Address(host)
+            except ValueError:
+                sep = ""
+        else:
+            host, colon, port_text = authority.partition(":")
+            sep, rest = "]", colon + port_text
+            if not _REG_NAME.fullmatch(host):
+                sep = ""
+        if not sep:
+            raise _Refuse(400, "Bad Request: malformed host in the target.")
+        port_text = rest[1:]
+        if rest in ("", ":") and default_port is not None:
+            return host, default_port  # RFC 3986 section 3.2.3: empty port means default
+        if not rest.startswith(":") or not _PORT.fullmatch(port_text):
+            raise _Refuse(400, "Bad Request: malformed port in the target.")
+        port = int(port_text)
+        if not 0 < port < 65536:
+            raise _Refuse(400, "Bad Request: bad port in the target.")
+        return host, port
+
+    def _outgoing(self, url: str) -> ProxyRequest:
+        cfg = self.config
+        fields = end_to_end(self.headers.items(),
+                            drop=("host", "content-length", "expect", "x-forwarded-for"))
+        # Expect: 100-continue is answered by our server when we start reading the body; the
+        # upstream never sees it (we send the body without waiting).
+        version = self.request_version.partition("/")[2] or "1.1"
+        fields.append(("Via", f"{version} {cfg.via_name}"))
+        xff = [v for v in self.headers.get_all("X-Forwarded-For") or [] if v.strip()]
+        if cfg.forwarded_for:
+            xff.append(str(self.client_address[0]))
+        if xff:
+            fields.append(("X-Forwarded-For", ", ".join(xff)))
+        return ProxyRequest(self.command or "GET", url, fields, tuple(self.client_address))
+
+    def _max_forwards(self) -> bool:
+        """Handle Max-Forwards for OPTIONS/TRACE (RFC 9110 section 7.6.2); True if answered."""
+        value = self.headers.get("Max-Forwards")
+        if self.command not in ("OPTIONS", "TRACE") or value is None:
+            return False
+        if not value.strip().isdigit():
+            raise _Refuse(400, "Bad Request: bad Max-Forwards.")
+        if int(value) > 0:
+            return False
+        if self.command == "TRACE":
+            head = self.raw_requestline + b"".join(
+                f"{n}: {v}\r\n".encode("latin-1") for n, v in self.headers.items()
+                if n.lower() not in ("proxy-authorization", "authorization", "cookie"))
+            self._send_response(ProxyResponse(200, "OK", [("Content-Type", "message/http")],
+                                              head))
+        else:
+            self._send_response(ProxyResponse(200, "OK", [("Allow", "GET, HEAD, OPTIONS")], b""))
+        return True
+
+    def _forward(self) -> None:
+        host, port, path = self._target()
+        if self._is_self(host, port):
+            raise _Refuse(508, "Loop Detected: the target is this proxy.")
+        if self._max_forwards():
+            return
+        url = f"http://{self._authority(host, port)}{path}"
+        request = self._outgoing(url)
+        result = self.request_hook(request)
+        if isinstance(result, ProxyResponse):
+            self._send_response(result)
+            return
+        request = result or request
+        if request.url != url:  # the hook re-targeted the request: check it again
+            saved, self.path = self.path, request.url
+            try:
+                host, port, path = self._target()
+            finally:
+                self.path = saved
+            if self._is_self(host, port):
+                raise _Refuse(508, "Loop Detected: the target is this proxy.")
+        self._exchange(request, host, port, path)
+
+    @staticmethod
+    def _authority(host: str, port: int, default: int = 80) -> str:
+        h = f"[{host}]" if ":" in host else host
+        return h if port == default else f"{h}:{port}"
+
+    def _body_framing(self) -> tuple[str, str] | None:
+        if self.headers.get("Transfer-Encoding"):
+            return ("Transfer-Encoding", "chunked")
+        length = self.headers.get("Content-Length")
+        if length is not None:
+            return ("Content-Length", length.strip())
+        return None
+
+    def _exchange(self, request: ProxyRequest, host: str, port: int, path: str) -> None:
+        framing = self._body_framing()
+        fields = [("Host", self._authority(host, port))]
+        fields += [(n, v) for n, v in request.headers
+                   if n.lower() not in ("host", "content-length", "transfer-encoding")]
+        if framing is not None:
+            fields.append(framing)
+        has_body = framing is not None and framing != ("Content-Length", "0")
+        h11_request = h11.Request(method=request.method, target=path, headers=fields)
+        self._body_started = False
+        conn = self.pool.acquire((host.lower(), port))
+        response = None
+        for attempt in (0, 1):
+            if conn is None:
+                conn = self._connect(host, port)
+            try:
+                response = self._send_request(conn, h11_request, has_body)
+            except UpstreamError as exc:
+                # A pooled connection the upstream closed while idle fails before any
+                # response byte; an idempotent request whose body we have not touched yet
+                # is retried once on a fresh connection (RFC 9110 section 9.2.2).
+                stale = conn.reused and not conn.got_response_bytes
+                self._drop(conn)
+                conn = None
+                if (attempt == 0 and stale and not self._body_started
+                        and request.method in IDEMPOTENT):
+                    continue
+                if has_body:
+                    self.close_connection = True  # the client's body may be half read
+                raise _Refuse(exc.status, self._gateway_text(exc)) from exc
+            except BaseException:
+                self._drop(conn)
+                raise
+            break
+        assert conn is not None and response is not None
+        try:
+            self._relay_response(request, conn, response)
+        finally:
+            self.server_track(conn.sock, False)
+            self.pool.release(conn)
+
+    def _connect(self, host: str, port: int) -> UpstreamConnection:
+        cfg = self.config
+        try:
+            conn = self.pool.connect(host, port, timeout=cfg.upstream_timeout, deny=cfg.deny)
+        except DestinationDenied as exc:
+            raise _Refuse(403, "Forbidden: destination not allowed.") from exc
+        except UpstreamError as exc:
+            raise _Refuse(exc.status, self._gateway_text(exc)) from exc
+        try:
+            peer = conn.sock.getpeername()
+        except OSError:
+            peer = None
+        if self._is_self(host, port, peer):
+            conn.close()
+            raise _Refuse(508, "Loop Detected: the target is this proxy.")
+        return conn
+
+    def server_track(self, sock: socket.socket, alive: bool) -> None:
+        track = getattr(self.server, "track", None)
+        if track is not None:
+            track(sock, alive)
+
+    def _drop(self, conn: UpstreamConnection) -> None:
+        self.server_track(conn.sock, False)
+        conn.close()
+
+    @staticmethod
+    def _gateway_text(exc: UpstreamError) -> str:
+        if isinstance(exc, UpstreamTimeout):
+            return f"Gateway Timeout: {exc}"
+        return f"Bad Gateway: {exc}"
+
+    def _send_request(self, conn: UpstreamConnection, req: Any, has_body: bool) -> Any:
+        """Send the request and its body; return the final response head (h11.Response)."""
+        self.server_track(conn.sock, True)
+        conn.sock.settimeout(self.config.upstream_timeout)
+        try:
+            conn.send(req)
+            if has_body:
+                read = getattr(self.rfile, "read1", None) or self.rfile.read
+                while True:
+                    self._body_started = True
+                    piece = read(_READ)
+                    if not piece:
+                        break
+                    conn.send(h11.Data(data=piece))
+            conn.send(h11.EndOfMessage())
+            while True:
+                event = conn.next_event()
+                if isinstance(event, h11.InformationalResponse):
+                    continue  # 100/103 are ours to drop; 101 never asked for (no Upgrade)
+                if isinstance(event, h11.Response):
+                    return event
+                raise UpstreamError("upstream closed without a response")
+        except TimeoutError as exc:
+            raise UpstreamTimeout("upstream timed out") from exc
+        except (OSError, h11.ProtocolError) as exc:
+            if isinstance(exc, h11.LocalProtocolError) and not conn.got_response_bytes:
+                # h11 refused what we (or a hook) built: our fault, not the upstream's.
+                raise _Refuse(500, "Internal Server Error: request cannot be forwarded.") \
+                    from exc
+            raise UpstreamError("upstream connection failed") from exc
+
+    def _relay_response(self, request: ProxyRequest, conn: UpstreamConnection, head: Any) -> None:
+        raw = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in head.headers.raw_items()]
+        names = {n.lower() for n, _ in raw}
+        if head.status_code == 101 or {"content-length", "transfer-encoding"} <= names:
+            # RFC 9112 section 6.3: CL with TE is a smuggling signature; 101 we never asked for.
+            self._drop(conn)
+            raise _Refuse(502, "Bad Gateway: upstream response has invalid framing.")
+        length = next((v for n, v in raw if n.lower() == "content-length"), None)
+        version = head.http_version.decode("ascii", "replace")
+        fields = end_to_end(raw, drop=("content-length",))
+        fields.append(("Via", f"{version} {self.config.via_name}"))
+        response = ProxyResponse(head.status_code, head.reason.decode("latin-1"), fields)
+        response = self.response_hook(request, response) or response
+        self.send_response_only(response.status, response.reason or None)
+        if response.get_header("Date") is None:
+            self.send_header("Date", formatdate(usegmt=True))  # RFC 9110 section 6.6.1
+        for name, value in response.headers:
+            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(name, value)
+        if length is not None:
+            self.send_header("Content-Length", length)
+        self.end_headers()
+        self.log_request(response.status)
+        try:
+            while True:
+                event = conn.next_event()
+                if isinstance(event, h11.Data):
+                    self.wfile.write(event.data)
+                    self.wfile.flush()  # stream: the client sees bytes as they arrive
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+                else:
+                    raise UpstreamError("upstream ended the response early")
+        except (OSError, h11.ProtocolError, UpstreamError):
+            # The head is out: the only honest signal left is to cut the client off.
+            self._drop(conn)
+            self._abort_client()
+
+    def _abort_client(self) -> None:
+        """Cut the client off mid-response: never complete a body we could not relay whole."""
+        self.close_connection = True
+        abort = getattr(self.wfile, "abort", None)
+        try:
+            if abort is not None:
+                abort()  # minihttp's writer: send what is buffered, no last chunk, close
+            else:
+                self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    # -- responses made here ------------------------------------------------------------------
+
+    def _send_response(self, response: ProxyResponse) -> None:
+        body = response.body or b""
+        self.send_response(response.status, response.reason or None)
+        for name, value in response.headers:
+            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
+
+    def _send_plain(self, status: int, message: str,
+                    headers: Sequence[tuple[str, str]] = ()) -> None:
+        fields = [("Content-Type", "text/plain; charset=utf-8"), *headers]
+        if status >= 500 or status == 400:
+            fields.append(("Connection", "close"))
+            self.close_connection = True
+        self._send_response(ProxyResponse(status, "", fields, (message + "\n").encode()))
+
+    # -- CONNECT ------------------------------------------------------------------------------
+
+    def _tunnel(self) -> None:
+        cfg = self.config
+        host, port = self._split_authority(self.path, default_port=None)
+        if port not in cfg.connect_ports:
+            raise _Refuse(403, f"Forbidden: CONNECT to port {port} is not allowed.")
+        if self._is_self(host, port):
+            raise _Refuse(508, "Loop Detected: the target is this proxy.")
+        request = ProxyRequest("CONNECT", self._authority(host, port, default=0),
+                               end_to_end(self.headers.items()), tuple(self.client_address))
+        result = self.request_hook(request)
+        if isinstance(result, ProxyResponse):
+            self.close_connection = True
+            self._send_response(result)
+            return
+        if result is not None and result.url != request.url:
+            host, port = self._split_authority(result.url, default_port=None)
+        try:
+            upstream = open_connection(host, port, timeout=cfg.upstream_timeout, deny=cfg.deny)
+        except DestinationDenied as exc:
+            raise _Refuse(403, "Forbidden: destination not allowed.") from exc
+        except UpstreamError as exc:
+            raise _Refuse(exc.status, self._gateway_text(exc)) from exc
+        self.server_track(upstream, True)
+        try:
+            if self._is_self(host, port, upstream.getpeername()):
+                raise _Refuse(508, "Loop Detected: the target is this proxy.")
+            self.close_connection = True
+            initial = self._start_tunnel()
+            relay(self.connection, upstream, idle_timeout=cfg.tunnel_idle_timeout,
+                  initial=initial)
+        finally:
+            self.server_track(upstream, False)
+            upstream.close()
+
+    def _start_tunnel(self) -> bytes:
+        """Send the 2xx head now; return client bytes already read past the CONNECT head.
+
+        The server frames a 2xx answer to CONNECT with no body (RFC 9110 section 9.3.6), so
+        nothing is added after the head. A client may send its first tunnel bytes (a TLS
+        ClientHello) right behind the CONNECT head: those sit in the connection's reader.
+        """
+        self.send_response_only(200, "Connection Established")
+        self.end_headers()
+        self.wfile.flush()
+        self.log_request(200)
+        self.close_connection = True  # after end_headers: no "Connection: close" in the 200
+        reader = getattr(self, "reader", None)
+        buf = getattr(reader, "buf", None)
+        if isinstance(buf, bytearray):
+            initial = bytes(buf)
+            buf.clear()
+            return initial
+        return b""
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m minihttp.proxy", description="minihttp forward HTTP proxy")
+    parser.add_argument("port", nargs="?", type=int, default=8080,
+                        help="port to listen on (default 8080)")
+    parser.add_argument("-b", "--bind", default="127.0.0.1", metavar="ADDRESS",
+                        help="address to listen on (default 127.0.0.1: loopback only)")
+    parser.add_argument("--allow", action="append", metavar="NET",
+                        help="client network allowed to use the proxy (repeatable; "
+                             "default 127.0.0.0/8 and ::1)")
+    parser.add_argument("--deny", action="append", default=[], metavar="NET",
+                        help="destination network refused, checked on the resolved address")
+    parser.add_argument("--connect-port", action="append", type=int, metavar="N",
+                        help="port CONNECT may tunnel to (repeatable; default 443)")
+    parser.add_argument("--auth", metavar="USER:PASS", help="require Basic Proxy-Authorization")
+    parser.add_argument("--no-forwarded-for", action="store_true",
+                        help="do not append the client address to X-Forwarded-For")
+    parser.add_argument("--upstream-timeout", type=float, default=30.0, metavar="S",
+                        help="connect/read timeout towards upstreams (default 30)")
+    parser.add_argument("--tunnel-idle-timeout", type=float, default=300.0, metavar="S",
+                        help="close CONNECT tunnels idle this long (default 300)")
+    parser.add_argument("--via", metavar="NAME", help="pseudonym for Via (default random)")
+    parser.add_argument("--quiet", action="store_true", help="do not log requests")
+    return parser.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> ProxyConfig:
+    """Build a ProxyConfig from parsed CLI arguments (ValueError on bad values)."""
+    changes: dict[str, Any] = {
+        "deny": _networks(args.deny),
+        "forwarded_for": not args.no_forwarded_for,
+        "upstream_timeout": args.upstream_timeout,
+        "tunnel_idle_timeout": args.tunnel_idle_timeout,
+        "quiet": args.quiet,
+    }
+    if args.allow:
+        changes["allow"] = _networks(args.allow)
+    if args.connect_port:
+        changes["connect_ports"] = frozenset(args.connect_port)
+    if args.auth is not None:
+        user, sep, password = args.auth.partition(":")
+        if not sep or not user:
+            raise ValueError("--auth must be USER:PASS")
+        changes["auth"] = (user, password)
+    if args.via:
+        changes["via_name"] = args.via
+    return ProxyConfig(**changes)
+
+
+def main(argv: list[str] | None = None, handler: type[ProxyHandler] = ProxyHandler) -> int:
+    """Run the proxy until interrupted; the exit status (2 on bad arguments)."""
+    args = _parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    family = socket.AF_INET6 if ":" in args.bind else socket.AF_INET
+
+    class _Server(ProxyServer):
+        address_family = family
+
+    try:
+        server = _Server((args.bind, args.port), handler, config=config)
+    except OSError as exc:
+        print(f"error: cannot listen on {args.bind}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    if not config.quiet:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with server:
+        host, port = server.server_address[:2]
+        if not config.quiet:
+            print(f"Serving HTTP proxy on {host} port {port} (Via: {config.via_name}) ...",
+                  flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            if not config.quiet:
+                print("\nKeyboard interrupt received, exiting.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

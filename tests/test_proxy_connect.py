@@ -1,0 +1,203 @@
+"""CONNECT tunnels through the proxy: TLS end to end, half-close, idle timeout, refusals."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import trustme
+from test_proxy_helpers import Upstream, proxy, proxy_url
+
+from minihttp.proxy import ProxyConfig
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_upstream(ca: trustme.CA) -> Iterator[Upstream]:
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    with Upstream(tls=ctx) as up:
+        yield up
+
+
+@pytest.fixture
+def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+def _cfg(*ports: int, idle: float = 5.0) -> ProxyConfig:
+    return ProxyConfig(connect_ports=frozenset(ports or {443}), upstream_timeout=5,
+                       tunnel_idle_timeout=idle, quiet=True)
+
+
+@contextlib.contextmanager
+def tcp_server(handler: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A one-thread-per-connection raw TCP server on 127.0.0.1; yields its port."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    srv.settimeout(0.1)
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                c, _ = srv.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            c.settimeout(5)
+
+            def run(c: socket.socket = c) -> None:
+                with c, contextlib.suppress(OSError):
+                    handler(c)
+
+            t = threading.Thread(target=run, daemon=True)
+            threads.append(t)
+            t.start()
+
+    main = threading.Thread(target=serve, daemon=True)
+    main.start()
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        stop.set()
+        main.join(5)
+        for t in threads:
+            t.join(5)
+        srv.close()
+
+
+def _reverse_until_eof(c: socket.socket) -> None:
+    data = b""
+    for _ in range(1000):
+        piece = c.recv(65536)
+        if not piece:
+            break
+        data += piece
+    c.sendall(data[::-1])
+
+
+def _connect(proxy_port: int, target: str, extra: bytes = b"") -> tuple[socket.socket, bytes]:
+    s = socket.create_connection(("127.0.0.1", proxy_port), timeout=5)
+    s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode() + extra)
+    head = b""
+    for _ in range(100):
+        piece = s.recv(1)
+        if not piece:
+            break
+        head += piece
+        if head.endswith(b"\r\n\r\n"):
+            break
+    return s, head
+
+
+def test_https_through_connect_with_requests(tls_upstream: Upstream, ca_file: str) -> None:
+    with proxy(_cfg(tls_upstream.port)) as px, requests.Session() as s:
+        s.trust_env = False
+        s.proxies = {"https": proxy_url(px)}
+        for i in range(3):
+            r = s.post(f"https://localhost:{tls_upstream.port}/t{i}", data=b"secret",
+                       verify=ca_file, timeout=10)
+            assert r.status_code == 200
+            assert r.content == b"ok:secret"
+        assert [x.target for x in tls_upstream.seen] == ["/t0", "/t1", "/t2"]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_curl_through_proxy_http_and_https(tls_upstream: Upstream, ca_file: str) -> None:
+    with Upstream() as plain, proxy(_cfg(tls_upstream.port)) as px:
+        for url in (f"{plain.base}/c", f"https://127.0.0.1:{tls_upstream.port}/c"):
+            out = subprocess.run(
+                ["curl", "-sS", "--max-time", "10", "--noproxy", "", "-x", proxy_url(px),
+                 "--cacert", ca_file, "-d", "curl-body", url],
+                capture_output=True, timeout=20, check=False)
+            assert out.returncode == 0, out.stderr
+            assert out.stdout == b"ok:curl-body"
+
+
+def test_connect_port_not_allowed_is_403() -> None:
+    with tcp_server(_reverse_until_eof) as port, proxy(_cfg(443)) as px:
+        s, head = _connect(px.server_address[1], f"127.0.0.1:{port}")
+        with s:
+            assert head.startswith(b"HTTP/1.1 403 ")
+
+
+@pytest.mark.parametrize("target", ["127.0.0.1", "127.0.0.1:", "[::1:443", "a b:443"])
+def test_connect_bad_authority_is_400(target: str) -> None:
+    with proxy(_cfg()) as px:
+        s, head = _connect(px.server_address[1], target)
+        with s:
+            assert head.startswith(b"HTTP/1.1 400 ")
+
+
+def test_connect_upstream_down_is_502() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as tmp:
+        port = tmp.getsockname()[1]
+    with proxy(_cfg(port)) as px:
+        s, head = _connect(px.server_address[1], f"127.0.0.1:{port}")
+        with s:
+            assert head.startswith(b"HTTP/1.1 502 ")
+
+
+def test_tunnel_half_close_propagates() -> None:
+    with tcp_server(_reverse_until_eof) as port, proxy(_cfg(port)) as px:
+        s, head = _connect(px.server_address[1], f"127.0.0.1:{port}")
+        with s:
+            assert head.startswith(b"HTTP/1.1 200 ")
+            s.sendall(b"hello tunnel")
+            s.shutdown(socket.SHUT_WR)  # upstream sees EOF only if the FIN is passed on
+            got = b""
+            for _ in range(100):
+                piece = s.recv(65536)
+                if not piece:
+                    break
+                got += piece
+            assert got == b"lennut olleh"
+
+
+def test_bytes_pipelined_after_connect_head_reach_upstream() -> None:
+    with tcp_server(_reverse_until_eof) as port, proxy(_cfg(port)) as px:
+        s, head = _connect(px.server_address[1], f"127.0.0.1:{port}", extra=b"early")
+        with s:
+            assert head.startswith(b"HTTP/1.1 200 ")
+            s.sendall(b"+late")
+            s.shutdown(socket.SHUT_WR)
+            got = b""
+            for _ in range(100):
+                piece = s.recv(65536)
+                if not piece:
+                    break
+                got += piece
+            assert got == b"etal+ylrae"
+
+
+def test_idle_tunnel_times_out() -> None:
+    release = threading.Event()
+
+    def silent(c: socket.socket) -> None:
+        release.wait(10)
+
+    with tcp_server(silent) as port, proxy(_cfg(port, idle=0.3)) as px:
+        s, head = _connect(px.server_address[1], f"127.0.0.1:{port}")
+        with s:
+            assert head.startswith(b"HTTP/1.1 200 ")
+            # The proxy closes the idle tunnel long before this socket's 5 s timeout (which
+            # would raise TimeoutError and fail the test).
+            assert s.recv(10) == b""
+        release.set()
