@@ -40,7 +40,11 @@ def make_files(root: Path) -> dict[str, bytes]:
     return contents
 
 
-def specs(root: Path, work: Path, pool: bool) -> list[h.ServerSpec]:
+#: ``python -m minihttp`` (the CLI, with its default server); ``{port}``, ``{dir}`` filled in.
+CLI_CMD = ["-m", "minihttp", "--bind", "127.0.0.1", "--directory", "{dir}", "--quiet", "{port}"]
+
+
+def specs(root: Path, work: Path, pool: bool, cli: bool) -> list[h.ServerSpec]:
     """The competitors, in the order they are alternated."""
     d = str(root)
     out = [h.ServerSpec("minihttp", lambda p: h.python_server_argv(
@@ -48,6 +52,9 @@ def specs(root: Path, work: Path, pool: bool) -> list[h.ServerSpec]:
     if pool:
         out.append(h.ServerSpec("minihttp-pool", lambda p: h.python_server_argv(
             "minihttp_static.py", "--port", str(p), "--directory", d, "--pool")))
+    if cli:
+        out.append(h.ServerSpec("minihttp-cli", lambda p: [sys.executable] + [
+            a.format(port=p, dir=d) for a in CLI_CMD]))
     out += [
         h.ServerSpec("stdlib", lambda p: h.python_server_argv(
             "stdlib_static.py", "--port", str(p), "--directory", d)),
@@ -61,8 +68,9 @@ def ratio_rows(medians: dict[tuple[str, str], float]) -> list[list[object]]:
     """Target ratios (and a few for context) whose two sides were measured."""
     pairs: list[tuple[tuple[str, str, str], float | None]] = [
         *TARGETS.items(), *((k, None) for k in EXTRA_RATIOS)]
-    if any(name == "minihttp-pool" for _, name in medians):
-        pairs += [((f, "minihttp-pool", b), t) for (f, _, b), t in TARGETS.items()]
+    for variant in ("minihttp-pool", "minihttp-cli"):
+        if any(name == variant for _, name in medians):
+            pairs += [((f, variant, b), t) for (f, _, b), t in TARGETS.items()]
     rows: list[list[object]] = []
     for (label, a, b), target in pairs:
         if (label, a) in medians and (label, b) in medians:
@@ -98,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1, help="seconds, per server and file")
     parser.add_argument("--pool", action="store_true",
                         help="also measure minihttp.pool.PooledHTTPServer")
+    parser.add_argument("--cli", action="store_true",
+                        help="also measure `python -m minihttp` (the CLI's default server)")
     parser.add_argument("--json", action="store_true", help="write benchmarks/results/*.json")
     args = parser.parse_args(argv)
     h.require_wrk()
@@ -111,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         root = stack.enter_context(h.temp_dir("bench-static-root-"))
         work = stack.enter_context(h.temp_dir("bench-static-nginx-"))
         contents = make_files(root)
-        servers, missing = h.start_all(stack, specs(root, work, args.pool), log)
+        servers, missing = h.start_all(stack, specs(root, work, args.pool, args.cli), log)
         for name, srv in list(servers.items()):
             try:
                 for label, (fname, _) in FILES.items():
