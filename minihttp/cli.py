@@ -248,7 +248,7 @@ def make_server(args: argparse.Namespace) -> HTTPServer:
     if args.threads:
         server_attrs["max_workers"] = args.threads
         server_attrs["max_queue"] = args.threads
-    server_class = type("CLIServer", (_TLS, server_base()), server_attrs)
+    server_class: type[Any] = type("CLIServer", (_TLS, server_base()), server_attrs)
 
     if family == socket.AF_INET6:
         def server_bind(self: Any) -> None:
@@ -257,7 +257,7 @@ def make_server(args: argparse.Namespace) -> HTTPServer:
                 self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             super(server_class, self).server_bind()
 
-        server_class.server_bind = server_bind  # type: ignore[attr-defined]
+        server_class.server_bind = server_bind
     return server_class(  # type: ignore[no-any-return]
         (host, args.port), partial(handler_class, directory=directory))
 

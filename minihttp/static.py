@@ -114,12 +114,14 @@ class FileBody(io.RawIOBase):
             piece = self.pieces[self._index]
             if isinstance(piece, bytes):
                 data = piece[self._done : self._done + len(view)]
-            else:
+            elif self._done < piece[1]:
                 offset, count = piece
                 self.file.seek(offset + self._done)
                 data = self.file.read(min(len(view), count - self._done))
                 if not data:
                     raise OSError("file shrank while being served")
+            else:
+                data = b""
             if not data:
                 self._index, self._done = self._index + 1, 0
                 continue
@@ -133,6 +135,10 @@ class FileBody(io.RawIOBase):
             self.file.close()
         finally:
             super().close()
+
+
+#: What ``send_head`` returns and ``copyfile`` copies: a binary file object.
+_Body = IO[bytes] | FileBody
 
 
 class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
@@ -178,7 +184,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         if f:
             f.close()
 
-    def send_head(self) -> IO[bytes] | None:
+    def send_head(self) -> _Body | None:
         """Send the response head; return the body to copy (caller closes it) or None."""
         try:
             return self._send_head()
@@ -217,7 +223,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             ctype += f"; charset={self.text_charset}"
         return ctype
 
-    def list_directory(self, path: str | os.PathLike[str]) -> IO[bytes] | None:
+    def list_directory(self, path: str | os.PathLike[str]) -> _Body | None:
         """Send the head of a listing of ``path`` and return its body (None on error)."""
         path = os.fspath(path)
         root = self.directory
@@ -241,7 +247,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         return io.BytesIO(body)
 
-    def copyfile(self, source: IO[bytes], outputfile: Any) -> None:
+    def copyfile(self, source: _Body, outputfile: Any) -> None:
         """Copy ``source`` to ``outputfile``; file segments of a :class:`FileBody` go
         zero-copy through ``outputfile.sendfile(file, offset, count)`` when it exists."""
         if not isinstance(source, FileBody):
@@ -296,7 +302,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         if os.path.commonpath([lexical, root]) == root and not contained(path, root):
             raise NotFound()
 
-    def _send_head(self) -> IO[bytes] | None:
+    def _send_head(self) -> _Body | None:
         raw_path, query = split_target(self.path)
         path = self.translate_path(self.path)
         if os.path.isdir(path):
@@ -352,7 +358,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         chosen = choose_encoding(self.headers.get("Accept-Encoding"), [c for c, _ in found])
         return chosen, found
 
-    def _send_file(self, path: str) -> IO[bytes] | None:
+    def _send_file(self, path: str) -> _Body | None:
         ctype = self.content_type(path)
         coding, siblings = self._sibling(path) if self.precompressed else (None, [])
         f, st = self._open(dict(siblings)[coding] if coding else path)
@@ -370,8 +376,8 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             self.send_header("Vary", "Accept-Encoding")
 
     def _answer(self, f: BinaryIO, size: int, ctype: str, coding: str | None, vary: bool,
-                v: Validators) -> IO[bytes] | None:
-        status = evaluate(self.command, self.headers.get_all, v)
+                v: Validators) -> _Body | None:
+        status = evaluate(self.command or "", self.headers.get_all, v)
         if status == 304:
             # RFC 9110 section 15.4.5: the validators and Vary a 200 would carry, no body.
             self.send_response(304)
