@@ -109,6 +109,7 @@ class Upstream:
                 continue
             except OSError:
                 return
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self.accepted += 1
                 self._conns.add(conn)
