@@ -450,6 +450,11 @@ class ProxyHandler(BaseHTTPRequestHandler):
                             drop=("host", "content-length", "expect", "x-forwarded-for"))
         # Expect: 100-continue is answered by our server when we start reading the body; the
         # upstream never sees it (we send the body without waiting).
+        if self.command in ("OPTIONS", "TRACE"):
+            hops = self.headers.get("Max-Forwards")
+            if hops is not None:  # RFC 9110 section 7.6.2: forward one less (> 0 here)
+                fields = [(n, v) for n, v in fields if n.lower() != "max-forwards"]
+                fields.append(("Max-Forwards", str(int(hops) - 1)))
         version = self.request_version.partition("/")[2] or "1.1"
         fields.append(("Via", f"{version} {cfg.via_name}"))
         xff = [v for v in self.headers.get_all("X-Forwarded-For") or [] if v.strip()]
@@ -464,7 +469,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
         value = self.headers.get("Max-Forwards")
         if self.command not in ("OPTIONS", "TRACE") or value is None:
             return False
-        if not value.strip().isdigit():
+        if not (value.strip().isascii() and value.strip().isdigit()):
             raise _Refuse(400, "Bad Request: bad Max-Forwards.")
         if int(value) > 0:
             return False

@@ -11,7 +11,16 @@ import h11
 import pytest
 import requests
 from conftest import open_fds
-from test_proxy_helpers import Raw, Reply, Seen, Upstream, proxy, proxy_url, raw_exchange
+from test_proxy_helpers import (
+    Raw,
+    Reply,
+    Seen,
+    Upstream,
+    proxy,
+    proxy_url,
+    raw_exchange,
+    read_response,
+)
 
 from minihttp.proxy import ProxyConfig, ProxyHandler, ProxyRequest, ProxyResponse
 
@@ -203,13 +212,13 @@ def test_stale_connection_retry_path(quick: ProxyConfig, monkeypatch: pytest.Mon
 
 def test_hop_by_hop_stripped_both_ways(quick: ProxyConfig) -> None:
     def app(req: Seen) -> Reply:
-        return Reply(200, [("Connection", "X-Secret-Hop, keep-alive"), ("X-Secret-Hop", "1"),
+        return Reply(200, [("Connection", "X-Secret-Hop"), ("X-Secret-Hop", "1"),
                            ("Keep-Alive", "timeout=5"), ("Proxy-Authenticate", "Basic"),
                            ("Upgrade", "h2c"), ("X-End", "e"), ("Content-Length", "0")], b"")
 
     with Upstream(app) as up, proxy(quick) as px, _session(px) as s:
         r = s.get(f"{up.base}/", timeout=5, headers={
-            "Connection": "keep-alive, X-Drop-Me", "X-Drop-Me": "1", "Proxy-Connection": "x",
+            "Connection": "X-Drop-Me", "X-Drop-Me": "1", "Proxy-Connection": "x",
             "Keep-Alive": "300", "TE": "trailers", "Upgrade": "websocket",
             "Proxy-Authorization": "Basic Zm9vOmJhcg==", "X-Keep": "k"})
         seen = up.seen[0]
@@ -398,3 +407,62 @@ def test_no_fd_or_thread_leak(quick: ProxyConfig) -> None:
         time.sleep(0.05)
     assert open_fds() <= before_fds
     assert not [t for t in _threads() - before_threads if t.is_alive()]
+
+
+# -- interim responses, Expect, HTTP/1.0 clients, Max-Forwards ----------------------------------
+
+
+def test_interim_1xx_from_upstream_not_relayed(quick: ProxyConfig) -> None:
+    raw = (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+           b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody")
+    with Upstream(lambda req: Raw(raw)) as up, proxy(quick) as px:
+        out = raw_exchange(px.server_address[1],
+                           f"GET {up.base}/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                           .encode())
+        assert out.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert out.endswith(b"\r\n\r\nbody")
+        assert b" 100 " not in out and b" 103 " not in out
+
+
+def test_expect_100_continue_from_client(quick: ProxyConfig) -> None:
+    with Upstream(_sha_app) as up, proxy(quick) as px, \
+            socket.create_connection(("127.0.0.1", px.server_address[1]), timeout=5) as sock:
+        sock.sendall(f"PUT {up.base}/e HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                     "Expect: 100-continue\r\n\r\n".encode())
+        interim = sock.recv(65536)
+        assert interim.startswith(b"HTTP/1.1 100 ")  # our server, when we read the body
+        sock.sendall(b"hello")
+        head, body = read_response(sock, "PUT")
+        assert head.status_code == 200
+        assert body == hashlib.sha256(b"hello").hexdigest().encode()
+        assert up.seen[0].get("Expect") is None  # handled here, not forwarded
+
+
+def test_http10_client_gets_close_delimited_body(quick: ProxyConfig) -> None:
+    def app(req: Seen) -> Reply:
+        return Reply(200, [], (b"part%d;" % i for i in range(5)))  # chunked upstream
+
+    with Upstream(app) as up, proxy(quick) as px:
+        out = raw_exchange(px.server_address[1],
+                           f"GET {up.base}/ HTTP/1.0\r\n\r\n".encode())
+        head, _, body = out.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ")
+        assert b"chunked" not in head.lower()
+        assert body == b"part0;part1;part2;part3;part4;"
+        assert up.seen[0].get_all("Via") == [f"1.0 {quick.via_name}"]
+
+
+@pytest.mark.parametrize("method", ["TRACE", "OPTIONS"])
+def test_max_forwards_zero_answered_by_proxy(quick: ProxyConfig, method: str) -> None:
+    with Upstream() as up, proxy(quick) as px:
+        out = raw_exchange(px.server_address[1],
+                           f"{method} {up.base}/ HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\n"
+                           "Cookie: secret\r\nConnection: close\r\n\r\n".encode())
+        assert out.startswith(b"HTTP/1.1 200 ")
+        assert b"secret" not in out
+        assert up.seen == []
+        out = raw_exchange(px.server_address[1],
+                           f"{method} {up.base}/ HTTP/1.1\r\nHost: x\r\nMax-Forwards: 3\r\n"
+                           "Connection: close\r\n\r\n".encode())
+        assert out.startswith(b"HTTP/1.1 200 ")
+        assert up.seen[0].get("Max-Forwards") == "2"  # RFC 9110 7.6.2: decremented
