@@ -90,6 +90,13 @@ _PORT = re.compile(r"[0-9]{1,5}")
 _READ = 64 * 1024
 
 
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
 def _networks(values: Iterable[str | IPNetwork]) -> tuple[IPNetwork, ...]:
     return tuple(v if not isinstance(v, str) else ipaddress.ip_network(v, strict=False)
                  for v in values)
@@ -197,6 +204,10 @@ class _Refuse(Exception):
     def __init__(self, status: int, message: str, headers: Sequence[tuple[str, str]] = ()):
         super().__init__(message)
         self.status, self.message, self.headers = status, message, list(headers)
+
+
+class _ClientGone(ConnectionError):
+    """The client connection failed while we read its body; the server closes it quietly."""
 
 
 def connection_options(values: Iterable[str]) -> set[str]:
@@ -376,22 +387,33 @@ class ProxyHandler(BaseHTTPRequestHandler):
             return False
         return hmac.compare_digest(given, expected)  # constant time
 
-    def _is_self(self, host: str, port: int, peer: tuple[Any, ...] | None = None) -> bool:
-        """True when (host, port) -- or the peer actually connected to -- is this proxy."""
+    def _is_self(self, host: str, port: int, sock: socket.socket | None = None) -> bool:
+        """True when the target (or, with ``sock``, the address we reached) is this proxy.
+
+        Before connecting only what needs no lookup is checked (our bind address, loopback
+        names and literals when we listen there); after connecting, the real peer address.
+        """
         bind_host, bind_port = self.server.server_address[:2]
         if port != bind_port:
             return False
-        names = {"localhost", "ip6-localhost", socket.gethostname().lower(), str(bind_host)}
-        if host.lower() in names:
-            return True
-        candidates = [host] + ([str(peer[0])] if peer else [])
-        for cand in candidates:
+        bind = _ip(str(bind_host))
+        bind_any = bind is None or bind.is_unspecified
+        local_ok = bind_any or (bind is not None and bind.is_loopback)
+        if host.lower() in ("localhost", "ip6-localhost", "ip6-loopback"):
+            return local_ok
+        candidates = [_ip(host)]
+        if sock is not None:
             try:
-                ip = ipaddress.ip_address(cand.split("%", 1)[0])
-            except ValueError:
+                peer, here = sock.getpeername()[0], sock.getsockname()[0]
+            except OSError:
+                return False
+            if bind_any and peer == here:
+                return True  # a connection to one of this host's own addresses, our port
+            candidates.append(_ip(str(peer)))
+        for ip in candidates:
+            if ip is None:
                 continue
-            bind_any = str(bind_host) in ("", "0.0.0.0", "::")
-            if ip.is_loopback or ip.is_unspecified or str(ip) == str(bind_host) or bind_any:
+            if ip == bind or ip.is_unspecified or (local_ok and ip.is_loopback):
                 return True
         return False
 
@@ -568,11 +590,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
             raise _Refuse(403, "Forbidden: destination not allowed.") from exc
         except UpstreamError as exc:
             raise _Refuse(exc.status, self._gateway_text(exc)) from exc
-        try:
-            peer = conn.sock.getpeername()
-        except OSError:
-            peer = None
-        if self._is_self(host, port, peer):
+        if self._is_self(host, port, conn.sock):
             conn.close()
             raise _Refuse(508, "Loop Detected: the target is this proxy.")
         return conn
@@ -602,7 +620,10 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 read = getattr(self.rfile, "read1", None) or self.rfile.read
                 while True:
                     self._body_started = True
-                    piece = read(_READ)
+                    try:
+                        piece = read(_READ)
+                    except OSError as exc:  # the client went away mid-body: not a 502
+                        raise _ClientGone(str(exc)) from exc
                     if not piece:
                         break
                     conn.send(h11.Data(data=piece))
@@ -614,6 +635,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 if isinstance(event, h11.Response):
                     return event
                 raise UpstreamError("upstream closed without a response")
+        except _ClientGone:
+            raise
         except TimeoutError as exc:
             raise UpstreamTimeout("upstream timed out") from exc
         except (OSError, h11.ProtocolError) as exc:
@@ -689,7 +712,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
     def _send_plain(self, status: int, message: str,
                     headers: Sequence[tuple[str, str]] = ()) -> None:
         fields = [("Content-Type", "text/plain; charset=utf-8"), *headers]
-        if status >= 500 or status == 400:
+        if status == 400:  # the request could not be understood: do not trust what follows
             fields.append(("Connection", "close"))
             self.close_connection = True
         self._send_response(ProxyResponse(status, "", fields, (message + "\n").encode()))
@@ -719,14 +742,16 @@ class ProxyHandler(BaseHTTPRequestHandler):
         except UpstreamError as exc:
             raise _Refuse(exc.status, self._gateway_text(exc)) from exc
         self.server_track(upstream, True)
+        self.server_track(self.connection, True)
         try:
-            if self._is_self(host, port, upstream.getpeername()):
+            if self._is_self(host, port, upstream):
                 raise _Refuse(508, "Loop Detected: the target is this proxy.")
             self.close_connection = True
             initial = self._start_tunnel()
             relay(self.connection, upstream, idle_timeout=cfg.tunnel_idle_timeout,
                   initial=initial)
         finally:
+            self.server_track(self.connection, False)
             self.server_track(upstream, False)
             upstream.close()
 

@@ -466,3 +466,28 @@ def test_max_forwards_zero_answered_by_proxy(quick: ProxyConfig, method: str) ->
                            "Connection: close\r\n\r\n".encode())
         assert out.startswith(b"HTTP/1.1 200 ")
         assert up.seen[0].get("Max-Forwards") == "2"  # RFC 9110 7.6.2: decremented
+
+
+def test_client_bad_chunked_body_gets_400_and_upstream_not_reused(quick: ProxyConfig) -> None:
+    with Upstream(_sha_app) as up, proxy(quick) as px:
+        out = raw_exchange(px.server_address[1],
+                           f"POST {up.base}/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+                           "\r\n\r\n5\r\nhello\r\nzz\r\n".encode())
+        assert out.startswith(b"HTTP/1.1 400 ")
+        assert up.seen == []  # the upstream never saw a complete (wrong) request
+        assert px.proxy_pool.idle_count() == 0
+        with _session(px) as s:
+            assert s.post(f"{up.base}/", data=b"ok", timeout=5).status_code == 200
+        assert up.accepted == 2
+
+
+def test_client_gone_mid_body_does_not_hang_or_leak(quick: ProxyConfig) -> None:
+    with Upstream(_sha_app) as up, proxy(quick) as px:
+        with socket.create_connection(("127.0.0.1", px.server_address[1]), timeout=5) as sock:
+            sock.sendall(f"PUT {up.base}/ HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+                         .encode() + b"x" * 1000)
+            time.sleep(0.1)
+        with _session(px) as s:
+            assert s.put(f"{up.base}/", data=b"y", timeout=5).status_code == 200
+        assert up.seen[-1].body == b"y"
+        assert all(seen.body != b"x" * 1000 for seen in up.seen)

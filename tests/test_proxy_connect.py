@@ -201,3 +201,19 @@ def test_idle_tunnel_times_out() -> None:
             # would raise TimeoutError and fail the test).
             assert s.recv(10) == b""
         release.set()
+
+
+def test_server_close_ends_live_tunnels() -> None:
+    release = threading.Event()
+
+    def silent(c: socket.socket) -> None:
+        release.wait(10)
+
+    with tcp_server(silent) as port:
+        with proxy(_cfg(port, idle=60)) as px:
+            s, head = _connect(px.server_address[1], f"127.0.0.1:{port}")
+            assert head.startswith(b"HTTP/1.1 200 ")
+        # server_close cut the tunnel: EOF now, not after the 60 s idle timeout
+        with s:
+            assert s.recv(10) == b""
+        release.set()
