@@ -18,9 +18,9 @@ Rules of this module:
 from __future__ import annotations
 
 from ..config import DEFAULT_LIMITS, Limits
-from ..errors import BadRequest, HeaderFieldsTooLarge, PayloadTooLarge
+from ..errors import BadRequest, HeaderFieldsTooLarge, PayloadTooLarge, ProtocolError
 from ..headers import Headers
-from ._rules import BARE_CR_LF, CHUNK_LINE, parse_fields
+from ._rules import BARE_CR_LF, CHUNK_LINE, parse_field_block
 
 __all__ = ["ChunkedDecoder"]
 
@@ -84,11 +84,10 @@ class ChunkedDecoder:
                 state = _SIZE
             elif state == _SIZE:
                 end = buf.find(b"\r\n", pos)
+                _check_line(buf, pos, end if end >= 0 else n, end >= 0, limits.max_chunk_line,
+                            BadRequest)
                 if end < 0:
-                    _check_partial(buf, pos, n, limits.max_chunk_line, BadRequest)
                     break
-                if end - pos > limits.max_chunk_line:
-                    raise BadRequest("chunk size line too long")
                 m = CHUNK_LINE.fullmatch(buf, pos, end)
                 if m is None:
                     raise BadRequest("invalid chunk size line")
@@ -104,32 +103,53 @@ class ChunkedDecoder:
                     state = _TRAILER
             else:  # _TRAILER
                 end = buf.find(b"\r\n", pos)
-                room = limits.max_trailer - self._trailer_bytes
+                # A line costs its bytes plus CRLF; the room left is what it may hold.
+                room = limits.max_trailer - self._trailer_bytes - 2
+                _check_line(buf, pos, end if end >= 0 else n, end >= 0, room,
+                            HeaderFieldsTooLarge)
                 if end < 0:
-                    _check_partial(buf, pos, n, room, HeaderFieldsTooLarge)
                     break
                 self._trailer_bytes += end + 2 - pos
-                if self._trailer_bytes > limits.max_trailer:
-                    raise HeaderFieldsTooLarge("trailer section too large")
                 if end == pos:
                     state = _DONE
                     self.unused = buf[end + 2 :]
                     pos = n
                     break
-                line = buf[pos:end].decode("latin-1")
-                parse_fields([line], self._items, self._index, limits.max_header_count)
+                line = buf[pos : end + 2].decode("latin-1")
+                parse_field_block(line, limits.max_header_count, (self._items, self._index))
                 pos = end + 2
         self._state = state
         self._buf = buf[pos:] if pos < n else b""
         return out
 
 
-def _check_partial(
-    buf: bytes, pos: int, n: int, room: int, too_long: type[BadRequest] | type[HeaderFieldsTooLarge]
+def _check_line(
+    buf: bytes, pos: int, stop: int, complete: bool, room: int,
+    too_long: type[BadRequest] | type[HeaderFieldsTooLarge],
 ) -> None:
-    """Reject an incomplete line early: bare CR/LF in it, or longer than ``room`` allows."""
-    if BARE_CR_LF.search(buf, pos) is not None:
-        raise BadRequest("bare CR or LF in chunked framing")
-    length = n - pos - (1 if buf[n - 1] == 0x0D else 0)
-    if length > room:
-        raise too_long("chunk line or trailer section too long")
+    """Reject a line (complete or still arriving) with a bare CR/LF or over ``room`` bytes.
+
+    When both are wrong, the error revealed by the earlier byte wins (a tie goes to the bare
+    CR/LF), so the outcome does not depend on how the input was split.
+    """
+    content = stop - pos
+    if not complete and content and buf[stop - 1] == 0x0D:
+        content -= 1  # may be the CR of the CRLF still to come
+    # C-speed scans first: this runs on every feed of a partial line.
+    clean = buf.find(b"\n", pos, stop) < 0 and buf.find(b"\r", pos, pos + content) < 0
+    if clean and content <= room:
+        return
+    # For a complete line the CR of its CRLF is in range, so a CR just before it is judged.
+    m = BARE_CR_LF.search(buf, pos, stop + 1 if complete else stop)
+    if m is None and content <= room:
+        return
+    reveals: list[tuple[int, int, ProtocolError]] = []
+    if m is not None:
+        at = m.start()
+        reveals.append((at + (2 if buf[at] == 0x0D else 1), 0,
+                        BadRequest("bare CR or LF in chunked framing")))
+    if content > room:
+        # The byte that makes it too long (after a CR, the one proving it is no CRLF).
+        at = pos + 1 if room < 0 else pos + room + (2 if buf[pos + room] == 0x0D else 1)
+        reveals.append((at, 1, too_long("chunk line or trailer section too long")))
+    raise min(reveals, key=lambda r: (r[0], r[1]))[2]

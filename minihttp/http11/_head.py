@@ -50,7 +50,7 @@ from ._rules import (
     HOST,
     REQUEST_LINE,
     TOKEN,
-    parse_fields,
+    parse_field_block,
 )
 
 __all__ = ["Request", "find_head_end", "parse_head"]
@@ -92,10 +92,10 @@ def _prefix_error(
     revealed, every way of splitting the input yields the same error.
     """
     found: list[tuple[int, int, HTTPError]] = []
-    m = BARE_CR_LF.search(bytes(buf[start:stop]))
-    if m is not None:
-        pos = start + m.start()
-        reveal = pos + 2 if buf[pos] == _CR else pos + 1
+    limit = end if end >= 0 else stop
+    bare = _first_bare(buf, start, limit)
+    if bare >= 0:
+        reveal = bare + 2 if buf[bare] == _CR else bare + 1
         found.append((reveal, 0, BadRequest("bare CR or LF; lines must end with CRLF")))
     i = _skip_empty_lines(buf, start)
     cap = limits.max_request_line
@@ -130,10 +130,29 @@ def find_head_end(buf: bytes | bytearray, start: int = 0, limits: Limits = DEFAU
             if err is not None:
                 raise err
         return end
-    err = _prefix_error(buf, start, len(buf), -1, limits)
-    if err is not None:
-        raise err
+    stop = len(buf)
+    # Cheap checks first (C-speed scans, no copy): this runs on every read of a partial head.
+    crlf = buf.count(b"\r\n", start)
+    line_end = buf.find(b"\r\n", i)
+    pending_cr = 1 if stop > start and buf[stop - 1] == _CR else 0
+    if (
+        stop - start > limits.max_head
+        or (line_end if line_end >= 0 else stop) - i > limits.max_request_line
+        or buf.count(b"\n", start) != crlf
+        or buf.count(b"\r", start) != crlf + pending_cr
+    ):
+        err = _prefix_error(buf, start, stop, -1, limits)
+        if err is not None:
+            raise err
     return -1
+
+
+def _first_bare(buf: bytes | bytearray, start: int, stop: int) -> int:
+    """Index of the first bare CR (with its next byte known) or bare LF in the range, or -1."""
+    if start < stop and buf[start] == 0x0A:
+        return start  # an LF opening the head is bare whatever came before it
+    m = BARE_CR_LF.search(buf, start, stop)
+    return -1 if m is None else m.start()
 
 
 def parse_head(head: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> Request:
@@ -148,30 +167,35 @@ def parse_head(head: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> Requ
         err = _prefix_error(head, 0, n, end + 4 if end >= 0 else -1, limits)
         if err is not None:
             raise err
-    crs = head.count(b"\r")
-    if crs != head.count(b"\n") or crs != head.count(b"\r\n"):
-        raise BadRequest("bare CR or LF; lines must end with CRLF")
-    if line_end < 0 or not head.endswith(b"\r\n\r\n") or n - 4 < i:
+    try:
+        return _parse(head, i, line_end, limits)
+    except HTTPError as err:
+        # A bare CR/LF is seen by find_head_end before the head is complete, so it must win
+        # over any later finding here too, or whole and split input would disagree.
+        if err.status != 400 and BARE_CR_LF.search(head) is not None:
+            raise BadRequest("bare CR or LF; lines must end with CRLF") from None
+        raise
+
+
+def _parse(head: bytes, i: int, line_end: int, limits: Limits) -> Request:
+    """The checks of a complete head, in the order the module docstring gives."""
+    n = len(head)
+    if line_end < 0 or line_end > n - 4 or not head.endswith(b"\r\n\r\n"):
         raise BadRequest("incomplete request head")
     text = head.decode("latin-1")
-    lines = text[i : n - 4].split("\r\n")
 
-    # Request line (RFC 9112 section 3).
-    m = REQUEST_LINE.fullmatch(lines[0])
+    # Request line (RFC 9112 section 3). The regex admits no CR/LF/controls anywhere in it.
+    m = REQUEST_LINE.fullmatch(text, i, line_end)
     if m is None:
         raise BadRequest("malformed request line")
     method, target, major, minor = m.groups()
     if major != "1":
         # RFC 9110 section 15.6.6; HTTP/0.9's versionless line is a 400 above.
         raise VersionNotSupported("only HTTP/1.x is supported")
-    version_info = (1, int(minor))
     _check_target_form(method, target)
 
-    # Fields (RFC 9112 section 5).
-    items: list[tuple[str, str]] = []
-    index: dict[str, list[str]] = {}
-    del lines[0]
-    parse_fields(lines, items, index, limits.max_header_count)
+    # Fields (RFC 9112 section 5): the lines between the request line and the blank line.
+    items, index = parse_field_block(text[line_end + 2 : n - 2], limits.max_header_count)
 
     # Host (RFC 9112 section 3.2): exactly one in HTTP/1.1, at most one otherwise.
     hosts = index.get("host")
@@ -226,7 +250,7 @@ def parse_head(head: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> Requ
         method,
         target,
         f"HTTP/1.{minor}",
-        version_info,
+        (1, int(minor)),
         Headers._from_parsed(items, index),
         head[i : line_end + 2],
         content_length,

@@ -32,6 +32,12 @@ TOKEN = re.compile(f"[{TCHAR}]+")
 #: the trailing ``[ \t]*`` trims OWS on both sides without a second pass.
 FIELD_LINE = re.compile(f"([{TCHAR}]+):[ \\t]*([^\\x00-\\x08\\x0a-\\x1f\\x7f]*?)[ \\t]*")
 
+#: The same, for ``findall`` over a block of CRLF-terminated lines. A match starts at a line
+#: start and holds no CR or LF before its final CRLF, so it is exactly one whole line; the
+#: value is greedy over allowed bytes (no backtracking) and keeps trailing OWS, which
+#: :func:`parse_field_block` trims only when the block has any.
+FIELD_LINES = re.compile(f"(?m)^([{TCHAR}]+):[ \\t]*([\\t\\x20-\\x7e\\x80-\\xff]*)\\r\\n")
+
 #: request-line = method SP request-target SP HTTP-version (RFC 9112 section 3), single SP
 #: separators, method a token, target printable ASCII (VCHAR), version DIGIT "." DIGIT.
 REQUEST_LINE = re.compile(f"([{TCHAR}]+) ([\\x21-\\x7e]+) HTTP/([0-9])\\.([0-9])")
@@ -82,26 +88,50 @@ def bad_field(line: str) -> BadRequest:
     return BadRequest("control character in a header field value")
 
 
-def parse_fields(
-    lines: list[str], items: list[tuple[str, str]], index: dict[str, list[str]], max_count: int
-) -> None:
-    """Parse field lines into ``items`` (arrival order) and ``index`` (lower name -> values).
+#: Parsed fields: ``(items, index)``, see :func:`parse_field_block`.
+Fields = tuple[list[tuple[str, str]], dict[str, list[str]]]
 
-    Raises 431 past ``max_count`` fields (counted before any regex runs, so a flood of tiny
-    fields costs nothing) and 400 on any line that is not a valid field-line.
+
+def parse_field_block(block: str, max_count: int, into: Fields | None = None) -> Fields:
+    """Parse CRLF-terminated field lines into ``(items, index)``.
+
+    ``items`` is ``[(name, value), ...]`` in arrival order, ``index`` maps a lower-cased name
+    to its values. With ``into``, fields are appended to an existing pair (trailers arrive a
+    line at a time). Raises 431 past ``max_count`` fields in total (counted before any regex
+    runs, so a flood of tiny fields costs nothing) and 400 on any invalid line.
+
+    One ``findall`` does the work in C. Every match is one whole line ending at its own LF
+    (it starts at a line start and holds no CR/LF before its CRLF), so the block is valid
+    exactly when there are as many matches as LFs: a bare CR or LF, an obs-fold line or any
+    other bad line leaves an LF unmatched.
     """
-    if len(lines) + len(items) > max_count:
+    nlines = block.count("\n")
+    if into is not None:
+        items, index = into
+        if nlines + len(items) > max_count:
+            raise HeaderFieldsTooLarge("too many header fields")
+    elif nlines > max_count:
         raise HeaderFieldsTooLarge("too many header fields")
-    match = FIELD_LINE.fullmatch
-    for line in lines:
-        m = match(line)
-        if m is None:
-            raise bad_field(line)
-        name, value = m.groups()
-        items.append((name, value))
+    found = FIELD_LINES.findall(block)
+    if len(found) != nlines:
+        for line in block.split("\r\n")[:-1]:
+            if FIELD_LINE.fullmatch(line) is None:
+                raise bad_field(line)
+        raise BadRequest("bare CR or LF in a header field")
+    if " \r\n" in block or "\t\r\n" in block:
+        found = [(name, value.rstrip(" \t")) for name, value in found]  # trailing OWS
+    if into is None:
+        # Fast path: no repeated names, so a comprehension builds the index.
+        index = {name.lower(): [value] for name, value in found}
+        if len(index) == nlines:
+            return found, index
+        items, index = [], {}
+    items.extend(found)
+    for name, value in found:
         key = name.lower()
         values = index.get(key)
         if values is None:
             index[key] = [value]
         else:
             values.append(value)
+    return items, index
