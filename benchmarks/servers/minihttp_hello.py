@@ -62,7 +62,7 @@ def main(server_class: Any = ThreadingHTTPServer) -> None:
 def pooled_server_class() -> Any:
     """``minihttp.pool.PooledHTTPServer``, or exit with a clear message if it is missing."""
     try:
-        from minihttp.pool import PooledHTTPServer
+        from minihttp.pool import PooledHTTPServer  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
         raise SystemExit(f"--pool: minihttp.pool.PooledHTTPServer is not available: {exc}"
                          ) from None
