@@ -1,0 +1,96 @@
+"""minihttp.headers.Headers against the email.message.Message surface http.server users rely on."""
+
+from __future__ import annotations
+
+import email.message
+import http.client
+import io
+
+import pytest
+
+import minihttp.headers as headers_mod
+from minihttp.headers import Headers
+
+FIELDS = [
+    ("Host", "example.com"),
+    ("Content-Type", 'Text/HTML; Charset="UTF-8"; q=x; flag; x="a;b\\"c"'),
+    ("X-Dup", "1"),
+    ("x-dup", "2"),
+    ("Accept", "*/*"),
+]
+
+
+def message(fields: list[tuple[str, str]]) -> email.message.Message:
+    raw = "".join(f"{n}: {v}\r\n" for n, v in fields) + "\r\n"
+    return http.client.parse_headers(io.BytesIO(raw.encode("latin-1")))
+
+
+def test_matches_message_surface() -> None:
+    ours, theirs = Headers(FIELDS), message(FIELDS)
+    for name in ("host", "HOST", "x-dup", "X-DUP", "missing", "content-type"):
+        assert ours[name] == theirs[name]
+        assert ours.get(name) == theirs.get(name)
+        assert ours.get(name, "d") == theirs.get(name, "d")
+        assert ours.get_all(name) == theirs.get_all(name)
+        assert (name in ours) == (name in theirs)
+    assert len(ours) == len(theirs)
+    assert list(ours) == list(theirs)
+    assert ours.keys() == theirs.keys()
+    assert ours.values() == theirs.values()
+    assert ours.items() == theirs.items()
+    assert ours.get_content_type() == theirs.get_content_type() == "text/html"
+    assert ours.get_content_maintype() == theirs.get_content_maintype()
+    assert ours.get_content_subtype() == theirs.get_content_subtype()
+    assert ours.get_content_charset() == theirs.get_content_charset() == "utf-8"
+    for param in ("charset", "q", "flag", "x", "nope"):
+        assert ours.get_param(param) == theirs.get_param(param), param
+    assert str(ours) == ours.as_string() == theirs.as_string()
+
+
+@pytest.mark.parametrize("ctype", [None, "", "text", "a/b/c", "application/JSON;x=1"])
+def test_content_type_defaults_like_message(ctype: str | None) -> None:
+    fields = [] if ctype is None else [("Content-Type", ctype)]
+    assert Headers(fields).get_content_type() == message(fields).get_content_type()
+    assert Headers(fields).get_content_charset() == message(fields).get_content_charset()
+    assert Headers(fields).get_param("x") == message(fields).get_param("x")
+
+
+def test_setitem_appends_and_delitem_removes_all() -> None:
+    h, m = Headers(FIELDS), message(FIELDS)
+    for target in (h, m):
+        target["X-DUP"] = "3"
+        target["New"] = "n"
+    assert h.get_all("x-dup") == m.get_all("x-dup") == ["1", "2", "3"]
+    assert h.items() == m.items()
+    del h["X-Dup"]
+    del m["X-Dup"]
+    assert h.items() == m.items()
+    assert "x-dup" not in h and h["x-dup"] is None and h.get_all("x-dup") is None
+    del h["never-there"]  # no KeyError, as Message
+    assert len(h) == 4
+
+
+def test_replace_and_add_header_and_copy() -> None:
+    h = Headers(FIELDS)
+    h.replace_header("X-DUP", "one")
+    assert h.get_all("x-dup") == ["one", "2"]
+    assert h.items()[2] == ("X-Dup", "one")
+    with pytest.raises(KeyError):
+        h.replace_header("absent", "x")
+    h.add_header("Content-Disposition", "attachment", filename="a b.txt")
+    assert h["content-disposition"] == 'attachment; filename="a b.txt"'
+    c = h.copy()
+    c["Extra"] = "1"
+    assert "Extra" in c and "Extra" not in h
+    assert c != h and Headers(FIELDS) == Headers(FIELDS)
+
+
+def test_non_string_membership_and_repr() -> None:
+    h = Headers([("A", "1")])
+    assert 1 not in h
+    assert repr(h) == "Headers([('A', '1')])"
+    assert Headers().as_string() == "\n"
+
+
+def test_all_lists_public_names() -> None:
+    assert headers_mod.__all__ == ["Headers"]
