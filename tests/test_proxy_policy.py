@@ -263,6 +263,8 @@ def test_cli_runs_and_proxies_then_exits_on_sigint() -> None:
             port = int(line.split(" port ")[1].split()[0])
             with _session(f"http://127.0.0.1:{port}") as s:
                 assert s.get(f"{up.base}/cli", timeout=5).content == b"ok:"
+                # Same connection, same handler thread: /cli was logged before this is read.
+                assert s.get(f"{up.base}/second", timeout=5).content == b"ok:"
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=10) == 0
             assert proc.stderr is not None
