@@ -130,12 +130,21 @@ class UpstreamConnection:
         #: True once any byte of the current response has arrived.
         self.got_response_bytes = False
         self.idle_since = time.monotonic()
+        self._pending = b""
 
-    def send(self, event: Any) -> None:
-        """Serialize ``event`` with h11 and write it; socket errors propagate."""
+    def send(self, event: Any, *, flush: bool = True) -> None:
+        """Serialize ``event`` with h11 and write it; socket errors propagate.
+
+        With ``flush=False`` the bytes wait for the next send, so a request head and the
+        first piece of its body leave in one segment (no Nagle/delayed-ACK stall, one
+        syscall fewer).
+        """
         data = self.h11.send(event)
         if data:
-            self.sock.sendall(data)
+            self._pending += data
+        if flush and self._pending:
+            pending, self._pending = self._pending, b""
+            self.sock.sendall(pending)
 
     def next_event(self) -> Any:
         """Next h11 event, reading from the socket as needed (socket timeout applies)."""

@@ -30,6 +30,7 @@ import argparse
 import base64
 import binascii
 import dataclasses
+import functools
 import hmac
 import ipaddress
 import logging
@@ -90,11 +91,18 @@ _PORT = re.compile(r"[0-9]{1,5}")
 _READ = 64 * 1024
 
 
+@functools.lru_cache(maxsize=256)
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(text.split("%", 1)[0])
     except ValueError:
         return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _client_allowed(ip: str, allow: tuple[IPNetwork, ...]) -> bool:
+    """Allow-list decision, cached: parsing addresses costs more than the rest of admission."""
+    return address_in(ip, allow)
 
 
 def _networks(values: Iterable[str | IPNetwork]) -> tuple[IPNetwork, ...]:
@@ -364,7 +372,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
     def _admit(self) -> None:
         cfg = self.config
-        if not address_in(str(self.client_address[0]), cfg.allow):
+        if not _client_allowed(str(self.client_address[0]), cfg.allow):
             raise _Refuse(403, "Forbidden: this client may not use the proxy.")
         if cfg.auth is not None and not self._authorized(cfg.auth):
             raise _Refuse(407, "Proxy authentication required.",
@@ -615,7 +623,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
         self.server_track(conn.sock, True)
         conn.sock.settimeout(self.config.upstream_timeout)
         try:
-            conn.send(req)
+            conn.send(req, flush=False)
             if has_body:
                 read = getattr(self.rfile, "read1", None) or self.rfile.read
                 while True:
