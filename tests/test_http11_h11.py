@@ -130,10 +130,12 @@ def normalize_h11(parsed: Any) -> Any:
     return (method, target, version, fields, body, trailers)
 
 
-def undo_leniencies(data: bytes) -> bytes:
+def undo_leniencies(data: bytes, chunked: bool) -> bytes:
     """Rewrite what we accept and h11 does not into what both accept (table above)."""
     while data.startswith(b"\r\n"):  # RFC 9112 section 2.2: empty lines before the request
         data = data[2:]
+    if not chunked:
+        return data
     end = data.find(b"\r\n\r\n") + 4
     # RFC 9112 section 7.1.1: BWS before the ';' of a chunk extension.
     body = re.sub(rb"(?m)^([0-9A-Fa-f]+)[ \t]+;", rb"\1;", data[end:])
@@ -147,7 +149,8 @@ def compare(data: bytes) -> None:
         assert normalize_h11(parsed) == normalize_h11(theirs)
     elif kind == "ok":
         # Only the documented leniencies: undo them and h11 must then agree.
-        fixed = undo_leniencies(data)
+        chunked = any(n == b"transfer-encoding" for n, _ in parsed[3])
+        fixed = undo_leniencies(data, chunked)
         assert fixed != data, (data, their_kind, theirs)
         again = run_h11(fixed)
         assert again[0] == "ok" and normalize_h11(again[1]) == normalize_h11(parsed)

@@ -131,20 +131,35 @@ def find_head_end(buf: bytes | bytearray, start: int = 0, limits: Limits = DEFAU
                 raise err
         return end
     stop = len(buf)
-    # Cheap checks first (C-speed scans, no copy): this runs on every read of a partial head.
-    crlf = buf.count(b"\r\n", start)
     line_end = buf.find(b"\r\n", i)
-    pending_cr = 1 if stop > start and buf[stop - 1] == _CR else 0
     if (
         stop - start > limits.max_head
         or (line_end if line_end >= 0 else stop) - i > limits.max_request_line
-        or buf.count(b"\n", start) != crlf
-        or buf.count(b"\r", start) != crlf + pending_cr
     ):
         err = _prefix_error(buf, start, stop, -1, limits)
         if err is not None:
             raise err
+    # Bare CR/LF: only the tail is scanned, so that a head trickling in byte by byte costs
+    # O(n) per call for the one `find` above, not several full scans. An LF-only client's
+    # last line end is always in the tail; anything earlier is caught by parse_head or, with
+    # a length error, by _prefix_error's full scan. Reporting 400 here is consistent with any
+    # split: with no length error in the prefix, its earliest error is a bare CR/LF too.
+    if _tail_has_bare(buf, max(start, stop - _TAIL), start, stop):
+        raise BadRequest("bare CR or LF; lines must end with CRLF")
     return -1
+
+
+#: How many trailing bytes of a partial head find_head_end checks for bare CR/LF.
+_TAIL = 2048
+
+
+def _tail_has_bare(buf: bytes | bytearray, ws: int, start: int, stop: int) -> bool:
+    """Whether ``buf[ws:stop]`` holds a bare CR (next byte known) or bare LF. C-speed counts."""
+    if ws > start and buf[ws] == 0x0A and buf[ws - 1] == _CR:
+        ws += 1  # the window cut a CRLF in two
+    crlf = buf.count(b"\r\n", ws, stop)
+    pending_cr = 1 if stop > ws and buf[stop - 1] == _CR else 0
+    return buf.count(b"\n", ws, stop) != crlf or buf.count(b"\r", ws, stop) != crlf + pending_cr
 
 
 def _first_bare(buf: bytes | bytearray, start: int, stop: int) -> int:
@@ -171,8 +186,9 @@ def parse_head(head: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> Requ
         return _parse(head, i, line_end, limits)
     except HTTPError as err:
         # A bare CR/LF is seen by find_head_end before the head is complete, so it must win
-        # over any later finding here too, or whole and split input would disagree.
-        if err.status != 400 and BARE_CR_LF.search(head) is not None:
+        # over any later finding here too, or whole and split input would disagree; it is
+        # also the most useful diagnosis when it breaks a line's syntax.
+        if BARE_CR_LF.search(head) is not None:
             raise BadRequest("bare CR or LF; lines must end with CRLF") from None
         raise
 
