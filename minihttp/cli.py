@@ -28,6 +28,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from functools import partial
 from types import FrameType
@@ -39,13 +40,23 @@ from .server import HTTPServer
 from .socketserver import ThreadPoolMixIn
 from .static import SimpleHTTPRequestHandler
 
-__all__ = ["SUBCOMMANDS", "build_parser", "main", "make_server", "serve", "server_base"]
+__all__ = [
+    "SUBCOMMANDS",
+    "CertificateError",
+    "build_parser",
+    "main",
+    "make_server",
+    "serve",
+    "server_base",
+]
 
 #: ``python -m minihttp NAME ...`` runs ``<module>.main(rest_of_argv) -> int``.
 SUBCOMMANDS: dict[str, str] = {"proxy": "minihttp.proxy"}
 
 log = logging.getLogger("minihttp.cli")
 
+#: A second SIGINT/SIGTERM this many seconds after the first exits at once.
+FORCE_AFTER = 1.0
 #: Seconds a client gets to finish its TLS handshake (the worker it holds is freed after).
 TLS_HANDSHAKE_TIMEOUT = 10.0
 
@@ -221,21 +232,39 @@ def _family(bind: str | None, port: int) -> tuple[int, str]:
     return family, str(sockaddr[0])
 
 
+class CertificateError(Exception):
+    """The TLS certificate or key cannot be used (message names the file and the reason)."""
+
+
+def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    """A server-side TLS context for ``--tls-cert`` / ``--tls-key`` (None: plain HTTP)."""
+    if not cert:
+        if key:
+            raise ValueError("--tls-key needs --tls-cert")
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    for path in (cert, key):
+        if path and not os.access(path, os.R_OK):
+            raise CertificateError(f"cannot read {path}")
+    try:
+        context.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
+        raise CertificateError(f"cannot load certificate {cert}"
+                               f"{f' / key {key}' if key else ''}: {reason}") from None
+    return context
+
+
 def make_server(args: argparse.Namespace) -> HTTPServer:
     """Build (bind and listen) the server described by parsed arguments.
 
-    Raises OSError (port in use, bad address), ssl.SSLError / OSError (certificates) or
-    ValueError (bad directory).
+    Raises OSError (port in use, bad address), :class:`CertificateError` or ValueError (bad
+    directory, --tls-key alone).
     """
     directory = os.path.abspath(args.directory)
     if not os.path.isdir(directory):
         raise ValueError(f"not a directory: {args.directory}")
-    context = None
-    if args.tls_cert:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(args.tls_cert, args.tls_key)
-    elif args.tls_key:
-        raise ValueError("--tls-key needs --tls-cert")
+    context = _tls_context(args.tls_cert, args.tls_key)
     family, host = _family(args.bind, args.port)
 
     handler_attrs: dict[str, Any] = {
@@ -299,8 +328,8 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except ssl.SSLError as exc:
-        print(f"error: cannot load TLS certificate/key: {exc.reason or exc}", file=sys.stderr)
+    except CertificateError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         where = f"{args.bind or '[::]'}:{args.port}"
@@ -312,12 +341,16 @@ def serve(args: argparse.Namespace) -> int:
             print(f"error: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
-    stopping = threading.Event()
+    stopped_at: list[float] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        if stopping.is_set():
-            os._exit(128 + signum)  # second signal: the user insists
-        stopping.set()
+        if stopped_at:
+            # A second signal forces the exit, unless it is the same stop delivered twice
+            # (a supervisor signalling both the process and its group, like timeout(1)).
+            if time.monotonic() - stopped_at[0] > FORCE_AFTER:
+                os._exit(128 + signum)
+            return
+        stopped_at.append(time.monotonic())
         # shutdown() waits for serve_forever, which runs on this very thread: never call it
         # here directly (it would deadlock); a helper thread does.
         threading.Thread(target=server.shutdown, name="minihttp-stop", daemon=True).start()
@@ -354,7 +387,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] in SUBCOMMANDS:
         module = importlib.import_module(SUBCOMMANDS[args_list[0]])
-        return int(module.main(args_list[1:]))
+        try:
+            return int(module.main(args_list[1:]))
+        except SystemExit as exc:  # the subcommand's argparse: --help or a usage error
+            return exc.code if isinstance(exc.code, int) else 2
     try:
         args = build_parser().parse_args(args_list)
     except SystemExit as exc:  # --help, --version, or a usage error (already printed)

@@ -1,0 +1,335 @@
+"""Tests of ``python -m minihttp``: real subprocesses on loopback, stopped by signals.
+
+Each subprocess is started with a bounded wait for its "Serving ..." line, and always killed
+in a ``finally`` if it did not exit by itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import selectors
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+pytest.importorskip("minihttp.server")
+
+from minihttp import cli
+
+REPO = Path(__file__).resolve().parent.parent
+TIMEOUT = 5.0
+HAS_IPV6 = socket.has_ipv6
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _readline(proc: subprocess.Popen[str], timeout: float = TIMEOUT) -> str:
+    """One line of the child's stdout, waiting at most ``timeout`` seconds."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            raise AssertionError("no output from the server in time")
+    return proc.stdout.readline()
+
+
+@contextlib.contextmanager
+def cli_server(*args: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """Run ``python -m minihttp ARGS`` and yield (process, port) once it serves."""
+    proc = subprocess.Popen([sys.executable, "-m", "minihttp", *args], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = _readline(proc)
+        m = re.search(r"on https?://\S+:(\d+)/ \(directory ", line)
+        assert m, f"unexpected first line {line!r}; stderr: {proc.stderr.read() if proc.poll() is not None else ''}"  # type: ignore[union-attr]
+        yield proc, int(m.group(1))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=TIMEOUT)
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[int, str]:
+    """Signal the server; its exit status and stderr (bounded wait)."""
+    proc.send_signal(sig)
+    _out, err = proc.communicate(timeout=10)
+    return proc.returncode, err
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "minihttp", *args], env=_env(),
+                          capture_output=True, text=True, timeout=20)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    (tmp_path / "hello.txt").write_text("hello\n")
+    (tmp_path / "big.bin").write_bytes(os.urandom(1024) * 32 * 1024)  # 32 MiB
+    return tmp_path
+
+
+# -- serving and stopping ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serves_and_stops_cleanly(site: Path, sig: int) -> None:
+    with cli_server("0", "-b", "127.0.0.1", "-d", str(site),
+                    "--header", "Access-Control-Allow-Origin: *") as (proc, port):
+        r = requests.get(f"http://127.0.0.1:{port}/hello.txt", timeout=TIMEOUT)
+        assert r.status_code == 200 and r.text == "hello\n"
+        assert r.headers["Access-Control-Allow-Origin"] == "*"
+        assert r.raw.version == 11
+        code, err = stop(proc, sig)
+    assert code == 0
+    assert "Traceback" not in err
+    # Common Log Format access line on stderr
+    assert re.search(r'127\.0\.0\.1 - - \[[^\]]+\] "GET /hello.txt HTTP/1.1" 200 6', err)
+
+
+def test_quiet_has_no_access_log(site: Path) -> None:
+    with cli_server("0", "-b", "127.0.0.1", "-d", str(site), "--quiet") as (proc, port):
+        assert requests.get(f"http://127.0.0.1:{port}/hello.txt", timeout=TIMEOUT).ok
+        code, err = stop(proc)
+    assert code == 0 and "GET /hello.txt" not in err
+
+
+def test_in_flight_response_finishes_after_sigterm(site: Path) -> None:
+    size = (site / "big.bin").stat().st_size
+    with cli_server("0", "-b", "127.0.0.1", "-d", str(site)) as (proc, port):
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+            sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+            first = sock.recv(4096)  # the response has started; the socket buffers hold
+            assert first.startswith(b"HTTP/1.1 200")  # far less than 32 MiB, so the
+            proc.send_signal(signal.SIGTERM)  # server is still sending when it is told to stop
+            time.sleep(0.3)  # let the stop begin before reading on (not a timing assertion)
+            data = first
+            deadline = time.monotonic() + 20
+            head_end = -1
+            while time.monotonic() < deadline:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+                head_end = data.find(b"\r\n\r\n")
+                if head_end >= 0 and len(data) - head_end - 4 >= size:
+                    break
+        assert head_end >= 0 and len(data) - head_end - 4 == size
+        _out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and "Traceback" not in err
+
+
+def test_idle_keepalive_connection_does_not_delay_stop(site: Path) -> None:
+    with cli_server("0", "-b", "127.0.0.1", "-d", str(site)) as (proc, port), \
+            requests.Session() as session:
+        assert session.get(f"http://127.0.0.1:{port}/hello.txt", timeout=TIMEOUT).ok
+        # The session keeps its connection open and idle (keep-alive timeout is 15 s).
+        started = time.monotonic()
+        code, err = stop(proc)
+        assert code == 0 and "Traceback" not in err
+        assert time.monotonic() - started < 8, "stop waited for an idle keep-alive connection"
+
+
+def test_protocol_http10(site: Path) -> None:
+    with cli_server("0", "-b", "127.0.0.1", "-d", str(site), "-p", "HTTP/1.0") as (proc, port):
+        r = requests.get(f"http://127.0.0.1:{port}/hello.txt", timeout=TIMEOUT)
+        assert r.raw.version == 10 and r.text == "hello\n"
+        assert stop(proc)[0] == 0
+
+
+@pytest.mark.skipif(not HAS_IPV6, reason="no IPv6")
+def test_ipv6_loopback(site: Path) -> None:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("::1 not configured")
+    with cli_server("0", "-b", "::1", "-d", str(site)) as (proc, port):
+        r = requests.get(f"http://[::1]:{port}/hello.txt", timeout=TIMEOUT)
+        assert r.text == "hello\n"
+        assert stop(proc)[0] == 0
+
+
+def test_default_bind_is_dual_stack() -> None:
+    family, host = cli._family(None, 0)
+    if socket.has_dualstack_ipv6():
+        assert (family, host) == (socket.AF_INET6, "::")
+    else:
+        assert (family, host) == (socket.AF_INET, "0.0.0.0")
+
+
+@pytest.mark.skipif(not socket.has_dualstack_ipv6(), reason="no dual-stack IPv6")
+def test_ipv6_server_clears_v6only(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Binding "::" itself would listen on every interface; bind ::1 and watch the option.
+    calls = []
+    original = socket.socket.setsockopt
+
+    def spy(self: socket.socket, *args: object) -> None:
+        calls.append(args)
+        original(self, *args)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(socket.socket, "setsockopt", spy)
+    try:
+        args = cli.build_parser().parse_args(["0", "-b", "::1", "-d", str(site)])
+        server = cli.make_server(args)
+    except OSError:
+        pytest.skip("::1 not configured")
+    server.server_close()
+    assert (socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0) in calls
+
+
+# -- TLS --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def certs(tmp_path: Path) -> tuple[Path, Path, Path]:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    for pem in cert.cert_chain_pems[1:]:
+        pem.write_to_path(str(cert_file), append=True)
+    cert.private_key_pem.write_to_path(str(key_file))
+    ca.cert_pem.write_to_path(str(ca_file))
+    return cert_file, key_file, ca_file
+
+
+def test_https(site: Path, certs: tuple[Path, Path, Path]) -> None:
+    cert, key, ca = certs
+    with cli_server("0", "-b", "127.0.0.1", "-d", str(site), "--tls-cert", str(cert),
+                    "--tls-key", str(key)) as (proc, port):
+        url = f"https://127.0.0.1:{port}"
+        # A client speaking plain HTTP, and one that hangs up mid-handshake: no crash.
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            with contextlib.suppress(OSError):
+                sock.recv(100)
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+            sock.sendall(b"\x16\x03\x01\x00")
+        with requests.Session() as s:
+            for _ in range(3):
+                r = s.get(url + "/hello.txt", verify=str(ca), timeout=TIMEOUT)
+                assert r.status_code == 200 and r.text == "hello\n"
+            r = s.get(url + "/big.bin", verify=str(ca), timeout=TIMEOUT,
+                      headers={"Range": "bytes=100-199"})
+            assert r.status_code == 206 and r.content == (site / "big.bin").read_bytes()[100:200]
+            assert len(s.get(url + "/big.bin", verify=str(ca), timeout=20).content) == 32 << 20
+        code, err = stop(proc)
+    assert code == 0
+    assert "Traceback" not in err
+
+
+def test_https_certificate_unverified_is_refused(site: Path, certs: tuple[Path, Path, Path]) -> None:
+    cert, key, _ca = certs
+    with cli_server("0", "-b", "127.0.0.1", "-d", str(site), "--tls-cert", str(cert),
+                    "--tls-key", str(key)) as (proc, port):
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(f"https://127.0.0.1:{port}/hello.txt", timeout=TIMEOUT)
+        # still serving afterwards
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as raw, \
+                ctx.wrap_socket(raw) as tls:
+            tls.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert tls.recv(100).startswith(b"HTTP/1.1 200")
+        code, err = stop(proc)
+    assert code == 0 and "Traceback" not in err
+
+
+# -- errors: one line, no traceback, right exit code --------------------------------------------
+
+
+def _one_line_error(result: subprocess.CompletedProcess[str], code: int, needle: str) -> None:
+    assert result.returncode == code, result
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) >= 1 and needle in result.stderr, result.stderr
+
+
+def test_port_in_use() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run(str(port), "-b", "127.0.0.1")
+    _one_line_error(result, 1, "address already in use")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_directory(tmp_path: Path) -> None:
+    result = run("0", "-b", "127.0.0.1", "-d", str(tmp_path / "nope"))
+    _one_line_error(result, 2, "not a directory")
+
+
+def test_unreadable_certificate(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate")
+    result = run("0", "-b", "127.0.0.1", "--tls-cert", str(bad))
+    _one_line_error(result, 1, "error:")
+    result = run("0", "-b", "127.0.0.1", "--tls-cert", str(tmp_path / "missing.pem"))
+    _one_line_error(result, 1, "missing.pem")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--header", "Bad Name: x"], ["--header", "novalue"], ["--header", "X: a\r\nY: b"],
+     ["70000"], ["-p", "HTTP/2"], ["--threads", "0"], ["--tls-key", "k.pem"]],
+)
+def test_usage_errors(args: list[str]) -> None:
+    result = run("-b", "127.0.0.1", *args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "error" in result.stderr
+
+
+def test_help() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    assert "HTTP/1.1 (default" in result.stdout and "proxy" in result.stdout
+    assert "--tls-cert" in result.stdout and "--threads" in result.stdout
+
+
+# -- in-process entry point and subcommands --------------------------------------------------------
+
+
+def test_main_dispatches_proxy_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("minihttp.proxy")
+    assert cli.main(["proxy", "--help"]) == 0
+    assert "proxy" in capsys.readouterr().out
+
+
+def test_main_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--version"]) == 0
+    assert "minihttp" in capsys.readouterr().out
+    assert cli.main(["--bogus"]) == 2
+
+
+def test_entry_point_matches_pyproject() -> None:
+    from minihttp.__main__ import main
+
+    assert main is cli.main
+
+
+def test_threads_option_sets_pool_size(site: Path) -> None:
+    args = cli.build_parser().parse_args(["0", "-b", "127.0.0.1", "-d", str(site),
+                                          "--threads", "3"])
+    server = cli.make_server(args)
+    try:
+        assert server.max_workers == 3  # type: ignore[attr-defined]
+    finally:
+        server.server_close()
