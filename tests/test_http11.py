@@ -327,3 +327,24 @@ def test_all_lists_public_names() -> None:
 
 def test_default_limits_used() -> None:
     assert DEFAULT_LIMITS.max_header_count == 100  # the vectors above assume the defaults
+
+
+def test_lf_only_client_is_rejected_before_its_head_ends() -> None:
+    # An LF-only client would otherwise wait for a CRLFCRLF that never comes (until 408).
+    for partial in (b"GET / HTTP/1.1\n", b"GET / HTTP/1.1\r\nHost: a\n",
+                    b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"y" * 5000 + b"\n\n"):
+        with pytest.raises(HTTPError) as info:
+            find_head_end(partial)
+        assert info.value.status == 400
+    # A CR at the very end may still be the start of a CRLF: not an error yet.
+    assert find_head_end(b"GET / HTTP/1.1\r") == -1
+    with pytest.raises(HTTPError):
+        find_head_end(b"GET / HTTP/1.1\rX")
+
+
+def test_bare_lf_after_start_of_pipelined_head() -> None:
+    buf = get() + b"\nGET / HTTP/1.1\r\n"
+    start = find_head_end(buf)
+    with pytest.raises(HTTPError) as info:
+        find_head_end(buf, start)
+    assert info.value.status == 400

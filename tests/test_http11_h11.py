@@ -51,9 +51,11 @@ from typing import Any
 
 import h11
 import pytest
-from http11_replay import replay, whole
+from http11_replay import bytewise, random_sizes, replay, whole
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from minihttp.config import DEFAULT_LIMITS, Limits
 
 # Prefixes of our error messages for which h11 is known to be more lenient (table above).
 DEVIATIONS: dict[str, str] = {
@@ -310,6 +312,21 @@ def test_structured_requests_agree_with_h11(data: bytes) -> None:
 @given(mutated())
 def test_mutated_requests_agree_with_h11(data: bytes) -> None:
     compare(data)
+
+
+SMALL = Limits(max_request_line=24, max_head=90, max_header_count=3, max_chunk_line=8,
+               max_trailer=24, max_body=40)
+
+
+@settings(COMMON, max_examples=400)
+@given(st.one_of(requests(), mutated()), st.integers(0, 2**32), st.sampled_from([None, SMALL]))
+def test_any_split_gives_the_same_outcome(data: bytes, seed: int, limits: Limits | None) -> None:
+    """Whole, byte-wise and random splits agree, also with tight limits, where length
+    errors (414/431) and bare CR/LF (400) race for the earliest byte."""
+    lim = limits or DEFAULT_LIMITS
+    reference = replay(data, whole(data), lim).key()
+    assert replay(data, bytewise(), lim).key() == reference
+    assert replay(data, random_sizes(seed, 7), lim).key() == reference
 
 
 # --- each documented deviation, asserted explicitly ------------------------------------

@@ -177,7 +177,7 @@ def parse_head(head: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> Requ
     n = len(head)
     i = _skip_empty_lines(head, 0)
     line_end = head.find(b"\r\n", i)
-    if n > limits.max_head or line_end - i > limits.max_request_line:
+    if n > limits.max_head or (line_end if line_end >= 0 else n) - i > limits.max_request_line:
         end = head.find(b"\r\n\r\n", i)
         err = _prefix_error(head, 0, n, end + 4 if end >= 0 else -1, limits)
         if err is not None:
