@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -509,3 +511,79 @@ def test_subclass_with_stdlib_style_send_head(tree: Path) -> None:
         status, _f, body = raw(port, "/big.bin", extra="Range: bytes=0-9,20-29\r\n")
         assert status == 206 and BIG[20:30] in body and BIG[0:10] in body
         assert raw(port, "/big.bin")[2] == BIG
+
+
+# -- body transport: zero-copy sendfile, buffered fallback ---------------------------------------
+
+
+def test_big_file_goes_through_sendfile(base_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from minihttp import _io
+
+    calls: list[tuple[int, int | None]] = []
+    original = _io.ResponseWriter.sendfile
+
+    def spy(self: Any, file: Any, offset: int = 0, count: int | None = None) -> int:
+        calls.append((offset, count))
+        return original(self, file, offset, count)
+
+    monkeypatch.setattr(_io.ResponseWriter, "sendfile", spy)
+    assert get(base_url + "/big.bin").content == BIG
+    assert calls == [(0, BIG_SIZE)]
+    calls.clear()
+    assert get(base_url + "/hello.txt").content == b"hello world\n"
+    assert calls == []  # small bodies leave with the head in one send
+
+
+class _FakeSocket:
+    """Just enough of a socket for a socketless handler (as the stdlib's tests do): a
+    BytesIO rfile, and ``sendall`` collecting what the stdlib-style SocketWriter sends."""
+
+    family = socket.AF_UNIX  # not TCP: no TCP_NODELAY attempted
+
+    def __init__(self, request: bytes) -> None:
+        self.rfile = io.BytesIO(request)
+        self.out = bytearray()
+
+    def makefile(self, mode: str, *args: Any) -> io.BytesIO:
+        assert "r" in mode
+        return self.rfile
+
+    def sendall(self, data: bytes) -> None:
+        self.out += data
+
+
+def _socketless(tree: Path, request: bytes) -> bytes:
+    fake = _FakeSocket(request)
+    SimpleHTTPRequestHandler(fake, ("127.0.0.1", 1), SimpleNamespace(), directory=str(tree))
+    return bytes(fake.out)
+
+
+def test_socketless_bytesio_fallback(tree: Path) -> None:
+    out = _socketless(tree, b"GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200") and body == BIG
+    out = _socketless(tree, b"GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=-10,0-9\r\n"
+                      b"Connection: close\r\n\r\n")
+    assert b"206" in out.split(b"\r\n", 1)[0]
+    assert BIG[:10] in out and BIG[-10:] in out
+
+
+def test_unopenable_file_is_403(tree: Path, base_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import minihttp.static as static
+
+    target = str(tree / "hello.txt")
+    real_open = os.open
+
+    def deny(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if os.fspath(path) == target:
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(static.os, "open", deny)
+    assert get(base_url + "/hello.txt").status_code == 403
+
+
+def test_501_carries_allow(port: int) -> None:
+    status, fields, _body = raw(port, "/hello.txt", method="DELETE")
+    assert status == 501
+    assert {m.strip() for m in fields["allow"].split(",")} >= {"GET", "HEAD"}
