@@ -202,6 +202,9 @@ VECTORS: list[tuple[str, bytes, Any, str]] = [
     ("expect-100-http10", b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx",
      {"expect_continue": False}, "9110 10.1.1 ignore in 1.0"),
     ("expect-other", get(b"Expect: foo\r\n"), 417, "9110 10.1.1"),
+    ("expect-empty", get(b"Expect:\r\n"), {"expect_continue": False}, "9110 5.6.1"),
+    ("expect-empty-members", get(b"Expect: , 100-continue,\r\n"), {"expect_continue": True},
+     "9110 5.6.1"),
     ("expect-mixed", get(b"Expect: 100-continue, foo\r\n"), 417, "9110 10.1.1"),
     # --- persistence (RFC 9112 section 9.3) ------------------------------------------------
     ("close", get(b"Connection: close\r\n"), {"keep_alive": False}, "9.3"),

@@ -7,10 +7,19 @@ Rules of this module:
   line over ``max_request_line``, a head over ``max_head``) are raised by whichever call
   first sees them, and always as the error revealed at the earliest byte (see
   :func:`_prefix_error`), so feeding a head whole, byte by byte or in any split gives the
-  same outcome.
+  same outcome. A bare CR or LF anywhere in a head is always reported as such (400).
 * Everything else is checked on the complete head in a fixed order: request line (400/505),
   target form (400), field count (431), field lines (400), Host (400), framing:
   Transfer-Encoding / Content-Length (400/501/413), Expect (417).
+* Empty lines (CRLF) before the request line are skipped (RFC 9112 section 2.2); they count
+  towards ``max_head``, which bounds them.
+* Versions: ``HTTP/1.x`` is accepted for any digit x; x > 1 is handled as HTTP/1.1 (RFC 9110
+  section 6.2: Host required, persistent by default) and ``version`` keeps the text as sent,
+  as ``http.server`` does. Another major digit (``HTTP/2.0``, ``HTTP/0.9``) is 505; a line
+  without a version (HTTP/0.9's ``GET /``) is 400.
+* Targets (RFC 9112 section 3.2): origin-form (``/...``) for any method; absolute-form only
+  as ``scheme://authority...``; authority-form (``host:port``) only and always for CONNECT;
+  ``*`` only for OPTIONS. Any other shape is 400. Characters: VCHAR only.
 * Framing decisions (RFC 9112 section 6), all strict against request smuggling:
 
   ==============================================  ==========================================
@@ -60,7 +69,15 @@ _CR = 0x0D
 
 @dataclass(slots=True)
 class Request:
-    """A parsed request head: what the server needs to dispatch and to frame the body."""
+    """A parsed request head: what the server needs to dispatch and to frame the body.
+
+    ``version`` is the protocol text as sent (``"HTTP/1.1"``), ``version_info`` its numbers.
+    ``raw_requestline`` keeps the request line's bytes with their CRLF (``http.server``'s
+    ``raw_requestline``). ``content_length`` is ``None`` without a Content-Length field;
+    ``chunked`` means the body is read through :class:`~minihttp.http11.ChunkedDecoder`;
+    neither means no body (RFC 9112 section 6.3 rule 7). ``keep_alive`` is the request
+    side of RFC 9112 section 9.3; ``expect_continue`` asks for a 100 before the body.
+    """
 
     method: str
     target: str
@@ -250,9 +267,12 @@ def _parse(head: bytes, i: int, line_end: int, limits: Limits) -> Request:
     if expect is not None:
         for value in expect:
             for member in value.split(","):
-                if member.strip(" \t").lower() != "100-continue":
+                member = member.strip(" \t").lower()
+                if member == "100-continue":
+                    expect_continue = True
+                elif member:  # empty list elements are ignored (RFC 9110 section 5.6.1)
                     raise ExpectationFailed("unsupported expectation")
-        expect_continue = minor != "0"
+        expect_continue = expect_continue and minor != "0"
 
     # Persistence (RFC 9112 section 9.3).
     conn = index.get("connection")
