@@ -8,6 +8,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minihttp import _conditional as cond
 from minihttp._encoding import choose_encoding
@@ -20,7 +22,8 @@ from minihttp._paths import (
     url_segments,
 )
 from minihttp._ranges import MAX_RANGES, multipart_layout, parse_range
-from minihttp.errors import BadRequest
+from minihttp.errors import BadRequest, HTTPError
+from minihttp.static import SimpleHTTPRequestHandler
 
 # -- ranges (RFC 9110 section 14) -------------------------------------------------------------
 
@@ -301,3 +304,36 @@ def test_scan_directory_sorts_dirs_first_and_hides(tmp_path: Any) -> None:
     assert [e.name for e in entries] == ["zdir", "A.txt", "dangling"]
     assert entries[-1].size is None
 
+
+
+# -- properties (hypothesis) ----------------------------------------------------------------------
+
+_PATH_ALPHABET = st.sampled_from(
+    ["/", ".", "..", "\\", "%", "2e", "2E", "2f", "5c", "25", "00", "a", "C:", "?", "#", "~",
+     "\u00e9", "%ff"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PATH_ALPHABET, max_size=12).map("".join))
+def test_translate_path_never_leaves_root(tail: str) -> None:
+    handler = SimpleHTTPRequestHandler.__new__(SimpleHTTPRequestHandler)
+    handler.directory = "/srv/root"
+    try:
+        result = handler.translate_path("/" + tail)
+    except HTTPError as exc:
+        assert exc.status in (400, 404)
+        return
+    normalized = os.path.normpath(result)
+    assert os.path.commonpath([normalized, "/srv/root"]) == "/srv/root"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="bytes=0123456789-, \t;x", max_size=40), st.integers(0, 10_000))
+def test_parse_range_is_total_and_clean(value: str, length: int) -> None:
+    decision = parse_range(value, length)
+    assert decision.status in (200, 206, 416)
+    previous_last = -2
+    for first, last in decision.ranges:
+        assert 0 <= first <= last < length
+        assert first > previous_last + 1  # ascending, no overlap, no adjacency
+        previous_last = last
