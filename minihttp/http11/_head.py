@@ -65,6 +65,7 @@ from ._rules import (
 __all__ = ["Request", "find_head_end", "parse_head"]
 
 _CR = 0x0D
+_VERSION_INFO = {"1": (1, 1), "0": (1, 0)}
 
 
 @dataclass(slots=True)
@@ -192,7 +193,7 @@ def parse_head(head: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> Requ
     if not isinstance(head, bytes):
         head = bytes(head)
     n = len(head)
-    i = _skip_empty_lines(head, 0)
+    i = _skip_empty_lines(head, 0) if head[:1] == b"\r" else 0
     line_end = head.find(b"\r\n", i)
     if n > limits.max_head or (line_end if line_end >= 0 else n) - i > limits.max_request_line:
         end = head.find(b"\r\n\r\n", i)
@@ -281,12 +282,13 @@ def _parse(head: bytes, i: int, line_end: int, limits: Limits) -> Request:
     else:
         options = {t.strip(" \t").lower() for v in conn for t in v.split(",")}
         keep_alive = "close" not in options and (minor != "0" or "keep-alive" in options)
+    version_info = _VERSION_INFO.get(minor) or (1, int(minor))
 
     return Request(
         method,
         target,
-        f"HTTP/1.{minor}",
-        (1, int(minor)),
+        text[line_end - 8 : line_end],
+        version_info,
         Headers._from_parsed(items, index),
         head[i : line_end + 2],
         content_length,
