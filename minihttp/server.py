@@ -50,6 +50,7 @@ from . import _io
 from ._io import (
     CHUNKED,
     CLOSE,
+    EMPTY_BODY,
     LENGTH,
     NOBODY,
     PASSTHROUGH,
@@ -59,7 +60,6 @@ from ._io import (
     LengthBody,
     ResponseWriter,
     SocketReader,
-    empty_body,
 )
 from .config import DEFAULT_LIMITS, Limits
 from .errors import HTTPError
@@ -152,8 +152,17 @@ def _now_date() -> tuple[str, bytes]:
 
 
 _server_lines: dict[str, bytes] = {}
+#: (name, value) -> (field line, kind): a validated header line, so a handler sending the same
+#: fields on every response pays one dict lookup (kinds: see _KIND_*). Bounded by clearing.
+_field_cache: dict[tuple[str, str], tuple[bytes, int]] = {}
+_FIELD_CACHE_MAX = 1024
+_KIND_OTHER, _KIND_CONNECTION, _KIND_LENGTH, _KIND_TE = range(4)
+_KINDS = {"connection": _KIND_CONNECTION, "content-length": _KIND_LENGTH,
+          "transfer-encoding": _KIND_TE}
 _status_lines: dict[tuple[str, int], bytes] = {}
 _allow_values: dict[type, str] = {}
+#: Handler classes that keep the default Server / Date / send_header (prebuilt lines).
+_fast_classes: dict[type, bool] = {}
 
 
 class BaseHTTPRequestHandler(StreamRequestHandler):
@@ -199,6 +208,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         super().__init__(request, client_address, server)
 
     def _init_state(self) -> None:
+        self._lim: Limits | None = None
         self._writer: ResponseWriter | None = None
         self.reader: SocketReader | None = None
         self._file_source: FileSource | None = None
@@ -234,8 +244,13 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
     # -- connection set-up and tear-down -------------------------------------------------
 
     def _limits(self) -> Limits:
-        limits = getattr(self.server, "limits", None)
-        return limits if isinstance(limits, Limits) else DEFAULT_LIMITS
+        limits = self._lim
+        if limits is None:
+            limits = getattr(self.server, "limits", None)
+            if not isinstance(limits, Limits):
+                limits = DEFAULT_LIMITS
+            self._lim = limits
+        return limits
 
     def setup(self) -> None:
         """Wrap a real socket in minihttp's reader and writer; else the stdlib's files."""
@@ -251,7 +266,10 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
             except OSError:
                 pass  # the peer may already be gone
-        self.reader = SocketReader(sock, self._limits())
+        limits = self._limits()
+        # With Python timeouts (TLS, or a handler ``timeout``) sends use the socket's timeout.
+        _io.set_send_timeout(sock, limits.send_timeout)
+        self.reader = SocketReader(sock, limits)
         self._writer = ResponseWriter(sock)
         self.rfile = self.reader
         self.wfile = self._writer
@@ -290,9 +308,9 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
     def handle_one_request(self) -> None:
         """Read one request head, dispatch to ``do_<command>``, finish the response."""
         self.close_connection = True
-        self._log_code = None
-        source = self._source()
-        self._conn_rfile = self.rfile
+        rfile = self.rfile
+        source = rfile if rfile is self.reader and rfile is not None else self._source()
+        self._conn_rfile = rfile
         try:
             head = source.read_head()
         except HTTPError as err:
@@ -306,7 +324,14 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         self._head = head
         try:
             if self.parse_request():
-                self._dispatch()
+                method = getattr(self, "do_" + self.command, None)  # type: ignore[operator]
+                if method is None:
+                    self._not_implemented()
+                else:
+                    try:
+                        method()
+                    except Exception as err:
+                        self._method_failed(err)
         except Exception:
             self._request_failed()
             raise
@@ -341,14 +366,17 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             head = self._read_rest_of_head()
             if head is None:
                 return False
-        first = head.lstrip(b"\r\n")
-        self.requestline = first[: first.find(b"\r\n")].decode("latin-1")
-        limits = self._limits()
+        limits = self._lim or self._limits()
         try:
             req = parse_head(head, limits)
         except HTTPError as err:
+            first = head.lstrip(b"\r\n")
+            self.requestline = first[: first.find(b"\r\n")].decode("latin-1")
             self.send_error(err.status, None, err.message)
             return False
+        raw = req.raw_requestline
+        self.raw_requestline = raw
+        self.requestline = raw[:-2].decode("latin-1")
         self.command = req.method
         path = req.target
         if path.startswith("//"):
@@ -356,7 +384,6 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         self.path = path
         self.request_version = req.version
         self.headers = req.headers
-        self.raw_requestline = req.raw_requestline
         self.close_connection = not req.keep_alive or self.protocol_version < "HTTP/1.1"
         source = self._source()
         expect = (req.expect_continue and self.protocol_version >= "HTTP/1.1")
@@ -369,7 +396,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         elif req.content_length:
             body = LengthBody(source, req.content_length, on_first)
         else:
-            body = empty_body()
+            body = EMPTY_BODY
         self._body = body
         self._expect_pending = lazy and not body.done
         self.rfile = body
@@ -392,32 +419,29 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             if line in (b"\r\n", b"\n"):
                 return b"".join(lines)
 
-    def _dispatch(self) -> None:
-        """Call ``do_<command>``: 501 with ``Allow`` when the handler has no such method."""
-        command = self.command
-        method = getattr(self, "do_" + command, None) if command else None
-        if method is None:
-            self._error_keepalive = True
-            self._error_headers = [("Allow", self._allow())]
-            try:
-                self.send_error(HTTPStatus.NOT_IMPLEMENTED, f"Unsupported method ({command!r})")
-            finally:
-                self._error_keepalive = False
-                self._error_headers = None
-            return
+    def _not_implemented(self) -> None:
+        """501 with ``Allow`` listing the handler's ``do_*`` methods (RFC 9110 section 15.6.2)."""
+        self._error_keepalive = True
+        self._error_headers = [("Allow", self._allow())]
         try:
-            method()
-        except HTTPError as err:
+            self.send_error(HTTPStatus.NOT_IMPLEMENTED, f"Unsupported method ({self.command!r})")
+        finally:
+            self._error_keepalive = False
+            self._error_headers = None
+
+    def _method_failed(self, err: Exception) -> None:
+        """``do_<command>`` raised: answer or close, as the state of the response allows."""
+        if isinstance(err, HTTPError):
             # Raised while reading the body (408, 413, 400 on bad chunks).
             self._handler_error(err.status, err.close, None)
-        except (ConnectionError, TimeoutError) as err:
+        elif isinstance(err, (ConnectionError, TimeoutError)):
             error_log.debug("%s: client connection lost: %r", self.address_string(), err)
             self.close_connection = True
             if self._writer is not None:
                 self._writer.broken = True
-        except Exception as err:
-            if self._writer is None:
-                raise  # socketless: let the caller see it, as the standard library does
+        elif self._writer is None:
+            raise err  # socketless: let the caller see it, as the standard library does
+        else:
             self._handler_error(500, False, err)
 
     def _handler_error(self, status: int, close: bool, exc: BaseException | None) -> None:
@@ -457,23 +481,22 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         if self._conn_rfile is not None:
             self.rfile = self._conn_rfile
             self._conn_rfile = None
+        size: int | str
         if writer is not None and self.wfile is writer:
-            if not writer.started and writer.mode == _io.RAW and not writer.committed \
-                    and self._status is None and self.command is not None:
+            size = writer.body_bytes
+            mode = writer.mode
+            if mode == LENGTH and writer.remaining and not writer.broken:
+                error_log.error("%s: response to %r shorter than its Content-Length; closing",
+                                self.address_string(), self.requestline)
+            elif mode == _io.RAW and not writer.committed and self.command is not None:
                 error_log.error("%s: handler for %r sent no response; closing",
                                 self.address_string(), self.requestline)
-            short = writer.mode == LENGTH and writer.remaining > 0 and not writer.broken
-            size: int | str = writer.body_bytes
             try:
-                reusable = writer.finish()
+                if not writer.finish():
+                    self.close_connection = True
             except OSError as err:
                 error_log.debug("%s: could not send the response: %r", self.address_string(),
                                 err)
-                reusable = False
-            if short:
-                error_log.error("%s: response to %r shorter than its Content-Length; closing",
-                                self.address_string(), self.requestline)
-            if not reusable:
                 self.close_connection = True
         else:
             size = "-"
@@ -481,22 +504,31 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             if flush is not None:
                 flush()
         if body is not None and not body.done and not self.close_connection:
-            limits = self._limits()
-            if self._expect_pending and not body.started:
-                self.close_connection = True  # the client waits for 100: don't drain
-            elif not body.discard(limits.max_discard, limits.discard_timeout):
-                self.close_connection = True
-        if self.reader is not None:
-            self.reader.set_body_timeout(self._limits().body_timeout)
+            self._drain(body)
         self._expect_pending = False
         self._status = self._resp_length = self._resp_te = None
         self._conn_header = False
         code = self._log_code
         if code is not None:
             self._log_code = None
-            if (type(self).log_message is not BaseHTTPRequestHandler.log_message
+            if (type(self).log_message is not _base_log_message
                     or access_log.isEnabledFor(_INFO)):
+                if isinstance(code, HTTPStatus):
+                    code = code.value
                 self.log_message('"%s" %s %s', self.requestline, str(code), str(size))
+
+    def _drain(self, body: BodyReader) -> None:
+        """Discard the body the handler left unread, or decide to close instead."""
+        if self._expect_pending and not body.started:
+            self.close_connection = True  # the client waits for 100: don't make it send
+            return
+        limits = self._limits()
+        try:
+            if not body.discard(limits.max_discard, limits.discard_timeout):
+                self.close_connection = True
+        finally:
+            if self.reader is not None:
+                self.reader.set_body_timeout(limits.body_timeout)
 
     def _allow(self) -> str:
         cls = type(self)
@@ -569,9 +601,12 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         self.log_request(code)
         self.send_response_only(code, message)
         cls = type(self)
-        if (cls.version_string is _base_version_string
-                and cls.date_time_string is _base_date_time_string
-                and cls.send_header is _base_send_header):
+        fast = _fast_classes.get(cls)
+        if fast is None:
+            fast = _fast_classes[cls] = (cls.version_string is _base_version_string
+                                         and cls.date_time_string is _base_date_time_string
+                                         and cls.send_header is _base_send_header)
+        if fast:
             if self.request_version != "HTTP/0.9":
                 key = self.server_version + " " + self.sys_version
                 line = _server_lines.get(key)
@@ -610,28 +645,37 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         """Queue a header field. Raises ValueError on CR, LF or NUL (header injection)."""
         if not isinstance(value, str):
             value = str(value)
-        validate_field(keyword, value)
+        key = (keyword, value)
+        cached = _field_cache.get(key)
+        if cached is None:
+            validate_field(keyword, value)
+            kind = _KINDS.get(keyword.lower(), _KIND_OTHER)
+            if kind == _KIND_LENGTH:
+                digits = value.strip(" \t")
+                if not digits.isdigit() or not digits.isascii():
+                    raise ValueError(f"invalid Content-Length {value!r}")
+            cached = (f"{keyword}: {value}\r\n".encode("latin-1", "strict"), kind)
+            if len(_field_cache) >= _FIELD_CACHE_MAX:
+                _field_cache.clear()
+            _field_cache[key] = cached
+        line, kind = cached
         if self.request_version != "HTTP/0.9":
             try:
-                buf = self._headers_buffer
+                self._headers_buffer.append(line)
             except AttributeError:
-                buf = self._headers_buffer = []
-            buf.append(f"{keyword}: {value}\r\n".encode("latin-1", "strict"))
-        name = keyword.lower()
-        if name == "connection":
-            self._conn_header = True
-            lowered = value.lower()
-            if lowered == "close":
-                self.close_connection = True
-            elif lowered == "keep-alive":
-                self.close_connection = False
-        elif name == "content-length":
-            value = value.strip()
-            if not value.isdigit() or not value.isascii():
-                raise ValueError(f"invalid Content-Length {value!r}")
-            self._resp_length = int(value)
-        elif name == "transfer-encoding":
-            self._resp_te = value
+                self._headers_buffer = [line]
+        if kind:
+            if kind == _KIND_LENGTH:
+                self._resp_length = int(value)
+            elif kind == _KIND_CONNECTION:
+                self._conn_header = True
+                lowered = value.lower()
+                if lowered == "close":
+                    self.close_connection = True
+                elif lowered == "keep-alive":
+                    self.close_connection = False
+            else:
+                self._resp_te = value
 
     def end_headers(self) -> None:
         """End the head: choose the body framing and hand the head to ``wfile``."""
@@ -704,16 +748,16 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
 
         During a request the line is written when the request ends, with the body size.
         """
-        if isinstance(code, HTTPStatus):
-            code = code.value
         if size == "-" and self._head is not None:
             self._log_code = code
             return
+        if isinstance(code, HTTPStatus):
+            code = code.value
         self.log_message('"%s" %s %s', self.requestline, str(code), str(size))
 
     def log_error(self, format: str, *args: Any) -> None:
         """Log an error response on ``minihttp.error`` (INFO: it is usually the client's)."""
-        if type(self).log_message is not BaseHTTPRequestHandler.log_message:
+        if type(self).log_message is not _base_log_message:
             self.log_message(format, *args)  # the standard library's route
             return
         if error_log.isEnabledFor(_INFO):
@@ -749,6 +793,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         return str(addr[0]) if addr else "-"
 
 
+_base_log_message = BaseHTTPRequestHandler.log_message
 _base_version_string = BaseHTTPRequestHandler.version_string
 _base_date_time_string = BaseHTTPRequestHandler.date_time_string
 _base_send_header = BaseHTTPRequestHandler.send_header
