@@ -42,6 +42,8 @@ class Limits:
     body_timeout: float | None = 30.0
     #: Time allowed to drain an unread body before the connection is closed instead.
     discard_timeout: float = 2.0
+    #: Longest wait for the client to take more response bytes (a client that stops reading).
+    send_timeout: float | None = 30.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
