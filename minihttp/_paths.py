@@ -1,6 +1,7 @@
 """Map request targets to file system paths without ever leaving the served directory.
 
-No network I/O; the only file system calls are ``os.path.realpath`` in :func:`contained`.
+No network I/O; the only file system calls are ``lstat`` / ``os.path.realpath`` in the
+containment checks.
 
 Rules of this module (each one closes a known traversal trick):
 
@@ -12,13 +13,16 @@ Rules of this module (each one closes a known traversal trick):
 * A decoded NUL byte is a 400 (it cannot name a file; ``open`` would raise ValueError).
 * Segments that are absolute or carry a drive letter (``C:``, on Windows) are refused.
 * :func:`contained` resolves symlinks (``os.path.realpath``) and checks the result stays under
-  the root with ``os.path.commonpath``, for the final file actually opened.
+  the root with ``os.path.commonpath``, for the final file actually opened;
+  :func:`contained_fast` gets the same answer with one ``lstat`` per segment when no segment
+  is a symlink (the common case, checked on every request).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 import urllib.parse
 
 from .errors import BadRequest, HTTPError
@@ -27,6 +31,7 @@ __all__ = [
     "Forbidden",
     "NotFound",
     "contained",
+    "contained_fast",
     "has_trailing_slash",
     "redirect_location",
     "split_target",
@@ -102,6 +107,32 @@ def contained(path: str, root: str) -> bool:
         return os.path.commonpath([real, real_root]) == real_root
     except (ValueError, OSError):
         return False  # different drives, or a path realpath cannot handle
+
+
+def contained_fast(path: str, root: str) -> bool | None:
+    """:func:`contained` for a path lexically under ``root``, with one ``lstat`` per segment.
+
+    If no segment below ``root`` is a symlink, the path cannot leave ``root`` (its ``..``
+    segments were refused earlier), so the answer is True without resolving ``root``'s own
+    ancestors on every request. Returns None when ``path`` is not lexically under ``root``
+    (the caller decides), and falls back to :func:`contained` as soon as a link is met.
+    """
+    prefix = os.path.join(root, "")
+    if not path.startswith(prefix):
+        return None if path.rstrip(os.sep) != root.rstrip(os.sep) else True
+    current = root
+    for segment in path[len(prefix):].split(os.sep):
+        if not segment:
+            continue
+        if segment in (".", ".."):
+            return contained(path, root)
+        current = os.path.join(current, segment)
+        try:
+            if stat.S_ISLNK(os.lstat(current).st_mode):
+                return contained(path, root)
+        except (OSError, ValueError):
+            return True  # missing: nothing to serve, nothing resolved outside either
+    return True
 
 
 def redirect_location(raw_path: str, query: str) -> str:

@@ -38,13 +38,14 @@ from collections.abc import Sequence
 from typing import IO, Any, BinaryIO
 
 from . import __version__
-from ._conditional import Validators, evaluate, http_date, if_range_matches, validators_for
+from ._conditional import Validators, evaluate, if_range_matches, validators_for
 from ._encoding import choose_encoding
 from ._listing import render_listing, scan_directory
 from ._paths import (
     Forbidden,
     NotFound,
     contained,
+    contained_fast,
     has_trailing_slash,
     redirect_location,
     split_target,
@@ -87,6 +88,10 @@ _WEB_TYPES = {
     ".webm": "video/webm",
     ".zst": "application/zstd",
 }
+
+
+#: mimetypes' answers by lower-case extension (bounded: extensions come from requests).
+_guessed: dict[str, str] = {}
 
 
 class FileBody(io.RawIOBase):
@@ -213,8 +218,14 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         ext = ext.lower()
         if ext in self.extensions_map:
             return self.extensions_map[ext]
-        guess, _encoding = mimetypes.guess_type(os.fspath(path))
-        return guess or "application/octet-stream"
+        guess = _guessed.get(ext)
+        if guess is None:
+            # mimetypes.guess_type costs microseconds; its answer depends on the extension
+            # only (encodings like .gz are in extensions_map), so it is cached per extension.
+            guess = mimetypes.guess_type("f" + ext)[0] or "application/octet-stream"
+            if len(_guessed) < 1024:
+                _guessed[ext] = guess
+        return guess
 
     def content_type(self, path: str) -> str:
         """Content-Type field value: :meth:`guess_type` plus a charset for text types."""
@@ -297,9 +308,14 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         """
         if self.follow_symlinks:
             return
-        root = os.path.abspath(self.directory)
-        lexical = os.path.abspath(path)
-        if os.path.commonpath([lexical, root]) == root and not contained(path, root):
+        root = self.directory
+        inside = contained_fast(path, root)
+        if inside is None:  # not lexically under the root as given: compare absolute paths
+            root, path = os.path.abspath(root), os.path.abspath(path)
+            if os.path.commonpath([path, root]) != root:
+                return
+            inside = contained(path, root)
+        if not inside:
             raise NotFound()
 
     def _send_head(self) -> _Body | None:
@@ -339,7 +355,8 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise NotFound()
-            return os.fdopen(fd, "rb"), st
+            # Unbuffered: reads are big or go straight to sendfile; saves a BufferedReader.
+            return os.fdopen(fd, "rb", buffering=0), st
         except BaseException:
             os.close(fd)
             raise
@@ -371,7 +388,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
 
     def _validator_headers(self, v: Validators, vary: bool) -> None:
         self.send_header("ETag", v.etag)
-        self.send_header("Last-Modified", http_date(v.last_modified))
+        self.send_header("Last-Modified", self.date_time_string(v.last_modified))
         if vary:
             self.send_header("Vary", "Accept-Encoding")
 
