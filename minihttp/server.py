@@ -193,7 +193,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
     command: str | None
     path: str
     request_version: str
-    requestline: str
+    requestline: str = ""
     raw_requestline: bytes
     headers: Any
     close_connection: bool
