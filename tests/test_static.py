@@ -65,6 +65,8 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "ünïcödé.txt").write_text("unicode\n")
     (root / "<script>alert(1)<script>.html").write_text("<p>x</p>")
     (root / "%2e%2e").write_text("literal percent name\n")
+    with open(os.path.join(os.fsencode(root), b"raw\xff.txt"), "wb") as f:
+        f.write(b"not utf-8 name\n")  # a POSIX name that is not valid UTF-8
     for name in ("app.js", "mod.mjs", "x.wasm", "data.json", "pic.svg", "pic.webp",
                  "pic.avif", "font.woff2", "page.html", "style.css", "blob.unknownext"):
         (root / name).write_bytes(b"content of " + name.encode())
@@ -193,6 +195,15 @@ def test_odd_names(base_url: str, path: str) -> None:
     assert get(base_url + path).status_code == 200
 
 
+def test_non_utf8_name_round_trips(base_url: str) -> None:
+    assert get(base_url + "/raw%FF.txt").content == b"not utf-8 name\n"
+
+
+def test_absolute_form_target(port: int) -> None:
+    status, _fields, body = raw(port, "http://t/hello.txt")
+    assert status == 200 and body == b"hello world\n"
+
+
 def test_index_page(base_url: str) -> None:
     r = get(base_url + "/sub/")
     assert r.status_code == 200 and r.text == "<h1>sub index</h1>"
@@ -272,6 +283,9 @@ def test_listing(base_url: str) -> None:
 
 def test_root_listing_escapes_script_name(base_url: str) -> None:
     page = get(base_url + "/").text
+    assert 'href="%C3%BCn%C3%AFc%C3%B6d%C3%A9.txt">\u00fcn\u00efc\u00f6d\u00e9.txt<' in page
+    assert 'href="raw%FF.txt">raw\ufffd.txt<' in page
+    assert 'href="with%20space.txt"' in page
     assert "<script>" not in page
     assert "&lt;script&gt;alert(1)&lt;script&gt;.html" in page
     assert 'href="../"' not in page
