@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--follow-symlinks", action="store_true",
                         help="serve symlinks that point outside the directory (default: 404)")
     parser.add_argument("-q", "--quiet", action="store_true",
-                        help="do not log requests (errors are still logged)")
+                        help="do not log requests (handler failures are still logged)")
     parser.add_argument("--version", action="version", version=f"minihttp {__version__}")
     return parser
 
@@ -317,7 +317,10 @@ def _configure_logging(quiet: bool) -> None:
     root.setLevel(logging.INFO)
     root.propagate = False
     if quiet:
-        logging.getLogger("minihttp.access").setLevel(logging.WARNING)
+        # Per-request lines: access log, and error responses (INFO on minihttp.error).
+        # Handler failures stay visible: they are logged at ERROR.
+        for name in ("minihttp.access", "minihttp.error"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -363,10 +366,12 @@ def serve(args: argparse.Namespace) -> int:
         server.serve_forever()
         if not args.quiet:
             print("Stopping: finishing in-flight requests ...", file=sys.stderr, flush=True)
-        server.stop_reading()  # type: ignore[attr-defined]
-        server.server_close()  # joins the workers
     finally:
-        _install(previous)
+        try:
+            server.stop_reading()  # type: ignore[attr-defined]
+            server.server_close()  # joins the workers: in-flight responses complete
+        finally:
+            _install(previous)
     return 0
 
 
@@ -395,4 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(args_list)
     except SystemExit as exc:  # --help, --version, or a usage error (already printed)
         return exc.code if isinstance(exc.code, int) else 2
-    return serve(args)
+    try:
+        return serve(args)
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed
+        return 130
