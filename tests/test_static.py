@@ -97,10 +97,16 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+class KeepAliveHandler(SimpleHTTPRequestHandler):
+    """What the CLI serves with: HTTP/1.1 responses, so connections are kept alive."""
+
+    protocol_version = "HTTP/1.1"
+
+
 @pytest.fixture(scope="module")
 def base_url(tree: Path) -> Iterator[str]:
     server = ThreadingHTTPServer(
-        ("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(tree)))
+        ("127.0.0.1", 0), partial(KeepAliveHandler, directory=str(tree)))
     with running(server):
         yield f"http://127.0.0.1:{server.server_address[1]}"
 
@@ -601,3 +607,49 @@ def test_501_carries_allow(port: int) -> None:
     status, fields, _body = raw(port, "/hello.txt", method="DELETE")
     assert status == 501
     assert {m.strip() for m in fields["allow"].split(",")} >= {"GET", "HEAD"}
+
+
+def test_h11_strict_client_keepalive_sequence(port: int, base_url: str) -> None:
+    """Every kind of response, in a row on one connection, parsed by h11 (strict framing)."""
+    h11 = pytest.importorskip("h11")
+    etag = get(base_url + "/hello.txt").headers["ETag"]
+    requests_to_send: list[tuple[str, str, list[tuple[str, str]], int]] = [
+        ("GET", "/hello.txt", [], 200),
+        ("HEAD", "/big.bin", [], 200),
+        ("GET", "/hello.txt", [("If-None-Match", etag)], 304),
+        ("GET", "/big.bin", [("Range", "bytes=0-9,100-109")], 206),
+        ("GET", "/big.bin", [("Range", "bytes=-3")], 206),
+        ("GET", "/hello.txt", [("Range", "bytes=99-")], 416),
+        ("GET", "/listing", [], 301),
+        ("GET", "/listing/", [], 200),
+        ("GET", "/empty.txt", [], 200),
+        ("GET", "/comp.js", [("Accept-Encoding", "br")], 200),
+        ("GET", "/nope", [], 404),  # send_error closes the connection (as http.server)
+    ]
+    conn = h11.Connection(h11.CLIENT)
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        for method, target, fields, expected in requests_to_send:
+            if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+                break  # the server closes after an error response, as http.server does
+            sock.sendall(conn.send(h11.Request(method=method, target=target,
+                                               headers=[("Host", "t"), *fields])))
+            sock.sendall(conn.send(h11.EndOfMessage()))
+            status = None
+            body = b""
+            for _ in range(100_000):
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    conn.receive_data(sock.recv(65536))
+                    continue
+                if isinstance(event, h11.Response):
+                    status = event.status_code
+                elif isinstance(event, h11.Data):
+                    body += event.data
+                elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                    break
+            assert status == expected, (method, target, status)
+            if method == "HEAD" or expected == 304:
+                assert body == b""
+            if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+                conn.start_next_cycle()
+    assert status == 404  # the whole sequence ran
