@@ -121,7 +121,7 @@ def content_range(first: int, last: int, length: int) -> str:
 
 
 #: One piece of a body: literal bytes, or ``(offset, count)`` bytes of the file.
-Part: TypeAlias = "bytes | tuple[int, int]"
+Part: TypeAlias = bytes | tuple[int, int]
 
 
 def multipart_layout(

@@ -337,3 +337,20 @@ def test_parse_range_is_total_and_clean(value: str, length: int) -> None:
         assert 0 <= first <= last < length
         assert first > previous_last + 1  # ascending, no overlap, no adjacency
         previous_last = last
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["minihttp.static", "minihttp.cli", "minihttp._ranges", "minihttp._conditional",
+     "minihttp._paths", "minihttp._encoding", "minihttp._listing"],
+)
+def test_all_lists_public_names(module: str) -> None:
+    import importlib
+    import inspect
+
+    mod = importlib.import_module(module)
+    defined = {name for name, value in vars(mod).items()
+               if not name.startswith("_") and (inspect.isclass(value) or inspect.isfunction(value))
+               and value.__module__ == module}
+    assert defined <= set(mod.__all__)
+    assert all(hasattr(mod, name) for name in mod.__all__)
