@@ -640,3 +640,37 @@ def test_forking_children_are_collected_and_bounded() -> None:
             assert stream_roundtrip(socket.AF_INET, server.server_address, b"%d" % i) == b"%d\n" % i
             assert len(server.active_children or ()) <= 2
     assert not server.active_children
+
+
+CPYTHON_SUITE = """
+import sys, unittest
+import minihttp.socketserver as ours
+sys.modules["socketserver"] = ours          # the stdlib's own tests, run against our module
+from test import test_socketserver as t
+assert t.socketserver is ours
+suite = unittest.defaultTestLoader.loadTestsFromModule(t)
+# test_all compares __all__ with the stdlib's exactly; ours adds the pool names on purpose
+# (test_all_matches_stdlib_plus_our_additions covers it).
+def keep(test):
+    return not test.id().endswith("MiscTestCase.test_all")
+def flatten(s):
+    for x in s:
+        yield from (flatten(x) if isinstance(x, unittest.TestSuite) else [x])
+suite = unittest.TestSuite(t for t in flatten(suite) if keep(t))
+result = unittest.TextTestRunner(stream=sys.stdout, verbosity=1).run(suite)
+print("RAN", result.testsRun)
+sys.exit(0 if result.wasSuccessful() else 1)
+"""
+
+
+def test_cpython_socketserver_suite_passes_against_our_module() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("test.test_socketserver") is None:
+        pytest.skip("CPython's test package is not installed")
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "-c", CPYTHON_SUITE], cwd=root, capture_output=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(root)})
+    out = proc.stdout.decode(errors="replace")
+    assert proc.returncode == 0, out[-3000:] + proc.stderr.decode(errors="replace")[-3000:]
+    assert "RAN " in out and int(out.rsplit("RAN ", 1)[1].split()[0]) >= 20

@@ -5,7 +5,8 @@ Mix one in *before* a server class (``class S(ThreadingMixIn, TCPServer)``); it 
 
 * ``ThreadingMixIn`` keeps only threads that are still running (a finished thread moves
   itself to a short "finished" list that is joined and emptied on the next request or loop
-  pass), so a long-lived server never holds a growing list of dead threads.
+  pass), so a long-lived server never holds a growing list of dead threads. The registry is
+  ``self._threads``, the stdlib's private name, so code that inspects it keeps working.
 * A thread that cannot be started is reported through ``handle_error`` and its request is
   closed; the loop goes on.
 * ``ForkingMixIn`` children close their copy of the listening socket, so a child that
@@ -30,6 +31,59 @@ else:
 __all__ = ["ForkingMixIn", "ThreadingMixIn"]
 
 
+class _ThreadRegistry:
+    """The request threads of one server: running ones, and finished ones not yet joined.
+
+    A thread moves itself from ``live`` to ``finished`` as its last act; ``reap()`` joins
+    the finished ones (instantly) and forgets them. So the registry holds running threads
+    plus at most those finished since the last reap, never every thread ever started (the
+    leak of CPython issue #37193). ``len()`` is the number held.
+    """
+
+    __slots__ = ("_finished", "_live", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: set[threading.Thread] = set()
+        self._finished: list[threading.Thread] = []
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._live) + len(self._finished)
+
+    def add(self, thread: threading.Thread) -> None:
+        with self._lock:
+            self._live.add(thread)
+
+    def discard(self, thread: threading.Thread) -> None:
+        """Forget a thread that never started."""
+        with self._lock:
+            self._live.discard(thread)
+
+    def done(self, thread: threading.Thread) -> None:
+        """Called by a request thread as it ends."""
+        with self._lock:
+            self._live.discard(thread)
+            self._finished.append(thread)
+
+    def reap(self) -> None:
+        """Join threads that have announced they are finished."""
+        with self._lock:
+            finished, self._finished = self._finished, []
+        for thread in finished:
+            if thread is not threading.current_thread():
+                thread.join()
+
+    def join(self) -> None:
+        """Wait for every running non-daemon thread, then reap."""
+        with self._lock:
+            running = [t for t in self._live if not t.daemon]
+        for thread in running:
+            if thread is not threading.current_thread():
+                thread.join()
+        self.reap()
+
+
 class ThreadingMixIn(_MixinBase):
     """Handle each request in a new thread."""
 
@@ -38,18 +92,14 @@ class ThreadingMixIn(_MixinBase):
     #: ``server_close()`` joins the (non-daemon) request threads.
     block_on_close: bool = True
 
-    _thread_lock: threading.Lock
-    _live_threads: set[threading.Thread]
-    _finished_threads: list[threading.Thread]
-
-    def _thread_state(self) -> tuple[threading.Lock, set[threading.Thread]]:
-        state = vars(self)
-        if "_thread_lock" not in state:
-            # Created lazily (no constructor to hook); the loop thread creates it first.
-            self._thread_lock = threading.Lock()
-            self._live_threads = set()
-            self._finished_threads = []
-        return self._thread_lock, self._live_threads
+    @property
+    def _threads(self) -> _ThreadRegistry:
+        # Created on first use (mix-ins have no constructor to hook); dict.setdefault is
+        # atomic, so two threads racing here still share one registry.
+        registry = vars(self).get("_thread_registry")
+        if registry is None:
+            registry = vars(self).setdefault("_thread_registry", _ThreadRegistry())
+        return registry  # type: ignore[no-any-return]
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         """Body of a request thread: handle, report errors, always close the request."""
@@ -61,54 +111,35 @@ class ThreadingMixIn(_MixinBase):
             try:
                 self.shutdown_request(request)
             finally:
-                self._thread_done(threading.current_thread())
-
-    def _thread_done(self, thread: threading.Thread) -> None:
-        lock, live = self._thread_state()
-        with lock:
-            live.discard(thread)
-            self._finished_threads.append(thread)
-
-    def _reap_threads(self) -> None:
-        """Join threads that have announced they are finished (each join is instant)."""
-        lock, _live = self._thread_state()
-        with lock:
-            finished, self._finished_threads = self._finished_threads, []
-        for thread in finished:
-            thread.join()
+                self._threads.done(threading.current_thread())
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """Start a thread that handles the request and then closes it."""
-        self._reap_threads()
-        lock, live = self._thread_state()
+        registry = self._threads
+        registry.reap()
         thread = threading.Thread(target=self.process_request_thread,
                                   args=(request, client_address),
                                   name=f"minihttp-request-{client_address!r}"[:60])
         thread.daemon = self.daemon_threads
-        with lock:
-            live.add(thread)
+        registry.add(thread)
         try:
             thread.start()
         except BaseException:
-            with lock:
-                live.discard(thread)
+            registry.discard(thread)
             raise  # the caller reports it and closes the request
 
     def service_actions(self) -> None:
         """Join finished request threads, then run the next class's actions."""
         super().service_actions()
-        self._reap_threads()
+        self._threads.reap()
 
     def server_close(self) -> None:
         """Close the server; with ``block_on_close``, wait for non-daemon request threads."""
         super().server_close()
-        lock, live = self._thread_state()
         if self.block_on_close:
-            with lock:
-                running = [t for t in live if not t.daemon]
-            for thread in running:
-                thread.join()
-        self._reap_threads()
+            self._threads.join()
+        else:
+            self._threads.reap()
 
 
 if hasattr(os, "fork"):
