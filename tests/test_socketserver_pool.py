@@ -215,7 +215,7 @@ def test_pool_server_more_clients_than_workers() -> None:
     assert results == {i: b"client %d\n" % i for i in range(20)}
     assert stats["peak"] == 2, stats
     assert len(stats["handler_threads"]) == 2
-    assert stats["peak_open"] <= 2 + 2 + 1, stats  # +1: the connection being handed over
+    assert stats["peak_open"] <= 2 + 2, stats  # running + queued; the rest wait in the backlog
     assert stats["open"] == 0
     assert server.pool.worker_count == 0  # server_close joined the workers
     assert wait_until(lambda: threading.active_count() <= threads_before)
