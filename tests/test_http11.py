@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from http11_replay import Outcome, bytewise, random_sizes, replay, whole
+from test_http11_replay import Outcome, bytewise, random_sizes, replay, whole
 
 import minihttp.http11 as http11
 from minihttp.config import DEFAULT_LIMITS, Limits

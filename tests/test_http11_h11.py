@@ -51,7 +51,7 @@ from typing import Any
 
 import h11
 import pytest
-from http11_replay import bytewise, random_sizes, replay, whole
+from test_http11_replay import bytewise, random_sizes, replay, whole
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
