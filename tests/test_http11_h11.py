@@ -51,9 +51,9 @@ from typing import Any
 
 import h11
 import pytest
-from test_http11_replay import bytewise, random_sizes, replay, whole
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_http11_replay import bytewise, random_sizes, replay, whole
 
 from minihttp.config import DEFAULT_LIMITS, Limits
 
