@@ -63,7 +63,7 @@ from ._io import (
 )
 from .config import DEFAULT_LIMITS, Limits
 from .errors import HTTPError
-from .http11 import body_allowed, parse_head, validate_field
+from .http11 import Request, body_allowed, parse_head, validate_field
 from .logs import access_log, control_escape, error_log
 from .socketserver import StreamRequestHandler, TCPServer, ThreadingMixIn
 
@@ -96,6 +96,8 @@ DEFAULT_ERROR_MESSAGE = """\
 DEFAULT_ERROR_CONTENT_TYPE = "text/html;charset=utf-8"
 
 _INFO = logging.INFO
+#: Longest head whose parse is memoized per connection (see parse_request).
+_MEMO_MAX_HEAD = 2048
 _TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
 
@@ -151,7 +153,7 @@ def _now_date() -> tuple[str, bytes]:
     return _date_text, _date_line
 
 
-_server_lines: dict[str, bytes] = {}
+_server_lines: dict[tuple[str, str], bytes] = {}
 #: (name, value) -> (field line, kind): a validated header line, so a handler sending the same
 #: fields on every response pays one dict lookup (kinds: see _KIND_*). Bounded by clearing.
 _field_cache: dict[tuple[str, str], tuple[bytes, int]] = {}
@@ -213,6 +215,8 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         self.reader: SocketReader | None = None
         self._file_source: FileSource | None = None
         self._head: bytes | None = None
+        self._last_head: bytes | None = None
+        self._last_req: Request | None = None
         self._body: BodyReader | None = None
         self._conn_rfile: Any = None
         self._status: int | None = None
@@ -367,13 +371,28 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             if head is None:
                 return False
         limits = self._lim or self._limits()
-        try:
-            req = parse_head(head, limits)
-        except HTTPError as err:
-            first = head.lstrip(b"\r\n")
-            self.requestline = first[: first.find(b"\r\n")].decode("latin-1")
-            self.send_error(err.status, None, err.message)
-            return False
+        req: Request | None
+        if head == self._last_head:
+            # The same head again on this connection (keep-alive polling, health checks,
+            # benchmarks): parsing is a pure function of the bytes, so reuse the result of
+            # the previous parse. The handler gets its own copy of the headers (it may
+            # change them); the cached Request is never handed out or modified.
+            req = self._last_req
+            if req is None:
+                req = self._last_req = parse_head(head, limits)
+            headers = req.headers.copy()
+        else:
+            try:
+                req = parse_head(head, limits)
+            except HTTPError as err:
+                first = head.lstrip(b"\r\n")
+                self.requestline = first[: first.find(b"\r\n")].decode("latin-1")
+                self.send_error(err.status, None, err.message)
+                return False
+            headers = req.headers
+            # Remember only the bytes: the parse is kept once the head repeats.
+            self._last_head = head if len(head) <= _MEMO_MAX_HEAD else None
+            self._last_req = None
         raw = req.raw_requestline
         self.raw_requestline = raw
         self.requestline = raw[:-2].decode("latin-1")
@@ -383,10 +402,13 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             path = "/" + path.lstrip("/")  # gh-87389: not an open redirect to //host
         self.path = path
         self.request_version = req.version
-        self.headers = req.headers
+        self.headers = headers
         self.close_connection = not req.keep_alive or self.protocol_version < "HTTP/1.1"
+        expect = req.expect_continue and self.protocol_version >= "HTTP/1.1"
+        if not expect and not req.chunked and not req.content_length:
+            self._body = self.rfile = EMPTY_BODY  # the common case: no body
+            return True
         source = self._source()
-        expect = (req.expect_continue and self.protocol_version >= "HTTP/1.1")
         lazy = (expect and self._writer is not None and self.wfile is self._writer
                 and type(self).handle_expect_100 is BaseHTTPRequestHandler.handle_expect_100)
         on_first = self._send_continue if lazy else None
@@ -608,12 +630,13 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                                          and cls.send_header is _base_send_header)
         if fast:
             if self.request_version != "HTTP/0.9":
-                key = self.server_version + " " + self.sys_version
+                key = (self.server_version, self.sys_version)
                 line = _server_lines.get(key)
                 if line is None:
-                    line = _server_lines[key] = f"Server: {key}\r\n".encode("latin-1")
-                self._headers_buffer.append(line)
-                self._headers_buffer.append(_now_date()[1])
+                    line = _server_lines[key] = f"Server: {key[0]} {key[1]}\r\n".encode("latin-1")
+                buf = self._headers_buffer
+                buf.append(line)
+                buf.append(_date_line if int(time.time()) == _date_second else _now_date()[1])
         else:
             self.send_header("Server", self.version_string())
             self.send_header("Date", self.date_time_string())
