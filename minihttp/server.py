@@ -227,6 +227,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         self._error_keepalive = False
         self._error_headers: list[tuple[str, str]] | None = None
         self._expect_pending = False
+        self._linger = False
         self._pending_mode: tuple[int, int] | None = None
         self.close_connection = True
 
@@ -285,9 +286,36 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             return
         try:
             self._writer.close()
+            if self._linger:
+                self._lingering_close()
         finally:
             if self.reader is not None:
                 self.reader.close()
+
+    def _lingering_close(self) -> None:
+        """Read and drop what the client still sends before the socket is closed.
+
+        Closing a socket with unread input makes the kernel send RST, which can destroy the
+        response (a 413, say) before the client reads it. So: stop sending, then drain for a
+        bounded time and size (RFC 9112 section 9.6 "tear-down").
+        """
+        sock = self.connection
+        limits = self._limits()
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + min(limits.discard_timeout, 2.0)
+            budget = 16 * limits.max_discard
+            while budget > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                sock.settimeout(left)
+                data = sock.recv(65536)
+                if not data:
+                    break
+                budget -= len(data)
+        except OSError:
+            pass  # the client is gone: nothing to protect
 
     # -- the request loop ----------------------------------------------------------------
 
@@ -348,6 +376,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         self.requestline = ""
         self.request_version = ""
         self._head = None
+        self._linger = True
         try:
             self.send_error(err.status, None, err.message)
             self._end_request()
@@ -385,6 +414,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             try:
                 req = parse_head(head, limits)
             except HTTPError as err:
+                self._linger = True
                 first = head.lstrip(b"\r\n")
                 self.requestline = first[: first.find(b"\r\n")].decode("latin-1")
                 self.send_error(err.status, None, err.message)
@@ -525,8 +555,11 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             flush = getattr(self.wfile, "flush", None)
             if flush is not None:
                 flush()
-        if body is not None and not body.done and not self.close_connection:
-            self._drain(body)
+        if body is not None and not body.done:
+            if not self.close_connection:
+                self._drain(body)
+            if self.close_connection:
+                self._linger = True
         self._expect_pending = False
         self._status = self._resp_length = self._resp_te = None
         self._conn_header = False

@@ -710,3 +710,19 @@ def test_no_fd_or_thread_leaks() -> None:
         time.sleep(0.02)
     assert threading.active_count() <= threads_before
     assert open_fds() <= fds_before
+
+
+def test_413_reaches_a_client_still_sending_its_body() -> None:
+    # The response must not be destroyed by a RST when the server closes with unread input.
+    limits = DEFAULT_LIMITS.replace(max_body=1000, discard_timeout=1.0)
+    with serve(limits=limits) as port:
+        r = requests.post(f"http://127.0.0.1:{port}/echo", data=b"x" * 3_000_000,
+                          timeout=TIMEOUT)
+    assert r.status_code == 413
+
+
+def test_expect_not_read_with_big_body_still_answers() -> None:
+    with serve() as port:
+        r = requests.post(f"http://127.0.0.1:{port}/ignore", data=b"y" * 2_000_000,
+                          timeout=TIMEOUT)
+    assert r.status_code == 200 and r.content == b"ignored"
