@@ -318,6 +318,11 @@ def test_run_wrk_sends_absolute_form_through_the_lua_script(tmp_path: Path) -> N
                            script=script)
     finally:
         stop.set()
+        # close() alone does not wake a thread blocked in accept() on Linux; shutdown() does.
+        try:
+            listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         listener.close()
         t.join(10)
     assert not t.is_alive()
