@@ -24,6 +24,12 @@ subclass :class:`BaseHTTPRequestHandler`, write ``do_GET``, call ``send_response
 * Logging goes through :mod:`logging`: ``minihttp.access`` (INFO, Common Log Format, written
   when the request ends so the size is known) and ``minihttp.error``.
 
+Speed (a keep-alive request is one ``recv`` and one ``sendall``): blocking sockets with kernel
+timeouts (SO_RCVTIMEO/SO_SNDTIMEO, no ``poll`` per call), prebuilt status / Server / Date /
+repeated header lines, no per-request logging work when the access logger is disabled, and a
+per-connection memo of the last request head's parse (a head repeated byte for byte is not
+parsed again; the handler still gets its own copy of the headers).
+
 Socketless use (unit tests): a handler whose ``rfile`` / ``wfile`` are plain file objects
 (``BytesIO``) behaves like the standard library's byte for byte, apart from the stricter
 parser: heads are read with ``readline(limit)`` and nothing is added to the response.
