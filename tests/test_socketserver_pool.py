@@ -341,12 +341,22 @@ EMFILE_SCRIPT = textwrap.dedent("""
     server = ThreadingTCPServer(("127.0.0.1", 0), Echo)
     loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     loop.start()
+    import socket
+    with socket.create_connection(server.server_address, timeout=10) as probe:
+        probe.sendall(b"ready\\n")    # an echo proves the loop runs before descriptors go
+        reply = b""
+        while chunk := probe.recv(100):  # until EOF: the server closed its side too
+            reply += chunk
+        assert reply == b"ready\\n"
+    import time
     hog = []
-    try:
-        while True:
-            hog.append(os.dup(0))
-    except OSError:
-        pass
+    for _ in range(2):               # twice: a descriptor the handler thread frees late
+        try:                         # must not give accept() a free slot after all
+            while True:
+                hog.append(os.dup(0))
+        except OSError:
+            pass
+        time.sleep(0.2)
     print(server.server_address[1], flush=True)
     sys.stdin.readline()           # the test has seen the warning: give descriptors back
     for fd in hog:

@@ -91,13 +91,21 @@ class BaseServer:
         seconds. ``self.timeout`` is ignored (as in the standard library).
         """
         self.__is_shut_down.clear()
-        waker = Waker()
+        waker: Waker | None
+        try:
+            waker = Waker()
+        except OSError as exc:
+            # Out of descriptors before the loop even started: serve anyway, and notice
+            # shutdown() by polling often instead of being woken.
+            error_log.warning("no wake-up socket (%s); shutdown() will be polled", exc)
+            waker = None
         with self.__waker_lock:
             self.__waker = waker
         self.__serving_thread = threading.current_thread()
         try:
             with _Selector() as selector:
-                selector.register(waker, selectors.EVENT_READ, None)
+                if waker is not None:
+                    selector.register(waker, selectors.EVENT_READ, None)
                 watching = False
                 while not self.__shutdown_request:
                     # Watch the listening socket only while a request can be taken: not
@@ -110,7 +118,7 @@ class BaseServer:
                         else:
                             selector.unregister(self)
                         watching = want
-                    wait = poll_interval
+                    wait = poll_interval if waker is not None else min(poll_interval, 0.05)
                     if now < self.__paused_until:
                         wait = min(wait, self.__paused_until - now)
                     ready = selector.select(wait)
@@ -118,7 +126,7 @@ class BaseServer:
                         break
                     for key, _events in ready:
                         if key.data is None:
-                            waker.drain()
+                            waker.drain()  # type: ignore[union-attr]
                         else:
                             self._handle_request_noblock()
                     self.service_actions()
@@ -126,7 +134,8 @@ class BaseServer:
             self.__serving_thread = None
             with self.__waker_lock:
                 self.__waker = None
-            waker.close()
+            if waker is not None:
+                waker.close()
             self.__shutdown_request = False
             self.__is_shut_down.set()
 
