@@ -26,9 +26,9 @@ subclass :class:`BaseHTTPRequestHandler`, write ``do_GET``, call ``send_response
 
 Speed (a keep-alive request is one ``recv`` and one ``sendall``): blocking sockets with kernel
 timeouts (SO_RCVTIMEO/SO_SNDTIMEO, no ``poll`` per call), prebuilt status / Server / Date /
-repeated header lines, no per-request logging work when the access logger is disabled, and a
-per-connection memo of the last request head's parse (a head repeated byte for byte is not
-parsed again; the handler still gets its own copy of the headers).
+repeated header lines, and no per-request logging work when the access logger is disabled.
+Every head is parsed in full: nothing is memoized between requests, so a benchmark's
+identical requests cost what real traffic costs.
 
 Socketless use (unit tests): a handler whose ``rfile`` / ``wfile`` are plain file objects
 (``BytesIO``) behaves like the standard library's byte for byte, apart from the stricter
@@ -69,7 +69,7 @@ from ._io import (
 )
 from .config import DEFAULT_LIMITS, Limits
 from .errors import HTTPError
-from .http11 import Request, body_allowed, parse_head, validate_field
+from .http11 import body_allowed, parse_head, validate_field
 from .logs import access_log, control_escape, error_log
 from .socketserver import StreamRequestHandler, TCPServer, ThreadingMixIn
 
@@ -102,8 +102,6 @@ DEFAULT_ERROR_MESSAGE = """\
 DEFAULT_ERROR_CONTENT_TYPE = "text/html;charset=utf-8"
 
 _INFO = logging.INFO
-#: Longest head whose parse is memoized per connection (see parse_request).
-_MEMO_MAX_HEAD = 2048
 _TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
 
@@ -221,8 +219,6 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         self.reader: SocketReader | None = None
         self._file_source: FileSource | None = None
         self._head: bytes | None = None
-        self._last_head: bytes | None = None
-        self._last_req: Request | None = None
         self._body: BodyReader | None = None
         self._conn_rfile: Any = None
         self._status: int | None = None
@@ -406,29 +402,15 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             if head is None:
                 return False
         limits = self._lim or self._limits()
-        req: Request | None
-        if head == self._last_head:
-            # The same head again on this connection (keep-alive polling, health checks,
-            # benchmarks): parsing is a pure function of the bytes, so reuse the result of
-            # the previous parse. The handler gets its own copy of the headers (it may
-            # change them); the cached Request is never handed out or modified.
-            req = self._last_req
-            if req is None:
-                req = self._last_req = parse_head(head, limits)
-            headers = req.headers.copy()
-        else:
-            try:
-                req = parse_head(head, limits)
-            except HTTPError as err:
-                self._linger = True
-                first = head.lstrip(b"\r\n")
-                self.requestline = first[: first.find(b"\r\n")].decode("latin-1")
-                self.send_error(err.status, None, err.message)
-                return False
-            headers = req.headers
-            # Remember only the bytes: the parse is kept once the head repeats.
-            self._last_head = head if len(head) <= _MEMO_MAX_HEAD else None
-            self._last_req = None
+        try:
+            req = parse_head(head, limits)
+        except HTTPError as err:
+            self._linger = True
+            first = head.lstrip(b"\r\n")
+            self.requestline = first[: first.find(b"\r\n")].decode("latin-1")
+            self.send_error(err.status, None, err.message)
+            return False
+        headers = req.headers
         raw = req.raw_requestline
         self.raw_requestline = raw
         self.requestline = raw[:-2].decode("latin-1")
