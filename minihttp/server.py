@@ -52,7 +52,7 @@ import time
 from http import HTTPStatus
 from typing import Any, ClassVar
 
-from . import _io
+from . import _io, forwarded
 from ._io import (
     CHUNKED,
     CLOSE,
@@ -421,6 +421,8 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         self.path = path
         self.request_version = req.version
         self.headers = headers
+        if getattr(self.server, "forwarded_allow_ips", None):  # off: one getattr per request
+            forwarded.apply(self, self.server.forwarded_allow_ips)  # trusted proxy's client
         self.close_connection = not req.keep_alive or self.protocol_version < "HTTP/1.1"
         expect = req.expect_continue and self.protocol_version >= "HTTP/1.1"
         if not expect and not req.chunked and not req.content_length:
