@@ -1,7 +1,7 @@
 """Map request targets to file system paths without ever leaving the served directory.
 
 No network I/O; the only file system calls are ``lstat`` / ``os.path.realpath`` in the
-containment checks.
+containment checks and the ``open`` of :func:`open_beneath`.
 
 Rules of this module (each one closes a known traversal trick):
 
@@ -16,10 +16,15 @@ Rules of this module (each one closes a known traversal trick):
   the root with ``os.path.commonpath``, for the final file actually opened;
   :func:`contained_fast` gets the same answer with one ``lstat`` per segment when no segment
   is a symlink (the common case, checked on every request).
+* :func:`open_beneath` opens a file and checks containment in the same breath: the last
+  segment is opened with ``O_NOFOLLOW`` (so a symlink there can never be followed unchecked,
+  and costs no ``lstat``), the directories above it get one ``lstat`` each; any symlink met
+  sends the request through :func:`contained`.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -33,6 +38,7 @@ __all__ = [
     "contained",
     "contained_fast",
     "has_trailing_slash",
+    "open_beneath",
     "redirect_location",
     "split_target",
     "url_segments",
@@ -133,6 +139,52 @@ def contained_fast(path: str, root: str) -> bool | None:
         except (OSError, ValueError):
             return True  # missing: nothing to serve, nothing resolved outside either
     return True
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+# What open(O_NOFOLLOW) says when the last segment is a symlink: ELOOP on Linux and macOS,
+# EMLINK on FreeBSD.
+_LINK_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK})
+
+
+def open_beneath(path: str, root: str, flags: int) -> int | None:
+    """``os.open(path, flags)`` for a path lexically under ``root``, refusing symlink escapes.
+
+    Returns None when ``path`` is not lexically under ``root`` (the caller decides), raises
+    :class:`NotFound` when a symlink leads out of ``root``, and lets ``OSError`` from the
+    ``open`` through (missing file, permission). Same answer as :func:`contained`, but in the
+    common case (no symlink) it costs the ``open`` plus one ``lstat`` per directory between
+    ``root`` and the file, and the file itself can no longer be swapped for a link between
+    the check and the ``open``.
+    """
+    prefix = os.path.join(root, "")
+    if not path.startswith(prefix):
+        return None
+    segments = path[len(prefix):].split(os.sep)
+    if not _NOFOLLOW or "." in segments or ".." in segments:
+        return _open_checked(path, root, flags)
+    current = root
+    for segment in segments[:-1]:
+        if not segment:
+            continue
+        current = os.path.join(current, segment)
+        try:
+            if stat.S_ISLNK(os.lstat(current).st_mode):
+                return _open_checked(path, root, flags)
+        except (OSError, ValueError):
+            break  # missing directory: the open below fails with the right error
+    try:
+        return os.open(path, flags | _NOFOLLOW)
+    except OSError as exc:
+        if exc.errno not in _LINK_ERRNOS:
+            raise
+    return _open_checked(path, root, flags)  # the last segment is a symlink
+
+
+def _open_checked(path: str, root: str, flags: int) -> int:
+    if not contained(path, root):
+        raise NotFound()
+    return os.open(path, flags)
 
 
 def redirect_location(raw_path: str, query: str) -> str:

@@ -22,6 +22,14 @@ Rules of this module:
   file is never read into memory whole.
 * No request, however hostile, produces a traceback: path and file errors become 400, 403 or
   404 through :class:`~minihttp.errors.HTTPError`.
+
+Speed (a small file costs ``open``, ``fstat``, one ``read``, ``close`` and one ``access`` per
+precompressed suffix, and leaves with its head in one send): the file is opened first and
+``fstat`` tells file from directory (no ``stat`` before the ``open``); containment costs no
+``lstat`` for the file itself (:func:`~minihttp._paths.open_beneath`); bodies under
+:data:`SENDFILE_MIN` are read whole before the head is written (so Content-Length is what was
+read), larger ones go by ``sendfile``; URL-to-path translations are memoized (a pure function
+of the URL and the directory); media types are cached per extension.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ from ._paths import (
     contained,
     contained_fast,
     has_trailing_slash,
+    open_beneath,
     redirect_location,
     split_target,
     url_segments,
@@ -93,6 +102,15 @@ _WEB_TYPES = {
 #: mimetypes' answers by lower-case extension (bounded: extensions come from requests).
 _guessed: dict[str, str] = {}
 
+#: ``(directory, URL) -> path`` answers of :meth:`SimpleHTTPRequestHandler.translate_path`
+#: (a pure function of the two strings); emptied when full, as URLs come from requests.
+_translated: dict[tuple[str, str], str] = {}
+_TRANSLATED_MAX = 4096
+
+#: Flags of every file open: never block on a FIFO, never leak the fd into a child.
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+               | getattr(os, "O_CLOEXEC", 0))
+
 
 class FileBody(io.RawIOBase):
     """The body ``send_head`` prepared: literal byte pieces and segments of one open file.
@@ -102,7 +120,7 @@ class FileBody(io.RawIOBase):
     to send file segments zero-copy. Closing it closes the file.
     """
 
-    def __init__(self, file: BinaryIO, pieces: Sequence[Part], length: int) -> None:
+    def __init__(self, file: BinaryIO | None, pieces: Sequence[Part], length: int) -> None:
         super().__init__()
         self.file = file
         self.pieces = list(pieces)
@@ -119,7 +137,7 @@ class FileBody(io.RawIOBase):
             piece = self.pieces[self._index]
             if isinstance(piece, bytes):
                 data = piece[self._done : self._done + len(view)]
-            elif self._done < piece[1]:
+            elif self._done < piece[1] and self.file is not None:
                 offset, count = piece
                 self.file.seek(offset + self._done)
                 data = self.file.read(min(len(view), count - self._done))
@@ -137,7 +155,8 @@ class FileBody(io.RawIOBase):
 
     def close(self) -> None:
         try:
-            self.file.close()
+            if self.file is not None:
+                self.file.close()
         finally:
             super().close()
 
@@ -204,10 +223,17 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         :class:`~minihttp.errors.HTTPError` (400 for NUL, 404 for escapes). A trailing slash
         in the URL is kept, as the standard library does.
         """
+        key = (self.directory, path)
+        result = _translated.get(key)
+        if result is not None:
+            return result
         raw_path, _query = split_target(path)
         result = os.path.join(self.directory, *url_segments(raw_path))
         if has_trailing_slash(raw_path):
             result = os.path.join(result, "")
+        if len(_translated) >= _TRANSLATED_MAX:
+            _translated.clear()
+        _translated[key] = result
         return result
 
     def guess_type(self, path: str | os.PathLike[str]) -> str:
@@ -261,6 +287,9 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     def copyfile(self, source: _Body, outputfile: Any) -> None:
         """Copy ``source`` to ``outputfile``; file segments of a :class:`FileBody` go
         zero-copy through ``outputfile.sendfile(file, offset, count)`` when it exists."""
+        if type(source) is io.BytesIO:
+            outputfile.write(source.read())  # a listing or short message: one write
+            return
         if not isinstance(source, FileBody):
             shutil.copyfileobj(source, outputfile, CHUNK_SIZE)
             return
@@ -319,8 +348,21 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             raise NotFound()
 
     def _send_head(self) -> _Body | None:
-        raw_path, query = split_target(self.path)
         path = self.translate_path(self.path)
+        if not path.endswith(("/", os.sep)):
+            # The common case, a file: open it first and let fstat tell a directory apart.
+            try:
+                fd, st = self._open_fd(path)
+            except FileNotFoundError:
+                pass  # maybe only a precompressed sibling exists: the general path decides
+            else:
+                if stat.S_ISREG(st.st_mode):
+                    return self._send_open_file(path, fd, st)
+                os.close(fd)
+        return self._send_head_general(path)
+
+    def _send_head_general(self, path: str) -> _Body | None:
+        raw_path, query = split_target(self.path)
         if os.path.isdir(path):
             if not has_trailing_slash(raw_path):
                 # RFC 9110 section 15.4.2; relative references in the page need the slash.
@@ -341,18 +383,36 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             raise NotFound()  # a file named as if it were a directory
         return self._send_file(path)
 
-    def _open(self, path: str) -> tuple[BinaryIO, os.stat_result]:
-        """Open a regular file inside the root; never blocks on a FIFO, never a traceback."""
-        self._inside(path)
-        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    def _open_fd(self, path: str) -> tuple[int, os.stat_result]:
+        """Open ``path`` inside the root (any file type); ``FileNotFoundError`` passes through.
+
+        Other failures become 403 / 404; never blocks on a FIFO, never a traceback.
+        """
         try:
-            fd = os.open(path, flags)
+            fd = None if self.follow_symlinks else open_beneath(path, self.directory,
+                                                                _OPEN_FLAGS)
+            if fd is None:
+                self._inside(path)  # not lexically under the root: the general check
+                fd = os.open(path, _OPEN_FLAGS)
+        except FileNotFoundError:
+            raise
         except PermissionError:
             raise Forbidden() from None
         except (OSError, ValueError):
             raise NotFound() from None
         try:
-            st = os.fstat(fd)
+            return fd, os.fstat(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _open(self, path: str) -> tuple[BinaryIO, os.stat_result]:
+        """Open a regular file inside the root as an unbuffered file object."""
+        try:
+            fd, st = self._open_fd(path)
+        except FileNotFoundError:
+            raise NotFound() from None
+        try:
             if not stat.S_ISREG(st.st_mode):
                 raise NotFound()
             # Unbuffered: reads are big or go straight to sendfile; saves a BufferedReader.
@@ -367,13 +427,47 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         for coding, suffix in self.precompressed:
             candidate = path + suffix
             try:
-                if stat.S_ISREG(os.stat(candidate).st_mode):
+                # access() first: a missing sibling (the usual case) costs no exception.
+                if os.access(candidate, os.F_OK) and stat.S_ISREG(os.stat(candidate).st_mode):
                     self._inside(candidate)
                     found.append((coding, candidate))
             except (OSError, ValueError, HTTPError):
                 continue
         chosen = choose_encoding(self.headers.get("Accept-Encoding"), [c for c, _ in found])
         return chosen, found
+
+    def _send_open_file(self, path: str, fd: int, st: os.stat_result) -> _Body | None:
+        """:meth:`_send_file` for a regular file already open as ``fd`` (closed here)."""
+        try:
+            ctype = self.content_type(path)
+            coding, siblings = self._sibling(path) if self.precompressed else (None, [])
+        except BaseException:
+            os.close(fd)
+            raise
+        if coding:
+            os.close(fd)
+            f, st = self._open(dict(siblings)[coding])
+        else:
+            if self.command == "GET" and st.st_size < SENDFILE_MIN:
+                return self._answer_small(fd, st, ctype, bool(siblings))
+            f = os.fdopen(fd, "rb", buffering=0)
+        try:
+            validators = validators_for(st, coding or "")
+            return self._answer(f, st.st_size, ctype, coding, bool(siblings), validators)
+        except BaseException:
+            f.close()
+            raise
+
+    def _answer_small(self, fd: int, st: os.stat_result, ctype: str, vary: bool
+                      ) -> _Body | None:
+        """A small identity file: read whole now, so the body leaves with the head."""
+        try:
+            data = _read_all(fd, st.st_size)
+        except OSError:
+            raise NotFound() from None
+        finally:
+            os.close(fd)
+        return self._answer(None, len(data), ctype, None, vary, validators_for(st), data)
 
     def _send_file(self, path: str) -> _Body | None:
         ctype = self.content_type(path)
@@ -392,18 +486,22 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         if vary:
             self.send_header("Vary", "Accept-Encoding")
 
-    def _answer(self, f: BinaryIO, size: int, ctype: str, coding: str | None, vary: bool,
-                v: Validators) -> _Body | None:
+    def _answer(self, f: BinaryIO | None, size: int, ctype: str, coding: str | None,
+                vary: bool, v: Validators, data: bytes | None = None) -> _Body | None:
+        """Answer for one representation: ``f`` is its open file (closed here unless it is
+        returned in the body), or None when ``data`` already holds all of it."""
         status = evaluate(self.command or "", self.headers.get_all, v)
         if status == 304:
             # RFC 9110 section 15.4.5: the validators and Vary a 200 would carry, no body.
             self.send_response(304)
             self._validator_headers(v, vary)
             self.end_headers()
-            f.close()
+            if f is not None:
+                f.close()
             return None
         if status == 412:
-            f.close()
+            if f is not None:
+                f.close()
             self.send_error(412)
             return None
         decision = parse_range(
@@ -412,7 +510,8 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         if decision.status != 200 and not if_range_matches(self.headers.get("If-Range"), v):
             decision = parse_range(None, size)
         if decision.status == 416:
-            f.close()
+            if f is not None:
+                f.close()
             body = b"Requested range not satisfiable\n"
             self.send_response(416)
             self.send_header("Content-Range", f"bytes */{size}")
@@ -423,17 +522,21 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         pieces: list[Part]
         if decision.status == 200:
             self.send_response(200)
-            pieces, length = [(0, size)], size
+            pieces, length = [(0, size) if data is None else data], size
             self.send_header("Content-Type", ctype)
         elif len(decision.ranges) == 1:
             (first, last), = decision.ranges
             self.send_response(206)
-            pieces, length = [(first, last - first + 1)], last - first + 1
+            length = last - first + 1
+            pieces = [(first, length) if data is None else data[first:last + 1]]
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Range", content_range(first, last, size))
         else:
             boundary = secrets.token_hex(16)
             pieces, length = multipart_layout(decision.ranges, size, ctype, boundary)
+            if data is not None:
+                pieces = [p if isinstance(p, bytes) else data[p[0]:p[0] + p[1]]
+                          for p in pieces]
             self.send_response(206)
             self.send_header("Content-Type", f"multipart/byteranges; boundary={boundary}")
         self.send_header("Content-Length", str(length))
@@ -443,3 +546,19 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         self._validator_headers(v, vary)
         self.end_headers()
         return FileBody(f, pieces, length)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """Up to ``size`` bytes from the start of ``fd`` (fewer if the file shrank meanwhile)."""
+    data = os.read(fd, size)
+    if len(data) == size or not data:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < size:
+        more = os.read(fd, size - got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
