@@ -296,7 +296,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         for piece in source.pieces:
             if isinstance(piece, bytes):
                 outputfile.write(piece)
-            else:
+            elif source.file is not None:
                 self._send_segment(source.file, piece[0], piece[1], outputfile)
 
     # -- internals ---------------------------------------------------------------------------
@@ -504,9 +504,9 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
                 f.close()
             self.send_error(412)
             return None
-        decision = parse_range(
-            self.headers.get("Range") if self.command == "GET" else None, size
-        )  # RFC 9110 section 14.2: range handling is defined for GET only
+        # RFC 9110 section 14.2: range handling is defined for GET only
+        range_value = self.headers.get("Range") if self.command == "GET" else None
+        decision = parse_range(range_value, size)
         if decision.status != 200 and not if_range_matches(self.headers.get("If-Range"), v):
             decision = parse_range(None, size)
         if decision.status == 416:
