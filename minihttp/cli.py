@@ -13,6 +13,12 @@ Rules of this module:
   ``shutdown()``; the main thread then closes the server, which lets in-flight responses finish.
 * The server class is chosen in one place (:func:`server_base`), so moving to the pooled
   server of issue 6 is a one-line change.
+* ``--workers N`` binds once and pre-forks N supervised worker processes
+  (:mod:`minihttp.prefork`); log lines then start with the worker's pid.
+* ``--forwarded-allow-ips`` sets the server's ``forwarded_allow_ips``
+  (:mod:`minihttp.forwarded`): behind a trusted proxy, the client is taken from its header.
+* At start the soft open-file limit is raised to the hard limit (one descriptor per
+  connection; the default soft limit of 1024 is soon reached by a busy server).
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ from functools import partial
 from types import FrameType
 from typing import Any
 
-from . import __version__
+from . import __version__, prefork
+from .forwarded import FORWARDED, X_FORWARDED_FOR, TrustedProxies
 from .http11 import validate_field
 from .server import HTTPServer
 from .socketserver import ThreadPoolMixIn
@@ -115,6 +122,14 @@ def _protocol(text: str) -> str:
     return text
 
 
+def _trusted(text: str) -> str:
+    try:
+        TrustedProxies(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the static file server."""
     parser = argparse.ArgumentParser(
@@ -144,6 +159,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "'Access-Control-Allow-Origin: *' (repeatable)")
     parser.add_argument("--threads", type=_positive, metavar="N",
                         help="worker threads (default: a pool sized from the CPU count)")
+    parser.add_argument("--workers", type=_positive, metavar="N",
+                        help="pre-fork N worker processes sharing the listening socket, "
+                        "supervised (replaced if they die; SIGHUP restarts them gracefully)")
+    parser.add_argument("--graceful-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="with --workers: how long a stop waits for in-flight requests "
+                        "before killing the workers (default 30)")
+    parser.add_argument("--forwarded-allow-ips", type=_trusted, metavar="IPS",
+                        help="comma-separated IPs/CIDRs of trusted reverse proxies ('*': "
+                        "any); requests from them are logged with the client address their "
+                        "forwarding header reports (default: none)")
+    parser.add_argument("--forwarded-header", choices=(X_FORWARDED_FOR, FORWARDED),
+                        default=X_FORWARDED_FOR, type=str.lower,
+                        help="which header the trusted proxies write: x-forwarded-for "
+                        "(default; nginx, HAProxy) or forwarded (RFC 7239)")
     parser.add_argument("--follow-symlinks", action="store_true",
                         help="serve symlinks that point outside the directory (default: 404)")
     parser.add_argument("-q", "--quiet", action="store_true",
@@ -274,6 +303,9 @@ def make_server(args: argparse.Namespace) -> HTTPServer:
     }
     handler_class = type("CLIRequestHandler", (_CLIHandler,), handler_attrs)
     server_attrs: dict[str, Any] = {"address_family": family, "ssl_context": context}
+    if getattr(args, "forwarded_allow_ips", None):
+        server_attrs["forwarded_allow_ips"] = TrustedProxies(
+            args.forwarded_allow_ips, getattr(args, "forwarded_header", X_FORWARDED_FOR))
     if args.threads:
         server_attrs["max_workers"] = args.threads
         server_attrs["max_queue"] = args.threads
@@ -308,12 +340,13 @@ def _url(server: HTTPServer, tls: bool) -> str:
     return f"{'https' if tls else 'http'}://{host}:{port}/"
 
 
-def _configure_logging(quiet: bool) -> None:
+def _configure_logging(quiet: bool, with_pid: bool = False) -> None:
     root = logging.getLogger("minihttp")
     if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        root.addHandler(handler)
+        root.addHandler(logging.StreamHandler(sys.stderr))
+    for handler in root.handlers:
+        handler.setFormatter(logging.Formatter(
+            "[%(process)d] %(message)s" if with_pid else "%(message)s"))
     root.setLevel(logging.INFO)
     root.propagate = False
     if quiet:
@@ -323,9 +356,29 @@ def _configure_logging(quiet: bool) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def raise_open_file_limit() -> tuple[int, int] | None:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; ``(old, new)`` if it changed."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard or hard == resource.RLIM_INFINITY:
+        return None  # (macOS reports "infinity" but refuses it: leave the limit alone)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:
+        log.debug("cannot raise the open-file limit: %s", exc)
+        return None
+    log.info("raised open-file limit from %d to %d", soft, hard)
+    return soft, hard
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run the static file server described by ``args`` until SIGINT/SIGTERM."""
-    _configure_logging(args.quiet)
+    workers = getattr(args, "workers", None)
+    _configure_logging(args.quiet, with_pid=bool(workers))
+    raise_open_file_limit()
     try:
         server = make_server(args)
     except ValueError as exc:
@@ -344,6 +397,28 @@ def serve(args: argparse.Namespace) -> int:
             print(f"error: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
+    if not workers:
+        return _run(server, args, partial(_announce, server, args))
+    try:
+        return prefork.serve_workers(server, workers, partial(_run, server, args),
+                                     graceful_timeout=args.graceful_timeout,
+                                     on_ready=partial(_announce, server, args))
+    finally:
+        server.server_close()
+
+
+def _announce(server: HTTPServer, args: argparse.Namespace) -> None:
+    tls = bool(server.ssl_context)  # type: ignore[attr-defined]
+    print(f"Serving {'HTTPS' if tls else 'HTTP'} on {_url(server, tls)} "
+          f"(directory {os.path.abspath(args.directory)}) ...", flush=True)
+
+
+def _run(server: HTTPServer, args: argparse.Namespace,
+         on_ready: Any = None) -> int:
+    """Serve until SIGINT/SIGTERM, then finish in-flight requests; the exit status.
+
+    ``on_ready()`` runs once the signal handlers are in place (a stop is never lost).
+    """
     stopped_at: list[float] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -360,9 +435,8 @@ def serve(args: argparse.Namespace) -> int:
 
     previous = _install(on_signal)
     try:
-        print(f"Serving {'HTTPS' if server.ssl_context else 'HTTP'} on "  # type: ignore[attr-defined]
-              f"{_url(server, bool(server.ssl_context))} "  # type: ignore[attr-defined]
-              f"(directory {os.path.abspath(args.directory)}) ...", flush=True)
+        if on_ready is not None:
+            on_ready()
         server.serve_forever()
         if not args.quiet:
             print("Stopping: finishing in-flight requests ...", file=sys.stderr, flush=True)
