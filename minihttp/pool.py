@@ -1,0 +1,647 @@
+"""PooledHTTPServer: a bounded worker pool, with idle and slow connections parked in a poller.
+
+``ThreadingHTTPServer`` gives every connection a thread: 10,000 idle keep-alive clients are
+10,000 threads, and a few hundred clients sending their heads one byte at a time hold every
+one of them. Here:
+
+* One I/O thread (the ``serve_forever`` thread) watches the listening socket, a wake-up
+  socket, and every connection that is idle between requests or whose request head is still
+  arriving. Such connections hold no thread. Their bytes are read without blocking and fed to
+  the handler's reader (``handler.reader.feed``); when a whole head is buffered (or EOF, or
+  an error to report) the connection goes to a worker of a bounded
+  :class:`~minihttp.socketserver.WorkerPool`, which calls ``handle_one_request()``.
+* After a response the worker serves a pipelined request already buffered at once, tries
+  one non-blocking ``recv`` (the next request is often there already), and otherwise parks
+  the connection again: with epoll that is one thread-safe ``EPOLL_CTL_MOD`` and no wake-up of
+  the I/O thread (see :mod:`minihttp._conn`).
+* Deadlines (RFC 9112 section 9.8 lets a server close connections it no longer wants):
+  ``Limits.head_timeout`` covers the whole head from its first byte (and the wait for the
+  first request); past it a started head gets ``408`` and the connection closes (slowloris).
+  ``Limits.keepalive_timeout`` closes an idle connection silently. They sit in a heap.
+* ``max_connections``: past it the server *stops accepting*; new connections wait in the
+  kernel's listen backlog (``request_queue_size``) until one closes. Nothing is accepted just
+  to be refused, so a burst costs no descriptors; the price is that a waiting client gets no
+  answer at all until there is room. The default is what the descriptor limit allows.
+* ``shutdown()`` stops accepting, closes parked connections, lets in-flight requests end
+  (their connections close after the response) for up to ``shutdown_grace`` seconds, then
+  shuts the sockets of stragglers so their handlers' I/O fails. ``server_close()`` joins the
+  workers: no thread and no descriptor is left behind.
+* TLS (``ssl_context`` set): the handshake runs on a worker with ``head_timeout`` (a blocking
+  handshake on the I/O thread would let one slow client stall every other one); after that a
+  TLS connection is parked like any other, and decrypted bytes the poller cannot see
+  (``SSLSocket.pending()``) are read before parking. The CLI's own TLS wrapping in
+  ``finish_request`` is not used by this server (``finish_request`` is called only when the
+  loop is not running, e.g. by ``handle_request()``).
+
+Handlers are created with ``BaseHTTPRequestHandler.attach`` (``setup()`` only); a
+``functools.partial`` of a handler class (``directory=`` of the static handler) is honoured.
+Code written for ``http.server`` handlers runs unchanged.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import functools
+import resource
+import socket
+import ssl
+import threading
+import time
+from typing import Any
+
+from ._conn import BUSY, HEAD, IDLE, Conn, Deadlines, Poller, make_poller
+from .logs import error_log
+from .server import HTTPServer
+from .socketserver import WorkerPool
+from .socketserver._wakeup import Waker
+from .socketserver.pool import default_max_workers
+
+__all__ = ["PooledHTTPServer", "default_max_connections"]
+
+#: accept() failures meaning "out of resources": back off instead of spinning.
+_RESOURCE_ERRNOS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
+_RECV = 64 * 1024
+_INF = float("inf")
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+#: Requests a worker serves in a row on one connection before letting others go first.
+MAX_IN_PLACE = 64
+
+
+def default_max_connections() -> int:
+    """The soft descriptor limit minus a reserve for files, the listener and the workers."""
+    try:
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return 1000
+    if soft == resource.RLIM_INFINITY:
+        return 100_000
+    return max(16, soft - 64)
+
+
+class PooledHTTPServer(HTTPServer):
+    """HTTP server on a bounded worker pool; idle and slow connections hold no thread."""
+
+    #: Most worker threads (started lazily).
+    max_workers: int = default_max_workers()
+    #: Most complete requests waiting for a worker inside the pool; more wait in the server.
+    max_queue: int | None = None
+    #: Most open connections; past it, accepting pauses (kernel backlog). None: from rlimit.
+    max_connections: int | None = None
+    #: Seconds ``shutdown()`` lets in-flight requests finish before their sockets are shut.
+    shutdown_grace: float = 5.0
+    #: Workers are daemon threads.
+    daemon_threads: bool = False
+    #: Deep backlog: connections beyond ``max_connections`` wait there.
+    request_queue_size: int = 1024
+    #: Seconds the accept loop pauses after EMFILE/ENFILE/ENOBUFS/ENOMEM.
+    accept_backoff: float = 0.1
+    #: After a response, try one non-blocking ``recv`` before parking the connection.
+    speculative_read: bool = True
+    #: Use the portable selectors poller even where epoll exists (tests).
+    portable_poller: bool = False
+    #: TLS: set to an ``ssl.SSLContext`` to serve HTTPS (handshake on a worker).
+    ssl_context: ssl.SSLContext | None = None
+
+    _pool: WorkerPool | None = None
+
+    def __init__(self, server_address: Any, RequestHandlerClass: Any,
+                 bind_and_activate: bool = True) -> None:
+        self._lock = threading.Lock()
+        self._conns: dict[int, Conn] = {}
+        self._ready: collections.deque[Conn] = collections.deque()  # workers -> I/O thread
+        self._retime: collections.deque[Conn] = collections.deque()  # partial heads parked
+        self._backlog: collections.deque[Conn] = collections.deque()  # waiting for the pool
+        self._poller: Poller | None = None
+        self._waker: Waker | None = None
+        self._stop = False
+        self._closing = False
+        self._paused_until = 0.0
+        self._listening = False
+        self._serving_thread: threading.Thread | None = None
+        self._done = threading.Event()
+        self._done.set()
+        self._factory_cache: tuple[Any, Any] | None = None
+        super().__init__(server_address, RequestHandlerClass, bind_and_activate)
+        if self.max_connections is None:
+            self.max_connections = default_max_connections()
+
+    # -- the pool --------------------------------------------------------------------------
+
+    @property
+    def pool(self) -> WorkerPool:
+        """The worker pool (created on first use)."""
+        pool = self._pool
+        if pool is None:
+            pool = self._pool = WorkerPool(
+                self.max_workers, self.max_queue or self.max_workers, name="minihttp-pool",
+                daemon=self.daemon_threads, on_space=self.wake_loop)
+        return pool
+
+    @property
+    def connection_count(self) -> int:
+        """Connections open right now (parked or on a worker)."""
+        return len(self._conns)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Serve until ``shutdown()``; then drain gracefully (see the module docstring)."""
+        self._done.clear()
+        self._stop = self._closing = False
+        waker = Waker()
+        poller = make_poller(waker.wake, self.portable_poller)
+        with self._lock:
+            self._waker, self._poller = waker, poller
+        self._serving_thread = threading.current_thread()
+        self._listening = False
+        lfd = self.socket.fileno()
+        wfd = waker.fileno()
+        timers = Deadlines()
+        try:
+            poller.add_level(wfd)
+            for conn in list(self._conns.values()):  # served before, by handle_request()
+                if conn.state != BUSY:
+                    self._close(conn)
+            while not self._stop:
+                now = time.monotonic()
+                want = (now >= self._paused_until and self.accepting()
+                        and len(self._conns) < (self.max_connections or 1))
+                if want != self._listening:
+                    (poller.add_level if want else poller.remove_level)(lfd)
+                    self._listening = want
+                wait = poll_interval
+                first = timers.next_time()
+                if first is not None:
+                    wait = min(wait, max(first - now, 0.0))
+                if now < self._paused_until:
+                    wait = min(wait, self._paused_until - now)
+                if self._ready or self._retime:
+                    wait = 0.0
+                events = poller.poll(wait)
+                conns = self._conns
+                for fd, _ev in events:
+                    if fd == lfd:
+                        self._accept(poller, timers)
+                    elif fd == wfd:
+                        waker.drain()
+                    else:
+                        ready_conn = conns.get(fd)
+                        if ready_conn is not None and ready_conn.state != BUSY:
+                            self._on_readable(ready_conn, poller, timers)
+                self._take_handbacks(timers)
+                self._dispatch_backlog()
+                now = time.monotonic()
+                for conn in timers.pop_due(now):
+                    self._on_deadline(conn, now, poller, timers)
+                self.service_actions()
+            self._drain(poller, waker, lfd)
+        finally:
+            self._closing = True
+            with self._lock:
+                self._waker = self._poller = None
+            self._serving_thread = None
+            self._listening = False
+            poller.close()
+            waker.close()
+            self._stop = False
+            self._done.set()
+
+    def shutdown(self) -> None:
+        """Stop accepting, let in-flight requests finish (``shutdown_grace``), and wait.
+
+        Called from a handler it only asks the loop to stop (waiting would deadlock when the
+        handler's own request is one of those being waited for).
+        """
+        self._stop = True
+        self.wake_loop()
+        current = threading.current_thread()
+        if current is self._serving_thread or current.name.startswith("minihttp-pool"):
+            return
+        self._done.wait()
+
+    def wake_loop(self) -> None:
+        """Make the I/O thread look at its queues now. Thread-safe, never blocks."""
+        waker = self._waker
+        if waker is not None:
+            waker.wake()
+
+    def _drain(self, poller: Poller, waker: Waker, lfd: int) -> None:
+        """Graceful stop: close parked connections, wait for busy ones up to the grace."""
+        self._closing = True
+        if self._listening:
+            poller.remove_level(lfd)
+            self._listening = False
+        deadline = time.monotonic() + self.shutdown_grace
+        for conn in list(self._conns.values()):
+            if conn.state != BUSY:
+                poller.forget(conn.fd)
+                self._close(conn)
+        wfd = waker.fileno()
+        while self._conns or self._backlog:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            for fd, _ev in poller.poll(min(left, 0.05)):
+                if fd == wfd:
+                    waker.drain()
+            self._take_handbacks(None)
+            self._dispatch_backlog()
+        for conn in list(self._backlog):
+            self._close(conn)
+        self._backlog.clear()
+        for conn in list(self._conns.values()):
+            # Past the grace: make the stragglers' blocking I/O fail so their workers end.
+            try:
+                socket.socket.shutdown(conn.raw, socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def server_close(self) -> None:
+        """Close the listener and every connection; join the workers."""
+        self._closing = True
+        super().server_close()
+        for conn in list(self._conns.values()):
+            if conn.state != BUSY:
+                self._close(conn)
+        for conn in list(self._backlog):
+            self._close(conn)
+        self._backlog.clear()
+        pool = self._pool
+        if pool is not None:
+            pool.shutdown(wait=True, timeout=self.shutdown_grace + 5.0)
+            self._pool = None
+
+    # -- the I/O thread --------------------------------------------------------------------
+
+    def _accept(self, poller: Poller, timers: Deadlines) -> None:
+        try:
+            sock, addr = self.get_request()
+        except OSError as exc:
+            if exc.errno in _RESOURCE_ERRNOS:
+                error_log.warning("accept() failed (%s); pausing accepts for %.2f s",
+                                  exc, self.accept_backoff)
+                self._paused_until = time.monotonic() + self.accept_backoff
+            return
+        try:
+            if not self.verify_request(sock, addr):
+                self.shutdown_request(sock)
+                return
+            self._add(sock, addr, poller, timers)
+        except Exception:
+            self.handle_error(sock, addr)
+            try:
+                self.shutdown_request(sock)
+            except Exception:
+                pass
+
+    def _add(self, sock: Any, addr: Any, poller: Poller, timers: Deadlines) -> None:
+        conn = Conn(sock, addr, sock.fileno())
+        self._conns[conn.fd] = conn
+        if self.ssl_context is not None:
+            conn.tls = True
+            conn.state = BUSY
+            self._dispatch(conn)
+            return
+        try:
+            self._attach(conn)
+        except BaseException:
+            with self._lock:
+                self._conns.pop(conn.fd, None)
+                conn.closed = True
+            raise
+        head_timeout = conn.reader.limits.head_timeout
+        conn.expires = _INF if head_timeout is None else time.monotonic() + head_timeout
+        timers.schedule(conn, conn.expires)
+        poller.add(conn.fd)
+
+    def _attach(self, conn: Conn) -> None:
+        """Create the connection's handler (``setup()`` only) and note how to read it."""
+        factory = self.RequestHandlerClass
+        cached = self._factory_cache
+        if cached is None or cached[0] is not factory:
+            cached = self._factory_cache = (factory, _attacher(factory))
+        handler = cached[1](conn.sock, conn.addr, self)
+        reader = handler.reader
+        if reader is None:
+            raise TypeError(f"{factory!r} did not set up a socket reader (a minihttp "
+                            "BaseHTTPRequestHandler is needed on a PooledHTTPServer)")
+        conn.handler, conn.reader = handler, reader
+        conn.nowait = (not conn.tls and _DONTWAIT != 0
+                       and conn.sock.gettimeout() is None)
+
+    def _on_readable(self, conn: Conn, poller: Poller, timers: Deadlines) -> None:
+        """Bytes (or EOF) for a parked connection: feed them; dispatch a complete head."""
+        reader = conn.reader
+        try:
+            data = self._recv_parked(conn)
+        except OSError:
+            data = b""
+        if data is None:
+            self._rearm(conn, poller)
+            return
+        if not data:
+            if not reader.buf:
+                poller.forget(conn.fd)
+                self._close(conn)
+                return
+            reader.feed(b"")
+        else:
+            reader.feed(data)
+        if reader.has_request():
+            conn.state = BUSY
+            self._dispatch(conn)
+            return
+        if conn.state != HEAD:
+            # The head has started: its deadline runs from this first byte.
+            conn.state = HEAD
+            head_timeout = reader.limits.head_timeout
+            if head_timeout is not None:
+                conn.expires = time.monotonic() + head_timeout
+                timers.schedule(conn, conn.expires)
+        self._rearm(conn, poller)
+
+    def _recv_parked(self, conn: Conn) -> bytes | None:
+        """Read what is there without blocking: bytes, ``b''`` at EOF, None if nothing."""
+        sock = conn.sock
+        if not conn.tls:
+            try:
+                data: bytes = sock.recv(_RECV, _DONTWAIT) if _DONTWAIT else sock.recv(_RECV)
+                return data
+            except BlockingIOError:
+                return None
+        previous = sock.gettimeout()
+        sock.settimeout(0.0)
+        try:
+            chunks = []
+            try:
+                chunks.append(sock.recv(_RECV))
+                while chunks[-1] and sock.pending():
+                    chunks.append(sock.recv(sock.pending()))
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                if not chunks:
+                    return None
+            except ssl.SSLError:
+                return b""
+            return b"".join(chunks)
+        finally:
+            sock.settimeout(previous)
+
+    def _rearm(self, conn: Conn, poller: Poller) -> None:
+        try:
+            poller.rearm(conn.fd)
+        except OSError:
+            self._close(conn)
+
+    def _on_deadline(self, conn: Conn, now: float, poller: Poller,
+                     timers: Deadlines) -> None:
+        """A connection's timer fell due: expire it, or look again later."""
+        state = conn.state
+        if state == BUSY:
+            # On a worker: its next park sets a deadline no earlier than this re-check.
+            limits = self.limits
+            step = min((t for t in (limits.head_timeout, limits.keepalive_timeout)
+                        if t is not None), default=None)
+            if step is not None:
+                timers.schedule(conn, now + step)
+            return
+        if conn.expires > now:
+            timers.schedule(conn, conn.expires)
+            return
+        poller.forget(conn.fd)
+        if state == HEAD and conn.reader.buf.strip():
+            self._send_timeout(conn)
+        self._close(conn)
+
+    def _send_timeout(self, conn: Conn) -> None:
+        """408 for a head that missed its deadline (RFC 9110 section 15.5.9), never blocking."""
+        handler = conn.handler
+        body = b"Request Timeout: the request head was not received in time.\n"
+        head = (f"{getattr(handler, 'protocol_version', 'HTTP/1.0')} 408 Request Timeout\r\n"
+                f"Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+        try:
+            if conn.tls:
+                conn.sock.settimeout(0.0)
+                conn.sock.send(head + body)
+            else:
+                conn.sock.send(head + body, _DONTWAIT)
+        except (OSError, ValueError):
+            pass  # the client is gone or not reading: closing is all that is left
+        try:
+            error_log.info("%s - - code 408, request head not received in time",
+                           conn.addr[0] if conn.addr else "-")
+        except Exception:
+            pass
+
+    def _take_handbacks(self, timers: Deadlines | None) -> None:
+        """Connections handed back by workers: ready to serve, or parked mid-head."""
+        ready = self._ready
+        while ready:
+            self._dispatch(ready.popleft())
+        retime = self._retime
+        while retime:
+            conn = retime.popleft()
+            if timers is not None and conn.state == HEAD and not conn.closed:
+                timers.schedule(conn, conn.expires)
+            elif timers is None and conn.state != BUSY:
+                self._close(conn)
+
+    def _dispatch(self, conn: Conn) -> None:
+        if self._backlog or not self.pool.try_submit(self._serve, conn):
+            self._backlog.append(conn)
+
+    def _dispatch_backlog(self) -> None:
+        backlog = self._backlog
+        while backlog:
+            if not self.pool.try_submit(self._serve, backlog[0]):
+                return
+            backlog.popleft()
+
+    # -- the workers -----------------------------------------------------------------------
+
+    def _serve(self, conn: Conn) -> None:
+        """Run on a worker: serve requests while they are there, then park or close."""
+        try:
+            if conn.handler is None:
+                if not self._handshake(conn):
+                    return
+                fresh = True
+            else:
+                fresh = False
+            handler = conn.handler
+            reader = conn.reader
+            served = 0
+            while True:
+                if not fresh:
+                    handler.handle_one_request()
+                    served += 1
+                    if handler.close_connection or self._closing:
+                        self._close(conn)
+                        return
+                    if reader.buf and reader.has_request():
+                        if served < MAX_IN_PLACE:
+                            continue
+                        self._hand_back(conn)
+                        return
+                fresh = False
+                if self._read_nowait(conn) and reader.has_request():
+                    if served < MAX_IN_PLACE:
+                        continue
+                    self._hand_back(conn)
+                    return
+                self._park(conn)
+                return
+        except Exception:
+            self.handle_error(conn.sock, conn.addr)
+            self._close(conn)
+        except BaseException:
+            self._close(conn)
+            raise
+
+    def _handshake(self, conn: Conn) -> bool:
+        """TLS server handshake, bounded by head_timeout; False if the connection closed."""
+        context = self.ssl_context
+        assert context is not None
+        timeout = self.limits.head_timeout
+        raw = conn.raw
+        try:
+            raw.settimeout(timeout)
+            tls = context.wrap_socket(raw, server_side=True)
+            tls.settimeout(None)
+        except (OSError, ValueError) as exc:
+            error_log.debug("TLS handshake with %s failed: %s", conn.addr, exc)
+            self._close(conn)
+            return False
+        conn.sock = tls
+        self._attach(conn)
+        return True
+
+    def _read_nowait(self, conn: Conn) -> bool:
+        """Feed the reader what the client already sent; True if anything (or EOF) came."""
+        sock = conn.sock
+        if conn.tls:
+            n = sock.pending()
+            if not n:
+                return False
+            data = sock.recv(n)
+        elif conn.nowait and self.speculative_read:
+            try:
+                data = sock.recv(_RECV, _DONTWAIT)
+            except BlockingIOError:
+                return False
+            except OSError:
+                data = b""
+        else:
+            return False
+        conn.reader.feed(data)
+        return True
+
+    def _park(self, conn: Conn) -> None:
+        """Give the connection back to the poller (no thread waits on it)."""
+        if self._closing:
+            self._close(conn)
+            return
+        poller = self._poller
+        if poller is None:
+            self._close(conn)
+            return
+        limits = conn.reader.limits
+        if conn.reader.buf:
+            head_timeout = limits.head_timeout
+            conn.expires = _INF if head_timeout is None else time.monotonic() + head_timeout
+            conn.state = HEAD
+            self._retime.append(conn)
+            self.wake_loop()
+        else:
+            keepalive = limits.keepalive_timeout
+            conn.expires = _INF if keepalive is None else time.monotonic() + keepalive
+            conn.state = IDLE
+        try:
+            poller.rearm(conn.fd)
+        except (OSError, ValueError):
+            if not self._closing:
+                self._close(conn)
+
+    def _hand_back(self, conn: Conn) -> None:
+        """A request is buffered but this worker has served enough in a row: requeue."""
+        self._ready.append(conn)
+        self.wake_loop()
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def _close(self, conn: Conn) -> None:
+        """Finish the handler and close the socket, once, from whichever thread owns it."""
+        with self._lock:
+            if conn.closed:
+                return
+            conn.closed = True
+            self._conns.pop(conn.fd, None)
+            left = len(self._conns)
+        handler = conn.handler
+        try:
+            if handler is not None:
+                handler.finish()
+        except Exception:
+            error_log.debug("finish() failed for %s", conn.addr, exc_info=True)
+        finally:
+            try:
+                self.shutdown_request(conn.sock)
+            except Exception:
+                pass
+            if conn.raw is not conn.sock:
+                try:
+                    self.close_request(conn.raw)
+                except Exception:
+                    pass
+        max_conns = self.max_connections or 1
+        if (left == max_conns - 1 and not self._listening) or (self._closing and not left):
+            self.wake_loop()
+
+    # -- outside serve_forever (handle_request) --------------------------------------------
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Without the loop (``handle_request()``): serve the connection on a worker."""
+        self.pool.submit(self._process_blocking, request, client_address)
+
+    def _process_blocking(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
+
+def _noop(self: Any) -> None:
+    pass
+
+
+_attach_classes: dict[type, type] = {}
+
+
+def _attacher(factory: Any) -> Any:
+    """A callable ``(sock, addr, server) -> handler`` that runs ``setup()`` only.
+
+    A class: its ``attach``. A ``functools.partial`` of a class (the static handler's
+    ``directory=``): the class's own ``__init__`` runs with the partial's arguments on a
+    subclass whose ``handle``/``finish`` do nothing, and the object is then given back its
+    real class (same layout), so the handler is exactly what ``http.server`` would build.
+    """
+    if isinstance(factory, type) and hasattr(factory, "attach"):
+        return factory.attach
+    if isinstance(factory, functools.partial) and isinstance(factory.func, type):
+        cls = factory.func
+        sub = _attach_classes.get(cls)
+        if sub is None:
+            sub = _attach_classes[cls] = type(cls.__name__, (cls,),
+                                              {"handle": _noop, "finish": _noop})
+        args, keywords = factory.args, factory.keywords
+
+        def attach(sock: Any, addr: Any, server: Any) -> Any:
+            handler = sub(*args, sock, addr, server, **keywords)
+            handler.__class__ = cls
+            return handler
+
+        return attach
+    raise TypeError(f"PooledHTTPServer cannot attach handlers made by {factory!r}")
