@@ -191,14 +191,14 @@ class _Lifecycle:
     handler ends; a response being written is not affected and finishes normally.
     """
 
-    _conns: set[socket.socket]
-    _conns_lock: threading.Lock
+    _cli_conns: set[socket.socket]
+    _cli_conns_lock: threading.Lock
 
     def _track(self, sock: socket.socket, add: bool) -> None:
-        if "_conns" not in vars(self):
-            self._conns, self._conns_lock = set(), threading.Lock()
-        with self._conns_lock:
-            (self._conns.add if add else self._conns.discard)(sock)
+        if "_cli_conns" not in vars(self):
+            self._cli_conns, self._cli_conns_lock = set(), threading.Lock()
+        with self._cli_conns_lock:
+            (self._cli_conns.add if add else self._cli_conns.discard)(sock)
 
     def get_request(self) -> tuple[Any, Any]:
         sock, addr = super().get_request()  # type: ignore[misc]
@@ -211,10 +211,10 @@ class _Lifecycle:
 
     def stop_reading(self) -> None:
         """Make every tracked connection's next read see EOF."""
-        if "_conns" not in vars(self):
+        if "_cli_conns" not in vars(self):
             return
-        with self._conns_lock:
-            conns = list(self._conns)
+        with self._cli_conns_lock:
+            conns = list(self._cli_conns)
         for sock in conns:
             with contextlib.suppress(OSError):
                 socket.socket.shutdown(sock, socket.SHUT_RD)  # base method: not SSL's

@@ -1,0 +1,261 @@
+"""``python -m minihttp --workers N``: pre-forked, supervised workers (real processes).
+
+Worker pids are read from the access log (``[pid] ...`` in worker mode) and from /proc
+(children of the supervisor). Every wait is bounded; every process is SIGKILLed in finally.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie of some other parent counts as dead)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.add(int(entry))
+    return found
+
+
+def _until(check: Callable[[], object], timeout: float = 10.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+class Server:
+    """A running ``python -m minihttp --workers`` with its stderr collected by a thread."""
+
+    def __init__(self, proc: subprocess.Popen[str], port: int) -> None:
+        self.proc, self.port = proc, port
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def stderr(self) -> str:
+        return "".join(self.lines)
+
+    def get(self, path: str = "/a.txt") -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def serving_pids(self) -> set[int]:
+        return {int(m) for m in re.findall(r"^\[(\d+)\] 127\.0\.0\.1 - - ", self.stderr(), re.M)}
+
+    def workers(self) -> set[int]:
+        return _children(self.proc.pid)
+
+
+@contextlib.contextmanager
+def prefork_server(site: Path, *extra: str) -> Iterator[Server]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "minihttp", "0", "-b", "127.0.0.1", "-d", str(site),
+         "--workers", "2", "--graceful-timeout", "5", *extra],
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: set[int] = set()
+    try:
+        assert proc.stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            assert sel.select(10), "no 'Serving' line in time"
+        line = proc.stdout.readline()
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert m, line
+        server = Server(proc, int(m.group(1)))
+        _until(lambda: len(server.workers()) == 2)
+        seen |= server.workers()
+        yield server
+        seen |= server.workers()
+    finally:
+        seen |= _children(proc.pid)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        for pid in seen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    (tmp_path / "a.txt").write_text("hello\n")
+    return tmp_path
+
+
+def _spread(server: Server) -> set[int]:
+    """Fresh connections, a few at a time, until two workers have served (bounded)."""
+    deadline = time.monotonic() + 15
+    for _ in range(100):
+        threads = [threading.Thread(target=server.get) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        pids = server.serving_pids()
+        if len(pids) >= 2 or time.monotonic() > deadline:
+            return pids
+    return server.serving_pids()
+
+
+def _stop(server: Server, workers: set[int]) -> None:
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(15) == 0
+    _until(lambda: not any(_alive(p) for p in workers))
+    assert "Traceback" not in server.stderr()
+
+
+def test_two_workers_serve_then_sigterm_drains(site: Path) -> None:
+    with prefork_server(site) as server:
+        workers = server.workers()
+        assert server.get() == (200, b"hello\n")
+        pids = _spread(server)
+        assert len(pids) == 2, server.stderr()
+        assert pids == workers  # the supervisor itself serves nothing
+        _stop(server, workers)
+        text = server.stderr()
+        assert "SIGTERM: draining 2 workers" in text
+        assert text.count("stopped (exit status 0)") == 2, text
+
+
+def test_killed_worker_is_replaced(site: Path) -> None:
+    with prefork_server(site) as server:
+        old = server.workers()
+        victim = min(old)
+        os.kill(victim, signal.SIGKILL)
+        now = _until(lambda: (w := server.workers()) and len(w) == 2 and victim not in w and w)
+        assert isinstance(now, set)
+        assert len(now & old) == 1
+        for _ in range(5):
+            assert server.get()[0] == 200
+        assert f"(pid {victim}) died (killed by SIGKILL)" in server.stderr()
+        _stop(server, now)
+
+
+def test_sighup_replaces_workers_gracefully(site: Path) -> None:
+    with prefork_server(site) as server:
+        old = server.workers()
+        server.proc.send_signal(signal.SIGHUP)
+        new = _until(lambda: (w := server.workers()) and not (w & old) and len(w) == 2 and w)
+        assert isinstance(new, set)
+        _until(lambda: not any(_alive(p) for p in old))
+        assert server.get()[0] == 200
+        assert "SIGHUP: starting 2 new workers, draining 2 old" in server.stderr()
+        _stop(server, new)
+
+
+def test_workers_die_with_the_supervisor(site: Path) -> None:
+    with prefork_server(site) as server:
+        workers = server.workers()
+        server.proc.kill()  # no chance to clean up: PR_SET_PDEATHSIG must do it
+        server.proc.wait(10)
+        _until(lambda: not any(_alive(p) for p in workers))
+
+
+def test_forwarded_allow_ips_in_worker_log(site: Path) -> None:
+    with prefork_server(site, "--forwarded-allow-ips", "127.0.0.1") as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        try:
+            conn.request("GET", "/a.txt", headers={"X-Forwarded-For": "6.6.6.6, 192.0.2.77"})
+            assert conn.getresponse().read() == b"hello\n"
+        finally:
+            conn.close()
+        _until(lambda: "] 192.0.2.77 - - " in server.stderr())
+        assert "6.6.6.6" not in server.stderr()
+        _stop(server, server.workers())
+
+
+CRASHER = textwrap.dedent("""
+    import logging, os, signal, sys, threading
+    from minihttp.prefork import Supervisor
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    sys.exit(Supervisor(lambda: 3, 1, graceful_timeout=2).run())
+""")
+
+
+def test_crash_loop_backs_off() -> None:
+    """A worker that exits at once is restarted after 0.1, 0.2, 0.4, 0.8 s: a handful of
+    starts in 1.5 s, not hundreds."""
+    result = subprocess.run([sys.executable, "-c", CRASHER], env=_env(), capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    starts = result.stderr.count("worker 0 started")
+    assert 2 <= starts <= 8, result.stderr
+    assert "died (exit status 3); restarting in 0.2 s" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_open_file_limit_raised() -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard or hard == resource.RLIM_INFINITY:
+        lowered = max(64, hard // 2) if hard != resource.RLIM_INFINITY else 256
+        if hard == resource.RLIM_INFINITY:
+            pytest.skip("hard limit is unlimited: nothing to raise to")
+    else:
+        lowered = soft
+    script = ("import resource, logging, sys; from minihttp import cli; "
+              "logging.basicConfig(level=logging.INFO, format='%(message)s'); "
+              f"resource.setrlimit(resource.RLIMIT_NOFILE, ({lowered}, {hard})); "
+              "print(cli.raise_open_file_limit()); "
+              "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])")
+    result = subprocess.run([sys.executable, "-c", script], env=_env(), capture_output=True,
+                            text=True, timeout=20)
+    if lowered == hard:
+        pytest.skip("soft limit already at the hard limit")
+    assert result.stdout.split() == [f"({lowered},", f"{hard})", str(hard)], result
+    assert f"raised open-file limit from {lowered} to {hard}" in result.stderr
