@@ -37,6 +37,7 @@ __all__ = [
     "NotFound",
     "contained",
     "contained_fast",
+    "dirs_plain",
     "has_trailing_slash",
     "open_beneath",
     "redirect_location",
@@ -147,6 +148,33 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _LINK_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK})
 
 
+def dirs_plain(path: str, root: str) -> bool | None:
+    """Whether no directory between ``root`` and the last segment of ``path`` is a symlink.
+
+    None when ``path`` is not lexically under ``root``; False when a directory is a symlink
+    (or a ``.``/``..`` segment is present): only :func:`contained` can answer then. One
+    ``lstat`` per directory; a missing directory counts as plain (nothing can be opened).
+    The last segment itself is not looked at.
+    """
+    prefix = os.path.join(root, "")
+    if not path.startswith(prefix):
+        return None
+    segments = path[len(prefix):].split(os.sep)
+    if "." in segments or ".." in segments:
+        return False
+    current = root
+    for segment in segments[:-1]:
+        if not segment:
+            continue
+        current = os.path.join(current, segment)
+        try:
+            if stat.S_ISLNK(os.lstat(current).st_mode):
+                return False
+        except (OSError, ValueError):
+            return True
+    return True
+
+
 def open_beneath(path: str, root: str, flags: int) -> int | None:
     """``os.open(path, flags)`` for a path lexically under ``root``, refusing symlink escapes.
 
@@ -157,28 +185,16 @@ def open_beneath(path: str, root: str, flags: int) -> int | None:
     ``root`` and the file, and the file itself can no longer be swapped for a link between
     the check and the ``open``.
     """
-    prefix = os.path.join(root, "")
-    if not path.startswith(prefix):
+    plain = dirs_plain(path, root)
+    if plain is None:
         return None
-    segments = path[len(prefix):].split(os.sep)
-    if not _NOFOLLOW or "." in segments or ".." in segments:
-        return _open_checked(path, root, flags)
-    current = root
-    for segment in segments[:-1]:
-        if not segment:
-            continue
-        current = os.path.join(current, segment)
+    if plain and _NOFOLLOW:
         try:
-            if stat.S_ISLNK(os.lstat(current).st_mode):
-                return _open_checked(path, root, flags)
-        except (OSError, ValueError):
-            break  # missing directory: the open below fails with the right error
-    try:
-        return os.open(path, flags | _NOFOLLOW)
-    except OSError as exc:
-        if exc.errno not in _LINK_ERRNOS:
-            raise
-    return _open_checked(path, root, flags)  # the last segment is a symlink
+            return os.open(path, flags | _NOFOLLOW)
+        except OSError as exc:
+            if exc.errno not in _LINK_ERRNOS:
+                raise
+    return _open_checked(path, root, flags)  # a symlink on the way, or no O_NOFOLLOW
 
 
 def _open_checked(path: str, root: str, flags: int) -> int:

@@ -42,6 +42,7 @@ import secrets
 import shutil
 import ssl
 import stat
+import time
 from collections.abc import Sequence
 from typing import IO, Any, BinaryIO
 
@@ -54,6 +55,7 @@ from ._paths import (
     NotFound,
     contained,
     contained_fast,
+    dirs_plain,
     has_trailing_slash,
     open_beneath,
     redirect_location,
@@ -61,6 +63,7 @@ from ._paths import (
     url_segments,
 )
 from ._ranges import Part, content_range, multipart_layout, parse_range
+from ._smallfiles import SmallFileCache
 from .errors import HTTPError
 from .server import BaseHTTPRequestHandler
 
@@ -106,6 +109,9 @@ _guessed: dict[str, str] = {}
 #: (a pure function of the two strings); emptied when full, as URLs come from requests.
 _translated: dict[tuple[str, str], str] = {}
 _TRANSLATED_MAX = 4096
+
+#: The default :attr:`SimpleHTTPRequestHandler.small_file_cache`, shared by all handlers.
+_SMALL_FILES = SmallFileCache(max_file=SENDFILE_MIN - 1)
 
 #: Flags of every file open: never block on a FIFO, never leak the fd into a child.
 _OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
@@ -185,6 +191,8 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     text_charset: str | None = "utf-8"
     #: Send file segments with ``sendfile`` when the response writer supports it.
     use_sendfile: bool = True
+    #: Small files kept in memory, revalidated by ``lstat`` on each hit (None: no cache).
+    small_file_cache: SmallFileCache | None = _SMALL_FILES
 
     def __init__(self, *args: Any, directory: str | os.PathLike[str] | None = None,
                  **kwargs: Any) -> None:
@@ -350,16 +358,44 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     def _send_head(self) -> _Body | None:
         path = self.translate_path(self.path)
         if not path.endswith(("/", os.sep)):
-            # The common case, a file: open it first and let fstat tell a directory apart.
+            cache = self.small_file_cache
+            # lstat: a symlink in the last segment is never taken for the file itself.
+            if (cache is not None and not self.follow_symlinks
+                    and dirs_plain(path, self.directory)):
+                try:
+                    st = os.lstat(path)
+                except (OSError, ValueError):
+                    pass  # the open below gives the right answer
+                else:
+                    data = cache.get(path, st) if stat.S_ISREG(st.st_mode) else None
+                    if data is not None:
+                        return self._send_cached(path, st, data)
+            # A file: open it first and let fstat tell a directory apart.
+            started = time.time()  # before the read: see _smallfiles on racy files
             try:
                 fd, st = self._open_fd(path)
             except FileNotFoundError:
                 pass  # maybe only a precompressed sibling exists: the general path decides
             else:
                 if stat.S_ISREG(st.st_mode):
-                    return self._send_open_file(path, fd, st)
+                    return self._send_open_file(path, fd, st, started)
                 os.close(fd)
         return self._send_head_general(path)
+
+    def _send_cached(self, path: str, st: os.stat_result, data: bytes) -> _Body | None:
+        """Answer from a small file's cached contents (still its contents, by ``lstat``)."""
+        ctype = self.content_type(path)
+        coding, siblings = self._sibling(path) if self.precompressed else (None, [])
+        if coding:
+            f, st = self._open(dict(siblings)[coding])
+            try:
+                validators = validators_for(st, coding)
+                return self._answer(f, st.st_size, ctype, coding, True, validators)
+            except BaseException:
+                f.close()
+                raise
+        return self._answer(None, len(data), ctype, None, bool(siblings), validators_for(st),
+                            data)
 
     def _send_head_general(self, path: str) -> _Body | None:
         raw_path, query = split_target(self.path)
@@ -436,7 +472,8 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         chosen = choose_encoding(self.headers.get("Accept-Encoding"), [c for c, _ in found])
         return chosen, found
 
-    def _send_open_file(self, path: str, fd: int, st: os.stat_result) -> _Body | None:
+    def _send_open_file(self, path: str, fd: int, st: os.stat_result, started: float = 0.0
+                        ) -> _Body | None:
         """:meth:`_send_file` for a regular file already open as ``fd`` (closed here)."""
         try:
             ctype = self.content_type(path)
@@ -449,7 +486,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             f, st = self._open(dict(siblings)[coding])
         else:
             if self.command == "GET" and st.st_size < SENDFILE_MIN:
-                return self._answer_small(fd, st, ctype, bool(siblings))
+                return self._answer_small(path, fd, st, ctype, bool(siblings), started)
             f = os.fdopen(fd, "rb", buffering=0)
         try:
             validators = validators_for(st, coding or "")
@@ -458,8 +495,8 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             f.close()
             raise
 
-    def _answer_small(self, fd: int, st: os.stat_result, ctype: str, vary: bool
-                      ) -> _Body | None:
+    def _answer_small(self, path: str, fd: int, st: os.stat_result, ctype: str, vary: bool,
+                      started: float) -> _Body | None:
         """A small identity file: read whole now, so the body leaves with the head."""
         try:
             data = _read_all(fd, st.st_size)
@@ -467,6 +504,9 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             raise NotFound() from None
         finally:
             os.close(fd)
+        cache = self.small_file_cache
+        if cache is not None and started and not self.follow_symlinks:
+            cache.put(path, st, data, started)
         return self._answer(None, len(data), ctype, None, vary, validators_for(st), data)
 
     def _send_file(self, path: str) -> _Body | None:
