@@ -226,7 +226,8 @@ def _parse(head: bytes, i: int, line_end: int, limits: Limits) -> Request:
     if major != "1":
         # RFC 9110 section 15.6.6; HTTP/0.9's versionless line is a 400 above.
         raise VersionNotSupported("only HTTP/1.x is supported")
-    _check_target_form(method, target)
+    if target[0] != "/" or method == "CONNECT":
+        _check_target_form(method, target)  # origin-form for any method but CONNECT is fine
 
     # Fields (RFC 9112 section 5): the lines between the request line and the blank line.
     items, index = parse_field_block(text[line_end + 2 : n - 2], limits.max_header_count)
