@@ -236,6 +236,15 @@ def client_from_forwarded(peer: str, values: Iterable[str],
     return _walk(peer, nodes, trusted)
 
 
+@lru_cache(maxsize=4096)
+def _resolve(peer: str, values: tuple[str, ...], trusted: TrustedProxies) -> Client | None:
+    """Memo of the walk: behind a proxy the same (peer, header) pairs repeat, and parsing
+    addresses with :mod:`ipaddress` costs ~15 us per request (bounded LRU: a client sending
+    ever-new values only evicts entries)."""
+    find = client_from_forwarded if trusted.header == FORWARDED else client_from_x_forwarded_for
+    return find(peer, values, trusted)
+
+
 def apply(handler: Any, trusted_value: Any) -> None:
     """Rewrite ``handler.client_address`` from the request's headers (called per request).
 
@@ -250,8 +259,7 @@ def apply(handler: Any, trusted_value: Any) -> None:
                                                      X_FORWARDED_FOR))
     client: Client | None = None
     if peer and trusted:
-        values = handler.headers.get_all(trusted.header) or []
-        find = (client_from_forwarded if trusted.header == FORWARDED
-                else client_from_x_forwarded_for)
-        client = find(str(peer[0]), values, trusted)
+        values = handler.headers.get_all(trusted.header)
+        if values:
+            client = _resolve(str(peer[0]), tuple(values), trusted)
     handler.client_address = peer if client is None else client
