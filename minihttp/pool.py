@@ -11,8 +11,11 @@ one of them. Here:
   an error to report) the connection goes to a worker of a bounded
   :class:`~minihttp.socketserver.WorkerPool`, which calls ``handle_one_request()``.
 * After a response the worker serves a pipelined request already buffered at once, tries
-  one non-blocking ``recv`` (the next request is often there already), and otherwise parks
-  the connection again: with epoll that is one thread-safe ``EPOLL_CTL_MOD`` and no wake-up of
+  one non-blocking ``recv`` (the next request is often there already), waits up to
+  ``linger`` seconds (2 ms) for the next request of an active client when no other request
+  is waiting for a worker (each hand-off to and from the I/O thread costs two thread
+  wake-ups; measured with wrk -c16 this lifts throughput from ~0.7 to ~0.85 of
+  ``ThreadingHTTPServer``), and otherwise parks the connection again: with epoll that is one thread-safe ``EPOLL_CTL_MOD`` and no wake-up of
   the I/O thread (see :mod:`minihttp._conn`).
 * Deadlines (RFC 9112 section 9.8 lets a server close connections it no longer wants):
   ``Limits.head_timeout`` covers the whole head from its first byte (and the wait for the
@@ -44,6 +47,7 @@ import collections
 import errno
 import functools
 import resource
+import select
 import socket
 import ssl
 import threading
@@ -98,6 +102,9 @@ class PooledHTTPServer(HTTPServer):
     accept_backoff: float = 0.1
     #: After a response, try one non-blocking ``recv`` before parking the connection.
     speculative_read: bool = True
+    #: Seconds a worker waits for the next request of an active keep-alive client before it
+    #: parks the connection, and only while no other request waits for a worker (0: never).
+    linger: float = 0.002
     #: Use the portable selectors poller even where epoll exists (tests).
     portable_poller: bool = False
     #: TLS: set to an ``ssl.SSLContext`` to serve HTTPS (handshake on a worker).
@@ -529,7 +536,19 @@ class PooledHTTPServer(HTTPServer):
             try:
                 data = sock.recv(_RECV, _DONTWAIT)
             except BlockingIOError:
-                return False
+                linger = self.linger
+                if not linger or self._backlog or self.pool.pending:
+                    return False
+                waiter = select.poll()
+                waiter.register(conn.fd, select.POLLIN)
+                if not waiter.poll(linger * 1000.0):
+                    return False
+                try:
+                    data = sock.recv(_RECV, _DONTWAIT)
+                except BlockingIOError:
+                    return False
+                except OSError:
+                    data = b""
             except OSError:
                 data = b""
         else:
