@@ -50,6 +50,7 @@ import socket
 import sys
 import time
 from http import HTTPStatus
+from time import time as _time
 from typing import Any, ClassVar
 
 from . import _io, forwarded
@@ -166,6 +167,8 @@ _KIND_OTHER, _KIND_CONNECTION, _KIND_LENGTH, _KIND_TE = range(4)
 _KINDS = {"connection": _KIND_CONNECTION, "content-length": _KIND_LENGTH,
           "transfer-encoding": _KIND_TE}
 _status_lines: dict[tuple[str, int], bytes] = {}
+#: (code, protocol_version, server_version, sys_version) -> (status, status + Server lines).
+_status_server_lines: dict[tuple[Any, str, str, str], tuple[int, bytes]] = {}
 _allow_values: dict[type, str] = {}
 #: Handler classes that keep the default Server / Date / send_header (prebuilt lines).
 _fast_classes: dict[type, bool] = {}
@@ -231,6 +234,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         self._expect_pending = False
         self._linger = False
         self._pending_mode: tuple[int, int] | None = None
+        self._headers_buffer = []
         self.close_connection = True
 
     @classmethod
@@ -556,8 +560,11 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         code = self._log_code
         if code is not None:
             self._log_code = None
-            if (type(self).log_message is not _base_log_message
-                    or access_log.isEnabledFor(_INFO)):
+            cls = type(self)
+            log = _log_modes.get(cls)
+            if log is None:
+                log = _log_mode(cls)
+            if log == 2 or (log == 1 and access_log.isEnabledFor(_INFO)):
                 if isinstance(code, HTTPStatus):
                     code = code.value
                 self.log_message('"%s" %s %s', self.requestline, str(code), str(size))
@@ -643,14 +650,27 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
 
     def send_response(self, code: int, message: str | None = None) -> None:
         """Queue the status line plus ``Server`` and ``Date``; log the request."""
-        self.log_request(code)
-        self.send_response_only(code, message)
         cls = type(self)
         fast = _fast_classes.get(cls)
         if fast is None:
-            fast = _fast_classes[cls] = (cls.version_string is _base_version_string
-                                         and cls.date_time_string is _base_date_time_string
-                                         and cls.send_header is _base_send_header)
+            fast = _fast_classes[cls] = _is_fast_class(cls)
+        if fast and message is None and self._head is not None:
+            # The default methods, inlined: log_request (deferred to the request's end),
+            # send_response_only, and the prebuilt status + Server line with the Date line.
+            version = self.request_version
+            if version != "HTTP/0.9":
+                key = (code, self.protocol_version, self.server_version, self.sys_version)
+                entry = _status_server_lines.get(key)
+                if entry is None:
+                    entry = _status_server_lines[key] = self._status_server(key)
+                self._log_code = code
+                self._status = entry[0]
+                buf = self._headers_buffer
+                buf.append(entry[1])
+                buf.append(_date_line if int(_time()) == _date_second else _now_date()[1])
+                return
+        self.log_request(code)
+        self.send_response_only(code, message)
         if fast:
             if self.request_version != "HTTP/0.9":
                 key = (self.server_version, self.sys_version)
@@ -659,10 +679,23 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                     line = _server_lines[key] = f"Server: {key[0]} {key[1]}\r\n".encode("latin-1")
                 buf = self._headers_buffer
                 buf.append(line)
-                buf.append(_date_line if int(time.time()) == _date_second else _now_date()[1])
+                buf.append(_date_line if int(_time()) == _date_second else _now_date()[1])
         else:
             self.send_header("Server", self.version_string())
             self.send_header("Date", self.date_time_string())
+
+    def _status_server(self, key: tuple[Any, str, str, str]) -> tuple[int, bytes]:
+        """(status, status line + Server line) for a key of ``send_response``'s cache."""
+        code = int(key[0])
+        if len(_status_server_lines) >= _FIELD_CACHE_MAX:
+            _status_server_lines.clear()
+        saved, self._headers_buffer = self._headers_buffer, []
+        try:
+            self.send_response_only(code)
+            status_line = self._headers_buffer[0]
+        finally:
+            self._headers_buffer = saved
+        return code, status_line + f"Server: {key[2]} {key[3]}\r\n".encode("latin-1")
 
     def send_response_only(self, code: int, message: str | None = None) -> None:
         """Queue the status line only (no ``Server`` / ``Date``, no logging)."""
@@ -734,12 +767,29 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         writer = self._writer
         status = self._status
         if writer is not None and self.wfile is writer and status is not None and status >= 200:
-            self._pending_mode = self._framing(buf, status)
-        buf.append(b"\r\n")
+            mode = self._framing(buf, status)
+            buf.append(b"\r\n")
+            if type(self).flush_headers is _base_flush_headers:
+                self._headers_buffer = []
+                writer.start(b"".join(buf), mode[0], mode[1])
+                return
+            self._pending_mode = mode
+        else:
+            buf.append(b"\r\n")
         self.flush_headers()
 
     def _framing(self, buf: list[bytes], status: int) -> tuple[int, int]:
         """RFC 9112 section 6.3: how this response's body is delimited; adds fields if needed."""
+        length = self._resp_length
+        if (length is not None and self._resp_te is None and status != 204 and status != 304
+                and self.command != "HEAD" and self.command != "CONNECT"):
+            # The common case first: a final response with a Content-Length.
+            if not self._conn_header and self.protocol_version >= "HTTP/1.1":
+                if self.close_connection:
+                    buf.append(b"Connection: close\r\n")
+                elif self.request_version == "HTTP/1.0":
+                    buf.append(b"Connection: keep-alive\r\n")  # RFC 9112 section 9.3
+            return LENGTH, length
         http11 = self.request_version == "HTTP/1.1" and self.protocol_version >= "HTTP/1.1"
         if not body_allowed(self.command or "GET", status):
             mode, length = NOBODY, 0
@@ -843,3 +893,52 @@ _base_log_message = BaseHTTPRequestHandler.log_message
 _base_version_string = BaseHTTPRequestHandler.version_string
 _base_date_time_string = BaseHTTPRequestHandler.date_time_string
 _base_send_header = BaseHTTPRequestHandler.send_header
+_base_log_request = BaseHTTPRequestHandler.log_request
+_base_send_response_only = BaseHTTPRequestHandler.send_response_only
+
+
+def _is_fast_class(cls: type) -> bool:
+    """Whether ``cls`` keeps every default that ``send_response``'s fast path inlines."""
+    return (getattr(cls, "version_string", None) is _base_version_string
+            and getattr(cls, "date_time_string", None) is _base_date_time_string
+            and getattr(cls, "send_header", None) is _base_send_header
+            and getattr(cls, "log_request", None) is _base_log_request
+            and getattr(cls, "send_response_only", None) is _base_send_response_only)
+
+
+def _does_nothing(func: Any) -> bool:
+    """True for a plain function whose body is only ``pass`` / a docstring / ``return None``.
+
+    Handlers written for ``http.server`` silence the access log by overriding
+    ``log_message`` with ``pass``; calling it would cost a method call and two ``str()`` per
+    request for nothing, and skipping a call that provably has no effect changes nothing.
+    """
+    code = getattr(func, "__code__", None)
+    if code is None or getattr(func, "__defaults__", None) or getattr(func, "__closure__", None):
+        return False
+    import dis
+
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("RESUME", "NOP", "RETURN_VALUE", "CACHE"):
+            continue
+        if ins.opname in ("LOAD_CONST", "RETURN_CONST") and ins.argval is None:
+            continue
+        return False
+    return True
+
+
+#: Handler class -> 0 (access logging off: skip), 1 (our log_message: check the logger),
+#: 2 (an overriding log_message that does something: call it).
+_log_modes: dict[type, int] = {}
+
+
+def _log_mode(cls: type) -> int:
+    mode = _log_modes.get(cls)
+    if mode is None:
+        func = getattr(cls, "log_message", None)
+        mode = 1 if func is _base_log_message else 0 if _does_nothing(func) else 2
+        _log_modes[cls] = mode
+    return mode
+
+
+_base_flush_headers = BaseHTTPRequestHandler.flush_headers
