@@ -15,6 +15,12 @@ Rules of this module:
   ``idle_timeout`` and are dropped when found readable while idle (the upstream closed them
   or sent bytes nobody asked for -- either way they are unusable).
 * Thread-safe: handler threads share one pool.
+
+Speed: an upstream socket is blocking with kernel timeouts (SO_RCVTIMEO / SO_SNDTIMEO, as the
+server's own sockets; see :data:`minihttp._io.KERNEL_TIMEOUTS`) so a ``send`` or ``recv`` is
+one syscall, not a ``poll`` plus the call; responses are received into one buffer per
+connection (no 64 KiB allocation per ``recv``); one ``h11.Connection`` serves every exchange
+on its socket (``start_next_cycle``).
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import h11
+
+from ._io import KERNEL_TIMEOUTS, _timeval
 
 __all__ = [
     "ConnectionPool",
@@ -131,6 +139,26 @@ class UpstreamConnection:
         self.got_response_bytes = False
         self.idle_since = time.monotonic()
         self._pending = b""
+        self._buf = bytearray(_RECV)
+        self._view = memoryview(self._buf)
+        self._timeout: float | None = -1.0  # not set yet
+        self._kernel = KERNEL_TIMEOUTS and type(sock) is socket.socket
+
+    def set_timeout(self, timeout: float | None) -> None:
+        """Bound each later send and recv by ``timeout`` seconds (None: no bound).
+
+        A timeout surfaces as :class:`TimeoutError` from :meth:`send` / :meth:`next_event`.
+        """
+        if timeout == self._timeout:
+            return
+        self._timeout = timeout
+        if self._kernel:
+            self.sock.settimeout(None)
+            value = _timeval(timeout)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+        else:
+            self.sock.settimeout(timeout)
 
     def send(self, event: Any, *, flush: bool = True) -> None:
         """Serialize ``event`` with h11 and write it; socket errors propagate.
@@ -144,7 +172,10 @@ class UpstreamConnection:
             self._pending += data
         if flush and self._pending:
             pending, self._pending = self._pending, b""
-            self.sock.sendall(pending)
+            try:
+                self.sock.sendall(pending)
+            except BlockingIOError:
+                raise TimeoutError("upstream send timed out") from None  # SO_SNDTIMEO
 
     def next_event(self) -> Any:
         """Next h11 event, reading from the socket as needed (socket timeout applies)."""
@@ -152,16 +183,22 @@ class UpstreamConnection:
             event = self.h11.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            data = self.sock.recv(_RECV)
-            if data:
+            try:
+                n = self.sock.recv_into(self._buf)
+            except BlockingIOError:
+                raise TimeoutError("upstream read timed out") from None  # SO_RCVTIMEO
+            if n:
                 self.got_response_bytes = True
-            self.h11.receive_data(data)
+                self.h11.receive_data(self._view[:n])
+            else:
+                self.h11.receive_data(b"")
 
     def reusable(self) -> bool:
         """True when h11 says this exchange is complete on both sides (RFC 9112 sec. 9.3)."""
         return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
 
     def close(self) -> None:
+        self._view.release()
         try:
             self.sock.close()
         except OSError:

@@ -41,7 +41,6 @@ import sys
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from email.utils import formatdate
 from typing import Any
 
 import h11
@@ -621,7 +620,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
     def _send_request(self, conn: UpstreamConnection, req: Any, has_body: bool) -> Any:
         """Send the request and its body; return the final response head (h11.Response)."""
         self.server_track(conn.sock, True)
-        conn.sock.settimeout(self.config.upstream_timeout)
+        conn.set_timeout(self.config.upstream_timeout)
         try:
             conn.send(req, flush=False)
             if has_body:
@@ -669,7 +668,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
         response = self.response_hook(request, response) or response
         self.send_response_only(response.status, response.reason or None)
         if response.get_header("Date") is None:
-            self.send_header("Date", formatdate(usegmt=True))  # RFC 9110 section 6.6.1
+            self.send_header("Date", self.date_time_string())  # RFC 9110 section 6.6.1
         for name, value in response.headers:
             if name.lower() not in ("content-length", "transfer-encoding", "connection"):
                 self.send_header(name, value)
