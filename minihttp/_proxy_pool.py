@@ -31,7 +31,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import h11
 
@@ -189,7 +189,9 @@ class UpstreamConnection:
                 raise TimeoutError("upstream read timed out") from None  # SO_RCVTIMEO
             if n:
                 self.got_response_bytes = True
-                self.h11.receive_data(self._view[:n])
+                # h11 copies into its own buffer (bytearray +=), so a view is enough; its
+                # annotation says bytes only.
+                self.h11.receive_data(cast(bytes, self._view[:n]))
             else:
                 self.h11.receive_data(b"")
 
