@@ -396,12 +396,9 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         Sets ``command``, ``path``, ``request_version``, ``requestline``, ``headers`` and
         ``close_connection``, and makes ``self.rfile`` the request body.
         """
-        self.command = None
-        version = self.default_request_version
-        self.request_version = "HTTP/1.0" if version == "HTTP/0.9" else version
-        self.close_connection = True
         head = self._head
         if head is None:
+            self._reset_request_line()
             head = self._read_rest_of_head()
             if head is None:
                 return False
@@ -409,6 +406,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         try:
             req = parse_head(head, limits)
         except HTTPError as err:
+            self._reset_request_line()
             self._linger = True
             first = head.lstrip(b"\r\n")
             self.requestline = first[: first.find(b"\r\n")].decode("latin-1")
@@ -448,6 +446,13 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         self.rfile = body
         # The standard library's eager path: an overriding handle_expect_100 may refuse.
         return not (expect and not lazy and not self.handle_expect_100())
+
+    def _reset_request_line(self) -> None:
+        """Before an error answers a head that did not parse: no command, default version."""
+        self.command = None
+        version = self.default_request_version
+        self.request_version = "HTTP/1.0" if version == "HTTP/0.9" else version
+        self.close_connection = True
 
     def _read_rest_of_head(self) -> bytes | None:
         """Compat: ``raw_requestline`` was read by a custom loop; read the fields after it."""
