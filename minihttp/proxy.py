@@ -9,6 +9,12 @@ or subclass :class:`ProxyHandler` and override :meth:`ProxyHandler.request_hook`
 :meth:`ProxyHandler.response_hook` to inspect and change traffic (see
 ``examples/logging_proxy.py``).
 
+The proxy is split by idea: :mod:`minihttp._proxy_config` (policy and command line),
+:mod:`minihttp._proxy_headers` (hop-by-hop rules, Via, the heads hooks see),
+:mod:`minihttp._proxy_pool` (resolving, connecting, pooled h11 upstream connections),
+:mod:`minihttp._tunnel` (CONNECT relay); this module is the handler and the server, and
+re-exports the public names of the others.
+
 Rules of this module (RFC 9110 section 7.6, RFC 9112 sections 3.2 and 9.3):
 
 * Only absolute-form ``http://`` targets are forwarded; origin-form requests get 400 (we are
@@ -26,25 +32,33 @@ Rules of this module (RFC 9110 section 7.6, RFC 9112 sections 3.2 and 9.3):
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
-import dataclasses
 import functools
 import hmac
 import ipaddress
 import logging
 import re
-import secrets
 import socket
 import sys
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import h11
 
+from minihttp._proxy_config import REG_NAME as _REG_NAME
+from minihttp._proxy_config import ProxyConfig, config_from_args
+from minihttp._proxy_config import parse_args as _parse_args
+from minihttp._proxy_headers import (
+    HOP_BY_HOP,
+    PROTECTED,
+    ProxyRequest,
+    ProxyResponse,
+    connection_options,
+    end_to_end,
+    via_has,
+)
 from minihttp._proxy_pool import (
     ConnectionPool,
     DestinationDenied,
@@ -60,32 +74,23 @@ from minihttp.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 __all__ = [
     "HOP_BY_HOP",
+    "IDEMPOTENT",
     "PROTECTED",
     "ProxyConfig",
     "ProxyHandler",
     "ProxyRequest",
     "ProxyResponse",
     "ProxyServer",
+    "config_from_args",
+    "connection_options",
+    "end_to_end",
     "main",
+    "via_has",
 ]
 
-#: Fields that describe one connection, never forwarded (RFC 9110 sections 7.6.1, 11.7, 7.8;
-#: RFC 9112 section 6.1). Trailer goes too: trailers are not relayed.
-HOP_BY_HOP = frozenset({
-    "connection", "proxy-connection", "keep-alive", "te", "transfer-encoding", "upgrade",
-    "proxy-authorization", "proxy-authenticate", "trailer",
-})
-#: End-to-end fields that a Connection header may not name (RFC 9110 section 7.6.1: "a
-#: sender MUST NOT send a connection option corresponding to a header field that is intended
-#: for all recipients of the content"); naming them is an attack on framing or routing.
-PROTECTED = frozenset({
-    "host", "content-length", "content-type", "content-encoding", "content-range",
-    "authorization", "cookie", "cache-control", "via", "x-forwarded-for",
-})
 #: Methods that may be retried once on a fresh connection (RFC 9110 section 9.2.2).
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
-_REG_NAME = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=%-]+")
 _PORT = re.compile(r"[0-9]{1,5}")
 _READ = 64 * 1024
 
@@ -104,107 +109,6 @@ def _client_allowed(ip: str, allow: tuple[IPNetwork, ...]) -> bool:
     return address_in(ip, allow)
 
 
-def _networks(values: Iterable[str | IPNetwork]) -> tuple[IPNetwork, ...]:
-    return tuple(v if not isinstance(v, str) else ipaddress.ip_network(v, strict=False)
-                 for v in values)
-
-
-@dataclass(frozen=True)
-class ProxyConfig:
-    """Everything the proxy decides by policy rather than by protocol, validated once."""
-
-    #: Client networks allowed to use the proxy; others get 403. Loopback only by default.
-    allow: tuple[IPNetwork, ...] = _networks(["127.0.0.0/8", "::1/128"])
-    #: Destination networks refused (checked on the resolved address); 403.
-    deny: tuple[IPNetwork, ...] = ()
-    #: Ports CONNECT may open tunnels to; others get 403.
-    connect_ports: frozenset[int] = frozenset({443})
-    #: ``(user, password)`` for Basic Proxy-Authorization, or None for no authentication.
-    auth: tuple[str, str] | None = None
-    #: Append the client address to X-Forwarded-For.
-    forwarded_for: bool = True
-    #: Connect timeout and longest wait for any upstream read (504 when exceeded).
-    upstream_timeout: float = 30.0
-    #: A CONNECT tunnel with no traffic either way for this long is closed.
-    tunnel_idle_timeout: float = 300.0
-    #: Idle keep-alive connections kept per upstream (host, port), and how long.
-    max_idle_per_host: int = 8
-    pool_idle_timeout: float = 30.0
-    #: Pseudonym in our Via entries; a request whose Via already has it is a loop (508).
-    #: Random per process by default so two chained minihttp proxies do not collide.
-    via_name: str = field(default_factory=lambda: "minihttp-" + secrets.token_hex(3))
-    #: Do not log requests (the CLI then configures no access log).
-    quiet: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "allow", _networks(self.allow))
-        object.__setattr__(self, "deny", _networks(self.deny))
-        object.__setattr__(self, "connect_ports", frozenset(self.connect_ports))
-        for name in ("upstream_timeout", "tunnel_idle_timeout", "pool_idle_timeout"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"ProxyConfig.{name} must be positive")
-        if self.max_idle_per_host < 0:
-            raise ValueError("ProxyConfig.max_idle_per_host must be >= 0")
-        if any(not 0 < p < 65536 for p in self.connect_ports):
-            raise ValueError("ProxyConfig.connect_ports must be TCP ports")
-        if not _REG_NAME.fullmatch(self.via_name):
-            raise ValueError("ProxyConfig.via_name must be a token")
-
-    def replace(self, **changes: Any) -> ProxyConfig:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
-
-class _Fields:
-    """A mutable, ordered list of (name, value) header fields with case-insensitive lookup."""
-
-    headers: list[tuple[str, str]]
-
-    def get_header(self, name: str, default: str | None = None) -> str | None:
-        """First value of ``name``, or ``default``."""
-        lname = name.lower()
-        return next((v for n, v in self.headers if n.lower() == lname), default)
-
-    def remove_header(self, name: str) -> None:
-        """Remove every field called ``name``."""
-        lname = name.lower()
-        self.headers[:] = [(n, v) for n, v in self.headers if n.lower() != lname]
-
-    def set_header(self, name: str, value: str) -> None:
-        """Replace every field called ``name`` by one with ``value``."""
-        self.remove_header(name)
-        self.headers.append((name, value))
-
-
-@dataclass
-class ProxyRequest(_Fields):
-    """A request about to leave for the upstream; hooks may change any field.
-
-    ``headers`` are end-to-end fields only (hop-by-hop and framing fields are removed and
-    the framing is re-added by the proxy). Host is not in the list: it is always derived from
-    ``url`` (RFC 9112 section 3.2.2). For CONNECT, ``url`` is the ``host:port`` authority.
-    """
-
-    method: str
-    url: str
-    headers: list[tuple[str, str]]
-    client_address: tuple[Any, ...] = ()
-
-
-@dataclass
-class ProxyResponse(_Fields):
-    """A response head on its way to the client, or a complete response made by a hook.
-
-    ``body`` is None for upstream responses (the body is streamed untouched); a hook that
-    answers a request itself sets ``body`` to bytes. Framing fields are set by the proxy.
-    """
-
-    status: int
-    reason: str = ""
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes | None = None
-
-
 class _Refuse(Exception):
     """Answer the client with ``status`` and a short text, then go on with the connection."""
 
@@ -215,30 +119,6 @@ class _Refuse(Exception):
 
 class _ClientGone(ConnectionError):
     """The client connection failed while we read its body; the server closes it quietly."""
-
-
-def connection_options(values: Iterable[str]) -> set[str]:
-    """Lower-cased tokens of every Connection field value (RFC 9110 section 7.6.1)."""
-    return {t.strip().lower() for v in values for t in v.split(",") if t.strip()}
-
-
-def end_to_end(fields: Iterable[tuple[str, str]], drop: Iterable[str] = ()) -> list[
-        tuple[str, str]]:
-    """``fields`` without hop-by-hop fields, Connection-listed fields and ``drop``."""
-    fields = list(fields)
-    listed = connection_options(v for n, v in fields if n.lower() == "connection")
-    remove = HOP_BY_HOP | (listed - PROTECTED) | {d.lower() for d in drop}
-    return [(n, v) for n, v in fields if n.lower() not in remove]
-
-
-def via_has(values: Iterable[str], pseudonym: str) -> bool:
-    """True when one of the Via entries was received by ``pseudonym`` (RFC 9110 7.6.3)."""
-    for value in values:
-        for entry in value.split(","):
-            parts = entry.split()
-            if len(parts) >= 2 and parts[1].lower() == pseudonym.lower():
-                return True
-    return False
 
 
 class ProxyServer(ThreadingHTTPServer):
@@ -781,55 +661,6 @@ class ProxyHandler(BaseHTTPRequestHandler):
             buf.clear()
             return initial
         return b""
-
-
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m minihttp.proxy", description="minihttp forward HTTP proxy")
-    parser.add_argument("port", nargs="?", type=int, default=8080,
-                        help="port to listen on (default 8080)")
-    parser.add_argument("-b", "--bind", default="127.0.0.1", metavar="ADDRESS",
-                        help="address to listen on (default 127.0.0.1: loopback only)")
-    parser.add_argument("--allow", action="append", metavar="NET",
-                        help="client network allowed to use the proxy (repeatable; "
-                             "default 127.0.0.0/8 and ::1)")
-    parser.add_argument("--deny", action="append", default=[], metavar="NET",
-                        help="destination network refused, checked on the resolved address")
-    parser.add_argument("--connect-port", action="append", type=int, metavar="N",
-                        help="port CONNECT may tunnel to (repeatable; default 443)")
-    parser.add_argument("--auth", metavar="USER:PASS", help="require Basic Proxy-Authorization")
-    parser.add_argument("--no-forwarded-for", action="store_true",
-                        help="do not append the client address to X-Forwarded-For")
-    parser.add_argument("--upstream-timeout", type=float, default=30.0, metavar="S",
-                        help="connect/read timeout towards upstreams (default 30)")
-    parser.add_argument("--tunnel-idle-timeout", type=float, default=300.0, metavar="S",
-                        help="close CONNECT tunnels idle this long (default 300)")
-    parser.add_argument("--via", metavar="NAME", help="pseudonym for Via (default random)")
-    parser.add_argument("--quiet", action="store_true", help="do not log requests")
-    return parser.parse_args(argv)
-
-
-def config_from_args(args: argparse.Namespace) -> ProxyConfig:
-    """Build a ProxyConfig from parsed CLI arguments (ValueError on bad values)."""
-    changes: dict[str, Any] = {
-        "deny": _networks(args.deny),
-        "forwarded_for": not args.no_forwarded_for,
-        "upstream_timeout": args.upstream_timeout,
-        "tunnel_idle_timeout": args.tunnel_idle_timeout,
-        "quiet": args.quiet,
-    }
-    if args.allow:
-        changes["allow"] = _networks(args.allow)
-    if args.connect_port:
-        changes["connect_ports"] = frozenset(args.connect_port)
-    if args.auth is not None:
-        user, sep, password = args.auth.partition(":")
-        if not sep or not user:
-            raise ValueError("--auth must be USER:PASS")
-        changes["auth"] = (user, password)
-    if args.via:
-        changes["via_name"] = args.via
-    return ProxyConfig(**changes)
 
 
 def main(argv: list[str] | None = None, handler: type[ProxyHandler] = ProxyHandler) -> int:

@@ -1,0 +1,124 @@
+"""Proxy policy: :class:`ProxyConfig` (what the proxy decides by policy, not protocol) and the
+command line that builds one.
+
+Rules of this module: a config is validated once, when built, and immutable afterwards
+(``replace`` builds a new, validated copy); networks are parsed once here, never per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import ipaddress
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from minihttp._proxy_pool import IPNetwork
+
+__all__ = ["ProxyConfig", "config_from_args", "parse_args"]
+
+#: A reg-name (RFC 3986 section 3.2.2), also used for our Via pseudonym.
+REG_NAME = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=%-]+")
+
+
+def _networks(values: Iterable[str | IPNetwork]) -> tuple[IPNetwork, ...]:
+    return tuple(v if not isinstance(v, str) else ipaddress.ip_network(v, strict=False)
+                 for v in values)
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """Everything the proxy decides by policy rather than by protocol, validated once."""
+
+    #: Client networks allowed to use the proxy; others get 403. Loopback only by default.
+    allow: tuple[IPNetwork, ...] = _networks(["127.0.0.0/8", "::1/128"])
+    #: Destination networks refused (checked on the resolved address); 403.
+    deny: tuple[IPNetwork, ...] = ()
+    #: Ports CONNECT may open tunnels to; others get 403.
+    connect_ports: frozenset[int] = frozenset({443})
+    #: ``(user, password)`` for Basic Proxy-Authorization, or None for no authentication.
+    auth: tuple[str, str] | None = None
+    #: Append the client address to X-Forwarded-For.
+    forwarded_for: bool = True
+    #: Connect timeout and longest wait for any upstream read (504 when exceeded).
+    upstream_timeout: float = 30.0
+    #: A CONNECT tunnel with no traffic either way for this long is closed.
+    tunnel_idle_timeout: float = 300.0
+    #: Idle keep-alive connections kept per upstream (host, port), and how long.
+    max_idle_per_host: int = 8
+    pool_idle_timeout: float = 30.0
+    #: Pseudonym in our Via entries; a request whose Via already has it is a loop (508).
+    #: Random per process by default so two chained minihttp proxies do not collide.
+    via_name: str = field(default_factory=lambda: "minihttp-" + secrets.token_hex(3))
+    #: Do not log requests (the CLI then configures no access log).
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "allow", _networks(self.allow))
+        object.__setattr__(self, "deny", _networks(self.deny))
+        object.__setattr__(self, "connect_ports", frozenset(self.connect_ports))
+        for name in ("upstream_timeout", "tunnel_idle_timeout", "pool_idle_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ProxyConfig.{name} must be positive")
+        if self.max_idle_per_host < 0:
+            raise ValueError("ProxyConfig.max_idle_per_host must be >= 0")
+        if any(not 0 < p < 65536 for p in self.connect_ports):
+            raise ValueError("ProxyConfig.connect_ports must be TCP ports")
+        if not REG_NAME.fullmatch(self.via_name):
+            raise ValueError("ProxyConfig.via_name must be a token")
+
+    def replace(self, **changes: Any) -> ProxyConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m minihttp.proxy", description="minihttp forward HTTP proxy")
+    parser.add_argument("port", nargs="?", type=int, default=8080,
+                        help="port to listen on (default 8080)")
+    parser.add_argument("-b", "--bind", default="127.0.0.1", metavar="ADDRESS",
+                        help="address to listen on (default 127.0.0.1: loopback only)")
+    parser.add_argument("--allow", action="append", metavar="NET",
+                        help="client network allowed to use the proxy (repeatable; "
+                             "default 127.0.0.0/8 and ::1)")
+    parser.add_argument("--deny", action="append", default=[], metavar="NET",
+                        help="destination network refused, checked on the resolved address")
+    parser.add_argument("--connect-port", action="append", type=int, metavar="N",
+                        help="port CONNECT may tunnel to (repeatable; default 443)")
+    parser.add_argument("--auth", metavar="USER:PASS", help="require Basic Proxy-Authorization")
+    parser.add_argument("--no-forwarded-for", action="store_true",
+                        help="do not append the client address to X-Forwarded-For")
+    parser.add_argument("--upstream-timeout", type=float, default=30.0, metavar="S",
+                        help="connect/read timeout towards upstreams (default 30)")
+    parser.add_argument("--tunnel-idle-timeout", type=float, default=300.0, metavar="S",
+                        help="close CONNECT tunnels idle this long (default 300)")
+    parser.add_argument("--via", metavar="NAME", help="pseudonym for Via (default random)")
+    parser.add_argument("--quiet", action="store_true", help="do not log requests")
+    return parser.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> ProxyConfig:
+    """Build a ProxyConfig from parsed CLI arguments (ValueError on bad values)."""
+    changes: dict[str, Any] = {
+        "deny": _networks(args.deny),
+        "forwarded_for": not args.no_forwarded_for,
+        "upstream_timeout": args.upstream_timeout,
+        "tunnel_idle_timeout": args.tunnel_idle_timeout,
+        "quiet": args.quiet,
+    }
+    if args.allow:
+        changes["allow"] = _networks(args.allow)
+    if args.connect_port:
+        changes["connect_ports"] = frozenset(args.connect_port)
+    if args.auth is not None:
+        user, sep, password = args.auth.partition(":")
+        if not sep or not user:
+            raise ValueError("--auth must be USER:PASS")
+        changes["auth"] = (user, password)
+    if args.via:
+        changes["via_name"] = args.via
+    return ProxyConfig(**changes)
