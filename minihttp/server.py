@@ -539,7 +539,8 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             if mode == LENGTH and writer.remaining and not writer.broken:
                 error_log.error("%s: response to %r shorter than its Content-Length; closing",
                                 self.address_string(), self.requestline)
-            elif mode == _io.RAW and not writer.committed and self.command is not None:
+            elif (mode == _io.RAW and not writer.committed and self.command is not None
+                  and not writer.broken):  # broken: the client left mid-body, not a bug
                 error_log.error("%s: handler for %r sent no response; closing",
                                 self.address_string(), self.requestline)
             try:
