@@ -357,3 +357,17 @@ def test_out_of_file_descriptors_refuses_or_delays_then_recovers(kind: str) -> N
         proc.kill()
         _out, err = proc.communicate(timeout=10)
     assert b"Traceback" not in err, err.decode(errors="replace")[-2000:]
+
+
+def test_client_gone_mid_body_logs_no_error(kind: str) -> None:
+    """Found by tests/test_fuzz.py: EOF inside a Content-Length body made the server log
+    "handler sent no response" at ERROR (the handler's read failed, so it sent nothing)."""
+    with live(kind) as (_server, addr), log_lines() as logs:
+        with connect(addr) as s:
+            s.sendall(b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nabc")
+            s.shutdown(socket.SHUT_WR)
+            ex = read_responses(s, 1)
+        assert ex.responses == [] and ex.closed, ex
+        assert get(addr) == (200, b"ok /small")
+    assert not [r for r in logs.records if r.levelno >= logging.ERROR], [
+        r.getMessage() for r in logs.records]

@@ -182,6 +182,7 @@ def read_responses(sock: socket.socket, count: int, *, head_method: bool = False
             conn.send(h11.Request(method="HEAD" if head_method else "GET", target="/",
                                   headers=[("Host", "x")]))
             conn.send(h11.EndOfMessage())
+            started = bool(pending)  # any byte of this response seen yet
             if pending:
                 conn.receive_data(pending)  # b"" would mean EOF to h11
             pending = b""
@@ -191,10 +192,17 @@ def read_responses(sock: socket.socket, count: int, *, head_method: bool = False
             while True:
                 ev = conn.next_event()
                 if ev is h11.NEED_DATA:
+                    if eof and not started:
+                        ex.closed = True  # closed cleanly between responses
+                        return ex
                     if eof:
                         conn.receive_data(b"")
                         continue
                     data = recv()
+                    if not data and not started:
+                        ex.closed = True
+                        return ex
+                    started = started or bool(data)
                     conn.receive_data(data)  # b"" is EOF (recv set eof)
                     continue
                 if isinstance(ev, h11.InformationalResponse):
