@@ -660,6 +660,9 @@ class ResponseWriter:
     ``Transfer-Encoding: chunked``).
     """
 
+    __slots__ = ("_buf", "body_bytes", "broken", "closed", "committed", "dropped", "mode",
+                 "remaining", "sock", "started")
+
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._buf = bytearray()
@@ -707,6 +710,19 @@ class ResponseWriter:
         """Complete the response and send what is buffered; True if the connection is reusable."""
         mode = self.mode
         ok = not self.broken
+        if mode == LENGTH and ok and not self.remaining:
+            # The common case: a complete Content-Length response, sent with one sendall.
+            buf = self._buf
+            if buf:
+                self.committed = True
+                try:
+                    self.sock.sendall(buf)
+                finally:
+                    buf.clear()
+            self.mode = RAW
+            self.started = self.committed = False
+            self.body_bytes = self.dropped = 0
+            return True
         if mode == CHUNKED:
             if ok:
                 self._buf += LAST_CHUNK

@@ -773,6 +773,17 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         writer = self._writer
         status = self._status
         if writer is not None and self.wfile is writer and status is not None and status >= 200:
+            length = self._resp_length
+            if (length is not None and not self.close_connection and status != 204
+                    and status != 304 and self._resp_te is None and self.command == "GET"
+                    and self.request_version == "HTTP/1.1"
+                    and type(self).flush_headers is _base_flush_headers):
+                # _framing's common case, inlined: a keep-alive HTTP/1.1 GET answered with a
+                # Content-Length needs no added field; the head goes to the writer at once.
+                buf.append(b"\r\n")
+                self._headers_buffer = []
+                writer.start(b"".join(buf), LENGTH, length)
+                return
             mode = self._framing(buf, status)
             buf.append(b"\r\n")
             if type(self).flush_headers is _base_flush_headers:

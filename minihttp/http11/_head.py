@@ -66,6 +66,10 @@ __all__ = ["Request", "find_head_end", "parse_head"]
 
 _CR = 0x0D
 _VERSION_INFO = {"1": (1, 1), "0": (1, 0)}
+#: Host values already checked against the grammar: a server sees few distinct ones, and a
+#: dict lookup is cheaper than the regex. A pure function's cache, bounded by clearing.
+_valid_hosts: dict[str, bool] = {}
+_VALID_HOSTS_MAX = 256
 
 
 @dataclass(slots=True)
@@ -239,8 +243,12 @@ def _parse(head: bytes, i: int, line_end: int, limits: Limits) -> Request:
             raise BadRequest("missing Host header field")
     elif len(hosts) != 1:
         raise BadRequest("more than one Host header field")
-    elif HOST.fullmatch(hosts[0]) is None:
-        raise BadRequest("invalid Host header field")
+    elif hosts[0] not in _valid_hosts:
+        if HOST.fullmatch(hosts[0]) is None:
+            raise BadRequest("invalid Host header field")
+        if len(_valid_hosts) >= _VALID_HOSTS_MAX:
+            _valid_hosts.clear()
+        _valid_hosts[hosts[0]] = True
 
     # Framing (RFC 9112 section 6).
     content_length: int | None = None
