@@ -15,6 +15,8 @@ vector.
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from adversarial import (
     static_server,
 )
 from adversarial.vectors import BY_NAME, VECTORS, Vector
+from conftest import open_fds
 
 # Vectors whose every split position runs in CI: one or two of each family, short ones.
 SWEEP = [
@@ -49,7 +52,16 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tupl
     echo = Server(("127.0.0.1", 0), EchoHandler)
     static = static_server(www)
     with serving(echo) as a, serving(static) as b:
+        threads, fds = threading.active_count(), open_fds()
         yield {"echo": a, "static": b}
+        # After every vector: no connection thread hung, no descriptor leaked (bounded wait
+        # for the last lingering closes).
+        end = time.monotonic() + 10
+        while time.monotonic() < end and (threading.active_count() > threads
+                                          or open_fds() > fds):
+            time.sleep(0.05)
+        assert threading.active_count() <= threads, "a connection thread is still running"
+        assert open_fds() <= fds, "descriptors leaked"
 
 
 def check(v: Vector, ex: Exchange, where: str) -> None:
@@ -143,8 +155,6 @@ def test_head_whose_first_read_is_tiny(first: int, servers: Any, no_errors: None
     """Found by the split sweep: a first ``recv`` of exactly 3 bytes ("GET") was taken for a
     whole head by a fast path (``find`` = -1 = len - 4) and answered 400. The pause between
     the writes makes the server's first read end at the split (loopback, TCP_NODELAY)."""
-    import time
-
     from adversarial import connect, read_responses
 
     data = b"GET /tiny HTTP/1.1\r\nHost: a\r\n\r\n"
