@@ -159,9 +159,10 @@ def _now_date() -> tuple[str, bytes]:
 
 
 _server_lines: dict[tuple[str, str], bytes] = {}
-#: (name, value) -> (field line, kind): a validated header line, so a handler sending the same
-#: fields on every response pays one dict lookup (kinds: see _KIND_*). Bounded by clearing.
-_field_cache: dict[tuple[str, str], tuple[bytes, int]] = {}
+#: (name, value) -> (field line, kind, Content-Length value or 0): a validated header line,
+#: so a handler sending the same fields on every response pays one dict lookup (kinds: see
+#: _KIND_*). Bounded by clearing.
+_field_cache: dict[tuple[str, str], tuple[bytes, int, int]] = {}
 _FIELD_CACHE_MAX = 1024
 _KIND_OTHER, _KIND_CONNECTION, _KIND_LENGTH, _KIND_TE = range(4)
 _KINDS = {"connection": _KIND_CONNECTION, "content-length": _KIND_LENGTH,
@@ -679,10 +680,11 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         self.send_response_only(code, message)
         if fast:
             if self.request_version != "HTTP/0.9":
-                key = (self.server_version, self.sys_version)
-                line = _server_lines.get(key)
+                names = (self.server_version, self.sys_version)
+                line = _server_lines.get(names)
                 if line is None:
-                    line = _server_lines[key] = f"Server: {key[0]} {key[1]}\r\n".encode("latin-1")
+                    line = _server_lines[names] = f"Server: {names[0]} {names[1]}\r\n".encode(
+                        "latin-1")
                 buf = self._headers_buffer
                 buf.append(line)
                 buf.append(_date_line if int(_time()) == _date_second else _now_date()[1])
@@ -739,11 +741,12 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                 digits = value.strip(" \t")
                 if not digits.isdigit() or not digits.isascii():
                     raise ValueError(f"invalid Content-Length {value!r}")
-            cached = (f"{keyword}: {value}\r\n".encode("latin-1", "strict"), kind)
+            cached = (f"{keyword}: {value}\r\n".encode("latin-1", "strict"), kind,
+                      int(value) if kind == _KIND_LENGTH else 0)
             if len(_field_cache) >= _FIELD_CACHE_MAX:
                 _field_cache.clear()
             _field_cache[key] = cached
-        line, kind = cached
+        line, kind, length = cached
         if self.request_version != "HTTP/0.9":
             try:
                 self._headers_buffer.append(line)
@@ -751,7 +754,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                 self._headers_buffer = [line]
         if kind:
             if kind == _KIND_LENGTH:
-                self._resp_length = int(value)
+                self._resp_length = length
             elif kind == _KIND_CONNECTION:
                 self._conn_header = True
                 lowered = value.lower()
