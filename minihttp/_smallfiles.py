@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from typing import Any
 
 __all__ = ["RACY_SECONDS", "SmallFileCache", "identity"]
 
@@ -38,23 +39,33 @@ def identity(st: os.stat_result) -> Identity:
 
 
 class SmallFileCache:
-    """``path -> (identity, contents)``; thread-safe (one lock, held for dict work only)."""
+    """``path -> (identity, contents, meta)``; thread-safe (one lock, for dict work only).
+
+    ``meta`` is whatever the caller derived from the same stat result (validators, say): it
+    is valid exactly as long as the contents are.
+    """
 
     def __init__(self, max_file: int = 64 * 1024, max_total: int = 16 * 1024 * 1024) -> None:
         self.max_file = max_file
         self.max_total = max_total
-        self._entries: dict[str, tuple[Identity, bytes]] = {}
+        self._entries: dict[str, tuple[Identity, bytes, Any]] = {}
         self._total = 0
         self._lock = threading.Lock()
 
     def get(self, path: str, st: os.stat_result) -> bytes | None:
         """The contents stored for ``path`` if the file still has ``st``'s identity."""
+        entry = self.lookup(path, st)
+        return None if entry is None else entry[0]
+
+    def lookup(self, path: str, st: os.stat_result) -> tuple[bytes, Any] | None:
+        """``(contents, meta)`` stored for ``path`` if the file still has ``st``'s identity."""
         entry = self._entries.get(path)
         if entry is None or entry[0] != identity(st):
             return None
-        return entry[1]
+        return entry[1], entry[2]
 
-    def put(self, path: str, st: os.stat_result, data: bytes, now: float | None = None) -> bool:
+    def put(self, path: str, st: os.stat_result, data: bytes, now: float | None = None,
+            meta: Any = None) -> bool:
         """Store ``data`` read from ``path`` whose ``fstat`` was ``st``; False if refused."""
         size = len(data)
         if size != st.st_size or size > self.max_file:
@@ -70,7 +81,7 @@ class SmallFileCache:
             if self._total + size > self.max_total:
                 self._entries.clear()
                 self._total = 0
-            self._entries[path] = (identity(st), data)
+            self._entries[path] = (identity(st), data, meta)
             self._total += size
         return True
 

@@ -113,6 +113,10 @@ _TRANSLATED_MAX = 4096
 #: The default :attr:`SimpleHTTPRequestHandler.small_file_cache`, shared by all handlers.
 _SMALL_FILES = SmallFileCache(max_file=SENDFILE_MIN - 1)
 
+#: Last-Modified strings by timestamp (HTTP-dates are a pure function of it), bounded.
+_dates: dict[int, str] = {}
+_DATES_MAX = 4096
+
 #: Flags of every file open: never block on a FIFO, never leak the fd into a child.
 _OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
                | getattr(os, "O_CLOEXEC", 0))
@@ -367,9 +371,9 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
                 except (OSError, ValueError):
                     pass  # the open below gives the right answer
                 else:
-                    data = cache.get(path, st) if stat.S_ISREG(st.st_mode) else None
-                    if data is not None:
-                        return self._send_cached(path, st, data)
+                    hit = cache.lookup(path, st) if stat.S_ISREG(st.st_mode) else None
+                    if hit is not None and isinstance(hit[1], Validators):
+                        return self._send_cached(path, hit[0], hit[1])
             # A file: open it first and let fstat tell a directory apart.
             started = time.time()  # before the read: see _smallfiles on racy files
             try:
@@ -382,7 +386,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
                 os.close(fd)
         return self._send_head_general(path)
 
-    def _send_cached(self, path: str, st: os.stat_result, data: bytes) -> _Body | None:
+    def _send_cached(self, path: str, data: bytes, v: Validators) -> _Body | None:
         """Answer from a small file's cached contents (still its contents, by ``lstat``)."""
         ctype = self.content_type(path)
         coding, siblings = self._sibling(path) if self.precompressed else (None, [])
@@ -394,8 +398,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             except BaseException:
                 f.close()
                 raise
-        return self._answer(None, len(data), ctype, None, bool(siblings), validators_for(st),
-                            data)
+        return self._answer(None, len(data), ctype, None, bool(siblings), v, data)
 
     def _send_head_general(self, path: str) -> _Body | None:
         raw_path, query = split_target(self.path)
@@ -504,10 +507,11 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             raise NotFound() from None
         finally:
             os.close(fd)
+        v = validators_for(st)
         cache = self.small_file_cache
         if cache is not None and started and not self.follow_symlinks:
-            cache.put(path, st, data, started)
-        return self._answer(None, len(data), ctype, None, vary, validators_for(st), data)
+            cache.put(path, st, data, started, meta=v)
+        return self._answer(None, len(data), ctype, None, vary, v, data)
 
     def _send_file(self, path: str) -> _Body | None:
         ctype = self.content_type(path)
@@ -522,7 +526,17 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
 
     def _validator_headers(self, v: Validators, vary: bool) -> None:
         self.send_header("ETag", v.etag)
-        self.send_header("Last-Modified", self.date_time_string(v.last_modified))
+        if type(self).date_time_string is BaseHTTPRequestHandler.date_time_string:
+            # A file's date is formatted once (memo by timestamp), not on every request.
+            date = _dates.get(v.last_modified)
+            if date is None:
+                date = self.date_time_string(v.last_modified)
+                if len(_dates) >= _DATES_MAX:
+                    _dates.clear()
+                _dates[v.last_modified] = date
+        else:
+            date = self.date_time_string(v.last_modified)
+        self.send_header("Last-Modified", date)
         if vary:
             self.send_header("Vary", "Accept-Encoding")
 
@@ -585,6 +599,8 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         self.send_header("Accept-Ranges", "bytes")
         self._validator_headers(v, vary)
         self.end_headers()
+        if len(pieces) == 1 and isinstance(pieces[0], bytes):
+            return io.BytesIO(pieces[0])  # in memory already: copyfile writes it in one go
         return FileBody(f, pieces, length)
 
 

@@ -342,7 +342,7 @@ def test_parse_range_is_total_and_clean(value: str, length: int) -> None:
 @pytest.mark.parametrize(
     "module",
     ["minihttp.static", "minihttp.cli", "minihttp._ranges", "minihttp._conditional",
-     "minihttp._paths", "minihttp._encoding", "minihttp._listing"],
+     "minihttp._paths", "minihttp._encoding", "minihttp._listing", "minihttp._smallfiles"],
 )
 def test_all_lists_public_names(module: str) -> None:
     import importlib
