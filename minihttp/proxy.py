@@ -94,6 +94,13 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _PORT = re.compile(r"[0-9]{1,5}")
 _READ = 64 * 1024
 
+#: h11 events are immutable, and building a Request validates every field (regexes, several
+#: microseconds): an outgoing head seen before reuses its event. Bounded; emptied when full.
+_h11_requests: dict[tuple[str, str, tuple[tuple[str, str], ...]], h11.Request] = {}
+_H11_REQUESTS_MAX = 512
+_H11_MEMO_HEAD = 4096  # larger heads are not kept: at most ~2 MiB for the whole memo
+_END = h11.EndOfMessage()
+
 
 @functools.lru_cache(maxsize=256)
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -107,6 +114,19 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 def _client_allowed(ip: str, allow: tuple[IPNetwork, ...]) -> bool:
     """Allow-list decision, cached: parsing addresses costs more than the rest of admission."""
     return address_in(ip, allow)
+
+
+def _h11_request(method: str, target: str, fields: list[tuple[str, str]]) -> h11.Request:
+    """``h11.Request(...)``, memoized by its exact head (see :data:`_h11_requests`)."""
+    key = (method, target, tuple(fields))
+    event = _h11_requests.get(key)
+    if event is None:
+        event = h11.Request(method=method, target=target, headers=fields)
+        if len(target) + sum(len(n) + len(v) for n, v in fields) <= _H11_MEMO_HEAD:
+            if len(_h11_requests) >= _H11_REQUESTS_MAX:
+                _h11_requests.clear()
+            _h11_requests[key] = event
+    return event
 
 
 class _Refuse(Exception):
@@ -436,7 +456,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
         if framing is not None:
             fields.append(framing)
         has_body = framing is not None and framing != ("Content-Length", "0")
-        h11_request = h11.Request(method=request.method, target=path, headers=fields)
+        h11_request = _h11_request(request.method, path, fields)
         self._body_started = False
         conn = self.pool.acquire((host.lower(), port))
         response = None
@@ -514,7 +534,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
                     if not piece:
                         break
                     conn.send(h11.Data(data=piece))
-            conn.send(h11.EndOfMessage())
+            conn.send(_END)
             while True:
                 event = conn.next_event()
                 if isinstance(event, h11.InformationalResponse):
