@@ -93,9 +93,15 @@ def end_to_end(fields: Iterable[tuple[str, str]], drop: Iterable[str] = ()) -> l
         tuple[str, str]]:
     """``fields`` without hop-by-hop fields, Connection-listed fields and ``drop``."""
     fields = list(fields)
-    listed = connection_options(v for n, v in fields if n.lower() == "connection")
-    remove = HOP_BY_HOP | (listed - PROTECTED) | {d.lower() for d in drop}
-    return [(n, v) for n, v in fields if n.lower() not in remove]
+    lowered = [n.lower() for n, _ in fields]  # once per field: this runs on every request
+    remove = HOP_BY_HOP
+    if "connection" in lowered:
+        listed = connection_options(
+            v for (_, v), low in zip(fields, lowered, strict=True) if low == "connection")
+        remove = remove | (listed - PROTECTED)
+    if drop:
+        remove = remove | {d.lower() for d in drop}
+    return [f for f, low in zip(fields, lowered, strict=True) if low not in remove]
 
 
 def via_has(values: Iterable[str], pseudonym: str) -> bool:

@@ -555,12 +555,13 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
     def _relay_response(self, request: ProxyRequest, conn: UpstreamConnection, head: Any) -> None:
         raw = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in head.headers.raw_items()]
-        names = {n.lower() for n, _ in raw}
-        if head.status_code == 101 or {"content-length", "transfer-encoding"} <= names:
+        names = [n.decode("latin-1") for n, _ in head.headers]  # h11 lower-cases these
+        if head.status_code == 101 or ("content-length" in names
+                                       and "transfer-encoding" in names):
             # RFC 9112 section 6.3: CL with TE is a smuggling signature; 101 we never asked for.
             self._drop(conn)
             raise _Refuse(502, "Bad Gateway: upstream response has invalid framing.")
-        length = next((v for n, v in raw if n.lower() == "content-length"), None)
+        length = raw[names.index("content-length")][1] if "content-length" in names else None
         version = head.http_version.decode("ascii", "replace")
         fields = end_to_end(raw, drop=("content-length",))
         fields.append(("Via", f"{version} {self.config.via_name}"))
