@@ -65,10 +65,11 @@ class SoakHandler(BaseHTTPRequestHandler):
 
 
 def server_class(kind: str) -> type:
+    base: type = ThreadingHTTPServer
     if kind == "pooled":
-        from minihttp.pool import PooledHTTPServer as base
-    else:
-        base = ThreadingHTTPServer
+        from minihttp.pool import PooledHTTPServer
+
+        base = PooledHTTPServer
     return type("SoakServer", (base,), {"limits": LIMITS, "daemon_threads": True,
                                         "request_queue_size": 256})
 
