@@ -1,7 +1,8 @@
 """Bad input over real sockets: smuggling, header and request-line syntax, leftovers, static paths.
 
-Every vector in tests/adversarial/vectors.py is sent to a live ThreadingHTTPServer (an echo
-handler, or the static handler on a tmp tree) whole and split in two writes. The answer is
+Every vector in tests/adversarial/vectors.py is sent to a live server (an echo handler, or
+the static handler on a tmp tree; ThreadingHTTPServer and PooledHTTPServer) whole and split
+in two writes. The answer is
 parsed with h11 as a strict client: the statuses must be the expected ones, the connection
 must close when the vector says so (with nothing after the answers), or stay usable (a probe
 request is answered), and a request named /smuggled is never answered. No ERROR log record
@@ -14,6 +15,7 @@ vector.
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -26,12 +28,12 @@ from adversarial import (
     LIMITS,
     EchoHandler,
     Exchange,
+    QuietStatic,
     Server,
     capture_errors,
     make_static_tree,
     replay,
     serving,
-    static_server,
 )
 from adversarial.vectors import BY_NAME, VECTORS, Vector
 from conftest import open_fds
@@ -46,22 +48,35 @@ SWEEP = [
 SAMPLES_PER_VECTOR = 3
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[str, int]]]:
+def _pooled() -> Any:
+    try:
+        from minihttp.pool import PooledHTTPServer
+    except ImportError:
+        return None
+    return type("Pooled", (PooledHTTPServer,), {"limits": LIMITS, "daemon_threads": True,
+                                                "shutdown_grace": 1.0})
+
+
+@pytest.fixture(scope="module", params=["threading", "pooled"])
+def servers(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[str, int]]]:
+    """The echo and static servers, as ThreadingHTTPServer and as PooledHTTPServer."""
+    cls = Server if request.param == "threading" else _pooled()
+    if cls is None:
+        pytest.skip("minihttp.pool.PooledHTTPServer does not exist yet")
     www = make_static_tree(Path(tmp_path_factory.mktemp("adv")))
-    echo = Server(("127.0.0.1", 0), EchoHandler)
-    static = static_server(www)
+    threads, fds = threading.active_count(), open_fds()
+    echo = cls(("127.0.0.1", 0), EchoHandler)
+    static = cls(("127.0.0.1", 0), functools.partial(QuietStatic, directory=str(www)))
     with serving(echo) as a, serving(static) as b:
-        threads, fds = threading.active_count(), open_fds()
         yield {"echo": a, "static": b}
-        # After every vector: no connection thread hung, no descriptor leaked (bounded wait
-        # for the last lingering closes).
-        end = time.monotonic() + 10
-        while time.monotonic() < end and (threading.active_count() > threads
-                                          or open_fds() > fds):
-            time.sleep(0.05)
-        assert threading.active_count() <= threads, "a connection thread is still running"
-        assert open_fds() <= fds, "descriptors leaked"
+    # After every vector: no connection thread hung, no descriptor leaked (bounded wait for
+    # the last lingering closes of daemon connection threads).
+    end = time.monotonic() + 10
+    while time.monotonic() < end and (threading.active_count() > threads or open_fds() > fds):
+        time.sleep(0.05)
+    assert threading.active_count() <= threads, "a connection thread is still running"
+    assert open_fds() <= fds, "descriptors leaked"
 
 
 def check(v: Vector, ex: Exchange, where: str) -> None:
