@@ -51,6 +51,8 @@ __all__ = [
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _RECV = 64 * 1024
+#: An idle connection younger than this (seconds) is reused without a liveness poll.
+POLL_AFTER = 0.005
 #: Largest upstream response head h11 will buffer (its default, 16 KiB, is too tight for
 #: real sites with many cookies).
 MAX_RESPONSE_HEAD = 64 * 1024
@@ -228,26 +230,30 @@ class ConnectionPool:
             return sum(len(v) for v in self._idle.values())
 
     def acquire(self, key: tuple[str, int]) -> UpstreamConnection | None:
-        """Most recently used live idle connection for ``key``, or None."""
-        stale: list[UpstreamConnection] = []
-        found: UpstreamConnection | None = None
-        with self._lock:
-            stale.extend(self._expire_locked())
-            conns = self._idle.get(key)
-            while conns:
-                conn = conns.pop()
-                if self._looks_alive(conn):
-                    found = conn
-                    break
-                stale.append(conn)
-            if conns is not None and not conns:
-                del self._idle[key]
-        for conn in stale:
+        """Most recently used live idle connection for ``key``, or None.
+
+        The liveness poll runs outside the lock (it is a syscall: other threads would queue
+        on the lock meanwhile), and is skipped for a connection idle less than
+        :data:`POLL_AFTER`: a close or stray bytes that recent cannot be told from ones
+        arriving just after the poll, which no check can catch (idempotent requests are
+        retried on a fresh connection, RFC 9110 section 9.2.2).
+        """
+        while True:
+            with self._lock:
+                stale = self._expire_locked()
+                conns = self._idle.get(key)
+                conn = conns.pop() if conns else None
+                if conns is not None and not conns:
+                    del self._idle[key]
+            for old in stale:
+                old.close()
+            if conn is None:
+                return None
+            if time.monotonic() - conn.idle_since < POLL_AFTER or self._looks_alive(conn):
+                conn.reused = True
+                conn.got_response_bytes = False
+                return conn
             conn.close()
-        if found is not None:
-            found.reused = True
-            found.got_response_bytes = False
-        return found
 
     def connect(
         self, host: str, port: int, *, timeout: float | None, deny: Iterable[IPNetwork] = ()

@@ -48,8 +48,7 @@ from typing import Any
 import h11
 
 from minihttp._proxy_config import REG_NAME as _REG_NAME
-from minihttp._proxy_config import ProxyConfig, config_from_args
-from minihttp._proxy_config import parse_args as _parse_args
+from minihttp._proxy_config import ProxyConfig, config_from_args, parse_args
 from minihttp._proxy_headers import (
     HOP_BY_HOP,
     PROTECTED,
@@ -87,6 +86,9 @@ __all__ = [
     "main",
     "via_has",
 ]
+
+#: The command-line parser, under the name it had before the split (kept for callers).
+_parse_args = parse_args
 
 #: Methods that may be retried once on a fresh connection (RFC 9110 section 9.2.2).
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})

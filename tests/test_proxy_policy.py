@@ -176,7 +176,9 @@ def _complete_cycle(conn: UpstreamConnection, peer: socket.socket) -> None:
     assert isinstance(conn.next_event(), h11.EndOfMessage)
 
 
-def test_pool_reuses_only_complete_cycles_and_is_bounded() -> None:
+def test_pool_reuses_only_complete_cycles_and_is_bounded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("minihttp._proxy_pool.POLL_AFTER", 0.0)  # always poll, as when idle
     pool = ConnectionPool(max_idle_per_host=2, idle_timeout=30)
     key = ("x", 80)
     peers = []
@@ -208,6 +210,32 @@ def test_pool_reuses_only_complete_cycles_and_is_bounded() -> None:
         for p in peers:
             p.close()
     assert pool.idle_count() == 0
+
+
+def test_pool_skips_the_liveness_poll_only_for_very_recent_connections(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    polled: list[UpstreamConnection] = []
+
+    def spy(conn: UpstreamConnection) -> bool:
+        polled.append(conn)
+        return True
+
+    monkeypatch.setattr(ConnectionPool, "_looks_alive", staticmethod(spy))
+    pool = ConnectionPool(idle_timeout=30)
+    key = ("x", 80)
+    c, p = _socketpair_conn(key)
+    try:
+        _complete_cycle(c, p)
+        pool.release(c)
+        assert pool.acquire(key) is c and polled == []  # just released: no syscall
+        _complete_cycle(c, p)
+        pool.release(c)
+        c.idle_since -= 1.0  # as if idle for a second
+        assert pool.acquire(key) is c and polled == [c]
+    finally:
+        pool.close()
+        c.close()
+        p.close()
 
 
 def test_pool_idle_timeout_expires() -> None:
