@@ -54,6 +54,7 @@ __all__ = [
     "main",
     "make_server",
     "serve",
+    "raise_open_file_limit",
     "server_base",
 ]
 
