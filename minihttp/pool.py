@@ -15,8 +15,9 @@ one of them. Here:
   ``linger`` seconds (2 ms) for the next request of an active client when no other request
   is waiting for a worker (each hand-off to and from the I/O thread costs two thread
   wake-ups; measured with wrk -c16 this lifts throughput from ~0.7 to ~0.85 of
-  ``ThreadingHTTPServer``), and otherwise parks the connection again: with epoll that is one thread-safe ``EPOLL_CTL_MOD`` and no wake-up of
-  the I/O thread (see :mod:`minihttp._conn`).
+  ``ThreadingHTTPServer``), and otherwise parks the connection again: with epoll that is
+  one thread-safe ``EPOLL_CTL_MOD`` and no wake-up of the I/O thread (see
+  :mod:`minihttp._conn`).
 * Deadlines (RFC 9112 section 9.8 lets a server close connections it no longer wants):
   ``Limits.head_timeout`` covers the whole head from its first byte (and the wait for the
   first request); past it a started head gets ``408`` and the connection closes (slowloris).
@@ -306,8 +307,11 @@ class PooledHTTPServer(HTTPServer):
         conn = Conn(sock, addr, sock.fileno())
         self._conns[conn.fd] = conn
         if self.ssl_context is not None:
+            # Registered (so workers can re-arm it) but owned by a worker for the
+            # handshake: the one-shot event it may produce meanwhile is ignored.
             conn.tls = True
             conn.state = BUSY
+            poller.add(conn.fd)
             self._dispatch(conn)
             return
         try:
@@ -319,7 +323,7 @@ class PooledHTTPServer(HTTPServer):
             raise
         head_timeout = conn.reader.limits.head_timeout
         conn.expires = _INF if head_timeout is None else time.monotonic() + head_timeout
-        timers.schedule(conn, conn.expires)
+        self._schedule(conn, timers, time.monotonic())
         poller.add(conn.fd)
 
     def _attach(self, conn: Conn) -> None:
@@ -365,7 +369,7 @@ class PooledHTTPServer(HTTPServer):
             head_timeout = reader.limits.head_timeout
             if head_timeout is not None:
                 conn.expires = time.monotonic() + head_timeout
-                timers.schedule(conn, conn.expires)
+                self._schedule(conn, timers, time.monotonic())
         self._rearm(conn, poller)
 
     def _recv_parked(self, conn: Conn) -> bytes | None:
@@ -400,20 +404,22 @@ class PooledHTTPServer(HTTPServer):
         except OSError:
             self._close(conn)
 
+    def _schedule(self, conn: Conn, timers: Deadlines, now: float) -> None:
+        """Time the connection: at its deadline, but no later than ``now`` + the shortest
+        timeout, because a worker may later set a deadline that short without telling the
+        I/O thread (see :mod:`minihttp._conn`)."""
+        limits = conn.reader.limits if conn.reader is not None else self.limits
+        step = min((t for t in (limits.head_timeout, limits.keepalive_timeout)
+                    if t is not None), default=_INF)
+        when = now + step if conn.state == BUSY else min(conn.expires, now + step)
+        timers.schedule(conn, when)
+
     def _on_deadline(self, conn: Conn, now: float, poller: Poller,
                      timers: Deadlines) -> None:
         """A connection's timer fell due: expire it, or look again later."""
         state = conn.state
-        if state == BUSY:
-            # On a worker: its next park sets a deadline no earlier than this re-check.
-            limits = self.limits
-            step = min((t for t in (limits.head_timeout, limits.keepalive_timeout)
-                        if t is not None), default=None)
-            if step is not None:
-                timers.schedule(conn, now + step)
-            return
-        if conn.expires > now:
-            timers.schedule(conn, conn.expires)
+        if state == BUSY or conn.expires > now:
+            self._schedule(conn, timers, now)
             return
         poller.forget(conn.fd)
         if state == HEAD and conn.reader.buf.strip():
@@ -450,7 +456,7 @@ class PooledHTTPServer(HTTPServer):
         while retime:
             conn = retime.popleft()
             if timers is not None and conn.state == HEAD and not conn.closed:
-                timers.schedule(conn, conn.expires)
+                self._schedule(conn, timers, time.monotonic())
             elif timers is None and conn.state != BUSY:
                 self._close(conn)
 

@@ -1,0 +1,450 @@
+"""PooledHTTPServer: idle and slow connections hold no thread; deadlines, cap, shutdown, TLS."""
+
+from __future__ import annotations
+
+import functools
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import open_fds, running
+
+from minihttp.config import Limits
+from minihttp.pool import PooledHTTPServer, default_max_connections
+from minihttp.server import BaseHTTPRequestHandler
+from minihttp.static import SimpleHTTPRequestHandler
+
+REQ = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+#: Set by the handler when a /sleep=... request starts (the request is in flight).
+SLEEPING = threading.Event()
+
+
+class Hello(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        if self.path == "/boom":
+            raise RuntimeError("handler failure (expected by the test)")
+        if self.path.startswith("/sleep"):
+            SLEEPING.set()
+            time.sleep(float(self.path.split("=")[1]))
+        if self.path == "/stream":
+            self.send_response(200)
+            self.end_headers()  # no Content-Length: chunked on HTTP/1.1
+            for i in range(3):
+                self.wfile.write(b"part%d;" % i)
+                self.wfile.flush()
+            return
+        body = f"hello {self.path}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[::-1])
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def make(limits: Limits | None = None, **attrs: Any) -> PooledHTTPServer:
+    attrs.setdefault("max_workers", 4)
+    if limits is not None:
+        attrs["limits"] = limits
+    cls = type("TestPooled", (PooledHTTPServer,), attrs)
+    server: PooledHTTPServer = cls(("127.0.0.1", 0), attrs.pop("handler", Hello))
+    return server
+
+
+def connect(server: PooledHTTPServer, timeout: float = 5.0) -> socket.socket:
+    return socket.create_connection(server.server_address[:2], timeout=timeout)
+
+
+_leftover: dict[int, bytes] = {}
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One response with a Content-Length (or until EOF), bounded by the socket timeout.
+
+    Bytes read past it (the next pipelined response) are kept for the next call.
+    """
+    data = _leftover.pop(id(sock), b"")
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = None
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while length is not None and len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    if length is not None and len(body) > length:
+        _leftover[id(sock)] = body[length:]
+        body = body[:length]
+    return head + b"\r\n\r\n" + body
+
+
+def get(server: PooledHTTPServer, path: str = "/") -> bytes:
+    with connect(server) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+        return read_response(s)
+
+
+def wait_for(cond: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return bool(cond())
+
+
+@pytest.fixture
+def threads_before() -> Iterator[int]:
+    yield threading.active_count()
+
+
+# -- handlers written for http.server run unchanged ---------------------------------------
+
+
+def test_keepalive_requests_body_stream_and_error() -> None:
+    with running(make()) as server, connect(server) as s:
+        for i in range(5):
+            s.sendall(f"GET /{i} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            assert read_response(s).endswith(f"hello /{i}".encode())
+        s.sendall(b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nabcde")
+        assert read_response(s).endswith(b"edcba")
+        s.sendall(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
+        data = b""
+        while not data.endswith(b"0\r\n\r\n"):
+            chunk = s.recv(4096)
+            assert chunk, "connection closed inside a chunked response"
+            data += chunk
+        assert b"Transfer-Encoding: chunked" in data and b"part2;" in data
+        s.sendall(b"GET /boom HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert read_response(s).startswith(b"HTTP/1.1 500")
+        assert get(server, "/after").endswith(b"hello /after")
+
+
+def test_static_handler_through_partial(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_bytes(b"static content")
+    class Static11(SimpleHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    handler = functools.partial(Static11, directory=str(tmp_path))
+    server = PooledHTTPServer(("127.0.0.1", 0), handler)
+    with running(server), connect(server) as s:
+        for _ in range(3):
+            s.sendall(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            resp = read_response(s)
+            assert resp.startswith(b"HTTP/1.1 200") and resp.endswith(b"static content")
+        s.sendall(b"GET /missing HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert read_response(s).startswith(b"HTTP/1.1 404")
+
+
+def test_pipelined_requests_answered_in_order() -> None:
+    with running(make()) as server, connect(server) as s:
+        s.sendall(b"".join(f"GET /{i} HTTP/1.1\r\nHost: t\r\n\r\n".encode() for i in range(10)))
+        for i in range(10):
+            assert read_response(s).endswith(f"hello /{i}".encode())
+
+
+def test_portable_poller() -> None:
+    with running(make(portable_poller=True)) as server, connect(server) as s:
+        for i in range(3):
+            s.sendall(f"GET /{i} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            assert read_response(s).endswith(f"hello /{i}".encode())
+        s.sendall(b"GET /p HTT")
+        time.sleep(0.05)
+        s.sendall(b"P/1.1\r\nHost: t\r\n\r\n")
+        assert read_response(s).endswith(b"hello /p")
+
+
+def test_head_split_across_reads_and_eof_inside_head() -> None:
+    with running(make()) as server:
+        with connect(server) as s:
+            for piece in (b"GET /sp", b"lit HTTP/1.1\r\nHo", b"st: t\r\n", b"\r\n"):
+                s.sendall(piece)
+                time.sleep(0.02)
+            assert read_response(s).endswith(b"hello /split")
+        with connect(server) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost")
+            s.shutdown(socket.SHUT_WR)
+            assert read_response(s).startswith(b"HTTP/1.1 400")
+
+
+# -- threads, deadlines, cap ------------------------------------------------------------
+
+
+def test_idle_connections_hold_no_thread(threads_before: int) -> None:
+    server = make(max_workers=4)
+    with running(server):
+        clients = []
+        try:
+            for _ in range(200):
+                c = connect(server)
+                c.sendall(REQ)
+                clients.append(c)
+            for c in clients:
+                assert read_response(c).endswith(b"hello /")
+            assert wait_for(lambda: server.connection_count == 200)
+            # 4 workers + the serve_forever thread, whatever the number of connections.
+            assert threading.active_count() <= threads_before + 4 + 1
+            assert get(server, "/normal").endswith(b"hello /normal")
+        finally:
+            for c in clients:
+                c.close()
+
+
+def test_threads_stay_bounded_under_concurrent_clients(threads_before: int) -> None:
+    server = make(max_workers=3)
+    errors: list[BaseException] = []
+    peak = [0]
+
+    def client(n: int) -> None:
+        try:
+            with connect(server) as s:
+                for i in range(5):
+                    s.sendall(f"GET /{n}-{i} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+                    assert read_response(s).endswith(f"hello /{n}-{i}".encode())
+        except BaseException as exc:
+            errors.append(exc)
+
+    with running(server):
+        workers = [threading.Thread(target=client, args=(n,)) for n in range(40)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            peak[0] = max(peak[0], threading.active_count() - sum(w.is_alive() for w in workers))
+            t.join(20)
+        assert not any(t.is_alive() for t in workers)
+    assert not errors
+    assert server.pool.worker_count <= 3 if server._pool else True
+    assert peak[0] <= threads_before + 3 + 1
+
+
+def test_slowloris_gets_408_while_normal_client_is_served() -> None:
+    server = make(Limits(head_timeout=1.0), max_workers=2)
+    head = b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"a" * 200
+    with running(server):
+        slow = [connect(server) for _ in range(50)]
+        for s in slow:
+            s.setblocking(False)
+        answers: dict[int, bytes] = {}
+        closed: set[int] = set()
+        normal_ok = False
+        deadline = time.monotonic() + 8.0
+        step = 0
+        try:
+            while len(closed) < len(slow) and time.monotonic() < deadline:
+                for i, s in enumerate(slow):
+                    if i in closed:
+                        continue
+                    try:
+                        data = s.recv(4096)
+                        if data:
+                            answers[i] = answers.get(i, b"") + data
+                        else:
+                            closed.add(i)
+                            continue
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        closed.add(i)
+                        continue
+                    if i not in answers:
+                        try:
+                            s.send(head[step:step + 1])
+                        except OSError:
+                            pass
+                step += 1
+                if step == 3:
+                    # Meanwhile a normal client (2 workers, 50 slow clients) is served.
+                    assert get(server, "/normal").endswith(b"hello /normal")
+                    normal_ok = True
+                time.sleep(0.1)
+        finally:
+            for s in slow:
+                s.close()
+    assert normal_ok
+    assert len(closed) == 50, f"only {len(closed)} slow clients were closed"
+    assert all(answers.get(i, b"").startswith(b"HTTP/1.1 408") for i in range(50))
+
+
+def test_idle_keepalive_timeout_closes_silently() -> None:
+    server = make(Limits(keepalive_timeout=0.3, head_timeout=5.0))
+    with running(server), connect(server) as s:
+        s.sendall(REQ)
+        assert read_response(s).endswith(b"hello /")
+        s.settimeout(5.0)
+        assert s.recv(100) == b""  # closed, no response
+        assert wait_for(lambda: server.connection_count == 0)
+
+
+def test_first_request_wait_uses_head_timeout() -> None:
+    server = make(Limits(head_timeout=0.3))
+    with running(server), connect(server) as s:
+        assert s.recv(100) == b""  # connected, never sent a byte: closed silently
+
+
+def test_connection_cap_stops_accepting_until_room() -> None:
+    server = make(max_connections=2)
+    with running(server):
+        a, b = connect(server), connect(server)
+        try:
+            for s in (a, b):
+                s.sendall(REQ)
+                assert read_response(s).endswith(b"hello /")
+            with connect(server, timeout=0.5) as c:  # the kernel backlog completes it
+                c.sendall(REQ)
+                with pytest.raises(socket.timeout):
+                    c.recv(100)  # not accepted: no answer while the cap is reached
+                assert server.connection_count == 2
+                a.close()
+                c.settimeout(5.0)
+                assert read_response(c).endswith(b"hello /")
+        finally:
+            a.close()
+            b.close()
+
+
+def test_default_max_connections_follows_rlimit() -> None:
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert 16 <= default_max_connections() <= max(soft, 100_000)
+    assert make().max_connections == default_max_connections()
+
+
+# -- shutdown and leaks -------------------------------------------------------------------
+
+
+def test_graceful_shutdown_finishes_in_flight_request(threads_before: int) -> None:
+    fds = open_fds()
+    server = make()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    idle = connect(server)
+    idle.sendall(REQ)
+    assert read_response(idle).endswith(b"hello /")
+    busy = connect(server)
+    SLEEPING.clear()
+    busy.sendall(b"GET /sleep=0.5 HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert SLEEPING.wait(5)
+    server.shutdown()  # returns once the in-flight request is done
+    thread.join(5)
+    assert not thread.is_alive()
+    assert read_response(busy).endswith(b"hello /sleep=0.5")
+    assert busy.recv(100) == b""  # closed after its response
+    assert idle.recv(100) == b""  # parked connection closed
+    server.server_close()
+    idle.close()
+    busy.close()
+    assert threading.active_count() == threads_before
+    assert open_fds() == fds
+
+
+def test_shutdown_grace_bounds_a_stuck_request() -> None:
+    server = make(shutdown_grace=0.3, max_workers=1)
+
+    class Stuck(Hello):
+        def do_GET(self) -> None:
+            SLEEPING.set()
+            self.rfile.read(1)  # a body that never comes: blocks until the socket is shut
+            super().do_GET()
+
+    server.RequestHandlerClass = Stuck
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    with connect(server) as s:
+        SLEEPING.clear()
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n")
+        assert SLEEPING.wait(5)
+        t0 = time.monotonic()
+        server.shutdown()
+        thread.join(5)
+        assert not thread.is_alive()
+        server.server_close()
+        assert time.monotonic() - t0 < 5.0  # bounded by the grace, not by the body timeout
+        assert server.pool.worker_count == 0 if server._pool else True
+
+
+def test_no_leaks_after_1000_connections(threads_before: int) -> None:
+    fds = open_fds()
+    server = make()
+    with running(server):
+        for i in range(1000):
+            with connect(server) as s:
+                if i % 3 == 0:
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                    assert read_response(s).endswith(b"hello /")
+                elif i % 3 == 1:
+                    s.sendall(b"GET / HTT")  # gone mid-head
+                # else: connect and leave
+        assert wait_for(lambda: server.connection_count == 0)
+    assert threading.active_count() == threads_before
+    assert open_fds() == fds
+
+
+def test_handle_request_without_loop() -> None:
+    server = make()
+    try:
+        with connect(server) as s:
+            s.sendall(b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            server.handle_request()
+            assert read_response(s).endswith(b"hello /x")
+    finally:
+        server.server_close()
+
+
+# -- TLS ----------------------------------------------------------------------------------
+
+
+def test_tls_keepalive_and_pipelining(tmp_path: Path) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost")
+    sctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(sctx)
+    cctx = ssl.create_default_context()
+    ca.configure_trust(cctx)
+    server = make(ssl_context=sctx)
+    with running(server):
+        raw = connect(server)
+        with cctx.wrap_socket(raw, server_hostname="localhost") as s:
+            for i in range(3):
+                s.sendall(f"GET /{i} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+                assert read_response(s).endswith(f"hello /{i}".encode())  # type: ignore[arg-type]
+            s.sendall(b"".join(f"GET /p{i} HTTP/1.1\r\nHost: t\r\n\r\n".encode()
+                               for i in range(4)))
+            for i in range(4):
+                assert read_response(s).endswith(f"hello /p{i}".encode())  # type: ignore[arg-type]
+        # A client that never finishes the handshake does not block anyone.
+        with connect(server) as stalled:
+            stalled.sendall(b"\x16\x03\x01")
+            raw = connect(server)
+            with cctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(b"GET /ok HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                assert read_response(s).endswith(b"hello /ok")  # type: ignore[arg-type]
