@@ -35,6 +35,7 @@ from minihttp.static import SimpleHTTPRequestHandler
 TIMEOUT = 5.0
 BIG_SIZE = 3 * 1024 * 1024 + 17
 CURL = shutil.which("curl")
+CURL_BIN = CURL or "curl"  # typed str for the argv lists; tests skip when CURL is None
 
 
 def _big_bytes() -> bytes:
@@ -501,11 +502,11 @@ def test_keep_alive_many_requests(base_url: str) -> None:
 @pytest.mark.skipif(CURL is None, reason="curl not installed")
 def test_curl_big_file_and_range(base_url: str, tmp_path: Path) -> None:
     out = tmp_path / "big"
-    subprocess.run([CURL, "-sS", "--max-time", "10", "-o", str(out), base_url + "/big.bin"],
+    subprocess.run([CURL_BIN, "-sS", "--max-time", "10", "-o", str(out), base_url + "/big.bin"],
                    check=True, timeout=15)
     assert out.read_bytes() == BIG
     result = subprocess.run(
-        [CURL, "-sS", "--max-time", "10", "-r", "10-19", "-D", "-", base_url + "/big.bin"],
+        [CURL_BIN, "-sS", "--max-time", "10", "-r", "10-19", "-D", "-", base_url + "/big.bin"],
         check=True, timeout=15, capture_output=True)
     assert b"206" in result.stdout.split(b"\r\n", 1)[0]
     assert result.stdout.endswith(BIG[10:20])
@@ -514,7 +515,7 @@ def test_curl_big_file_and_range(base_url: str, tmp_path: Path) -> None:
 @pytest.mark.skipif(CURL is None, reason="curl not installed")
 def test_curl_path_as_is_traversal(base_url: str) -> None:
     result = subprocess.run(
-        [CURL, "-sS", "--max-time", "10", "--path-as-is", "-o", "-", "-w", "%{http_code}",
+        [CURL_BIN, "-sS", "--max-time", "10", "--path-as-is", "-o", "-", "-w", "%{http_code}",
          base_url + "/../../outside/secret.txt"],
         timeout=15, capture_output=True)
     assert result.stdout.endswith(b"404") and b"SECRET" not in result.stdout
@@ -589,7 +590,6 @@ def test_socketless_bytesio_fallback(tree: Path) -> None:
 
 
 def test_unopenable_file_is_403(tree: Path, base_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import minihttp.static as static
 
     target = str(tree / "hello.txt")
     real_open = os.open
@@ -599,7 +599,7 @@ def test_unopenable_file_is_403(tree: Path, base_url: str, monkeypatch: pytest.M
             raise PermissionError(13, "Permission denied", path)
         return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(static.os, "open", deny)
+    monkeypatch.setattr(os, "open", deny)  # the module static.py calls
     assert get(base_url + "/hello.txt").status_code == 403
 
 
