@@ -590,7 +590,6 @@ def test_socketless_bytesio_fallback(tree: Path) -> None:
 
 
 def test_unopenable_file_is_403(tree: Path, base_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-
     target = str(tree / "hello.txt")
     real_open = os.open
 
