@@ -543,7 +543,10 @@ class PooledHTTPServer(HTTPServer):
                 data = sock.recv(_RECV, _DONTWAIT)
             except BlockingIOError:
                 linger = self.linger
-                if not linger or self._backlog or self.pool.pending:
+                pool = self.pool
+                # Only while another worker is free to take new work: a lingering worker
+                # must never delay a request that is already waiting.
+                if not linger or self._backlog or pool.busy >= pool.max_workers:
                     return False
                 waiter = select.poll()
                 waiter.register(conn.fd, select.POLLIN)
