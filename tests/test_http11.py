@@ -351,3 +351,19 @@ def test_bare_lf_after_start_of_pipelined_head() -> None:
     with pytest.raises(HTTPError) as info:
         find_head_end(buf, start)
     assert info.value.status == 400
+
+
+def test_host_cache_keeps_rejecting_bad_hosts() -> None:
+    """The cache of validated Host values never lets an invalid one through, and is bounded."""
+    from minihttp.errors import BadRequest as _BadRequest
+    from minihttp.http11 import _head
+
+    for i in range(_head._VALID_HOSTS_MAX + 10):
+        parse_head(b"GET / HTTP/1.1\r\nHost: h%d.example\r\n\r\n" % i)
+        assert len(_head._valid_hosts) <= _head._VALID_HOSTS_MAX
+    parse_head(b"GET / HTTP/1.1\r\nHost: ok.example\r\n\r\n")
+    for bad in (b"bad host", b"a/b", b"x@y"):
+        with pytest.raises(_BadRequest):
+            parse_head(b"GET / HTTP/1.1\r\nHost: " + bad + b"\r\n\r\n")
+        with pytest.raises(_BadRequest):
+            parse_head(b"GET / HTTP/1.1\r\nHost: " + bad + b"\r\n\r\n")  # not cached

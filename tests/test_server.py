@@ -689,6 +689,42 @@ def test_log_message_override_still_used() -> None:
     assert any('"GET /q HTTP/1.1" 200' in line for line in got)
 
 
+def test_noop_log_message_detection() -> None:
+    """Only an override that provably does nothing is skipped; anything else is called."""
+    from minihttp.server import _does_nothing
+
+    def quiet(self: Any, format: str, *args: Any) -> None:
+        pass
+
+    def documented(self: Any, format: str, *args: Any) -> None:
+        """Silenced."""
+
+    def returns_none(self: Any, format: str, *args: Any) -> None:
+        return None
+
+    def prints(self: Any, format: str, *args: Any) -> None:
+        print(format % args)
+
+    def counts(self: Any, format: str, *args: Any) -> int:
+        return 1
+
+    assert _does_nothing(quiet) and _does_nothing(documented) and _does_nothing(returns_none)
+    assert not _does_nothing(prints) and not _does_nothing(counts)
+    assert not _does_nothing(BaseHTTPRequestHandler.log_message)
+    assert not _does_nothing(len)  # no Python code: assume it does something
+
+
+def test_access_log_enabled_later_is_honoured(caplog: Any) -> None:
+    """The access-log check is per request: enabling the logger mid-connection works."""
+    with serve() as port, requests.Session() as s:
+        assert s.get(f"http://127.0.0.1:{port}/a", timeout=TIMEOUT).status_code == 200
+        caplog.set_level(logging.INFO, logger="minihttp.access")
+        assert s.get(f"http://127.0.0.1:{port}/x", timeout=TIMEOUT).status_code == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "minihttp.access"]
+    assert any(CLF.match(line) for line in lines), lines
+    assert not any("/a HTTP" in line for line in lines), lines
+
+
 # --------------------------------------------------------------------------- resources
 
 

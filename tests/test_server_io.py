@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from io import BytesIO
 
 import pytest
@@ -73,8 +74,8 @@ def test_chunked_body_decoded_and_rest_given_back(split: int) -> None:
     wire = b"5\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\nGET / HTTP/1.1\r\n"
 
     class Trickle(BytesIO):
-        def read1(self, n: int = -1) -> bytes:
-            return super().read1(min(split, n) if n > 0 else split)
+        def read1(self, n: int | None = -1) -> bytes:
+            return super().read1(min(split, n) if n is not None and n > 0 else split)
 
     src = FileSource(Trickle(wire))
     body = ChunkedBody(src, DEFAULT_LIMITS)
@@ -122,7 +123,7 @@ def test_file_source_head_limits() -> None:
 
 
 @pytest.fixture
-def pair() -> tuple[socket.socket, socket.socket]:
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     a, b = socket.socketpair()
     b.settimeout(5)
     yield a, b
@@ -216,3 +217,46 @@ def test_writer_large_write_and_discard_unsent(pair: tuple[socket.socket, socket
     assert w.finish()
     t.join(5)
     assert bytes(got) == b"H\r\n\r\n" + big
+
+
+@pytest.mark.parametrize("first", [b"GET", b"GET ", b"\r\n\r\n", b"GET / HTTP/1.1\r\n"])
+def test_socket_reader_partial_first_read_is_not_a_head(
+        pair: tuple[socket.socket, socket.socket], first: bytes) -> None:
+    """The one-recv fast path takes a read for a head only when it ends with its blank line."""
+    a, b = pair
+    reader = SocketReader(a, DEFAULT_LIMITS)
+    b.sendall(first)
+    assert reader.has_request() is False or first == b"\r\n\r\n"
+    rest = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    if first.startswith(b"GET"):
+        rest = rest[len(first):]
+    # Both pieces may arrive in one recv or two: the head is the same either way.
+    b.sendall(rest)
+    head = reader.read_head()
+    assert head is not None
+    assert head.lstrip(b"\r\n") == b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def test_socket_reader_head_then_body_in_one_read(pair: tuple[socket.socket, socket.socket]
+                                                  ) -> None:
+    """A head with its body in the same recv: the body stays buffered for the body reader."""
+    a, b = pair
+    reader = SocketReader(a, DEFAULT_LIMITS)
+    b.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+    assert reader.read_head() == b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n"
+    assert reader.read(3) == b"abc"
+
+
+def test_socket_reader_head_larger_than_its_recv_buffer(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    """A head longer than the per-connection recv buffer is read in several pieces."""
+    from minihttp._io import HEAD_RECV_SIZE
+
+    a, b = pair
+    reader = SocketReader(a, DEFAULT_LIMITS)
+    head = (b"GET / HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-F%d: %s\r\n" % (i, b"v" * 1000) for i in range(HEAD_RECV_SIZE // 1000 + 2))
+            + b"\r\n")
+    assert len(head) > HEAD_RECV_SIZE
+    b.sendall(head)
+    assert reader.read_head() == head
