@@ -686,6 +686,10 @@ def test_log_message_override_still_used() -> None:
 
     with serve(Quiet) as port:
         requests.get(f"http://127.0.0.1:{port}/q", timeout=TIMEOUT)
+        # The line is written once the response is sent: the client may see it first.
+        deadline = time.monotonic() + TIMEOUT
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.01)
     assert any('"GET /q HTTP/1.1" 200' in line for line in got)
 
 
