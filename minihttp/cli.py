@@ -53,8 +53,8 @@ __all__ = [
     "build_parser",
     "main",
     "make_server",
-    "serve",
     "raise_open_file_limit",
+    "serve",
     "server_base",
 ]
 
