@@ -31,8 +31,7 @@ Rules of this module (RFC 9110 section 7.6, RFC 9112 sections 3.2 and 9.3):
 
 Speed (a pooled keep-alive exchange is one ``recv`` from the client, one ``sendall`` of the
 head (and first body piece) upstream, one ``recv`` back and one ``sendall`` to the client):
-one h11 connection per pooled upstream socket (``start_next_cycle``), h11 ``Request`` events
-memoized by their exact head (building one validates every field), kernel socket timeouts
+one h11 connection per pooled upstream socket (``start_next_cycle``), kernel socket timeouts
 upstream (no ``poll`` per call), no liveness ``poll`` for a connection pooled < 5 ms ago,
 allow-list decisions and address parsing cached, each header name lower-cased once.
 """
@@ -103,11 +102,6 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _PORT = re.compile(r"[0-9]{1,5}")
 _READ = 64 * 1024
 
-#: h11 events are immutable, and building a Request validates every field (regexes, several
-#: microseconds): an outgoing head seen before reuses its event. Bounded; emptied when full.
-_h11_requests: dict[tuple[str, str, tuple[tuple[str, str], ...]], h11.Request] = {}
-_H11_REQUESTS_MAX = 512
-_H11_MEMO_HEAD = 4096  # larger heads are not kept: at most ~2 MiB for the whole memo
 _END = h11.EndOfMessage()
 
 
@@ -123,19 +117,6 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 def _client_allowed(ip: str, allow: tuple[IPNetwork, ...]) -> bool:
     """Allow-list decision, cached: parsing addresses costs more than the rest of admission."""
     return address_in(ip, allow)
-
-
-def _h11_request(method: str, target: str, fields: list[tuple[str, str]]) -> h11.Request:
-    """``h11.Request(...)``, memoized by its exact head (see :data:`_h11_requests`)."""
-    key = (method, target, tuple(fields))
-    event = _h11_requests.get(key)
-    if event is None:
-        event = h11.Request(method=method, target=target, headers=fields)
-        if len(target) + sum(len(n) + len(v) for n, v in fields) <= _H11_MEMO_HEAD:
-            if len(_h11_requests) >= _H11_REQUESTS_MAX:
-                _h11_requests.clear()
-            _h11_requests[key] = event
-    return event
 
 
 class _Refuse(Exception):
@@ -465,7 +446,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
         if framing is not None:
             fields.append(framing)
         has_body = framing is not None and framing != ("Content-Length", "0")
-        h11_request = _h11_request(request.method, path, fields)
+        h11_request = h11.Request(method=request.method, target=path, headers=fields)
         self._body_started = False
         conn = self.pool.acquire((host.lower(), port))
         response = None

@@ -12,34 +12,7 @@ import time
 import h11
 import pytest
 
-from minihttp import proxy
 from minihttp._proxy_pool import UpstreamConnection
-
-
-def test_h11_request_memo_reuses_equal_heads_only() -> None:
-    proxy._h11_requests.clear()
-    fields = [("Host", "a.example"), ("Via", "1.1 x")]
-    first = proxy._h11_request("GET", "/", fields)
-    assert proxy._h11_request("GET", "/", list(fields)) is first
-    other = proxy._h11_request("GET", "/", [("Host", "a.example"), ("Via", "1.1 y")])
-    assert other is not first and (b"via", b"1.1 y") in list(other.headers)
-    assert proxy._h11_request("HEAD", "/", fields) is not first
-    assert proxy._h11_request("GET", "/x", fields).target == b"/x"
-
-
-def test_h11_request_memo_bounded() -> None:
-    proxy._h11_requests.clear()
-    big = [("Host", "a.example"), ("X-Big", "v" * 10_000)]
-    proxy._h11_request("GET", "/", big)
-    assert not proxy._h11_requests  # large heads are not kept
-    for i in range(proxy._H11_REQUESTS_MAX + 10):
-        proxy._h11_request("GET", f"/{i}", [("Host", "a.example")])
-    assert len(proxy._h11_requests) <= proxy._H11_REQUESTS_MAX
-
-
-def test_h11_request_memo_still_validates() -> None:
-    with pytest.raises(h11.LocalProtocolError):
-        proxy._h11_request("GET", "/", [("Host", "a.example"), ("X-Bad", "a\r\nInjected: 1")])
 
 
 def _pair() -> tuple[UpstreamConnection, socket.socket]:
