@@ -129,8 +129,11 @@ class SocketReader:
         self._kernel = (KERNEL_TIMEOUTS and type(sock) is socket.socket
                         and self._timeout is None)
         self._body_timeout = limits.body_timeout
-        self._rbuf = bytearray(HEAD_RECV_SIZE)
-        self._rview = memoryview(self._rbuf)
+        # The receive buffer is made on the first blocking wait: a connection parked by the
+        # pooled server is fed with feed() and never needs one (10,000 idle connections
+        # would otherwise hold 160 MB of empty buffers).
+        self._rbuf: bytearray | None = None
+        self._rview: memoryview | None = None
 
     # -- pooled-server support
     def feed(self, data: bytes) -> None:
@@ -213,8 +216,12 @@ class SocketReader:
             timeout = limits.keepalive_timeout if self.requests else limits.head_timeout
             if timeout != self._timeout:
                 self._settimeout(timeout)
+            rbuf = self._rbuf
+            if rbuf is None:
+                rbuf = self._rbuf = bytearray(HEAD_RECV_SIZE)
+                self._rview = memoryview(rbuf)
             try:
-                got = self.sock.recv_into(self._rbuf)
+                got = self.sock.recv_into(rbuf)
             except (BlockingIOError, TimeoutError):
                 return None  # SO_RCVTIMEO or the Python timeout expired: idle, close
             except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
@@ -222,7 +229,7 @@ class SocketReader:
             if not got:
                 self.eof = True
                 return None
-            data = bytes(self._rview[:got])
+            data = bytes(self._rview[:got])  # type: ignore[index]
             # The common case: exactly one whole head, nothing after it, no leading CRLF.
             # Anything else (pipelining, a body, a split head) takes the general path.
             if (got <= limits.max_head and data[0] != 0x0D and got >= 4
