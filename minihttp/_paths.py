@@ -30,7 +30,7 @@ import re
 import stat
 import urllib.parse
 
-from .errors import BadRequest, HTTPError
+from .errors import BadRequest, Forbidden, NotFound
 
 __all__ = [
     "Forbidden",
@@ -47,22 +47,6 @@ __all__ = [
 
 
 _ABSOLUTE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-class NotFound(HTTPError):
-    """404: nothing to serve here (also used for paths that try to escape the root)."""
-
-    status = 404
-    reason = "File not found"
-    close = False
-
-
-class Forbidden(HTTPError):
-    """403: the file exists but may not be read."""
-
-    status = 403
-    reason = "Forbidden"
-    close = False
 
 
 def split_target(target: str) -> tuple[str, str]:

@@ -17,9 +17,11 @@ from __future__ import annotations
 __all__ = [
     "BadRequest",
     "ExpectationFailed",
+    "Forbidden",
     "HTTPError",
     "HeaderFieldsTooLarge",
     "LengthRequired",
+    "NotFound",
     "NotImplementedMethod",
     "PayloadTooLarge",
     "ProtocolError",
@@ -42,6 +44,22 @@ class HTTPError(Exception):
         self.message = message or self.reason
         if close is not None:
             self.close = close
+
+
+class NotFound(HTTPError):
+    """404: nothing to serve here (also used for paths that try to escape the root)."""
+
+    status = 404
+    reason = "File not found"
+    close = False
+
+
+class Forbidden(HTTPError):
+    """403: the resource exists but may not be read."""
+
+    status = 403
+    reason = "Forbidden"
+    close = False
 
 
 class ProtocolError(HTTPError):
