@@ -48,7 +48,6 @@ import collections
 import errno
 import functools
 import resource
-import select
 import socket
 import ssl
 import threading
@@ -88,7 +87,7 @@ class PooledHTTPServer(HTTPServer):
     """HTTP server on a bounded worker pool; idle and slow connections hold no thread."""
 
     #: Most worker threads (started lazily).
-    max_workers: int = default_max_workers()
+    max_workers: int = max(32, default_max_workers())
     #: Most complete requests waiting for a worker inside the pool; more wait in the server.
     max_queue: int | None = None
     #: Most open connections; past it, accepting pauses (kernel backlog). None: from rlimit.
@@ -103,9 +102,12 @@ class PooledHTTPServer(HTTPServer):
     accept_backoff: float = 0.1
     #: After a response, try one non-blocking ``recv`` before parking the connection.
     speculative_read: bool = True
-    #: Seconds a worker waits for the next request of an active keep-alive client before it
-    #: parks the connection, and only while no other request waits for a worker (0: never).
-    linger: float = 0.002
+    #: While another worker is free and no request waits, a worker waits for the next
+    #: request of its keep-alive client in blocking slices of this many seconds, checking
+    #: for pressure between them (0: never wait, park at once).
+    linger: float = 0.01
+    #: Most seconds in all a worker keeps an idle connection before parking it.
+    linger_max: float = 1.0
     #: Use the portable selectors poller even where epoll exists (tests).
     portable_poller: bool = False
     #: TLS: set to an ``ssl.SSLContext`` to serve HTTPS (handshake on a worker).
@@ -493,13 +495,13 @@ class PooledHTTPServer(HTTPServer):
                         self._close(conn)
                         return
                     if reader.buf and reader.has_request():
-                        if served < MAX_IN_PLACE:
+                        if served < MAX_IN_PLACE or not self._pressed():
                             continue
                         self._hand_back(conn)
                         return
                 fresh = False
                 if self._read_nowait(conn) and reader.has_request():
-                    if served < MAX_IN_PLACE:
+                    if served < MAX_IN_PLACE or not self._pressed():
                         continue
                     self._hand_back(conn)
                     return
@@ -539,31 +541,67 @@ class PooledHTTPServer(HTTPServer):
                 return False
             data = sock.recv(n)
         elif conn.nowait and self.speculative_read:
-            try:
-                data = sock.recv(_RECV, _DONTWAIT)
-            except BlockingIOError:
-                linger = self.linger
-                pool = self.pool
-                # Only while another worker is free to take new work: a lingering worker
-                # must never delay a request that is already waiting.
-                if not linger or self._backlog or pool.busy >= pool.max_workers:
-                    return False
-                waiter = select.poll()
-                waiter.register(conn.fd, select.POLLIN)
-                if not waiter.poll(linger * 1000.0):
-                    return False
-                try:
-                    data = sock.recv(_RECV, _DONTWAIT)
-                except BlockingIOError:
-                    return False
-                except OSError:
-                    data = b""
-            except OSError:
-                data = b""
+            lingered = self._linger(conn)
+            if lingered is None:
+                return False
+            data = lingered
         else:
             return False
         conn.reader.feed(data)
         return True
+
+    def _pressed(self) -> bool:
+        """True when a request waits for a worker: time for this one to let others go."""
+        return bool(self._backlog or self._ready or self.pool.pending)
+
+    def _linger(self, conn: Conn) -> bytes | None:
+        """Wait on the worker for the client's next request while threads are plentiful.
+
+        Parking costs two thread hand-offs per request (worker -> poller -> worker), each
+        expensive under the GIL; a worker that simply waits costs none, like
+        thread-per-connection. So while another worker is free and no request waits, the
+        worker does a blocking ``recv`` bounded by SO_RCVTIMEO (``linger`` seconds; a kernel
+        timeout, so one syscall and one GIL release per request, as with a thread per
+        connection), re-checks for pressure or shutdown after each expiry, and parks after
+        ``linger_max`` (never past the keep-alive timeout). Under pressure it only looks
+        whether the next request is there. Bytes, ``b''`` at EOF, or None (park).
+        """
+        sock = conn.sock
+        pool = self.pool
+        reader = conn.reader
+        linger = self.linger
+        if (not linger or not reader._kernel or self._backlog
+                or pool.busy >= pool.max_workers):
+            try:
+                data: bytes = sock.recv(_RECV, _DONTWAIT)
+            except BlockingIOError:
+                return None
+            except OSError:
+                return b""
+            return data
+        # The reader sets its own timeout before each of its blocking reads, so leaving
+        # this one in place costs nothing (and saves a setsockopt per request).
+        reader._settimeout(linger)
+        deadline = -1.0
+        while True:
+            try:
+                data = sock.recv(_RECV)
+                return data
+            except BlockingIOError:
+                pass  # SO_RCVTIMEO expired
+            except OSError:
+                return b""
+            if self._closing or self._pressed() or pool.busy >= pool.max_workers:
+                return None
+            now = time.monotonic()
+            if deadline < 0:
+                most = self.linger_max
+                keepalive = reader.limits.keepalive_timeout
+                if keepalive is not None:
+                    most = min(most, keepalive)
+                deadline = now + most - linger
+            if now >= deadline:
+                return None
 
     def _park(self, conn: Conn) -> None:
         """Give the connection back to the poller (no thread waits on it)."""
