@@ -10,14 +10,14 @@ one of them. Here:
   the handler's reader (``handler.reader.feed``); when a whole head is buffered (or EOF, or
   an error to report) the connection goes to a worker of a bounded
   :class:`~minihttp.socketserver.WorkerPool`, which calls ``handle_one_request()``.
-* After a response the worker serves a pipelined request already buffered at once, tries
-  one non-blocking ``recv`` (the next request is often there already), waits up to
-  ``linger`` seconds (2 ms) for the next request of an active client when no other request
-  is waiting for a worker (each hand-off to and from the I/O thread costs two thread
-  wake-ups; measured with wrk -c16 this lifts throughput from ~0.7 to ~0.85 of
-  ``ThreadingHTTPServer``), and otherwise parks the connection again: with epoll that is
-  one thread-safe ``EPOLL_CTL_MOD`` and no wake-up of the I/O thread (see
-  :mod:`minihttp._conn`).
+* After a response the worker serves a pipelined request already buffered at once. Then,
+  while another worker is free and no request waits, it waits for the client's next request
+  itself (a blocking ``recv`` bounded by SO_RCVTIMEO slices of ``linger``, up to
+  ``linger_max``): thread-per-connection behaviour, because each hand-off to and from the
+  I/O thread costs two thread wake-ups under the GIL (measured with wrk -c16/-c64 this lifts
+  pooled throughput by ~40%). Under pressure it only tries one non-blocking ``recv`` and
+  otherwise parks the connection again: with epoll that is one thread-safe
+  ``EPOLL_CTL_MOD`` and no wake-up of the I/O thread (see :mod:`minihttp._conn`).
 * Deadlines (RFC 9112 section 9.8 lets a server close connections it no longer wants):
   ``Limits.head_timeout`` covers the whole head from its first byte (and the wait for the
   first request); past it a started head gets ``408`` and the connection closes (slowloris).

@@ -448,3 +448,52 @@ def test_tls_keepalive_and_pipelining(tmp_path: Path) -> None:
             with cctx.wrap_socket(raw, server_hostname="localhost") as s:
                 s.sendall(b"GET /ok HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
                 assert read_response(s).endswith(b"hello /ok")  # type: ignore[arg-type]
+
+
+# -- lingering: thread-per-connection while workers are free, parking under pressure --------
+
+
+def test_lingering_workers_give_way_to_waiting_requests() -> None:
+    # Two workers, both holding an idle keep-alive client (linger_max far away): a third
+    # client's request must still be served, because a lingering worker parks its
+    # connection as soon as a request waits for a worker.
+    server = make(max_workers=2, linger_max=30.0)
+    with running(server):
+        held = [connect(server) for _ in range(2)]
+        try:
+            for c in held:
+                c.sendall(REQ)
+                assert read_response(c).endswith(b"hello /")
+            for _ in range(3):
+                assert get(server, "/third").endswith(b"hello /third")
+            for c in held:  # the parked clients are still served
+                c.sendall(REQ)
+                assert read_response(c).endswith(b"hello /")
+        finally:
+            for c in held:
+                c.close()
+
+
+def test_lingering_worker_parks_idle_connection_after_linger_max() -> None:
+    server = make(max_workers=4, linger_max=0.05)
+    with running(server), connect(server) as c:
+        c.sendall(REQ)
+        assert read_response(c).endswith(b"hello /")
+        assert wait_for(lambda: server.pool.busy == 0)  # parked: no worker holds it
+        c.sendall(REQ)
+        assert read_response(c).endswith(b"hello /")
+
+
+def test_shutdown_ends_a_lingering_worker(threads_before: int) -> None:
+    server = make(max_workers=4, linger_max=30.0)
+    c = connect(server)
+    try:
+        with running(server):
+            c.sendall(REQ)
+            assert read_response(c).endswith(b"hello /")
+            assert wait_for(lambda: server.pool.busy == 1)  # the worker lingers on it
+        c.settimeout(5.0)
+        assert c.recv(100) == b""  # closed by the shutdown
+    finally:
+        c.close()
+    assert wait_for(lambda: threading.active_count() <= threads_before)
