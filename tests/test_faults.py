@@ -205,10 +205,14 @@ def test_client_stops_reading_send_timeout_frees_worker(kind: str) -> None:
         stalled.connect(addr)
         try:
             stalled.sendall(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+            sent_at = time.monotonic()
             # Served while the stalled client still holds its connection open: with one pool
             # worker, only a send timeout can free it; with threads, the count comes back.
             assert get(addr, timeout=15.0) == (200, b"ok /small")
             assert wait_for(lambda: threading.active_count() <= base_threads, 15.0)
+            # The thread count alone can drop early (a transient thread counted in the base
+            # ends), so also let the 1 s send timeout pass before this client reads at all.
+            time.sleep(max(0.0, sent_at + 4.0 - time.monotonic()))
             # the server gave up on it: what it could buffer, then EOF or reset, never 32 MiB
             total = 0
             stalled.settimeout(5)
