@@ -188,6 +188,21 @@ def _safe_duration(text: str) -> float:
 
 
 # --------------------------------------------------------------------------- running wrk
+def log(msg: str) -> None:
+    """Progress for the person watching: stderr, so stdout stays the Markdown tables."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def add_wrk_arguments(parser: Any, *, connections: int,
+                      warmup_help: str = "seconds, per server") -> None:
+    """The wrk options every load benchmark shares, with one meaning everywhere."""
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (>= 3)")
+    parser.add_argument("--connections", type=int, default=connections)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--warmup", type=int, default=1, help=warmup_help)
+
+
 def require_wrk() -> str:
     """Path to wrk, or exit with a message saying how to install it."""
     path = shutil.which("wrk")

@@ -53,19 +53,14 @@ def ratio_rows(medians: dict[str, float]) -> list[list[object]]:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print Markdown tables; return 1 if a competitor was missing."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (>= 3)")
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--warmup", type=int, default=1, help="seconds, per server")
+    h.add_wrk_arguments(parser, connections=16, warmup_help="seconds, per server")
     parser.add_argument("--pool", action="store_true",
                         help="also measure minihttp.pool.PooledHTTPServer")
     parser.add_argument("--json", action="store_true", help="write benchmarks/results/*.json")
     args = parser.parse_args(argv)
     h.require_wrk()
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
+    log = h.log
 
     note = h.machine_note()
     with contextlib.ExitStack() as stack:

@@ -32,8 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     h.require_wrk()
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
+    log = h.log
 
     specs = [
         h.ServerSpec("threaded", lambda p: h.python_server_argv(

@@ -83,11 +83,7 @@ def _measurer(urls: dict[str, str], scripts: dict[str, Path | None], connections
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print Markdown tables; return 1 if the proxy or upstream was missing."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (>= 3)")
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--warmup", type=int, default=1, help="seconds, per target")
+    h.add_wrk_arguments(parser, connections=16, warmup_help="seconds, per target")
     parser.add_argument("--upstream", choices=sorted(UPSTREAMS), default="minihttp",
                         help="hello server behind the proxy (default: minihttp)")
     parser.add_argument("--proxy-cmd", default=DEFAULT_PROXY_CMD,
@@ -96,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     h.require_wrk()
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
+    log = h.log
 
     note = h.machine_note()
     specs = [
