@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +29,18 @@ def running(server: Any, *, join_timeout: float = 10.0) -> Iterator[Any]:
         thread.join(join_timeout)
         server.server_close()
         assert not thread.is_alive(), "serve_forever did not return after shutdown()"
+
+
+def recv_line(c: socket.socket, timeout: float = 10.0) -> bytes:
+    """Bytes from ``c`` up to and including a LF, or what came before EOF or ``timeout``."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not data.endswith(b"\n") and time.monotonic() < deadline:
+        chunk = c.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def open_fds() -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import running
+from conftest import recv_line, running
 
 import minihttp.socketserver as mss
 from minihttp.socketserver import (
@@ -72,18 +72,7 @@ def stream_roundtrip(family: int, address: Any, payload: bytes) -> bytes:
         c.settimeout(CLIENT_TIMEOUT)
         c.connect(address)
         c.sendall(payload + b"\n")
-        return recv_line(c)
-
-
-def recv_line(c: socket.socket) -> bytes:
-    data = b""
-    deadline = time.monotonic() + CLIENT_TIMEOUT
-    while not data.endswith(b"\n") and time.monotonic() < deadline:
-        chunk = c.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data
+        return recv_line(c, CLIENT_TIMEOUT)
 
 
 def datagram_roundtrip(family: int, address: Any, payload: bytes, client_path: Path | None) -> bytes:

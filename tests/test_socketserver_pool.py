@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import open_fds, running
+from conftest import open_fds, recv_line, running
 
 from minihttp.socketserver import (
     ForkingTCPServer,
@@ -41,14 +41,7 @@ class LineEcho(StreamRequestHandler):
 def roundtrip(address: Any, payload: bytes) -> bytes:
     with socket.create_connection(address, timeout=TIMEOUT) as c:
         c.sendall(payload + b"\n")
-        data = b""
-        deadline = time.monotonic() + TIMEOUT
-        while not data.endswith(b"\n") and time.monotonic() < deadline:
-            chunk = c.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        return data
+        return recv_line(c, TIMEOUT)
 
 
 def wait_until(predicate: Any, timeout: float = TIMEOUT) -> bool:
