@@ -59,21 +59,18 @@ def main(server_class: Any = ThreadingHTTPServer) -> None:
 # --- end of the code shared by stdlib_hello.py and minihttp_hello.py ---
 
 
-def pooled_server_class() -> Any:
-    """``minihttp.pool.PooledHTTPServer``, or exit with a clear message if it is missing."""
-    try:
-        from minihttp.pool import PooledHTTPServer  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as exc:
-        raise SystemExit(f"--pool: minihttp.pool.PooledHTTPServer is not available: {exc}"
-                         ) from None
-    return PooledHTTPServer
-
-
-if __name__ == "__main__":
+def run(main: Any) -> None:
+    """Call ``main()``, or ``main(PooledHTTPServer)`` when ``--pool`` is on the command line."""
     import sys
 
     if "--pool" in sys.argv:
         sys.argv.remove("--pool")
-        main(pooled_server_class())
+        from minihttp.pool import PooledHTTPServer
+
+        main(PooledHTTPServer)
     else:
         main()
+
+
+if __name__ == "__main__":
+    run(main)

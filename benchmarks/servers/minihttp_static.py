@@ -48,21 +48,7 @@ def main(server_class: Any = ThreadingHTTPServer) -> None:
 # --- end of the code shared by stdlib_static.py and minihttp_static.py ---
 
 
-def pooled_server_class() -> Any:
-    """``minihttp.pool.PooledHTTPServer``, or exit with a clear message if it is missing."""
-    try:
-        from minihttp.pool import PooledHTTPServer  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as exc:
-        raise SystemExit(f"--pool: minihttp.pool.PooledHTTPServer is not available: {exc}"
-                         ) from None
-    return PooledHTTPServer
-
-
 if __name__ == "__main__":
-    import sys
+    from minihttp_hello import run  # same folder: how both scripts take --pool
 
-    if "--pool" in sys.argv:
-        sys.argv.remove("--pool")
-        main(pooled_server_class())
-    else:
-        main()
+    run(main)
