@@ -105,7 +105,7 @@ class BaseServer:
         try:
             with _Selector() as selector:
                 if waker is not None:
-                    selector.register(waker, selectors.EVENT_READ, None)
+                    selector.register(waker, selectors.EVENT_READ, waker.drain)
                 watching = False
                 while not self.__shutdown_request:
                     # Watch the listening socket only while a request can be taken: not
@@ -114,7 +114,7 @@ class BaseServer:
                     want = now >= self.__paused_until and self.accepting()
                     if want != watching:
                         if want:
-                            selector.register(self, selectors.EVENT_READ, self)
+                            selector.register(self, selectors.EVENT_READ, None)
                         else:
                             selector.unregister(self)
                         watching = want
@@ -125,10 +125,10 @@ class BaseServer:
                     if self.__shutdown_request:
                         break
                     for key, _events in ready:
-                        if key.data is None:
-                            waker.drain()  # type: ignore[union-attr]
-                        else:
+                        if key.data is None:  # the listening socket
                             self._handle_request_noblock()
+                        else:  # the waker: its drain()
+                            key.data()
                     self.service_actions()
         finally:
             self.__serving_thread = None
