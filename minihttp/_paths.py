@@ -41,7 +41,9 @@ __all__ = [
     "has_trailing_slash",
     "open_beneath",
     "redirect_location",
+    "root_prefix",
     "split_target",
+    "translate",
     "url_segments",
 ]
 
@@ -88,6 +90,47 @@ def url_segments(raw_path: str) -> list[str]:
             raise NotFound()  # alternate data streams, "file." aliases
         segments.append(seg)
     return segments
+
+
+# A request path that needs none of url_segments' work on POSIX: no percent-escape, backslash,
+# query, fragment or NUL to decode or cut, and no empty, "." or ".." segment ("//", "/.") to
+# drop or refuse. Anything else (".well-known" included) takes the general path.
+_NEEDS_WORK = re.compile(r"[%\\?#\x00]|//|/\.")
+_POSIX = os.sep == "/" and os.altsep is None
+
+#: ``root -> os.path.join(root, "")``: roots come from configuration, not from requests.
+_prefixes: dict[str, str] = {}
+
+
+def root_prefix(root: str) -> str:
+    """``os.path.join(root, "")``, memoized: every path served from ``root`` starts with it."""
+    prefix = _prefixes.get(root)
+    if prefix is None:
+        if len(_prefixes) >= 256:
+            _prefixes.clear()
+        prefix = _prefixes[root] = os.path.join(root, "")
+    return prefix
+
+
+def translate(root: str, target: str) -> str:
+    """The file system path under ``root`` for a request target (a trailing slash is kept).
+
+    Raises what :func:`split_target` and :func:`url_segments` raise. A plain path (the usual
+    case) is mapped without decoding or splitting: for it the general rule gives exactly
+    ``root`` + ``/`` + the path's own characters, which :func:`_translate_general` would
+    build piece by piece.
+    """
+    if _POSIX and target[:1] == "/" and _NEEDS_WORK.search(target) is None:
+        return root_prefix(root) + target[1:]
+    return _translate_general(root, target)
+
+
+def _translate_general(root: str, target: str) -> str:
+    raw_path, _query = split_target(target)
+    result = os.path.join(root, *url_segments(raw_path))
+    if has_trailing_slash(raw_path):
+        result = os.path.join(result, "")
+    return result
 
 
 def contained(path: str, root: str) -> bool:
@@ -140,10 +183,13 @@ def dirs_plain(path: str, root: str) -> bool | None:
     ``lstat`` per directory; a missing directory counts as plain (nothing can be opened).
     The last segment itself is not looked at.
     """
-    prefix = os.path.join(root, "")
+    prefix = root_prefix(root)
     if not path.startswith(prefix):
         return None
-    segments = path[len(prefix):].split(os.sep)
+    rest = path[len(prefix):]
+    if os.sep not in rest:  # a file in the root itself: no directory to look at
+        return rest != "." and rest != ".."
+    segments = rest.split(os.sep)
     if "." in segments or ".." in segments:
         return False
     current = root

@@ -26,9 +26,11 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 __all__ = [
+    "FULL",
     "MAX_RANGES",
     "Part",
     "RangeDecision",
+    "UNSATISFIABLE",
     "content_range",
     "multipart_layout",
     "parse_range",

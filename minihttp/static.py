@@ -60,11 +60,13 @@ from ._paths import (
     open_beneath,
     redirect_location,
     split_target,
+    translate,
     url_segments,
 )
-from ._ranges import Part, content_range, multipart_layout, parse_range
+from ._ranges import FULL, Part, RangeDecision, content_range, multipart_layout, parse_range
 from ._smallfiles import SmallFileCache
 from .errors import HTTPError
+from .headers import Headers
 from .server import BaseHTTPRequestHandler
 
 __all__ = ["FileBody", "SimpleHTTPRequestHandler"]
@@ -105,10 +107,9 @@ _WEB_TYPES = {
 #: mimetypes' answers by lower-case extension (bounded: extensions come from requests).
 _guessed: dict[str, str] = {}
 
-#: ``(directory, URL) -> path`` answers of :meth:`SimpleHTTPRequestHandler.translate_path`
-#: (a pure function of the two strings); emptied when full, as URLs come from requests.
-_translated: dict[tuple[str, str], str] = {}
-_TRANSLATED_MAX = 4096
+#: Request fields (lower case) that make a file's answer anything but a plain 200.
+_PRECONDITION_FIELDS = frozenset(
+    {"if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "range"})
 
 #: The default :attr:`SimpleHTTPRequestHandler.small_file_cache`, shared by all handlers.
 _SMALL_FILES = SmallFileCache(max_file=SENDFILE_MIN - 1)
@@ -235,18 +236,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         :class:`~minihttp.errors.HTTPError` (400 for NUL, 404 for escapes). A trailing slash
         in the URL is kept, as the standard library does.
         """
-        key = (self.directory, path)
-        result = _translated.get(key)
-        if result is not None:
-            return result
-        raw_path, _query = split_target(path)
-        result = os.path.join(self.directory, *url_segments(raw_path))
-        if has_trailing_slash(raw_path):
-            result = os.path.join(result, "")
-        if len(_translated) >= _TRANSLATED_MAX:
-            _translated.clear()
-        _translated[key] = result
-        return result
+        return translate(self.directory, path)
 
     def guess_type(self, path: str | os.PathLike[str]) -> str:
         """Media type from the extension: ``extensions_map`` first, then ``mimetypes``."""
@@ -472,6 +462,8 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
                     found.append((coding, candidate))
             except (OSError, ValueError, HTTPError):
                 continue
+        if not found:
+            return None, found  # nothing to choose from: Accept-Encoding cannot matter
         chosen = choose_encoding(self.headers.get("Accept-Encoding"), [c for c, _ in found])
         return chosen, found
 
@@ -540,10 +532,13 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         if vary:
             self.send_header("Vary", "Accept-Encoding")
 
-    def _answer(self, f: BinaryIO | None, size: int, ctype: str, coding: str | None,
-                vary: bool, v: Validators, data: bytes | None = None) -> _Body | None:
-        """Answer for one representation: ``f`` is its open file (closed here unless it is
-        returned in the body), or None when ``data`` already holds all of it."""
+    def _preconditions(self, f: BinaryIO | None, size: int, v: Validators, vary: bool
+                       ) -> RangeDecision | _Body | None:
+        """Evaluate preconditions and Range (RFC 9110 sections 13.2.2 and 14.2).
+
+        Returns the range decision (200 or 206) to go on with, or what ``send_head`` must
+        return after a 304, 412 or 416 was sent here (``f`` is then closed).
+        """
         status = evaluate(self.command or "", self.headers.get_all, v)
         if status == 304:
             # RFC 9110 section 15.4.5: the validators and Vary a 200 would carry, no body.
@@ -573,6 +568,22 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             return io.BytesIO(body)
+        return decision
+
+    def _answer(self, f: BinaryIO | None, size: int, ctype: str, coding: str | None,
+                vary: bool, v: Validators, data: bytes | None = None) -> _Body | None:
+        """Answer for one representation: ``f`` is its open file (closed here unless it is
+        returned in the body), or None when ``data`` already holds all of it."""
+        headers = self.headers
+        if type(headers) is Headers and _PRECONDITION_FIELDS.isdisjoint(headers._index):
+            # No precondition and no Range (the usual request): nothing to evaluate, the
+            # whole representation is the answer (RFC 9110 sections 13.2.1 and 14.2).
+            decision = FULL
+        else:
+            early = self._preconditions(f, size, v, vary)
+            if not isinstance(early, RangeDecision):
+                return early
+            decision = early
         pieces: list[Part]
         if decision.status == 200:
             self.send_response(200)
