@@ -16,9 +16,11 @@ from minihttp._encoding import choose_encoding
 from minihttp._listing import Entry, render_listing, scan_directory
 from minihttp._paths import (
     NotFound,
+    _translate_general,
     contained,
     redirect_location,
     split_target,
+    translate,
     url_segments,
 )
 from minihttp._ranges import MAX_RANGES, multipart_layout, parse_range
@@ -325,6 +327,54 @@ def test_translate_path_never_leaves_root(tail: str) -> None:
         return
     normalized = os.path.normpath(result)
     assert os.path.commonpath([normalized, "/srv/root"]) == "/srv/root"
+
+
+def _general_or_error(root: str, target: str) -> str | int:
+    try:
+        return _translate_general(root, target)
+    except HTTPError as exc:
+        return exc.status
+
+
+def _translate_or_error(root: str, target: str) -> str | int:
+    try:
+        return translate(root, target)
+    except HTTPError as exc:
+        return exc.status
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(["/srv/root", "/srv/root/", "/", "", "rel"]),
+       st.lists(_PATH_ALPHABET | st.sampled_from(["b", ".x", "%2e", "?q", "//", "a.b"]),
+                max_size=12).map("".join),
+       st.booleans())
+def test_translate_fast_path_agrees_with_general_rule(root: str, tail: str, slash: bool) -> None:
+    # The plain-path shortcut of translate() must give exactly what decoding and splitting give.
+    target = ("/" if slash else "") + tail
+    assert _translate_or_error(root, target) == _general_or_error(root, target)
+
+
+@pytest.mark.parametrize(
+    ("root", "target", "expected"),
+    [
+        ("/srv/root", "/", "/srv/root/"),
+        ("/srv/root", "/a/b.txt", "/srv/root/a/b.txt"),
+        ("/srv/root/", "/a/", "/srv/root/a/"),
+        ("/", "/a", "/a"),
+        ("", "/a", "a"),
+        ("/srv/root", "/a/./b", "/srv/root/a/b"),
+        ("/srv/root", "/a//b?x=1#f", "/srv/root/a/b"),
+        ("/srv/root", "/.well-known/x", "/srv/root/.well-known/x"),
+    ],
+)
+def test_translate_examples(root: str, target: str, expected: str) -> None:
+    assert translate(root, target) == expected
+
+
+@pytest.mark.parametrize("target", ["/..", "/a/../../b", "/%2e%2e/x", "/a\\..\\..\\b", "/..%5cb"])
+def test_translate_refuses_traversal(target: str) -> None:
+    with pytest.raises(NotFound):
+        translate("/srv/root", target)
 
 
 @settings(max_examples=300, deadline=None)
