@@ -367,3 +367,29 @@ def test_host_cache_keeps_rejecting_bad_hosts() -> None:
             parse_head(b"GET / HTTP/1.1\r\nHost: " + bad + b"\r\n\r\n")
         with pytest.raises(_BadRequest):
             parse_head(b"GET / HTTP/1.1\r\nHost: " + bad + b"\r\n\r\n")  # not cached
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("tail", [b"\x01", b"x\x01", b"", b"x", b" x \t"])
+def test_long_blank_field_values_parse_in_linear_time(tail: bytes) -> None:
+    """A field line of ~60 KB of blanks (then a control byte, or not) is decided at once.
+
+    With OWS and the value able to trade blanks, the regexes backtracked quadratically (a
+    4 KB line took a minute): one request could hold a CPU for hours. The timeout catches it.
+    """
+    head = b"GET / HTTP/1.1\r\nHost: a\r\nX-A:" + b" " * 60_000 + tail + b"\r\n\r\n"
+    if b"\x01" in tail:
+        with pytest.raises(HTTPError) as info:
+            parse_head(head)
+        assert info.value.status == 400
+    else:
+        assert parse_head(head).headers["x-a"] == tail.strip(b" \t").decode()
+    # The trailer parser shares the field grammar.
+    decoder = http11.ChunkedDecoder(DEFAULT_LIMITS.replace(max_trailer=70_000))
+    trailer = b"0\r\nX-T:" + b" " * 60_000 + tail + b"\r\n\r\n"
+    if b"\x01" in tail:
+        with pytest.raises(HTTPError):
+            decoder.feed(trailer)
+    else:
+        decoder.feed(trailer)
+        assert decoder.done and decoder.trailers["x-t"] == tail.strip(b" \t").decode()
