@@ -18,6 +18,7 @@ __all__ = [
     "ProxyResponse",
     "connection_options",
     "end_to_end",
+    "strip_fields",
     "via_has",
 ]
 
@@ -92,15 +93,23 @@ def connection_options(values: Iterable[str]) -> set[str]:
 def end_to_end(fields: Iterable[tuple[str, str]], drop: Iterable[str] = ()) -> list[
         tuple[str, str]]:
     """``fields`` without hop-by-hop fields, Connection-listed fields and ``drop``."""
+    remove = HOP_BY_HOP | {d.lower() for d in drop} if drop else HOP_BY_HOP
+    return strip_fields(fields, remove)
+
+
+def strip_fields(fields: Iterable[tuple[str, str]], remove: frozenset[str]) -> list[
+        tuple[str, str]]:
+    """``fields`` without the (lower-case) names in ``remove`` nor those Connection lists.
+
+    ``remove`` must hold :data:`HOP_BY_HOP`; callers on the per-request path pass a set
+    built once, at import. Each name is lower-cased once: this runs on every request.
+    """
     fields = list(fields)
-    lowered = [n.lower() for n, _ in fields]  # once per field: this runs on every request
-    remove = HOP_BY_HOP
+    lowered = [n.lower() for n, _ in fields]
     if "connection" in lowered:
         listed = connection_options(
             v for (_, v), low in zip(fields, lowered, strict=True) if low == "connection")
         remove = remove | (listed - PROTECTED)
-    if drop:
-        remove = remove | {d.lower() for d in drop}
     return [f for f, low in zip(fields, lowered, strict=True) if low not in remove]
 
 

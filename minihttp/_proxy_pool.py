@@ -51,6 +51,7 @@ __all__ = [
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _RECV = 64 * 1024
+_END = h11.EndOfMessage()
 #: An idle connection younger than this (seconds) is reused without a liveness poll.
 POLL_AFTER = 0.005
 #: Largest upstream response head h11 will buffer (its default, 16 KiB, is too tight for
@@ -141,6 +142,9 @@ class UpstreamConnection:
         self.got_response_bytes = False
         self.idle_since = time.monotonic()
         self._pending = b""
+        #: True while nothing of the current response has been asked of h11 (its receive
+        #: buffer is empty at the start of every cycle): the next read needs no NEED_DATA.
+        self._fresh = True
         self._buf = bytearray(_RECV)
         self._view = memoryview(self._buf)
         self._timeout: float | None = -1.0  # not set yet
@@ -179,12 +183,36 @@ class UpstreamConnection:
             except BlockingIOError:
                 raise TimeoutError("upstream send timed out") from None  # SO_SNDTIMEO
 
+    def send_bodyless(self, request: Any) -> None:
+        """Send ``request`` and its end (no body) in one ``sendall``.
+
+        The two h11 events a bodyless request needs (RFC 9112 section 6.3: no framing
+        fields means no body), serialized back to back, then one system call.
+        """
+        h = self.h11
+        data = h.send(request)
+        end = h.send(_END)
+        if self._pending:
+            data, self._pending = self._pending + data, b""
+        try:
+            self.sock.sendall(data + end if end else data)
+        except BlockingIOError:
+            raise TimeoutError("upstream send timed out") from None  # SO_SNDTIMEO
+
     def next_event(self) -> Any:
-        """Next h11 event, reading from the socket as needed (socket timeout applies)."""
-        while True:
-            event = self.h11.next_event()
-            if event is not h11.NEED_DATA:
-                return event
+        """Next h11 event, reading from the socket as needed (socket timeout applies).
+
+        The first call after a request was sent reads before asking h11: its receive buffer
+        is known to be empty then (the pool only keeps connections whose buffer is empty,
+        see :meth:`ConnectionPool.release`), so asking first would only yield NEED_DATA.
+        """
+        h = self.h11
+        if self._fresh:
+            self._fresh = False
+            event: Any = h11.NEED_DATA
+        else:
+            event = h.next_event()
+        while event is h11.NEED_DATA:
             try:
                 n = self.sock.recv_into(self._buf)
             except BlockingIOError:
@@ -193,13 +221,24 @@ class UpstreamConnection:
                 self.got_response_bytes = True
                 # h11 copies into its own buffer (bytearray +=), so a view is enough; its
                 # annotation says bytes only.
-                self.h11.receive_data(cast(bytes, self._view[:n]))
+                h.receive_data(cast(bytes, self._view[:n]))
             else:
-                self.h11.receive_data(b"")
+                h.receive_data(b"")
+            event = h.next_event()
+        return event
 
     def reusable(self) -> bool:
-        """True when h11 says this exchange is complete on both sides (RFC 9112 sec. 9.3)."""
-        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+        """True when h11 says this exchange is complete on both sides (RFC 9112 sec. 9.3)
+        and no byte arrived past the response (an idle upstream must be silent: such bytes
+        would be taken as the answer to the next request)."""
+        h = self.h11
+        return (h.our_state is h11.DONE and h.their_state is h11.DONE
+                and not h.trailing_data[0])
+
+    def next_cycle(self) -> None:
+        """Ready the h11 connection for the next exchange on this socket."""
+        self.h11.start_next_cycle()
+        self._fresh = True
 
     def close(self) -> None:
         self._view.release()
@@ -219,6 +258,8 @@ class ConnectionPool:
         self.max_idle_total = max_idle_total
         self.idle_timeout = idle_timeout
         self._idle: dict[tuple[str, int], list[UpstreamConnection]] = {}
+        self._count = 0  # idle connections over all keys
+        self._next_sweep = 0.0  # monotonic time of the next scan for expired connections
         self._lock = threading.Lock()
         self._closed = False
 
@@ -227,7 +268,7 @@ class ConnectionPool:
         with self._lock:
             if key is not None:
                 return len(self._idle.get(key, ()))
-            return sum(len(v) for v in self._idle.values())
+            return self._count
 
     def acquire(self, key: tuple[str, int]) -> UpstreamConnection | None:
         """Most recently used live idle connection for ``key``, or None.
@@ -239,17 +280,21 @@ class ConnectionPool:
         retried on a fresh connection, RFC 9110 section 9.2.2).
         """
         while True:
+            now = time.monotonic()
             with self._lock:
-                stale = self._expire_locked()
+                stale = self._sweep_locked(now)
                 conns = self._idle.get(key)
                 conn = conns.pop() if conns else None
-                if conns is not None and not conns:
-                    del self._idle[key]
+                if conn is not None:
+                    self._count -= 1
+                    if not conns:
+                        del self._idle[key]
             for old in stale:
                 old.close()
             if conn is None:
                 return None
-            if time.monotonic() - conn.idle_since < POLL_AFTER or self._looks_alive(conn):
+            idle = now - conn.idle_since
+            if idle <= self.idle_timeout and (idle < POLL_AFTER or self._looks_alive(conn)):
                 conn.reused = True
                 conn.got_response_bytes = False
                 return conn
@@ -268,20 +313,24 @@ class ConnectionPool:
             conn.close()
             return
         try:
-            conn.h11.start_next_cycle()
+            conn.next_cycle()
         except h11.LocalProtocolError:
             conn.close()
             return
-        conn.idle_since = time.monotonic()
-        drop: list[UpstreamConnection] = []
+        conn.idle_since = now = time.monotonic()
         with self._lock:
-            drop.extend(self._expire_locked())
-            conns = self._idle.setdefault(conn.key, [])
+            drop = self._sweep_locked(now)
+            conns = self._idle.get(conn.key)
+            if conns is None:
+                conns = self._idle[conn.key] = []
             conns.append(conn)
+            self._count += 1
             if len(conns) > self.max_idle_per_host:
                 drop.append(conns.pop(0))
-            if sum(len(v) for v in self._idle.values()) > self.max_idle_total:
+                self._count -= 1
+            if self._count > self.max_idle_total and conns:
                 drop.append(conns.pop(0))
+                self._count -= 1
             if not conns:
                 del self._idle[conn.key]
         for c in drop:
@@ -293,11 +342,16 @@ class ConnectionPool:
             self._closed = True
             conns = [c for v in self._idle.values() for c in v]
             self._idle.clear()
+            self._count = 0
         for c in conns:
             c.close()
 
-    def _expire_locked(self) -> list[UpstreamConnection]:
-        now = time.monotonic()
+    def _sweep_locked(self, now: float) -> list[UpstreamConnection]:
+        """Expired idle connections of every key, removed; a full scan at most a few times
+        per ``idle_timeout`` (a connection taken by :meth:`acquire` is checked on its own)."""
+        if now < self._next_sweep:
+            return []
+        self._next_sweep = now + min(1.0, self.idle_timeout / 4)
         expired: list[UpstreamConnection] = []
         for key in list(self._idle):
             keep: list[UpstreamConnection] = []
@@ -307,6 +361,7 @@ class ConnectionPool:
                 self._idle[key] = keep
             else:
                 del self._idle[key]
+        self._count -= len(expired)
         return expired
 
     @staticmethod

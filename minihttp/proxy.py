@@ -48,6 +48,7 @@ import re
 import socket
 import sys
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,6 +63,7 @@ from minihttp._proxy_headers import (
     ProxyResponse,
     connection_options,
     end_to_end,
+    strip_fields,
     via_has,
 )
 from minihttp._proxy_pool import (
@@ -86,6 +88,7 @@ __all__ = [
     "ProxyRequest",
     "ProxyResponse",
     "ProxyServer",
+    "ProxyServerMixIn",
     "config_from_args",
     "connection_options",
     "end_to_end",
@@ -103,6 +106,27 @@ _PORT = re.compile(r"[0-9]{1,5}")
 _READ = 64 * 1024
 
 _END = h11.EndOfMessage()
+
+#: Request fields never forwarded as received: hop-by-hop ones, Host (rebuilt from the target,
+#: RFC 9112 section 3.2.2), Content-Length (re-added with the framing), Expect (answered
+#: here), X-Forwarded-For (rebuilt with the client's address).
+_REQUEST_DROP = HOP_BY_HOP | {"host", "content-length", "expect", "x-forwarded-for"}
+#: Response fields taken out of h11's list before relaying: hop-by-hop ones and
+#: Content-Length (re-added by us, so the server's writer enforces it).
+_RESPONSE_SKIP = frozenset(n.encode("ascii") for n in HOP_BY_HOP | {"content-length"})
+
+
+def _h11_takes_parsed() -> bool:
+    """True when this h11 has the ``_parsed`` flag on events (it skips re-validating fields
+    its own parser produced; we use it for fields our stricter parser produced)."""
+    try:
+        h11.Request(method=b"GET", target=b"/", headers=[(b"Host", b"x")], _parsed=True)
+    except TypeError:
+        return False
+    return True
+
+
+_H11_PARSED = _h11_takes_parsed()
 
 
 @functools.lru_cache(maxsize=256)
@@ -131,10 +155,14 @@ class _ClientGone(ConnectionError):
     """The client connection failed while we read its body; the server closes it quietly."""
 
 
-class ProxyServer(ThreadingHTTPServer):
-    """A threading HTTP server carrying the proxy's config, upstream pool and live sockets."""
+class ProxyServerMixIn:
+    """What makes a server a proxy server: its config, upstream pool and live sockets.
 
-    daemon_threads = True
+    Combine it with any server class of :mod:`minihttp.server` (or one built on it) whose
+    constructor takes ``(server_address, RequestHandlerClass, bind_and_activate)``; it must
+    come first in the bases, e.g. ``class PooledProxyServer(ProxyServerMixIn,
+    PooledHTTPServer)``. :class:`ProxyServer` is the thread-per-connection one.
+    """
 
     def __init__(
         self,
@@ -149,9 +177,12 @@ class ProxyServer(ThreadingHTTPServer):
             max_idle_per_host=self.proxy_config.max_idle_per_host,
             idle_timeout=self.proxy_config.pool_idle_timeout,
         )
-        self._live: set[socket.socket] = set()
+        # Weak: a socket that is closed and dropped anywhere leaves the set by itself, so
+        # upstream sockets are tracked once, when opened, not on every request.
+        self._live: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         self._live_lock = threading.Lock()
-        super().__init__(server_address, RequestHandlerClass or ProxyHandler, bind_and_activate)
+        super().__init__(  # type: ignore[call-arg]
+            server_address, RequestHandlerClass or ProxyHandler, bind_and_activate)
 
     def track(self, sock: socket.socket, alive: bool) -> None:
         """Remember (or forget) an upstream socket so server_close can cut it."""
@@ -160,7 +191,7 @@ class ProxyServer(ThreadingHTTPServer):
 
     def server_close(self) -> None:
         """Close the listener, the pool, and cut live upstream sockets so workers end now."""
-        super().server_close()
+        super().server_close()  # type: ignore[misc]
         self.proxy_pool.close()
         with self._live_lock:
             live = list(self._live)
@@ -169,6 +200,12 @@ class ProxyServer(ThreadingHTTPServer):
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+class ProxyServer(ProxyServerMixIn, ThreadingHTTPServer):
+    """A threading HTTP server carrying the proxy's config, upstream pool and live sockets."""
+
+    daemon_threads = True
 
 
 _FALLBACK: dict[str, Any] = {}
@@ -259,17 +296,27 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
     # -- admission: allow-list, authentication, loops ----------------------------------------
 
+    #: (config, client address, allowed?) of the last admission on this connection: the
+    #: address is the connection's, so the allow-list is looked up once per connection.
+    _admitted: tuple[ProxyConfig, Any, bool] | None = None
+
     def _admit(self) -> None:
         cfg = self.config
-        if not _client_allowed(str(self.client_address[0]), cfg.allow):
+        ip = self.client_address[0]
+        memo = self._admitted
+        if memo is None or memo[0] is not cfg or memo[1] != ip:
+            memo = self._admitted = (cfg, ip, _client_allowed(str(ip), cfg.allow))
+        if not memo[2]:
             raise _Refuse(403, "Forbidden: this client may not use the proxy.")
         if cfg.auth is not None and not self._authorized(cfg.auth):
             raise _Refuse(407, "Proxy authentication required.",
                           [("Proxy-Authenticate", 'Basic realm="minihttp", charset="UTF-8"')])
-        options = connection_options(self.headers.get_all("Connection") or [])
-        if options & PROTECTED:
+        headers = self.headers
+        listed = headers.get_all("Connection")
+        if listed and connection_options(listed) & PROTECTED:
             raise _Refuse(400, "Bad Request: Connection lists an end-to-end field.")
-        if via_has(self.headers.get_all("Via") or [], cfg.via_name):
+        via = headers.get_all("Via")
+        if via and via_has(via, cfg.via_name):
             raise _Refuse(508, "Loop Detected: this request already passed this proxy.")
 
     def _authorized(self, auth: tuple[str, str]) -> bool:
@@ -363,25 +410,29 @@ class ProxyHandler(BaseHTTPRequestHandler):
             raise _Refuse(400, "Bad Request: bad port in the target.")
         return host, port
 
-    def _outgoing(self, url: str) -> ProxyRequest:
-        cfg = self.config
-        fields = end_to_end(self.headers.items(),
-                            drop=("host", "content-length", "expect", "x-forwarded-for"))
+    def _outgoing(self, url: str, cfg: ProxyConfig) -> ProxyRequest:
         # Expect: 100-continue is answered by our server when we start reading the body; the
         # upstream never sees it (we send the body without waiting).
-        if self.command in ("OPTIONS", "TRACE"):
-            hops = self.headers.get("Max-Forwards")
+        headers = self.headers
+        fields = strip_fields(headers.items(), _REQUEST_DROP)
+        command = self.command or "GET"
+        if command == "OPTIONS" or command == "TRACE":
+            hops = headers.get("Max-Forwards")
             if hops is not None:  # RFC 9110 section 7.6.2: forward one less (> 0 here)
                 fields = [(n, v) for n, v in fields if n.lower() != "max-forwards"]
                 fields.append(("Max-Forwards", str(int(hops) - 1)))
-        version = self.request_version.partition("/")[2] or "1.1"
+        version = self.request_version
+        version = version[5:] if version.startswith("HTTP/") else "1.1"
         fields.append(("Via", f"{version} {cfg.via_name}"))
-        xff = [v for v in self.headers.get_all("X-Forwarded-For") or [] if v.strip()]
+        xff = headers.get_all("X-Forwarded-For")
+        if xff:
+            xff = [v for v in xff if v.strip()]
         if cfg.forwarded_for:
+            xff = xff or []
             xff.append(str(self.client_address[0]))
         if xff:
             fields.append(("X-Forwarded-For", ", ".join(xff)))
-        return ProxyRequest(self.command or "GET", url, fields, tuple(self.client_address))
+        return ProxyRequest(command, url, fields, tuple(self.client_address))
 
     def _max_forwards(self) -> bool:
         """Handle Max-Forwards for OPTIONS/TRACE (RFC 9110 section 7.6.2); True if answered."""
@@ -403,27 +454,34 @@ class ProxyHandler(BaseHTTPRequestHandler):
         return True
 
     def _forward(self) -> None:
+        cfg = self.config
         host, port, path = self._target()
         if self._is_self(host, port):
             raise _Refuse(508, "Loop Detected: the target is this proxy.")
-        if self._max_forwards():
+        if (self.command == "OPTIONS" or self.command == "TRACE") and self._max_forwards():
             return
-        url = f"http://{self._authority(host, port)}{path}"
-        request = self._outgoing(url)
-        result = self.request_hook(request)
-        if isinstance(result, ProxyResponse):
-            self._send_response(result)
-            return
-        request = result or request
-        if request.url != url:  # the hook re-targeted the request: check it again
-            saved, self.path = self.path, request.url
-            try:
-                host, port, path = self._target()
-            finally:
-                self.path = saved
-            if self._is_self(host, port):
-                raise _Refuse(508, "Loop Detected: the target is this proxy.")
-        self._exchange(request, host, port, path)
+        authority = self._authority(host, port)
+        url = f"http://{authority}{path}"
+        request = self._outgoing(url, cfg)
+        # Without a hook the fields are what our strict parser accepted plus our own: h11 need
+        # not validate them again (see _exchange).
+        trusted = type(self).request_hook is ProxyHandler.request_hook
+        if not trusted:
+            result = self.request_hook(request)
+            if isinstance(result, ProxyResponse):
+                self._send_response(result)
+                return
+            request = result or request
+            if request.url != url:  # the hook re-targeted the request: check it again
+                saved, self.path = self.path, request.url
+                try:
+                    host, port, path = self._target()
+                finally:
+                    self.path = saved
+                if self._is_self(host, port):
+                    raise _Refuse(508, "Loop Detected: the target is this proxy.")
+                authority = self._authority(host, port)
+        self._exchange(request, host, port, path, authority, cfg, trusted)
 
     @staticmethod
     def _authority(host: str, port: int, default: int = 80) -> str:
@@ -438,23 +496,48 @@ class ProxyHandler(BaseHTTPRequestHandler):
             return ("Content-Length", length.strip())
         return None
 
-    def _exchange(self, request: ProxyRequest, host: str, port: int, path: str) -> None:
-        framing = self._body_framing()
-        fields = [("Host", self._authority(host, port))]
-        fields += [(n, v) for n, v in request.headers
-                   if n.lower() not in ("host", "content-length", "transfer-encoding")]
+    def _upstream_request(self, request: ProxyRequest, path: str, authority: str,
+                          framing: tuple[str, str] | None, trusted: bool) -> Any:
+        """The h11.Request for upstream: Host from the target, the framing we chose.
+
+        Fields go to h11 as latin-1 bytes (RFC 9110 section 5.5: obs-text is allowed in
+        values; h11 would encode str as ASCII). ``trusted`` fields (from our strict parser,
+        which rejects every control byte h11 rejects and more, plus fields we built) skip
+        h11's per-field regex validation; h11 still normalises the names and checks the
+        framing fields. A hook's fields go through h11's full validation.
+        """
+        latin = "latin-1"
+        fields = [(b"Host", authority.encode(latin))]
+        if trusted:
+            fields += [(n.encode(latin), v.encode(latin)) for n, v in request.headers]
+        else:
+            fields += [(n.encode(latin), v.encode(latin)) for n, v in request.headers
+                       if n.lower() not in ("host", "content-length", "transfer-encoding")]
         if framing is not None:
-            fields.append(framing)
+            fields.append((framing[0].encode(latin), framing[1].encode(latin)))
+        method, target = request.method.encode(latin), path.encode(latin)
+        if trusted and _H11_PARSED:
+            return h11.Request(method=method, target=target, headers=fields, _parsed=True)
+        return h11.Request(method=method, target=target, headers=fields)
+
+    def _exchange(self, request: ProxyRequest, host: str, port: int, path: str,
+                  authority: str, cfg: ProxyConfig, trusted: bool) -> None:
+        framing = self._body_framing()
         has_body = framing is not None and framing != ("Content-Length", "0")
-        h11_request = h11.Request(method=request.method, target=path, headers=fields)
+        try:
+            h11_request = self._upstream_request(request, path, authority, framing, trusted)
+        except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
+            # h11 refused what a hook built: our fault, not the upstream's.
+            raise _Refuse(500, "Internal Server Error: request cannot be forwarded.") from exc
         self._body_started = False
-        conn = self.pool.acquire((host.lower(), port))
+        pool = self.pool
+        conn = pool.acquire((host.lower(), port))
         response = None
         for attempt in (0, 1):
             if conn is None:
-                conn = self._connect(host, port)
+                conn = self._connect(host, port, cfg)
             try:
-                response = self._send_request(conn, h11_request, has_body)
+                response = self._send_request(conn, h11_request, has_body, cfg)
             except UpstreamError as exc:
                 # A pooled connection the upstream closed while idle fails before any
                 # response byte; an idempotent request whose body we have not touched yet
@@ -474,13 +557,11 @@ class ProxyHandler(BaseHTTPRequestHandler):
             break
         assert conn is not None and response is not None
         try:
-            self._relay_response(request, conn, response)
+            self._relay_response(request, conn, response, cfg)
         finally:
-            self.server_track(conn.sock, False)
-            self.pool.release(conn)
+            pool.release(conn)
 
-    def _connect(self, host: str, port: int) -> UpstreamConnection:
-        cfg = self.config
+    def _connect(self, host: str, port: int, cfg: ProxyConfig) -> UpstreamConnection:
         try:
             conn = self.pool.connect(host, port, timeout=cfg.upstream_timeout, deny=cfg.deny)
         except DestinationDenied as exc:
@@ -490,6 +571,9 @@ class ProxyHandler(BaseHTTPRequestHandler):
         if self._is_self(host, port, conn.sock):
             conn.close()
             raise _Refuse(508, "Loop Detected: the target is this proxy.")
+        # Tracked for its whole life (the server keeps a weak set): server_close cuts it
+        # whether it is busy or idle in the pool.
+        self.server_track(conn.sock, True)
         return conn
 
     def server_track(self, sock: socket.socket, alive: bool) -> None:
@@ -507,13 +591,13 @@ class ProxyHandler(BaseHTTPRequestHandler):
             return f"Gateway Timeout: {exc}"
         return f"Bad Gateway: {exc}"
 
-    def _send_request(self, conn: UpstreamConnection, req: Any, has_body: bool) -> Any:
+    def _send_request(self, conn: UpstreamConnection, req: Any, has_body: bool,
+                      cfg: ProxyConfig) -> Any:
         """Send the request and its body; return the final response head (h11.Response)."""
-        self.server_track(conn.sock, True)
-        conn.set_timeout(self.config.upstream_timeout)
+        conn.set_timeout(cfg.upstream_timeout)
         try:
-            conn.send(req, flush=False)
             if has_body:
+                conn.send(req, flush=False)
                 read = getattr(self.rfile, "read1", None) or self.rfile.read
                 while True:
                     self._body_started = True
@@ -524,13 +608,15 @@ class ProxyHandler(BaseHTTPRequestHandler):
                     if not piece:
                         break
                     conn.send(h11.Data(data=piece))
-            conn.send(_END)
+                conn.send(_END)
+            else:
+                conn.send_bodyless(req)
             while True:
                 event = conn.next_event()
+                if type(event) is h11.Response:
+                    return event
                 if isinstance(event, h11.InformationalResponse):
                     continue  # 100/103 are ours to drop; 101 never asked for (no Upgrade)
-                if isinstance(event, h11.Response):
-                    return event
                 raise UpstreamError("upstream closed without a response")
         except _ClientGone:
             raise
@@ -543,37 +629,71 @@ class ProxyHandler(BaseHTTPRequestHandler):
                     from exc
             raise UpstreamError("upstream connection failed") from exc
 
-    def _relay_response(self, request: ProxyRequest, conn: UpstreamConnection, head: Any) -> None:
-        raw = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in head.headers.raw_items()]
-        names = [n.decode("latin-1") for n, _ in head.headers]  # h11 lower-cases these
-        if head.status_code == 101 or ("content-length" in names
-                                       and "transfer-encoding" in names):
+    def _relay_response(self, request: ProxyRequest, conn: UpstreamConnection, head: Any,
+                        cfg: ProxyConfig) -> None:
+        # One pass over h11's raw fields (bytes, original case): framing fields are taken
+        # out, hop-by-hop ones dropped (RFC 9110 section 7.6.1), the rest decoded once.
+        length: bytes | None = None
+        chunked = has_date = False
+        listed: list[bytes] | None = None
+        kept: list[tuple[bytes, bytes, bytes]] = []
+        for raw_name, value in head.headers.raw_items():
+            name = raw_name.lower()
+            if name in _RESPONSE_SKIP:
+                if name == b"content-length":
+                    length = value
+                elif name == b"transfer-encoding":
+                    chunked = True
+                elif name == b"connection":
+                    listed = [*(listed or ()), value]
+                continue
+            if name == b"date":
+                has_date = True
+            kept.append((name, raw_name, value))
+        status = head.status_code
+        if status == 101 or (length is not None and chunked):
             # RFC 9112 section 6.3: CL with TE is a smuggling signature; 101 we never asked for.
             self._drop(conn)
             raise _Refuse(502, "Bad Gateway: upstream response has invalid framing.")
-        length = raw[names.index("content-length")][1] if "content-length" in names else None
-        version = head.http_version.decode("ascii", "replace")
-        fields = end_to_end(raw, drop=("content-length",))
-        fields.append(("Via", f"{version} {self.config.via_name}"))
-        response = ProxyResponse(head.status_code, head.reason.decode("latin-1"), fields)
-        response = self.response_hook(request, response) or response
-        self.send_response_only(response.status, response.reason or None)
-        if response.get_header("Date") is None:
-            self.send_header("Date", self.date_time_string())  # RFC 9110 section 6.6.1
-        for name, value in response.headers:
-            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
-                self.send_header(name, value)
+        if listed is not None:
+            options = connection_options(v.decode("latin-1") for v in listed) - PROTECTED
+            drop = {o.encode("latin-1") for o in options}
+            kept = [f for f in kept if f[0] not in drop]
+            has_date = any(f[0] == b"date" for f in kept)
+        fields = [(n.decode("latin-1"), v.decode("latin-1")) for _, n, v in kept]
+        fields.append(("Via", f"{head.http_version.decode('ascii', 'replace')} {cfg.via_name}"))
+        reason = head.reason.decode("latin-1")
+        send_header = self.send_header
+        if type(self).response_hook is ProxyHandler.response_hook:
+            # No hook: the fields are the filtered ones above.
+            std = self.responses.get(status)
+            self.send_response_only(status, None if std and std[0] == reason else reason or None)
+            if not has_date:
+                send_header("Date", self.date_time_string())  # RFC 9110 section 6.6.1
+            for name, value in fields:
+                send_header(name, value)
+        else:
+            response = ProxyResponse(status, reason, fields)
+            response = self.response_hook(request, response) or response
+            status = response.status
+            self.send_response_only(status, response.reason or None)
+            if response.get_header("Date") is None:
+                send_header("Date", self.date_time_string())  # RFC 9110 section 6.6.1
+            for name, value in response.headers:
+                if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    send_header(name, value)
         if length is not None:
-            self.send_header("Content-Length", length)
+            send_header("Content-Length", length.decode("ascii"))
         self.end_headers()
-        self.log_request(response.status)
+        self.log_request(status)
+        wfile = self.wfile
         try:
             while True:
                 event = conn.next_event()
-                if isinstance(event, h11.Data):
-                    self.wfile.write(event.data)
-                    self.wfile.flush()  # stream: the client sees bytes as they arrive
-                elif isinstance(event, h11.EndOfMessage):
+                if type(event) is h11.Data:
+                    wfile.write(event.data)
+                    wfile.flush()  # stream: the client sees bytes as they arrive
+                elif type(event) is h11.EndOfMessage:
                     break
                 else:
                     raise UpstreamError("upstream ended the response early")
