@@ -44,6 +44,7 @@ import ssl
 import stat
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
 
 from . import __version__
@@ -176,6 +177,30 @@ class FileBody(io.RawIOBase):
 _Body = IO[bytes] | FileBody
 
 
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    """What the small-file cache keeps with a file's contents, derived from the same stat
+    result and path, so it is exactly as fresh as the contents."""
+
+    validators: Validators
+    ext: str  # the path's extension, for guess_type
+    date: str  # Last-Modified as the default date_time_string formats it
+
+
+_base_date_time_string = BaseHTTPRequestHandler.date_time_string
+
+
+def _base_date(handler: BaseHTTPRequestHandler, timestamp: int) -> str:
+    """The default ``date_time_string(timestamp)``, memoized by timestamp (a pure function)."""
+    date = _dates.get(timestamp)
+    if date is None:
+        date = _base_date_time_string(handler, timestamp)
+        if len(_dates) >= _DATES_MAX:
+            _dates.clear()
+        _dates[timestamp] = date
+    return date
+
+
 class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     """Serve files from ``directory`` (default: the current directory) for GET and HEAD."""
 
@@ -240,7 +265,10 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
 
     def guess_type(self, path: str | os.PathLike[str]) -> str:
         """Media type from the extension: ``extensions_map`` first, then ``mimetypes``."""
-        _base, ext = posixpath.splitext(os.fspath(path))
+        return self._type_of(posixpath.splitext(os.fspath(path))[1])
+
+    def _type_of(self, ext: str) -> str:
+        """:meth:`guess_type` for an extension already split off (with its dot, or "")."""
         if ext in self.extensions_map:
             return self.extensions_map[ext]
         ext = ext.lower()
@@ -257,7 +285,9 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
 
     def content_type(self, path: str) -> str:
         """Content-Type field value: :meth:`guess_type` plus a charset for text types."""
-        ctype = self.guess_type(path)
+        return self._with_charset(self.guess_type(path))
+
+    def _with_charset(self, ctype: str) -> str:
         if self.text_charset and ctype.startswith("text/") and "charset" not in ctype:
             ctype += f"; charset={self.text_charset}"
         return ctype
@@ -362,7 +392,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
                     pass  # the open below gives the right answer
                 else:
                     hit = cache.lookup(path, st) if stat.S_ISREG(st.st_mode) else None
-                    if hit is not None and isinstance(hit[1], Validators):
+                    if hit is not None and isinstance(hit[1], _Cached):
                         return self._send_cached(path, hit[0], hit[1])
             # A file: open it first and let fstat tell a directory apart.
             started = time.time()  # before the read: see _smallfiles on racy files
@@ -376,9 +406,13 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
                 os.close(fd)
         return self._send_head_general(path)
 
-    def _send_cached(self, path: str, data: bytes, v: Validators) -> _Body | None:
+    def _send_cached(self, path: str, data: bytes, meta: _Cached) -> _Body | None:
         """Answer from a small file's cached contents (still its contents, by ``lstat``)."""
-        ctype = self.content_type(path)
+        cls = type(self)
+        if cls.content_type is _base_content_type and cls.guess_type is _base_guess_type:
+            ctype = self._with_charset(self._type_of(meta.ext))  # no splitext per request
+        else:
+            ctype = self.content_type(path)
         coding, siblings = self._sibling(path) if self.precompressed else (None, [])
         if coding:
             f, st = self._open(dict(siblings)[coding])
@@ -388,7 +422,8 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             except BaseException:
                 f.close()
                 raise
-        return self._answer(None, len(data), ctype, None, bool(siblings), v, data)
+        return self._answer(None, len(data), ctype, None, bool(siblings), meta.validators,
+                            data, meta)
 
     def _send_head_general(self, path: str) -> _Body | None:
         raw_path, query = split_target(self.path)
@@ -502,7 +537,8 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         v = validators_for(st)
         cache = self.small_file_cache
         if cache is not None and started and not self.follow_symlinks:
-            cache.put(path, st, data, started, meta=v)
+            meta = _Cached(v, posixpath.splitext(path)[1], _base_date(self, v.last_modified))
+            cache.put(path, st, data, started, meta=meta)
         return self._answer(None, len(data), ctype, None, vary, v, data)
 
     def _send_file(self, path: str) -> _Body | None:
@@ -516,16 +552,13 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             f.close()
             raise
 
-    def _validator_headers(self, v: Validators, vary: bool) -> None:
+    def _validator_headers(self, v: Validators, vary: bool, meta: _Cached | None = None
+                           ) -> None:
         self.send_header("ETag", v.etag)
-        if type(self).date_time_string is BaseHTTPRequestHandler.date_time_string:
-            # A file's date is formatted once (memo by timestamp), not on every request.
-            date = _dates.get(v.last_modified)
-            if date is None:
-                date = self.date_time_string(v.last_modified)
-                if len(_dates) >= _DATES_MAX:
-                    _dates.clear()
-                _dates[v.last_modified] = date
+        if type(self).date_time_string is _base_date_time_string:
+            # A file's date is formatted once (kept with the cached file, or memo by
+            # timestamp), not on every request.
+            date = meta.date if meta is not None else _base_date(self, v.last_modified)
         else:
             date = self.date_time_string(v.last_modified)
         self.send_header("Last-Modified", date)
@@ -571,9 +604,11 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         return decision
 
     def _answer(self, f: BinaryIO | None, size: int, ctype: str, coding: str | None,
-                vary: bool, v: Validators, data: bytes | None = None) -> _Body | None:
+                vary: bool, v: Validators, data: bytes | None = None,
+                meta: _Cached | None = None) -> _Body | None:
         """Answer for one representation: ``f`` is its open file (closed here unless it is
-        returned in the body), or None when ``data`` already holds all of it."""
+        returned in the body), or None when ``data`` already holds all of it; ``meta`` is
+        what the small-file cache kept with ``data``."""
         headers = self.headers
         if type(headers) is Headers and _PRECONDITION_FIELDS.isdisjoint(headers._index):
             # No precondition and no Range (the usual request): nothing to evaluate, the
@@ -608,7 +643,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         if coding:
             self.send_header("Content-Encoding", coding)
         self.send_header("Accept-Ranges", "bytes")
-        self._validator_headers(v, vary)
+        self._validator_headers(v, vary, meta)
         self.end_headers()
         if len(pieces) == 1 and isinstance(pieces[0], bytes):
             return io.BytesIO(pieces[0])  # in memory already: copyfile writes it in one go
@@ -629,3 +664,7 @@ def _read_all(fd: int, size: int) -> bytes:
         parts.append(more)
         got += len(more)
     return b"".join(parts)
+
+
+_base_guess_type = SimpleHTTPRequestHandler.guess_type
+_base_content_type = SimpleHTTPRequestHandler.content_type
