@@ -185,10 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     us = sorted(r[0] * 1e6 for r in results)
     user = statistics.median(r[1] * 1e6 for r in results)
     system = statistics.median(r[2] * 1e6 for r in results)
-    print(f"proxy CPU per proxied keep-alive hello request: median {statistics.median(us):.1f} us "
-          f"(min {us[0]:.1f}, max {us[-1]:.1f}; user {user:.0f} + system {system:.0f} by getrusage, "
-          f"split approximate) over {args.runs} runs x {args.requests} requests")
-    pass
+    print(f"proxy CPU per proxied keep-alive hello request: median {statistics.median(us):.1f} "
+          f"us (min {us[0]:.1f}, max {us[-1]:.1f}; user {user:.0f} + system {system:.0f} by "
+          f"getrusage, split approximate) over {args.runs} runs x {args.requests} requests")
+    h.log(h.machine_note())
     return 0
 
 
