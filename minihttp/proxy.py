@@ -33,7 +33,12 @@ Speed (a pooled keep-alive exchange is one ``recv`` from the client, one ``senda
 head (and first body piece) upstream, one ``recv`` back and one ``sendall`` to the client):
 one h11 connection per pooled upstream socket (``start_next_cycle``), kernel socket timeouts
 upstream (no ``poll`` per call), no liveness ``poll`` for a connection pooled < 5 ms ago,
-allow-list decisions and address parsing cached, each header name lower-cased once.
+the allow-list looked up once per client connection, each header name lower-cased once.
+h11 gets request fields as bytes; fields our strict parser accepted (plus the ones we add)
+skip h11's per-field regexes (``_parsed``), fields a hook built do not. The first read of
+an exchange goes to the socket without asking h11 for NEED_DATA first, and the response's
+fields are filtered in one pass over h11's raw list. Measured with
+``benchmarks/cpu_proxy.py`` (CPU per proxied request, no memo keyed on request bytes).
 """
 
 from __future__ import annotations
