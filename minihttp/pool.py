@@ -112,6 +112,13 @@ class PooledHTTPServer(HTTPServer):
     portable_poller: bool = False
     #: TLS: set to an ``ssl.SSLContext`` to serve HTTPS (handshake on a worker).
     ssl_context: ssl.SSLContext | None = None
+    #: Serve requests on the loop thread itself: no thread hand-off per request. A handler
+    #: that holds the loop longer than ``inline_budget`` seconds (up to twice that) loses
+    #: it to a worker, which goes on with the loop (see :meth:`_watch`). False: every
+    #: request goes to a worker (the thread-per-connection-like ``linger`` path).
+    inline: bool = True
+    #: Seconds a handler may hold the loop thread before another thread takes the loop.
+    inline_budget: float = 0.002
 
     _pool: WorkerPool | None = None
 
@@ -132,6 +139,21 @@ class PooledHTTPServer(HTTPServer):
         self._done = threading.Event()
         self._done.set()
         self._factory_cache: tuple[Any, Any] | None = None
+        self._poll_interval = 0.5
+        self._timers = Deadlines()
+        # Inline serving (see _run_inline/_watch): requests ready on the loop thread, the
+        # leader's epoch, and what the watchdog looks at.
+        self._runnable: collections.deque[Conn] = collections.deque()
+        self._inline_lock = threading.Lock()
+        self._epoch = 0
+        self._seq = 0
+        self._running = 0
+        self._watch_idle = False
+        self._watch_stop = True
+        self._watch_wake = threading.Event()
+        self._spare_cond = threading.Condition(self._inline_lock)
+        self._spare_ready = False  # the serve_forever thread waits to lead again
+        self._spare_epoch = 0
         super().__init__(server_address, RequestHandlerClass, bind_and_activate)
         if self.max_connections is None:
             self.max_connections = default_max_connections()
@@ -156,7 +178,11 @@ class PooledHTTPServer(HTTPServer):
     # -- the loop --------------------------------------------------------------------------
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
-        """Serve until ``shutdown()``; then drain gracefully (see the module docstring)."""
+        """Serve until ``shutdown()``; then drain gracefully (see the module docstring).
+
+        With ``inline`` the loop may move to a worker thread while this one finishes a slow
+        handler; this call still returns only when serving has ended.
+        """
         self._done.clear()
         self._stop = self._closing = False
         waker = Waker()
@@ -165,18 +191,76 @@ class PooledHTTPServer(HTTPServer):
             self._waker, self._poller = waker, poller
         self._serving_thread = threading.current_thread()
         self._listening = False
-        lfd = self.socket.fileno()
-        wfd = waker.fileno()
-        timers = Deadlines()
+        self._poll_interval = poll_interval
+        self._timers = Deadlines()
+        with self._inline_lock:
+            self._epoch += 1
+            epoch = self._epoch
+        watch = None
         try:
-            poller.add_level(wfd)
+            poller.add_level(waker.fileno())
             for conn in list(self._conns.values()):  # served before, by handle_request()
                 if conn.state != BUSY:
                     self._close(conn)
+            if self.inline:
+                self._watch_stop = False
+                self._watch_wake.clear()
+                watch = threading.Thread(target=self._watch, name="minihttp-watch",
+                                         daemon=True)
+                watch.start()
+        except BaseException:
+            self._finish_serving(poller, waker)
+            raise
+        try:
+            self._lead(epoch)
+            self._follow()
+        except BaseException:
+            # Interrupted (Ctrl-C) while another thread runs the loop: stop it, then go.
+            self._stop = True
+            self.wake_loop()
+            self._done.wait(self.shutdown_grace + 1.0)
+            raise
+        finally:
+            if watch is not None:
+                self._watch_stop = True
+                self._watch_wake.set()
+                watch.join()
+
+    def _follow(self) -> None:
+        """A deposed ``serve_forever`` thread: the next leader the watchdog picks, until done."""
+        cond = self._spare_cond
+        while True:
+            with cond:
+                self._spare_ready = True
+                while not self._spare_epoch and not self._done.is_set():
+                    cond.wait()
+                self._spare_ready = False
+                epoch, self._spare_epoch = self._spare_epoch, 0
+            if not epoch:
+                return
+            self._lead(epoch)
+
+    def _lead(self, epoch: int) -> None:
+        """Run the loop while this thread leads it (``epoch`` current); clean up at the end.
+
+        Returns early, leaving everything in place, when the watchdog gave the loop to another
+        thread because a handler run here held it too long (see :meth:`_watch`).
+        """
+        poller, waker = self._poller, self._waker
+        assert poller is not None and waker is not None
+        timers = self._timers
+        poll_interval = self._poll_interval
+        lfd = self.socket.fileno()
+        wfd = waker.fileno()
+        conns = self._conns
+        runnable = self._runnable
+        try:
             while not self._stop:
+                if self._epoch != epoch:
+                    return  # deposed: the new leader owns the loop's state now
                 now = time.monotonic()
                 want = (now >= self._paused_until and self.accepting()
-                        and len(self._conns) < (self.max_connections or 1))
+                        and len(conns) < (self.max_connections or 1))
                 if want != self._listening:
                     (poller.add_level if want else poller.remove_level)(lfd)
                     self._listening = want
@@ -186,11 +270,9 @@ class PooledHTTPServer(HTTPServer):
                     wait = min(wait, max(first - now, 0.0))
                 if now < self._paused_until:
                     wait = min(wait, self._paused_until - now)
-                if self._ready or self._retime:
+                if self._ready or self._retime or runnable:
                     wait = 0.0
-                events = poller.poll(wait)
-                conns = self._conns
-                for fd, _ev in events:
+                for fd, _ev in poller.poll(wait):
                     if fd == lfd:
                         self._accept(poller, timers)
                     elif fd == wfd:
@@ -205,17 +287,138 @@ class PooledHTTPServer(HTTPServer):
                 for conn in timers.pop_due(now):
                     self._on_deadline(conn, now, poller, timers)
                 self.service_actions()
+                if runnable and not self._run_inline(epoch):
+                    return
             self._drain(poller, waker, lfd)
-        finally:
-            self._closing = True
-            with self._lock:
-                self._waker = self._poller = None
-            self._serving_thread = None
-            self._listening = False
-            poller.close()
-            waker.close()
-            self._stop = False
+        except BaseException:
+            if self._epoch == epoch:
+                self._finish_serving(poller, waker)
+            raise
+        self._finish_serving(poller, waker)
+
+    def _finish_serving(self, poller: Poller, waker: Waker) -> None:
+        """The last leader's cleanup: release the poller and wake ``serve_forever``."""
+        self._closing = True
+        with self._lock:
+            self._waker = self._poller = None
+        self._serving_thread = None
+        self._listening = False
+        self._watch_stop = True
+        self._watch_wake.set()
+        poller.close()
+        waker.close()
+        self._stop = False
+        with self._spare_cond:
             self._done.set()
+            self._spare_cond.notify_all()
+
+    # -- serving on the loop thread (inline) -----------------------------------------------
+
+    def _run_inline(self, epoch: int) -> bool:
+        """Serve the requests waiting in ``_runnable``, one each; False if deposed meanwhile.
+
+        One request per connection per round, then the loop polls again: connections take
+        turns, and a pipelined request waits behind the others' (fairness).
+        """
+        runnable = self._runnable
+        for _ in range(len(runnable)):
+            if not runnable or self._stop:
+                return True
+            conn = runnable.popleft()
+            handler = conn.handler
+            self._seq += 1
+            self._running = self._seq
+            if self._watch_idle:
+                self._watch_wake.set()
+            try:
+                handler.handle_one_request()
+            except Exception:
+                with self._inline_lock:
+                    self._running = 0
+                    deposed = self._epoch != epoch
+                self.handle_error(conn.sock, conn.addr)
+                self._close(conn)
+                if deposed:
+                    return False
+                continue
+            except BaseException:
+                self._running = 0
+                self._close(conn)
+                raise
+            with self._inline_lock:
+                self._running = 0
+                deposed = self._epoch != epoch
+            if handler.close_connection or self._closing:
+                self._close(conn)
+            elif conn.reader.buf and conn.reader.has_request():
+                if deposed:
+                    self._hand_back(conn)
+                else:
+                    runnable.append(conn)
+            else:
+                self._park(conn)
+            if deposed:
+                return False
+        return True
+
+    def _watch(self) -> None:
+        """Watchdog: give the loop to another thread when a handler holds it too long.
+
+        Inline serving saves the two thread hand-offs per request that a worker pool costs
+        under the GIL, but while a handler runs on the loop thread no other connection is
+        served. So this thread looks every ``inline_budget`` seconds: if the same handler is
+        still running (it blocks on a slow client, a database, ``time.sleep``...), it deposes
+        that thread (a new ``epoch``) and submits a new leader to the worker pool, which goes
+        on with the loop; the slow handler finishes on its thread as a worker would. While
+        the loop serves nothing the watchdog sleeps until a handler starts (no idle ticks).
+        """
+        wake = self._watch_wake
+        tick = max(self.inline_budget, 0.0005)
+        seen_running = 0
+        seen_seq = -1
+        while not self._watch_stop:
+            running = self._running
+            if not running and self._seq == seen_seq:
+                wake.clear()
+                self._watch_idle = True
+                if not self._running and not self._watch_stop:
+                    wake.wait()
+                self._watch_idle = False
+                seen_running, seen_seq = 0, self._seq
+                continue
+            seen_seq = self._seq
+            if running and running == seen_running:
+                self._depose(running)
+                seen_running = 0
+            else:
+                seen_running = running
+            wake.wait(tick)
+            wake.clear()
+
+    def _depose(self, running: int) -> None:
+        """Hand the loop to a worker if handler ``running`` still holds it."""
+        with self._inline_lock:
+            if self._running != running:
+                return  # that handler has finished (also when stopping: the new leader drains)
+            self._epoch += 1
+            if self._spare_ready:  # the serve_forever thread is free: it leads again
+                self._spare_ready = False
+                self._spare_epoch = self._epoch
+                self._spare_cond.notify()
+                self._running = 0
+                return
+            try:
+                submitted = self.pool.try_submit(self._lead_on_worker, self._epoch)
+            except RuntimeError:
+                submitted = False
+            if submitted:
+                self._running = 0
+            else:
+                self._epoch -= 1  # no room for a new leader: try again next tick
+
+    def _lead_on_worker(self, epoch: int) -> None:
+        """A worker taking over the loop (see :meth:`_watch`)."""
+        self._lead(epoch)
 
     def shutdown(self) -> None:
         """Stop accepting, let in-flight requests finish (``shutdown_grace``), and wait.
@@ -243,6 +446,8 @@ class PooledHTTPServer(HTTPServer):
             poller.remove_level(lfd)
             self._listening = False
         deadline = time.monotonic() + self.shutdown_grace
+        while self._runnable:  # complete requests: answered by workers, then closed
+            self._dispatch(self._runnable.popleft())
         for conn in list(self._conns.values()):
             if conn.state != BUSY:
                 poller.forget(conn.fd)
@@ -463,6 +668,9 @@ class PooledHTTPServer(HTTPServer):
                 self._close(conn)
 
     def _dispatch(self, conn: Conn) -> None:
+        if self.inline and not conn.tls and not self._closing:
+            self._runnable.append(conn)
+            return
         if self._backlog or not self.pool.try_submit(self._serve, conn):
             self._backlog.append(conn)
 

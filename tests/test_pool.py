@@ -457,7 +457,7 @@ def test_lingering_workers_give_way_to_waiting_requests() -> None:
     # Two workers, both holding an idle keep-alive client (linger_max far away): a third
     # client's request must still be served, because a lingering worker parks its
     # connection as soon as a request waits for a worker.
-    server = make(max_workers=2, linger_max=30.0)
+    server = make(max_workers=2, linger_max=30.0, inline=False)
     with running(server):
         held = [connect(server) for _ in range(2)]
         try:
@@ -475,7 +475,7 @@ def test_lingering_workers_give_way_to_waiting_requests() -> None:
 
 
 def test_lingering_worker_parks_idle_connection_after_linger_max() -> None:
-    server = make(max_workers=4, linger_max=0.05)
+    server = make(max_workers=4, linger_max=0.05, inline=False)
     with running(server), connect(server) as c:
         c.sendall(REQ)
         assert read_response(c).endswith(b"hello /")
@@ -485,7 +485,7 @@ def test_lingering_worker_parks_idle_connection_after_linger_max() -> None:
 
 
 def test_shutdown_ends_a_lingering_worker(threads_before: int) -> None:
-    server = make(max_workers=4, linger_max=30.0)
+    server = make(max_workers=4, linger_max=30.0, inline=False)
     c = connect(server)
     try:
         with running(server):
