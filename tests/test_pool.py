@@ -497,3 +497,83 @@ def test_shutdown_ends_a_lingering_worker(threads_before: int) -> None:
     finally:
         c.close()
     assert wait_for(lambda: threading.active_count() <= threads_before)
+
+
+# -- inline serving: the loop thread runs handlers; a slow one loses the loop ---------------
+
+
+class Gated(Hello):
+    """``/gate`` blocks (bounded) until the test opens GATE; everything else is Hello."""
+
+    def do_GET(self) -> None:
+        if self.path == "/gate":
+            GATED.release()
+            GATE.wait(10)
+        super().do_GET()
+
+
+GATE = threading.Event()
+GATED = threading.Semaphore(0)
+
+
+def test_inline_serves_on_the_loop_thread_without_workers() -> None:
+    # A budget no handler reaches: every request must be served by the loop thread itself.
+    server = make(inline_budget=30.0, handler=Hello)
+    with running(server):
+        clients = [connect(server) for _ in range(4)]
+        try:
+            for i in range(5):
+                for n, c in enumerate(clients):
+                    c.sendall(f"GET /{n}-{i} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+                for n, c in enumerate(clients):
+                    assert read_response(c).endswith(f"hello /{n}-{i}".encode())
+        finally:
+            for c in clients:
+                c.close()
+        assert server._pool is None or server.pool.worker_count == 0
+
+
+@pytest.mark.parametrize("blocked", [1, 3])
+def test_inline_handler_that_blocks_loses_the_loop(blocked: int, threads_before: int) -> None:
+    # ``blocked`` handlers wait on GATE (on the loop thread, one after another, each losing
+    # the loop to the next leader): another client must still be answered meanwhile. Without
+    # the hand-over its read would time out, because GATE opens only after it is answered.
+    GATE.clear()
+    server = make(max_workers=4, handler=Gated)
+    with running(server):
+        slow = [connect(server) for _ in range(blocked)]
+        try:
+            for s in slow:
+                s.sendall(b"GET /gate HTTP/1.1\r\nHost: t\r\n\r\n")
+                assert GATED.acquire(timeout=5)
+            with connect(server) as c:
+                for i in range(3):
+                    c.sendall(f"GET /fast{i} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+                    assert read_response(c).endswith(f"hello /fast{i}".encode())
+            GATE.set()
+            for s in slow:
+                assert read_response(s).endswith(b"hello /gate")
+                s.sendall(REQ)  # the connection is still good after its handler lost the loop
+                assert read_response(s).endswith(b"hello /")
+        finally:
+            GATE.set()
+            for s in slow:
+                s.close()
+        assert server.pool.worker_count <= 4
+    assert wait_for(lambda: threading.active_count() <= threads_before)
+
+
+def test_inline_pipelined_requests_on_several_connections_stay_in_order() -> None:
+    server = make(inline_budget=30.0)
+    with running(server):
+        clients = [connect(server) for _ in range(3)]
+        try:
+            for n, c in enumerate(clients):
+                c.sendall(b"".join(f"GET /{n}/{i} HTTP/1.1\r\nHost: t\r\n\r\n".encode()
+                                   for i in range(4)))
+            for n, c in enumerate(clients):
+                for i in range(4):
+                    assert read_response(c).endswith(f"hello /{n}/{i}".encode())
+        finally:
+            for c in clients:
+                c.close()
