@@ -1,10 +1,12 @@
 """Issue 3: keep-alive hello world, minihttp vs the stdlib's ThreadingHTTPServer vs the floor.
 
-The three servers run side by side; wrk measures them in turn (A B C A B C ...) for
-``--rounds`` rounds and the medians are compared as ratios. Targets: minihttp/stdlib >= 4,
-minihttp/floor >= 0.6. See benchmarks/README.md.
+The servers run side by side; wrk measures them in turn (A B C A B C ...) for ``--rounds``
+rounds and the medians are compared as ratios. Targets: minihttp/stdlib >= 4,
+minihttp/floor >= 0.6. ``--pool`` adds minihttp's PooledHTTPServer (the CLI's server, which
+serves on an event loop) and the event-loop floor (floor.py --epoll), the stricter of the two
+floors. See benchmarks/README.md.
 
-    python3 benchmarks/bench_hello.py [--duration 5] [--rounds 3] [--connections 16] [--json]
+    python3 benchmarks/bench_hello.py [--duration 5] [--rounds 3] [--connections 16] [--pool]
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from benchmarks import _harness as h
 
 BODY = b"Hello World\n"
 TARGETS = {("minihttp", "stdlib"): 4.0, ("minihttp", "floor"): 0.6,
-           ("minihttp-pool", "stdlib"): 4.0, ("minihttp-pool", "floor"): 0.6}
+           ("minihttp-pool", "stdlib"): 4.0, ("minihttp-pool", "floor"): 0.6,
+           ("minihttp-pool", "floor-epoll"): 0.6}
 
 
 def specs(pool: bool) -> list[h.ServerSpec]:
@@ -36,6 +39,9 @@ def specs(pool: bool) -> list[h.ServerSpec]:
             "stdlib_hello.py", "--port", str(p))),
         h.ServerSpec("floor", lambda p: h.python_server_argv("floor.py", "--port", str(p))),
     ]
+    if pool:  # the pool serves on an event loop: compare it with the event-loop floor too
+        out.append(h.ServerSpec("floor-epoll", lambda p: h.python_server_argv(
+            "floor.py", "--port", str(p), "--epoll")))
     return out
 
 

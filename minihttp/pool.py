@@ -4,20 +4,33 @@
 10,000 threads, and a few hundred clients sending their heads one byte at a time hold every
 one of them. Here:
 
-* One I/O thread (the ``serve_forever`` thread) watches the listening socket, a wake-up
-  socket, and every connection that is idle between requests or whose request head is still
-  arriving. Such connections hold no thread. Their bytes are read without blocking and fed to
-  the handler's reader (``handler.reader.feed``); when a whole head is buffered (or EOF, or
-  an error to report) the connection goes to a worker of a bounded
-  :class:`~minihttp.socketserver.WorkerPool`, which calls ``handle_one_request()``.
-* After a response the worker serves a pipelined request already buffered at once. Then,
+* One loop thread (at first the ``serve_forever`` thread) watches the listening socket, a
+  wake-up socket, and every connection that is idle between requests or whose request head
+  is still arriving. Such connections hold no thread. Their bytes are read without blocking
+  and fed to the handler's reader (``handler.reader.feed``) until a whole head is buffered
+  (or EOF, or an error to report).
+* Inline serving (``inline``, the default): the loop thread then calls
+  ``handle_one_request()`` itself, one request per ready connection per round, and parks the
+  connection again (one ``EPOLL_CTL_MOD``). No thread hand-off at all: under the GIL every
+  hand-off between threads costs a wake-up and a GIL transfer, and with a thread per
+  connection those dominate a small request (measured: a bare epoll loop answers ~1.4x what
+  a bare thread-per-connection loop does, and with 4 us of Python per request ~3x).
+  A handler may block (a slow client, a database, ``time.sleep``) and would stall every
+  other connection, so a watchdog thread looks every ``inline_budget`` seconds: when the
+  same handler is still running it *deposes* the loop thread (a new ``epoch``) and gives
+  the loop to a spare thread (a deposed ``serve_forever`` thread waiting to lead again) or
+  to a worker of a bounded :class:`~minihttp.socketserver.WorkerPool`. The slow handler
+  finishes where it is, as a worker would, and hands its connection back. So other clients
+  wait at most about two budgets behind a blocking handler, and as many handlers can block
+  at once as there are workers (``max_workers``).
+* ``inline = False``: a complete head goes to a worker, which calls ``handle_one_request()``.
+  After a response the worker serves a pipelined request already buffered at once. Then,
   while another worker is free and no request waits, it waits for the client's next request
   itself (a blocking ``recv`` bounded by SO_RCVTIMEO slices of ``linger``, up to
-  ``linger_max``): thread-per-connection behaviour, because each hand-off to and from the
-  I/O thread costs two thread wake-ups under the GIL (measured with wrk -c16/-c64 this lifts
-  pooled throughput by ~40%). Under pressure it only tries one non-blocking ``recv`` and
-  otherwise parks the connection again: with epoll that is one thread-safe
-  ``EPOLL_CTL_MOD`` and no wake-up of the I/O thread (see :mod:`minihttp._conn`).
+  ``linger_max``): thread-per-connection behaviour. Under pressure it only tries one
+  non-blocking ``recv`` and otherwise parks the connection again: with epoll that is one
+  thread-safe ``EPOLL_CTL_MOD`` and no wake-up of the loop thread (see :mod:`minihttp._conn`).
+  TLS connections always take this path (handshake and ``pending()`` bytes on a worker).
 * Deadlines (RFC 9112 section 9.8 lets a server close connections it no longer wants):
   ``Limits.head_timeout`` covers the whole head from its first byte (and the wait for the
   first request); past it a started head gets ``408`` and the connection closes (slowloris).

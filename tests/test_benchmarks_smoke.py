@@ -176,9 +176,10 @@ def _children_of(pid: int) -> bool:
     return True
 
 
-def test_start_server_floor_and_stop() -> None:
+@pytest.mark.parametrize("mode", [[], ["--epoll"]], ids=["threads", "epoll"])
+def test_start_server_floor_and_stop(mode: list[str]) -> None:
     port = h.free_port()
-    with h.start_server("floor", h.python_server_argv("floor.py", "--port", str(port)),
+    with h.start_server("floor", h.python_server_argv("floor.py", "--port", str(port), *mode),
                         port) as srv:
         h.check_get(srv.port, "/", b"Hello World\n")
         # Pipelined requests each get an answer (the floor counts CRLFCRLF).
