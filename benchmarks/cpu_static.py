@@ -19,7 +19,8 @@ What is real and what is not, so the figure stays honest:
   timing, and every request is a fresh parse of the same bytes: no memo keyed on the request
   may make the figure better than real traffic.
 
-    python3 benchmarks/cpu_static.py [--requests N] [--runs N] [--no-cache] [--profile]
+    python3 benchmarks/cpu_static.py [--requests N] [--runs N] [--no-cache] [--subdir]
+                                     [--profile]
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ from minihttp.server import ThreadingHTTPServer
 
 FILE_NAME = "file4k"
 FILE_SIZE = 4 * 1024
-REQUEST = (b"GET /" + FILE_NAME.encode() + b" HTTP/1.1\r\nHost: localhost:8080\r\n"
-           b"User-Agent: wrk\r\nAccept: */*\r\n\r\n")
+#: The URL path served; ``--subdir`` moves the file one directory down (``/static/file4k``).
+URL_PATH = "/" + FILE_NAME
+HEAD = b"GET %s HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
+REQUEST = HEAD % URL_PATH.encode()
 
 
 class FakeSocket:
@@ -93,9 +96,10 @@ def make_root() -> tuple[tempfile.TemporaryDirectory[str], bytes]:
     """A directory with the file, aged past the racy window (its ctime cannot be set back)."""
     tmp = tempfile.TemporaryDirectory(prefix="cpu_static-")
     data = os.urandom(FILE_SIZE)
-    path = Path(tmp.name) / FILE_NAME
+    path = Path(tmp.name + URL_PATH)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    ctime = path.stat().st_ctime
+    ctime = max(path.stat().st_ctime, path.parent.stat().st_ctime)
     time.sleep(max(0.0, ctime + RACY_SECONDS + 0.2 - time.time()))
     return tmp, data
 
@@ -148,8 +152,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--no-cache", action="store_true",
                         help="without the small-file cache (open/fstat/read/close per request)")
+    parser.add_argument("--subdir", action="store_true",
+                        help="serve /static/file4k (one directory below the root)")
     parser.add_argument("--profile", action="store_true", help="cProfile one run instead")
     args = parser.parse_args()
+    if args.subdir:
+        global URL_PATH, REQUEST
+        URL_PATH = "/static/" + FILE_NAME
+        REQUEST = HEAD % URL_PATH.encode()
     cls = handler_class(not args.no_cache)
     tmp, data = make_root()
     with tmp:
@@ -165,7 +175,7 @@ def main() -> None:
             pstats.Stats(profile).sort_stats("tottime").print_stats(25)
             return
         best = min(per_request(cls, root, args.requests) for _ in range(args.runs))
-    label = "no cache" if args.no_cache else "cached"
+    label = ("no cache" if args.no_cache else "cached") + ", " + URL_PATH
     print(f"minihttp static 4 KiB ({label}): {best * 1e6:.2f} us of CPU per request "
           f"(best of {args.runs} x {args.requests})")
 

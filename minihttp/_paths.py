@@ -40,6 +40,7 @@ __all__ = [
     "dirs_plain",
     "has_trailing_slash",
     "open_beneath",
+    "plain_dirs",
     "redirect_location",
     "root_prefix",
     "split_target",
@@ -183,26 +184,34 @@ def dirs_plain(path: str, root: str) -> bool | None:
     ``lstat`` per directory; a missing directory counts as plain (nothing can be opened).
     The last segment itself is not looked at.
     """
+    return plain_dirs(path, root)[0]
+
+
+def plain_dirs(path: str, root: str) -> tuple[bool | None, os.stat_result | None]:
+    """:func:`dirs_plain`, and the ``lstat`` result of ``path``'s parent directory when it
+    was taken on the way (None for a file in ``root`` itself, or when the walk stopped)."""
     prefix = root_prefix(root)
     if not path.startswith(prefix):
-        return None
+        return None, None
     rest = path[len(prefix):]
     if os.sep not in rest:  # a file in the root itself: no directory to look at
-        return rest != "." and rest != ".."
+        return rest != "." and rest != "..", None
     segments = rest.split(os.sep)
     if "." in segments or ".." in segments:
-        return False
+        return False, None
     current = root
+    st = None
     for segment in segments[:-1]:
         if not segment:
             continue
         current = os.path.join(current, segment)
         try:
-            if stat.S_ISLNK(os.lstat(current).st_mode):
-                return False
+            st = os.lstat(current)
         except (OSError, ValueError):
-            return True
-    return True
+            return True, None
+        if stat.S_ISLNK(st.st_mode):
+            return False, None
+    return True, st
 
 
 def open_beneath(path: str, root: str, flags: int) -> int | None:

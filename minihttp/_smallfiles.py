@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["RACY_SECONDS", "SmallFileCache", "identity"]
+__all__ = ["RACY_SECONDS", "Identity", "SmallFileCache", "identity"]
 
 #: A file must have been unchanged this long (by its ctime) before it may be cached.
 RACY_SECONDS = 2.0

@@ -47,7 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
 
-from . import __version__
+from . import __version__, _smallfiles
 from ._conditional import Validators, evaluate, if_range_matches, validators_for
 from ._encoding import choose_encoding
 from ._listing import render_listing, scan_directory
@@ -56,18 +56,17 @@ from ._paths import (
     NotFound,
     contained,
     contained_fast,
-    dirs_plain,
     has_trailing_slash,
     open_beneath,
+    plain_dirs,
     redirect_location,
     split_target,
     translate,
     url_segments,
 )
 from ._ranges import FULL, Part, RangeDecision, content_range, multipart_layout, parse_range
-from ._smallfiles import SmallFileCache
+from ._smallfiles import Identity, SmallFileCache, identity
 from .errors import HTTPError
-from .headers import Headers
 from .server import BaseHTTPRequestHandler
 
 __all__ = ["FileBody", "SimpleHTTPRequestHandler"]
@@ -185,6 +184,9 @@ class _Cached:
     validators: Validators
     ext: str  # the path's extension, for guess_type
     date: str  # Last-Modified as the default date_time_string formats it
+    #: The file's directory identity and the ``precompressed`` list for which no sibling
+    #: existed (see ``_no_siblings``), or None.
+    no_siblings: tuple[Identity, Sequence[tuple[str, str]]] | None = None
 
 
 _base_date_time_string = BaseHTTPRequestHandler.date_time_string
@@ -384,16 +386,17 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         if not path.endswith(("/", os.sep)):
             cache = self.small_file_cache
             # lstat: a symlink in the last segment is never taken for the file itself.
-            if (cache is not None and not self.follow_symlinks
-                    and dirs_plain(path, self.directory)):
-                try:
-                    st = os.lstat(path)
-                except (OSError, ValueError):
-                    pass  # the open below gives the right answer
-                else:
-                    hit = cache.lookup(path, st) if stat.S_ISREG(st.st_mode) else None
-                    if hit is not None and isinstance(hit[1], _Cached):
-                        return self._send_cached(path, hit[0], hit[1])
+            if cache is not None and not self.follow_symlinks:
+                plain, parent = plain_dirs(path, self.directory)
+                if plain:
+                    try:
+                        st = os.lstat(path)
+                    except (OSError, ValueError):
+                        pass  # the open below gives the right answer
+                    else:
+                        hit = cache.lookup(path, st) if stat.S_ISREG(st.st_mode) else None
+                        if hit is not None and isinstance(hit[1], _Cached):
+                            return self._send_cached(path, hit[0], hit[1], parent)
             # A file: open it first and let fstat tell a directory apart.
             started = time.time()  # before the read: see _smallfiles on racy files
             try:
@@ -406,14 +409,26 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
                 os.close(fd)
         return self._send_head_general(path)
 
-    def _send_cached(self, path: str, data: bytes, meta: _Cached) -> _Body | None:
-        """Answer from a small file's cached contents (still its contents, by ``lstat``)."""
+    def _send_cached(self, path: str, data: bytes, meta: _Cached,
+                     parent: os.stat_result | None = None) -> _Body | None:
+        """Answer from a small file's cached contents (still its contents, by ``lstat``).
+
+        ``parent`` is the ``lstat`` of the file's directory if one was taken on the way: when
+        it shows the directory unchanged since no precompressed sibling existed, there is
+        still none, and the per-sibling ``access`` calls are skipped.
+        """
         cls = type(self)
         if cls.content_type is _base_content_type and cls.guess_type is _base_guess_type:
             ctype = self._with_charset(self._type_of(meta.ext))  # no splitext per request
         else:
             ctype = self.content_type(path)
-        coding, siblings = self._sibling(path) if self.precompressed else (None, [])
+        precompressed = self.precompressed
+        if not precompressed or (parent is not None and meta.no_siblings is not None
+                                 and meta.no_siblings == (identity(parent), precompressed)):
+            coding: str | None = None
+            siblings: list[tuple[str, str]] = []
+        else:
+            coding, siblings = self._sibling(path)
         if coding:
             f, st = self._open(dict(siblings)[coding])
             try:
@@ -537,9 +552,41 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         v = validators_for(st)
         cache = self.small_file_cache
         if cache is not None and started and not self.follow_symlinks:
-            meta = _Cached(v, posixpath.splitext(path)[1], _base_date(self, v.last_modified))
+            no_siblings = None if vary else self._no_siblings(path)
+            meta = _Cached(v, posixpath.splitext(path)[1], _base_date(self, v.last_modified),
+                           no_siblings)
             cache.put(path, st, data, started, meta=meta)
         return self._answer(None, len(data), ctype, None, vary, v, data)
+
+    def _no_siblings(self, path: str) -> tuple[Identity, Sequence[tuple[str, str]]] | None:
+        """Proof that ``path`` has no precompressed sibling, valid while its directory keeps
+        the identity returned (with the sibling list it holds for); None if unsure.
+
+        Creating, renaming or linking a name into a directory changes the directory's mtime
+        and ctime; so while the directory's identity is unchanged, no sibling has appeared.
+        The directory must have been quiet for ``RACY_SECONDS`` (a change within the same
+        timestamp tick would go unseen, see :mod:`minihttp._smallfiles`), and each sibling
+        name must be absent altogether: a dangling symlink could start to resolve without
+        the directory changing, so such a name is checked on every request.
+        """
+        precompressed = self.precompressed
+        if not isinstance(precompressed, tuple):
+            return None  # a list could change in place: no lasting proof
+        started = time.time()
+        try:
+            st = os.lstat(os.path.dirname(path))
+            quiet_since = (started - _smallfiles.RACY_SECONDS) * 1e9
+            if not stat.S_ISDIR(st.st_mode) or st.st_ctime_ns > quiet_since:
+                return None
+            for _coding, suffix in precompressed:
+                try:
+                    os.lstat(path + suffix)
+                except FileNotFoundError:
+                    continue
+                return None
+        except (OSError, ValueError):
+            return None
+        return identity(st), precompressed
 
     def _send_file(self, path: str) -> _Body | None:
         ctype = self.content_type(path)
@@ -609,8 +656,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         """Answer for one representation: ``f`` is its open file (closed here unless it is
         returned in the body), or None when ``data`` already holds all of it; ``meta`` is
         what the small-file cache kept with ``data``."""
-        headers = self.headers
-        if type(headers) is Headers and _PRECONDITION_FIELDS.isdisjoint(headers._index):
+        if _PRECONDITION_FIELDS.isdisjoint(map(str.lower, self.headers)):
             # No precondition and no Range (the usual request): nothing to evaluate, the
             # whole representation is the answer (RFC 9110 sections 13.2.1 and 14.2).
             decision = FULL

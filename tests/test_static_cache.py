@@ -219,3 +219,74 @@ def test_open_beneath(tmp_path: Path) -> None:
     assert dirs_plain(os.path.join(r, "d", "f"), r) is True
     assert dirs_plain(os.path.join(r, "dir_out", "secret"), r) is False
     assert dirs_plain(str(tmp_path / "secret"), r) is None
+
+
+# -- siblings proven absent by the directory's identity -------------------------------------
+
+
+def _meta(cache: SmallFileCache, path: Path) -> object:
+    hit = cache.lookup(str(path), os.lstat(path))
+    assert hit is not None, "the file should be cached"
+    return hit[1]
+
+
+def test_no_sibling_proof_is_kept_for_a_file_in_a_directory(
+        site: tuple[Path, str, SmallFileCache]) -> None:
+    root, url, cache = site
+    assert _get(url + "/sub/a.txt").content == b"sub-a"
+    assert _meta(cache, root / "sub" / "a.txt").no_siblings is not None  # type: ignore[attr-defined]
+    r = _get(url + "/sub/a.txt")  # served with the proof: no Vary, identity body
+    assert r.content == b"sub-a" and "Vary" not in r.headers
+
+
+@pytest.mark.parametrize("how", ["create", "rename", "hardlink"])
+def test_sibling_appearing_after_caching_is_served(
+        site: tuple[Path, str, SmallFileCache], how: str) -> None:
+    import gzip
+
+    root, url, _cache = site
+    assert _get(url + "/sub/a.txt").content == b"sub-a"
+    _tick()
+    gz = root / "sub" / "a.txt.gz"
+    if how == "create":
+        gz.write_bytes(gzip.compress(b"sub-a-gz"))
+    else:
+        elsewhere = root.parent / "a.txt.gz"
+        elsewhere.write_bytes(gzip.compress(b"sub-a-gz"))
+        if how == "rename":
+            os.replace(elsewhere, gz)
+        else:
+            os.link(elsewhere, gz)
+    r = requests.get(url + "/sub/a.txt", headers={"Accept-Encoding": "gzip"}, timeout=TIMEOUT)
+    assert r.headers.get("Content-Encoding") == "gzip" and r.content == b"sub-a-gz"
+    assert r.headers.get("Vary") == "Accept-Encoding"
+    plain = requests.get(url + "/sub/a.txt", headers={"Accept-Encoding": "identity"},
+                         timeout=TIMEOUT)
+    assert plain.content == b"sub-a" and plain.headers.get("Vary") == "Accept-Encoding"
+
+
+def test_dangling_symlink_sibling_gives_no_proof(site: tuple[Path, str, SmallFileCache]) -> None:
+    import gzip
+
+    root, url, cache = site
+    target = root / "later.gz"  # another directory: creating it leaves sub/ unchanged
+    os.symlink(target, root / "sub" / "a.txt.gz")  # dangles: access() says absent
+    assert _get(url + "/sub/a.txt").content == b"sub-a"
+    assert _meta(cache, root / "sub" / "a.txt").no_siblings is None  # type: ignore[attr-defined]
+    _tick()
+    target.write_bytes(gzip.compress(b"now-gz"))  # now the link resolves
+    r = requests.get(url + "/sub/a.txt", headers={"Accept-Encoding": "gzip"}, timeout=TIMEOUT)
+    assert r.headers.get("Content-Encoding") == "gzip" and r.content == b"now-gz"
+
+
+def test_no_proof_while_the_directory_is_racily_clean(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_smallfiles, "RACY_SECONDS", 3600.0)
+    (tmp_path / "f").write_bytes(b"x")
+    handler = SimpleHTTPRequestHandler.__new__(SimpleHTTPRequestHandler)
+    assert handler._no_siblings(str(tmp_path / "f")) is None
+    monkeypatch.setattr(_smallfiles, "RACY_SECONDS", -3600.0)
+    proof = handler._no_siblings(str(tmp_path / "f"))
+    assert proof is not None and proof[1] == handler.precompressed
+    (tmp_path / "f.br").write_bytes(b"y")
+    assert handler._no_siblings(str(tmp_path / "f")) is None
