@@ -28,9 +28,9 @@ from typing import TypeAlias
 __all__ = [
     "FULL",
     "MAX_RANGES",
+    "UNSATISFIABLE",
     "Part",
     "RangeDecision",
-    "UNSATISFIABLE",
     "content_range",
     "multipart_layout",
     "parse_range",
