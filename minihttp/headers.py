@@ -19,27 +19,34 @@ Rules of this module:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 
 __all__ = ["Headers"]
+
+#: One field line of a block the parser has already validated (token name, colon, OWS,
+#: value without CR/LF, CRLF): a plain split, linear because nothing here can fail.
+_LINES = re.compile(r"([^:\r\n]+):[ \t]*([^\r\n]*)\r\n")
 
 
 class Headers:
     """Ordered, case-insensitive, multi-valued header fields (``email.message.Message``-like).
 
     ``_items`` is the list of ``(name, value)`` pairs in arrival order. ``_index`` maps a
-    lower-cased name to its values and is what makes lookups O(1); the parser builds both in
-    its single pass, so neither is rebuilt.
+    lower-cased name to its values (``_idx``) and is what makes lookups O(1). Both are made on first
+    use: the parser hands over the validated field block (:func:`_from_block`) and many handlers
+    never read a field, so a request that nobody asks about costs no per-field objects.
     """
 
-    __slots__ = ("_index", "_items")
+    __slots__ = ("_block", "_idx", "_items")
 
-    _items: list[tuple[str, str]]
-    _index: dict[str, list[str]]
+    _block: str
+    _items: list[tuple[str, str]] | None
+    _idx: dict[str, list[str]] | None
 
     def __init__(self, items: Iterable[tuple[str, str]] | None = None) -> None:
         self._items = []
-        self._index = {}
+        self._idx = {}
         if items is not None:
             for name, value in items:
                 self[name] = value
@@ -49,63 +56,95 @@ class Headers:
         """Adopt lists the parser already built (no copy, no re-validation)."""
         self = cls.__new__(cls)
         self._items = items
-        self._index = index
+        self._idx = index
         return self
+
+    def _fields(self) -> list[tuple[str, str]]:
+        """``_items``, split from the block on first use."""
+        items = self._items
+        if items is None:
+            block = self._block
+            items = _LINES.findall(block)
+            if " \r\n" in block or "\t\r\n" in block:
+                items = [(name, value.rstrip(" \t")) for name, value in items]  # trailing OWS
+            self._items = items
+        return items
+
+    @property
+    def _index(self) -> dict[str, list[str]]:
+        """Lower-cased name -> values (built on first use; read-only view for helpers)."""
+        return self._lookup()
+
+    def _lookup(self) -> dict[str, list[str]]:
+        """``_idx``, built on first use."""
+        index = self._idx
+        if index is None:
+            index = {}
+            for name, value in self._fields():
+                key = name.lower()
+                values = index.get(key)
+                if values is None:
+                    index[key] = [value]
+                else:
+                    values.append(value)
+            self._idx = index
+        return index
 
     # -- mapping surface ------------------------------------------------------------------
 
     def __getitem__(self, name: str) -> str | None:
         """First value of ``name`` or ``None`` (``Message`` returns ``None``, never raises)."""
-        values = self._index.get(name.lower())
+        values = (self._idx if self._idx is not None else self._lookup()).get(name.lower())
         return values[0] if values else None
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """First value of ``name``, or ``default``."""
-        values = self._index.get(name.lower())
+        values = (self._idx if self._idx is not None else self._lookup()).get(name.lower())
         return values[0] if values else default
 
     def get_all(self, name: str, failobj: list[str] | None = None) -> list[str] | None:
         """Every value of ``name`` in arrival order, or ``failobj`` when there is none."""
-        values = self._index.get(name.lower())
+        values = self._lookup().get(name.lower())
         return list(values) if values else failobj
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._index
+        return isinstance(name, str) and name.lower() in self._lookup()
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._fields())
 
     def __iter__(self) -> Iterator[str]:
         """Field names, in arrival order, repeated names repeated (as ``Message``)."""
-        return (name for name, _ in self._items)
+        return (name for name, _ in self._fields())
 
     def keys(self) -> list[str]:
         """Field names in arrival order."""
-        return [name for name, _ in self._items]
+        return [name for name, _ in self._fields()]
 
     def values(self) -> list[str]:
         """Field values in arrival order."""
-        return [value for _, value in self._items]
+        return [value for _, value in self._fields()]
 
     def items(self) -> list[tuple[str, str]]:
         """``(name, value)`` pairs in arrival order."""
-        return list(self._items)
+        return list(self._fields())
 
     def __setitem__(self, name: str, value: str) -> None:
         """Append a field (``Message`` semantics: it does not replace)."""
-        self._items.append((name, value))
+        index = self._lookup()
+        self._fields().append((name, value))
         key = name.lower()
-        values = self._index.get(key)
+        values = index.get(key)
         if values is None:
-            self._index[key] = [value]
+            index[key] = [value]
         else:
             values.append(value)
 
     def __delitem__(self, name: str) -> None:
         """Remove every field called ``name``; a missing name is not an error."""
         key = name.lower()
-        if self._index.pop(key, None) is not None:
-            self._items = [(n, v) for n, v in self._items if n.lower() != key]
+        if self._lookup().pop(key, None) is not None:
+            self._items = [(n, v) for n, v in self._fields() if n.lower() != key]
 
     def add_header(self, name: str, value: str, **params: str | None) -> None:
         """Append a field with ``key="value"`` parameters (``Message.add_header``)."""
@@ -121,16 +160,18 @@ class Headers:
     def replace_header(self, name: str, value: str) -> None:
         """Replace the first field called ``name``; ``KeyError`` if absent (as ``Message``)."""
         key = name.lower()
-        for i, (n, _) in enumerate(self._items):
+        items = self._fields()
+        for i, (n, _) in enumerate(items):
             if n.lower() == key:
-                self._items[i] = (n, value)
-                self._index[key][0] = value
+                items[i] = (n, value)
+                self._lookup()[key][0] = value
                 return
         raise KeyError(name)
 
     def copy(self) -> Headers:
         """An independent copy."""
-        return Headers._from_parsed(list(self._items), {k: list(v) for k, v in self._index.items()})
+        return Headers._from_parsed(list(self._fields()),
+                                    {k: list(v) for k, v in self._lookup().items()})
 
     # -- Content-Type helpers (RFC 9110 section 8.3) --------------------------------------------
 
@@ -188,19 +229,34 @@ class Headers:
 
     def as_string(self) -> str:
         """``Name: value`` lines joined by ``\\n`` plus a blank line (``str(Message)`` layout)."""
-        return "".join(f"{name}: {value}\n" for name, value in self._items) + "\n"
+        return "".join(f"{name}: {value}\n" for name, value in self._fields()) + "\n"
 
     __str__ = as_string
 
     def __repr__(self) -> str:
-        return f"Headers({self._items!r})"
+        return f"Headers({self._fields()!r})"
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Headers):
-            return self._items == other._items
+            return self._fields() == other._fields()
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]  # mutable
+
+
+_new = object.__new__
+
+
+def _from_block(block: str) -> Headers:
+    """Headers over CRLF-terminated field lines the parser has validated; split on first use.
+
+    A module function rather than a classmethod: it runs once per request, and this way
+    costs half as much.
+    """
+    self: Headers = _new(Headers)
+    self._block = block
+    self._items = self._idx = None
+    return self
 
 
 def _split_params(value: str) -> list[tuple[str, str]]:

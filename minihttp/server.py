@@ -75,7 +75,8 @@ from ._io import (
 )
 from .config import DEFAULT_LIMITS, Limits
 from .errors import HTTPError
-from .http11 import body_allowed, parse_head, validate_field
+from .http11 import body_allowed, validate_field
+from .http11._head import head_fields
 from .logs import access_log, control_escape, error_log
 from .socketserver import StreamRequestHandler, TCPServer, ThreadingMixIn
 
@@ -410,7 +411,8 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                 return False
         limits = self._lim or self._limits()
         try:
-            req = parse_head(head, limits)
+            (method, path, version, _, headers, raw, content_length, chunked, keep_alive,
+             expect_continue) = head_fields(head, limits)
         except HTTPError as err:
             self._reset_request_line()
             self._linger = True
@@ -418,22 +420,20 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             self.requestline = first[: first.find(b"\r\n")].decode("latin-1")
             self.send_error(err.status, None, err.message)
             return False
-        headers = req.headers
-        raw = req.raw_requestline
         self.raw_requestline = raw
         self.requestline = raw[:-2].decode("latin-1")
-        self.command = req.method
-        path = req.target
-        if path.startswith("//"):
+        self.command = method
+        if path[1:2] == "/" and path[0] == "/":
             path = "/" + path.lstrip("/")  # gh-87389: not an open redirect to //host
         self.path = path
-        self.request_version = req.version
+        self.request_version = version
         self.headers = headers
         if getattr(self.server, "forwarded_allow_ips", None):  # off: one getattr per request
             forwarded.apply(self, self.server.forwarded_allow_ips)  # trusted proxy's client
-        self.close_connection = not req.keep_alive or self.protocol_version < "HTTP/1.1"
-        expect = req.expect_continue and self.protocol_version >= "HTTP/1.1"
-        if not expect and not req.chunked and not req.content_length:
+        protocol = self.protocol_version
+        self.close_connection = not keep_alive or protocol < "HTTP/1.1"
+        expect = expect_continue and protocol >= "HTTP/1.1"
+        if not expect and not chunked and not content_length:
             self._body = self.rfile = EMPTY_BODY  # the common case: no body
             return True
         source = self._source()
@@ -441,10 +441,10 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                 and type(self).handle_expect_100 is BaseHTTPRequestHandler.handle_expect_100)
         on_first = self._send_continue if lazy else None
         body: BodyReader
-        if req.chunked:
+        if chunked:
             body = ChunkedBody(source, limits, on_first)
-        elif req.content_length:
-            body = LengthBody(source, req.content_length, on_first)
+        elif content_length:
+            body = LengthBody(source, content_length, on_first)
         else:
             body = EMPTY_BODY
         self._body = body

@@ -50,14 +50,17 @@ from ..errors import (
     URITooLong,
     VersionNotSupported,
 )
-from ..headers import Headers
+from ..headers import Headers, _from_block
 from ._rules import (
     ABSOLUTE_FORM,
     AUTHORITY_FORM,
     BARE_CR_LF,
     CONTENT_LENGTH,
+    HEAD,
     HOST,
     REQUEST_LINE,
+    SPECIAL_FIELDS,
+    SPECIAL_START,
     TOKEN,
     parse_field_block,
 )
@@ -65,7 +68,6 @@ from ._rules import (
 __all__ = ["Request", "find_head_end", "parse_head"]
 
 _CR = 0x0D
-_VERSION_INFO = {"1": (1, 1), "0": (1, 0)}
 #: Host values already checked against the grammar: a server sees few distinct ones, and a
 #: dict lookup is cheaper than the regex. A pure function's cache, bounded by clearing.
 _valid_hosts: dict[str, bool] = {}
@@ -192,20 +194,34 @@ def _first_bare(buf: bytes | bytearray, start: int, stop: int) -> int:
     return -1 if m is None else m.start()
 
 
+#: What :func:`head_fields` returns: :class:`Request`'s fields, in its order.
+HeadFields = tuple[str, str, str, tuple[int, int], Headers, bytes, "int | None", bool, bool, bool]
+
+
 def parse_head(head: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> Request:
     """Parse a complete request head (request line, fields, final CRLFCRLF)."""
-    if not isinstance(head, bytes):
+    return Request(*head_fields(head, limits))
+
+
+def head_fields(head: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> HeadFields:
+    """:func:`parse_head` as a plain tuple of :class:`Request`'s fields (the server's path).
+
+    The server copies the fields onto the handler at once, so building a ``Request`` first
+    would only add an object per request.
+    """
+    if head.__class__ is not bytes:
         head = bytes(head)
     n = len(head)
     i = _skip_empty_lines(head, 0) if head[:1] == b"\r" else 0
-    line_end = head.find(b"\r\n", i)
-    if n > limits.max_head or (line_end if line_end >= 0 else n) - i > limits.max_request_line:
-        end = head.find(b"\r\n\r\n", i)
-        err = _prefix_error(head, 0, n, end + 4 if end >= 0 else -1, limits)
-        if err is not None:
-            raise err
+    if n > limits.max_request_line or n > limits.max_head:
+        line_end = head.find(b"\r\n", i)
+        if n > limits.max_head or (line_end if line_end >= 0 else n) - i > limits.max_request_line:
+            end = head.find(b"\r\n\r\n", i)
+            err = _prefix_error(head, 0, n, end + 4 if end >= 0 else -1, limits)
+            if err is not None:
+                raise err
     try:
-        return _parse(head, i, line_end, limits)
+        return _parse(head, i, limits)
     except HTTPError as err:
         # A bare CR/LF is seen by find_head_end before the head is complete, so it must win
         # over any later finding here too, or whole and split input would disagree; it is
@@ -215,46 +231,63 @@ def parse_head(head: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> Requ
         raise
 
 
-def _parse(head: bytes, i: int, line_end: int, limits: Limits) -> Request:
-    """The checks of a complete head, in the order the module docstring gives."""
-    n = len(head)
-    if line_end < 0 or line_end > n - 4 or not head.endswith(b"\r\n\r\n"):
-        raise BadRequest("incomplete request head")
-    text = head.decode("latin-1")
+def _parse(head: bytes, i: int, limits: Limits) -> HeadFields:
+    """The checks of a complete head, in the order the module docstring gives.
 
-    # Request line (RFC 9112 section 3). The regex admits no CR/LF/controls anywhere in it.
-    m = REQUEST_LINE.fullmatch(text, i, line_end)
+    One regex validates the request line and every field line of a well-formed head and
+    picks up a leading Host field; one search of the lower-cased head tells whether any other
+    field the server acts on is there (most GETs: none). Only then are those fields collected.
+    No per-field objects are made: the handler's :class:`Headers` splits the field block
+    only if it is read. A head the regex refuses goes to :func:`_diagnose`, which raises.
+    """
+    text = head.decode("latin-1")
+    m = HEAD.fullmatch(text, i)
     if m is None:
-        raise BadRequest("malformed request line")
-    method, target, major, minor = m.groups()
-    if major != "1":
-        # RFC 9110 section 15.6.6; HTTP/0.9's versionless line is a 400 above.
-        raise VersionNotSupported("only HTTP/1.x is supported")
+        _diagnose(text, i, limits)
+        raise BadRequest("malformed request head")  # not reached: _diagnose raises
+    method, target, minor, host = m.groups()
     if target[0] != "/" or method == "CONNECT":
         _check_target_form(method, target)  # origin-form for any method but CONNECT is fine
-
-    # Fields (RFC 9112 section 5): the lines between the request line and the blank line.
-    items, index = parse_field_block(text[line_end + 2 : n - 2], limits.max_header_count)
+    n = len(text)
+    line_end = m.end(3)
+    # A field line takes at least 4 bytes ("a:" CRLF): short heads need no count.
+    max_count = limits.max_header_count
+    if n - line_end > 4 * max_count and text.count("\n", line_end + 2) > max_count + 1:
+        raise HeaderFieldsTooLarge("too many header fields")
+    headers = _from_block(text[line_end + 2 : n - 2])
+    raw = head[i : line_end + 2]
+    version = text[line_end - 8 : line_end]
+    version_info = (1, 1) if minor == "1" else (1, 0) if minor == "0" else (1, int(minor))
+    if host is not None and SPECIAL_START.search(head.lower(), m.end(4)) is None:
+        # The common case: Host first, and nothing that changes framing or persistence.
+        _check_host(host.rstrip(" \t"))
+        return (method, target, version, version_info, headers, raw, None, False,
+                minor != "0", False)
+    found = SPECIAL_FIELDS.findall(text, line_end)
+    # Values of each special field, keyed by the length of its name (see SPECIAL_FIELDS).
+    fields: dict[int, list[str]] = {}
+    for name, value in found:
+        values = fields.get(len(name))
+        if values is None:
+            fields[len(name)] = [value.rstrip(" \t")]
+        else:
+            values.append(value.rstrip(" \t"))
 
     # Host (RFC 9112 section 3.2): exactly one in HTTP/1.1, at most one otherwise.
-    hosts = index.get("host")
+    hosts = fields.get(_HOST)
     if hosts is None:
         if minor != "0":
             raise BadRequest("missing Host header field")
     elif len(hosts) != 1:
         raise BadRequest("more than one Host header field")
-    elif hosts[0] not in _valid_hosts:
-        if HOST.fullmatch(hosts[0]) is None:
-            raise BadRequest("invalid Host header field")
-        if len(_valid_hosts) >= _VALID_HOSTS_MAX:
-            _valid_hosts.clear()
-        _valid_hosts[hosts[0]] = True
+    else:
+        _check_host(hosts[0])
 
     # Framing (RFC 9112 section 6).
     content_length: int | None = None
     chunked = False
-    te = index.get("transfer-encoding")
-    cl = index.get("content-length")
+    te = fields.get(_TRANSFER_ENCODING)
+    cl = fields.get(_CONTENT_LENGTH)
     if te is not None:
         if minor == "0":
             raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
@@ -273,7 +306,7 @@ def _parse(head: bytes, i: int, line_end: int, limits: Limits) -> Request:
 
     # Expect (RFC 9110 section 10.1.1): only 100-continue, and ignored in HTTP/1.0.
     expect_continue = False
-    expect = index.get("expect")
+    expect = fields.get(_EXPECT)
     if expect is not None:
         for value in expect:
             for member in value.split(","):
@@ -285,26 +318,48 @@ def _parse(head: bytes, i: int, line_end: int, limits: Limits) -> Request:
         expect_continue = expect_continue and minor != "0"
 
     # Persistence (RFC 9112 section 9.3).
-    conn = index.get("connection")
+    conn = fields.get(_CONNECTION)
     if conn is None:
         keep_alive = minor != "0"
     else:
         options = {t.strip(" \t").lower() for v in conn for t in v.split(",")}
         keep_alive = "close" not in options and (minor != "0" or "keep-alive" in options)
-    version_info = _VERSION_INFO.get(minor) or (1, int(minor))
+    return (method, target, version, version_info, headers, raw, content_length, chunked,
+            keep_alive, expect_continue)
 
-    return Request(
-        method,
-        target,
-        text[line_end - 8 : line_end],
-        version_info,
-        Headers._from_parsed(items, index),
-        head[i : line_end + 2],
-        content_length,
-        chunked,
-        keep_alive,
-        expect_continue,
-    )
+
+#: SPECIAL_FIELDS names by length.
+_HOST, _EXPECT, _CONNECTION, _CONTENT_LENGTH, _TRANSFER_ENCODING = 4, 6, 10, 14, 17
+
+
+def _check_host(host: str) -> None:
+    """400 unless ``host`` is ``uri-host [":" port]`` (RFC 9110 section 7.2)."""
+    if host not in _valid_hosts:
+        if HOST.fullmatch(host) is None:
+            raise BadRequest("invalid Host header field")
+        if len(_valid_hosts) >= _VALID_HOSTS_MAX:
+            _valid_hosts.clear()
+        _valid_hosts[host] = True
+
+
+def _diagnose(text: str, i: int, limits: Limits) -> None:
+    """Raise the error of a head that :data:`HEAD` refused, checking line by line."""
+    n = len(text)
+    line_end = text.find("\r\n", i)
+    if line_end < 0 or line_end > n - 4 or not text.endswith("\r\n\r\n"):
+        raise BadRequest("incomplete request head")
+    # Request line (RFC 9112 section 3). The regex admits no CR/LF/controls anywhere in it.
+    m = REQUEST_LINE.fullmatch(text, i, line_end)
+    if m is None:
+        raise BadRequest("malformed request line")
+    method, target, major, _ = m.groups()
+    if major != "1":
+        # RFC 9110 section 15.6.6; HTTP/0.9's versionless line is a 400 above.
+        raise VersionNotSupported("only HTTP/1.x is supported")
+    if target[0] != "/" or method == "CONNECT":
+        _check_target_form(method, target)
+    # Fields (RFC 9112 section 5): raises 431 on too many, 400 on the first bad line.
+    parse_field_block(text[line_end + 2 : n - 2], limits.max_header_count)
 
 
 def _check_target_form(method: str, target: str) -> None:

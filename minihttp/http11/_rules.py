@@ -44,6 +44,36 @@ FIELD_LINE = re.compile(f"([{TCHAR}]+):[ \\t]*({_VALUE})")
 #: value keeps trailing OWS, which :func:`parse_field_block` trims only when the block has any.
 FIELD_LINES = re.compile(f"(?m)^([{TCHAR}]+):[ \\t]*({_VALUE})\\r\\n")
 
+#: A whole request head in the common shape, after any leading empty lines: an HTTP/1.x
+#: request line, field lines, the blank line. One ``fullmatch`` validates exactly what
+#: REQUEST_LINE (major version 1) plus FIELD_LINES over every line accept, so a head that
+#: fails it is rejected by the line-by-line checks, which also name the error. A first field
+#: named Host (RFC 9110 section 7.2: a user agent SHOULD send it first) is captured on the
+#: way. Groups: method, target, minor version digit, the first Host value or None (trailing
+#: OWS kept). Linear (see _VALUE); a Host line that fails is matched again as a plain field.
+_FIELD = f"[{TCHAR}]+:[ \\t]*{_VALUE}\\r\\n"
+HEAD = re.compile(
+    f"([{TCHAR}]+) ([\\x21-\\x7e]+) HTTP/1\\.([0-9])\\r\\n"
+    f"(?:[Hh][Oo][Ss][Tt]:[ \\t]*({_VALUE})\\r\\n)?(?:{_FIELD})*\\r\\n"
+)
+
+#: The start of a field line the server itself acts on, in a lower-cased valid head (where
+#: every "\\n" ends a line): Host (RFC 9112 section 3.2), the framing fields (section 6),
+#: Expect (RFC 9110 section 10.1.1), Connection (section 9.3). A head without one after its
+#: first Host line (most GETs) needs none of those checks.
+SPECIAL_START = re.compile(rb"\n(?:host|con(?:tent-length|nection)|transfer-encoding|expect):")
+
+#: The same fields with their values, in a head HEAD accepted (so each match is one whole
+#: field line). Names are matched case-insensitively by explicit classes (cheaper than
+#: re.IGNORECASE), and each has its own length, which tells them apart. Groups: name, value
+#: (trailing OWS kept).
+SPECIAL_FIELDS = re.compile(
+    "\\n(" + "|".join(
+        "".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in name)
+        for name in ("host", "content-length", "transfer-encoding", "expect", "connection")
+    ) + ")" + ":[ \\t]*([^\\r]*)"
+)
+
 #: request-line = method SP request-target SP HTTP-version (RFC 9112 section 3), single SP
 #: separators, method a token, target printable ASCII (VCHAR), version DIGIT "." DIGIT.
 REQUEST_LINE = re.compile(f"([{TCHAR}]+) ([\\x21-\\x7e]+) HTTP/([0-9])\\.([0-9])")
