@@ -94,3 +94,46 @@ def test_non_string_membership_and_repr() -> None:
 
 def test_all_lists_public_names() -> None:
     assert headers_mod.__all__ == ["Headers"]
+
+
+def _parsed(fields: list[tuple[str, str]]) -> Headers:
+    """Headers as the parser makes them: over the raw field block, split on first use."""
+    from minihttp.http11 import parse_head
+
+    raw = "".join(f"{n}:  {v} \t\r\n" for n, v in fields)  # OWS on both sides, trimmed
+    return parse_head(("GET / HTTP/1.0\r\n" + raw + "\r\n").encode("latin-1")).headers
+
+
+FIRST_USES = {
+    "getitem": lambda h: h["x-dup"],
+    "get": lambda h: h.get("HOST"),
+    "get_all": lambda h: h.get_all("X-Dup"),
+    "contains": lambda h: ("accept" in h, "nope" in h),
+    "len": len,
+    "iter": list,
+    "keys": lambda h: h.keys(),
+    "values": lambda h: h.values(),
+    "items": lambda h: h.items(),
+    "setitem": lambda h: (h.__setitem__("x-dup", "3"), h.items(), h.get_all("x-dup")),
+    "delitem": lambda h: (h.__delitem__("X-DUP"), h.items(), h["x-dup"]),
+    "replace": lambda h: (h.replace_header("x-dup", "r"), h.items(), h.get_all("x-dup")),
+    "copy": lambda h: h.copy().items(),
+    "eq": lambda h: h == Headers(FIELDS),
+    "str": str,
+    "repr": repr,
+    "content_type": lambda h: (h.get_content_type(), h.get_content_charset()),
+    "index": lambda h: sorted(h._index),
+}
+
+
+@pytest.mark.parametrize("use", sorted(FIRST_USES))
+def test_parsed_headers_behave_as_built_ones_whatever_is_used_first(use: str) -> None:
+    """The parser's Headers split their block lazily; any first use must see every field."""
+    parsed, built = _parsed(FIELDS), Headers(FIELDS)
+    assert FIRST_USES[use](parsed) == FIRST_USES[use](built)
+    assert parsed == built and parsed.items() == built.items()
+
+
+def test_parsed_headers_without_fields() -> None:
+    h = _parsed([])
+    assert len(h) == 0 and h.items() == [] and h["host"] is None and h.as_string() == "\n"

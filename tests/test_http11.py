@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_http11_replay import Outcome, bytewise, random_sizes, replay, whole
 
 import minihttp.http11 as http11
@@ -393,3 +395,32 @@ def test_long_blank_field_values_parse_in_linear_time(tail: bytes) -> None:
     else:
         decoder.feed(trailer)
         assert decoder.done and decoder.trailers["x-t"] == tail.strip(b" \t").decode()
+
+
+_HEAD_ALPHABET = "GETHOSThost:/ .1\r\n\t\x00\x7f\xe9aZ-"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(_HEAD_ALPHABET, max_size=12), max_size=5),
+       st.sampled_from(["GET / HTTP/1.1", "GET / HTTP/1.0", "GET / HTTP/2.0", "GET  / HTTP/1.1"]))
+def test_head_regex_is_the_line_by_line_grammar(lines: list[str], request_line: str) -> None:
+    """HEAD (with or without possessive quantifiers) accepts exactly the heads whose request
+    line is REQUEST_LINE with major version 1 and whose every field line is a FIELD_LINE."""
+    import sys
+
+    from minihttp.http11 import _rules
+
+    text = request_line + "\r\n" + "".join(line + "\r\n" for line in lines) + "\r\n"
+    rl = _rules.REQUEST_LINE.fullmatch(request_line)
+    expected = (rl is not None and rl.group(3) == "1"
+                and all(_rules.FIELD_LINE.fullmatch(line) for line in lines))
+    variants = [_rules.head_regex(False)]
+    if sys.version_info >= (3, 11):
+        variants.append(_rules.head_regex(True))
+    for regex in variants:
+        m = regex.fullmatch(text)
+        assert (m is not None) == expected, (regex.pattern, text)
+        if m is not None:
+            first = lines[0] if lines else ""
+            host = first[5:].lstrip(" \t") if first[:5].lower() == "host:" else None
+            assert m.group(4) == host

@@ -37,6 +37,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..config import DEFAULT_LIMITS, Limits
@@ -208,21 +209,52 @@ def head_fields(head: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> Hea
 
     The server copies the fields onto the handler at once, so building a ``Request`` first
     would only add an object per request.
+
+    One regex validates the request line and every field line of a well-formed head and
+    picks up a leading Host field; one search of the lower-cased head tells whether any other
+    field the server acts on is there (most GETs: none, and they are done here). No
+    per-field objects are made: the handler's :class:`Headers` splits the field block only if
+    it is read. Anything else goes the long way (:func:`_parse`), which gives the same result.
     """
     if head.__class__ is not bytes:
         head = bytes(head)
+    text = head.decode("latin-1")
+    m = HEAD.fullmatch(text)
+    if m is None or len(text) > limits.max_request_line:
+        return _parse(head, text, limits)  # leading CRLF, limits to check, or invalid
+    method, target, minor, host = m.groups()
+    if (host is None or target[0] != "/" or method == "CONNECT"
+            or len(text) > 4 * limits.max_header_count
+            or SPECIAL_START.search(head.lower(), m.end(4)) is not None):
+        return _finish(head, text, m, 0, limits)
+    # Origin-form, Host first, no other field the server acts on, too short for too many
+    # fields (a field line takes at least 4 bytes, "a:" CRLF), within every size limit.
+    if host not in _valid_hosts:
+        _check_host(host)
+    line_end = m.end(3)
+    return (method, target, text[line_end - 8 : line_end],
+            (1, 1) if minor == "1" else (1, 0) if minor == "0" else (1, int(minor)),
+            _from_block(text[line_end + 2 : -2]), head[: line_end + 2], None, False,
+            minor != "0", False)
+
+
+def _parse(head: bytes, text: str, limits: Limits) -> HeadFields:
+    """The checks of a complete head, in the order the module docstring gives."""
     n = len(head)
     i = _skip_empty_lines(head, 0) if head[:1] == b"\r" else 0
-    if n > limits.max_request_line or n > limits.max_head:
-        line_end = head.find(b"\r\n", i)
-        if n > limits.max_head or (line_end if line_end >= 0 else n) - i > limits.max_request_line:
-            end = head.find(b"\r\n\r\n", i)
-            err = _prefix_error(head, 0, n, end + 4 if end >= 0 else -1, limits)
-            if err is not None:
-                raise err
+    line_end = head.find(b"\r\n", i)
+    if n > limits.max_head or (line_end if line_end >= 0 else n) - i > limits.max_request_line:
+        end = head.find(b"\r\n\r\n", i)
+        err = _prefix_error(head, 0, n, end + 4 if end >= 0 else -1, limits)
+        if err is not None:
+            raise err
     try:
-        return _parse(head, i, limits)
-    except HTTPError as err:
+        m = HEAD.fullmatch(text, i)
+        if m is None:
+            _diagnose(text, i, limits)
+            raise BadRequest("malformed request head")  # not reached: _diagnose raises
+        return _finish(head, text, m, i, limits)
+    except HTTPError:
         # A bare CR/LF is seen by find_head_end before the head is complete, so it must win
         # over any later finding here too, or whole and split input would disagree; it is
         # also the most useful diagnosis when it breaks a line's syntax.
@@ -231,21 +263,9 @@ def head_fields(head: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> Hea
         raise
 
 
-def _parse(head: bytes, i: int, limits: Limits) -> HeadFields:
-    """The checks of a complete head, in the order the module docstring gives.
-
-    One regex validates the request line and every field line of a well-formed head and
-    picks up a leading Host field; one search of the lower-cased head tells whether any other
-    field the server acts on is there (most GETs: none). Only then are those fields collected.
-    No per-field objects are made: the handler's :class:`Headers` splits the field block
-    only if it is read. A head the regex refuses goes to :func:`_diagnose`, which raises.
-    """
-    text = head.decode("latin-1")
-    m = HEAD.fullmatch(text, i)
-    if m is None:
-        _diagnose(text, i, limits)
-        raise BadRequest("malformed request head")  # not reached: _diagnose raises
-    method, target, minor, host = m.groups()
+def _finish(head: bytes, text: str, m: re.Match[str], i: int, limits: Limits) -> HeadFields:
+    """Everything after the line syntax, for a head that :data:`HEAD` matched from ``i``."""
+    method, target, minor, _ = m.groups()
     if target[0] != "/" or method == "CONNECT":
         _check_target_form(method, target)  # origin-form for any method but CONNECT is fine
     n = len(text)
@@ -258,11 +278,6 @@ def _parse(head: bytes, i: int, limits: Limits) -> HeadFields:
     raw = head[i : line_end + 2]
     version = text[line_end - 8 : line_end]
     version_info = (1, 1) if minor == "1" else (1, 0) if minor == "0" else (1, int(minor))
-    if host is not None and SPECIAL_START.search(head.lower(), m.end(4)) is None:
-        # The common case: Host first, and nothing that changes framing or persistence.
-        _check_host(host.rstrip(" \t"))
-        return (method, target, version, version_info, headers, raw, None, False,
-                minor != "0", False)
     found = SPECIAL_FIELDS.findall(text, line_end)
     # Values of each special field, keyed by the length of its name (see SPECIAL_FIELDS).
     fields: dict[int, list[str]] = {}
@@ -332,14 +347,17 @@ def _parse(head: bytes, i: int, limits: Limits) -> HeadFields:
 _HOST, _EXPECT, _CONNECTION, _CONTENT_LENGTH, _TRANSFER_ENCODING = 4, 6, 10, 14, 17
 
 
-def _check_host(host: str) -> None:
-    """400 unless ``host`` is ``uri-host [":" port]`` (RFC 9110 section 7.2)."""
-    if host not in _valid_hosts:
-        if HOST.fullmatch(host) is None:
+def _check_host(value: str) -> None:
+    """400 unless ``value`` is ``uri-host [":" port]`` (RFC 9110 section 7.2) + trailing OWS.
+
+    Remembers valid values as given (callers look them up before calling).
+    """
+    if value not in _valid_hosts:
+        if HOST.fullmatch(value.rstrip(" \t")) is None:
             raise BadRequest("invalid Host header field")
         if len(_valid_hosts) >= _VALID_HOSTS_MAX:
             _valid_hosts.clear()
-        _valid_hosts[host] = True
+        _valid_hosts[value] = True
 
 
 def _diagnose(text: str, i: int, limits: Limits) -> None:

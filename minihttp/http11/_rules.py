@@ -19,6 +19,7 @@ Strictness decisions (each one rejects with 400 unless noted):
 from __future__ import annotations
 
 import re
+import sys
 
 from ..errors import BadRequest, HeaderFieldsTooLarge
 
@@ -44,18 +45,30 @@ FIELD_LINE = re.compile(f"([{TCHAR}]+):[ \\t]*({_VALUE})")
 #: value keeps trailing OWS, which :func:`parse_field_block` trims only when the block has any.
 FIELD_LINES = re.compile(f"(?m)^([{TCHAR}]+):[ \\t]*({_VALUE})\\r\\n")
 
+def head_regex(possessive: bool) -> re.Pattern[str]:
+    """HEAD, with possessive quantifiers (Python 3.11+) or without (the same language).
+
+    Where the grammar leaves nothing to give back, a possessive quantifier keeps the regex
+    engine from saving backtracking state per repetition: HEAD gets about a quarter faster.
+    """
+    p = "+" if possessive else ""
+    return re.compile(
+        f"([{TCHAR}]+) ([\\x21-\\x7e]+) HTTP/1\\.([0-9])\\r\\n"
+        f"(?:[Hh][Oo][Ss][Tt]:[ \\t]*{p}"
+        f"((?:[\\x21-\\x7e\\x80-\\xff][\\t\\x20-\\x7e\\x80-\\xff]*{p})?{p})\\r\\n)?"
+        f"(?:[{TCHAR}]+{p}:[\\t\\x20-\\x7e\\x80-\\xff]*{p}\\r\\n)*{p}\\r\\n"
+    )
+
+
 #: A whole request head in the common shape, after any leading empty lines: an HTTP/1.x
 #: request line, field lines, the blank line. One ``fullmatch`` validates exactly what
 #: REQUEST_LINE (major version 1) plus FIELD_LINES over every line accept, so a head that
 #: fails it is rejected by the line-by-line checks, which also name the error. A first field
 #: named Host (RFC 9110 section 7.2: a user agent SHOULD send it first) is captured on the
 #: way. Groups: method, target, minor version digit, the first Host value or None (trailing
-#: OWS kept). Linear (see _VALUE); a Host line that fails is matched again as a plain field.
-_FIELD = f"[{TCHAR}]+:[ \\t]*{_VALUE}\\r\\n"
-HEAD = re.compile(
-    f"([{TCHAR}]+) ([\\x21-\\x7e]+) HTTP/1\\.([0-9])\\r\\n"
-    f"(?:[Hh][Oo][Ss][Tt]:[ \\t]*({_VALUE})\\r\\n)?(?:{_FIELD})*\\r\\n"
-)
+#: OWS kept). In the other lines OWS and value are one class (validation only). Linear: a
+#: name cannot hold the colon, a value cannot hold the CR, a Host value starts non-blank.
+HEAD = head_regex(sys.version_info >= (3, 11))
 
 #: The start of a field line the server itself acts on, in a lower-cased valid head (where
 #: every "\\n" ends a line): Host (RFC 9112 section 3.2), the framing fields (section 6),
