@@ -762,6 +762,17 @@ class ResponseWriter:
 
     def write(self, b: Any) -> int:
         """Queue body bytes under the response's framing; returns their length."""
+        mode = self.mode
+        if mode == LENGTH and b.__class__ is bytes:
+            # The common case: a bytes body under a Content-Length, buffered.
+            n = len(b)
+            remaining = self.remaining
+            buf = self._buf
+            if n <= remaining and len(buf) + n < FLUSH_AT:
+                self.remaining = remaining - n
+                self.body_bytes += n
+                buf += b
+                return n
         if isinstance(b, (bytes, bytearray)):
             n = len(b)
         else:

@@ -412,7 +412,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         limits = self._lim or self._limits()
         try:
             (method, path, version, _, headers, raw, content_length, chunked, keep_alive,
-             expect_continue) = head_fields(head, limits)
+             expect_continue, requestline) = head_fields(head, limits)
         except HTTPError as err:
             self._reset_request_line()
             self._linger = True
@@ -421,7 +421,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             self.send_error(err.status, None, err.message)
             return False
         self.raw_requestline = raw
-        self.requestline = raw[:-2].decode("latin-1")
+        self.requestline = requestline
         self.command = method
         if path[1:2] == "/" and path[0] == "/":
             path = "/" + path.lstrip("/")  # gh-87389: not an open redirect to //host
@@ -542,7 +542,9 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         if writer is not None and self.wfile is writer:
             size = writer.body_bytes
             mode = writer.mode
-            if mode == LENGTH and writer.remaining and not writer.broken:
+            if mode == LENGTH and not writer.remaining:
+                pass  # the common case: a complete Content-Length response
+            elif mode == LENGTH and writer.remaining and not writer.broken:
                 error_log.error("%s: response to %r shorter than its Content-Length; closing",
                                 self.address_string(), self.requestline)
             elif (mode == _io.RAW and not writer.committed and self.command is not None
@@ -566,17 +568,15 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                 self._drain(body)
             if self.close_connection:
                 self._linger = True
-        self._expect_pending = False
+        self._expect_pending = self._conn_header = False
         self._status = self._resp_length = self._resp_te = None
-        self._conn_header = False
         code = self._log_code
         if code is not None:
             self._log_code = None
-            cls = type(self)
-            log = _log_modes.get(cls)
+            log = _log_modes.get(type(self))
             if log is None:
-                log = _log_mode(cls)
-            if log == 2 or (log == 1 and access_log.isEnabledFor(_INFO)):
+                log = _log_mode(type(self))
+            if log and (log == 2 or access_log.isEnabledFor(_INFO)):
                 if isinstance(code, HTTPStatus):
                     code = code.value
                 self.log_message('"%s" %s %s', self.requestline, str(code), str(size))
@@ -772,6 +772,21 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
 
     def end_headers(self) -> None:
         """End the head: choose the body framing and hand the head to ``wfile``."""
+        length = self._resp_length
+        if (length is not None and not self.close_connection and self._resp_te is None
+                and self.command == "GET" and self.request_version == "HTTP/1.1"):
+            writer = self._writer
+            status = self._status
+            if (writer is not None and self.wfile is writer and status is not None
+                    and status >= 200 and status != 204 and status != 304
+                    and type(self).flush_headers is _base_flush_headers):
+                # _framing's common case, inlined: a keep-alive HTTP/1.1 GET answered with a
+                # Content-Length needs no added field; the head goes to the writer at once.
+                buf = self._headers_buffer
+                buf.append(b"\r\n")
+                self._headers_buffer = []
+                writer.start(b"".join(buf), LENGTH, length)
+                return
         if self.request_version == "HTTP/0.9":
             return
         try:
@@ -781,17 +796,6 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         writer = self._writer
         status = self._status
         if writer is not None and self.wfile is writer and status is not None and status >= 200:
-            length = self._resp_length
-            if (length is not None and not self.close_connection and status != 204
-                    and status != 304 and self._resp_te is None and self.command == "GET"
-                    and self.request_version == "HTTP/1.1"
-                    and type(self).flush_headers is _base_flush_headers):
-                # _framing's common case, inlined: a keep-alive HTTP/1.1 GET answered with a
-                # Content-Length needs no added field; the head goes to the writer at once.
-                buf.append(b"\r\n")
-                self._headers_buffer = []
-                writer.start(b"".join(buf), LENGTH, length)
-                return
             mode = self._framing(buf, status)
             buf.append(b"\r\n")
             if type(self).flush_headers is _base_flush_headers:

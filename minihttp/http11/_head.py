@@ -195,17 +195,20 @@ def _first_bare(buf: bytes | bytearray, start: int, stop: int) -> int:
     return -1 if m is None else m.start()
 
 
-#: What :func:`head_fields` returns: :class:`Request`'s fields, in its order.
-HeadFields = tuple[str, str, str, tuple[int, int], Headers, bytes, "int | None", bool, bool, bool]
+#: What :func:`head_fields` returns: :class:`Request`'s fields, in its order, then the
+#: request line as text (``http.server``'s ``requestline``).
+HeadFields = tuple[
+    str, str, str, tuple[int, int], Headers, bytes, "int | None", bool, bool, bool, str
+]
 
 
 def parse_head(head: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> Request:
     """Parse a complete request head (request line, fields, final CRLFCRLF)."""
-    return Request(*head_fields(head, limits))
+    return Request(*head_fields(head, limits)[:10])
 
 
 def head_fields(head: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> HeadFields:
-    """:func:`parse_head` as a plain tuple of :class:`Request`'s fields (the server's path).
+    """:func:`parse_head` as a plain tuple (:data:`HeadFields`): the server's path.
 
     The server copies the fields onto the handler at once, so building a ``Request`` first
     would only add an object per request.
@@ -235,7 +238,7 @@ def head_fields(head: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> Hea
     return (method, target, text[line_end - 8 : line_end],
             (1, 1) if minor == "1" else (1, 0) if minor == "0" else (1, int(minor)),
             _from_block(text[line_end + 2 : -2]), head[: line_end + 2], None, False,
-            minor != "0", False)
+            minor != "0", False, text[:line_end])
 
 
 def _parse(head: bytes, text: str, limits: Limits) -> HeadFields:
@@ -340,7 +343,7 @@ def _finish(head: bytes, text: str, m: re.Match[str], i: int, limits: Limits) ->
         options = {t.strip(" \t").lower() for v in conn for t in v.split(",")}
         keep_alive = "close" not in options and (minor != "0" or "keep-alive" in options)
     return (method, target, version, version_info, headers, raw, content_length, chunked,
-            keep_alive, expect_continue)
+            keep_alive, expect_continue, text[i:line_end])
 
 
 #: SPECIAL_FIELDS names by length.
