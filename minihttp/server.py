@@ -155,7 +155,7 @@ _date_line = b""
 def _now_date() -> tuple[str, bytes]:
     """The current HTTP date and its ``Date:`` field line, recomputed once per second."""
     global _date_second, _date_text, _date_line
-    now = time.time()
+    now = _time()
     second = int(now)
     if second != _date_second:
         text = _http_date(now)
@@ -174,8 +174,9 @@ _KIND_OTHER, _KIND_CONNECTION, _KIND_LENGTH, _KIND_TE = range(4)
 _KINDS = {"connection": _KIND_CONNECTION, "content-length": _KIND_LENGTH,
           "transfer-encoding": _KIND_TE}
 _status_lines: dict[tuple[str, int], bytes] = {}
-#: (code, protocol_version, server_version, sys_version) -> (status, status + Server lines).
-_status_server_lines: dict[tuple[Any, str, str, str], tuple[int, bytes]] = {}
+#: (code, protocol_version, server_version, sys_version) -> (status, status + Server + Date
+#: lines, the second of the Date): one append per response while that second lasts.
+_status_server_lines: dict[tuple[Any, str, str, str], tuple[int, bytes, float]] = {}
 _allow_values: dict[type, str] = {}
 #: Handler classes that keep the default Server / Date / send_header (prebuilt lines).
 _fast_classes: dict[type, bool] = {}
@@ -673,13 +674,11 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             if version != "HTTP/0.9":
                 key = (code, self.protocol_version, self.server_version, self.sys_version)
                 entry = _status_server_lines.get(key)
-                if entry is None:
+                if entry is None or not 0.0 <= _time() - entry[2] < 1.0:  # a new second
                     entry = _status_server_lines[key] = self._status_server(key)
                 self._log_code = code
                 self._status = entry[0]
-                buf = self._headers_buffer
-                buf.append(entry[1])
-                buf.append(_date_line if int(_time()) == _date_second else _now_date()[1])
+                self._headers_buffer.append(entry[1])
                 return
         self.log_request(code)
         self.send_response_only(code, message)
@@ -697,8 +696,9 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             self.send_header("Server", self.version_string())
             self.send_header("Date", self.date_time_string())
 
-    def _status_server(self, key: tuple[Any, str, str, str]) -> tuple[int, bytes]:
-        """(status, status line + Server line) for a key of ``send_response``'s cache."""
+    def _status_server(self, key: tuple[Any, str, str, str]) -> tuple[int, bytes, float]:
+        """An entry of ``send_response``'s cache: (status, status line + Server line + Date
+        line, the second of that Date). A clock set back makes the entry stale too."""
         code = int(key[0])
         if len(_status_server_lines) >= _FIELD_CACHE_MAX:
             _status_server_lines.clear()
@@ -708,7 +708,9 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             status_line = self._headers_buffer[0]
         finally:
             self._headers_buffer = saved
-        return code, status_line + f"Server: {key[2]} {key[3]}\r\n".encode("latin-1")
+        date_line = _now_date()[1]
+        return (code, status_line + f"Server: {key[2]} {key[3]}\r\n".encode("latin-1")
+                + date_line, float(_date_second))
 
     def send_response_only(self, code: int, message: str | None = None) -> None:
         """Queue the status line only (no ``Server`` / ``Date``, no logging)."""
