@@ -22,7 +22,8 @@ measured is the steady state of a keep-alive connection through a pooled upstrea
     python3 benchmarks/cpu_proxy.py [--requests N] [--runs N] [--profile]
 
 ``--profile`` runs cProfile inside the proxy's connection thread for one run and prints the
-top 25 functions by own time instead.
+function calls per request and the top ``--top`` functions by ``--sort`` (own time by
+default; ``--sort tottime,ncalls`` prints both) instead.
 """
 
 from __future__ import annotations
@@ -151,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=7, help="measured runs (one connection each)")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile one run in the proxy's connection thread instead")
+    parser.add_argument("--sort", default="tottime",
+                        help="pstats sort key(s) for --profile, comma-separated "
+                             "(tottime, ncalls, cumulative)")
+    parser.add_argument("--top", type=int, default=25, help="rows printed by --profile")
     args = parser.parse_args(argv)
 
     up_port = h.free_port()
@@ -179,7 +184,11 @@ def main(argv: list[str] | None = None) -> int:
             _MeasuredHandler.profile = cProfile.Profile()
             run_once(server, request, args.requests)
             stats = pstats.Stats(_MeasuredHandler.profile)
-            stats.sort_stats("tottime").print_stats(25)
+            calls = sum(row[1] for row in stats.stats.values())  # type: ignore[attr-defined]
+            print(f"{calls / args.requests:.0f} function calls per request "
+                  f"(cProfile, primitive and recursive)")
+            for key in args.sort.split(","):
+                stats.sort_stats(key).print_stats(args.top)
             return 0
         results = [run_once(server, request, args.requests) for _ in range(args.runs)]
     us = sorted(r[0] * 1e6 for r in results)

@@ -134,6 +134,78 @@ def _h11_takes_parsed() -> bool:
 _H11_PARSED = _h11_takes_parsed()
 
 
+def _h11_headers_type() -> Any:
+    """h11's own header list class, when this h11 takes it as given (None otherwise).
+
+    ``h11.Request(headers=<h11 Headers>)`` adopts the list as is: no per-field lower-casing
+    and copying (``normalize_and_validate``). The fields must then already be h11's
+    ``(raw name, lower-case name, value)`` triples with framing values in normal form; the
+    fast path builds exactly that from fields our strict parser accepted. Checked once by
+    serializing a request, so a future h11 that changes the class is simply not used.
+    """
+    try:
+        from h11._headers import Headers as h11_headers
+
+        fields = h11_headers([(b"Host", b"host", b"x"), (b"X-A", b"x-a", b"1")])
+        request = h11.Request(method=b"GET", target=b"/", headers=fields, _parsed=True)
+        conn = h11.Connection(h11.CLIENT)
+        wire = conn.send(request) + conn.send(_END)
+        if (wire != b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n"
+                or request.headers.raw_items() != [(b"Host", b"x"), (b"X-A", b"1")]):
+            return None
+        response = h11.Response(status_code=200, headers=[(b"A-B", b"c")])
+        if getattr(response.headers, "_full_items", None) != [(b"A-B", b"a-b", b"c")]:
+            return None
+    except Exception:  # any change in h11's internals: use its public input types
+        return None
+    return h11_headers
+
+
+#: h11's Headers class (fast path) or None; when set, ``_full_items`` of a parsed
+#: response's headers is the (raw, lower, value) list too (checked above).
+_H11_HEADERS: Any = _h11_headers_type() if _H11_PARSED else None
+
+#: Absolute-form ``http://reg-name[:port][/path-or-?query][#fragment]`` (RFC 9112 section
+#: 3.2.2, RFC 3986 section 3.2.2 reg-name): the common target in one match. Anything else
+#: (IPv6 literals, userinfo, other schemes, bad ports) goes to :meth:`ProxyHandler._target`,
+#: which accepts or refuses it with a precise message.
+_ABSOLUTE = re.compile(
+    r"(?i:http)://(" + _REG_NAME.pattern + r")(?::([0-9]{1,5})?)?(?:([/?][^#]*)(?:#.*)?)?",
+    re.DOTALL)
+
+# What the fast path does with each request field (by lower-case name).
+_KEEP, _DROP, _CONNECTION, _VIA, _XFF, _TE, _CL = range(7)
+_REQUEST_ACTIONS: dict[str, int] = {
+    **{name: _DROP for name in _REQUEST_DROP},
+    "connection": _CONNECTION, "via": _VIA, "x-forwarded-for": _XFF,
+    "transfer-encoding": _TE, "content-length": _CL,
+}
+#: Field name as received -> (name bytes, lower-case name bytes, action). Field names are a
+#: small vocabulary (the same dozen on most requests), so each is encoded and classified
+#: once; the table is bounded (cleared when full) so odd names cannot grow it. Values are
+#: never cached: they are encoded on every request.
+_NAMES: dict[str, tuple[bytes, bytes, int]] = {}
+_NAMES_MAX = 512
+
+
+def _name_entry(name: str) -> tuple[bytes, bytes, int]:
+    low = name.lower()
+    entry = (name.encode("latin-1"), low.encode("latin-1"), _REQUEST_ACTIONS.get(low, _KEEP))
+    if len(_NAMES) >= _NAMES_MAX:
+        _NAMES.clear()
+    _NAMES[name] = entry
+    return entry
+
+
+# What the relay does with each response field (by h11's lower-case name).
+_R_SKIP, _R_LENGTH, _R_CHUNKED, _R_CONNECTION, _R_DATE = range(5)
+_RESPONSE_ACTIONS: dict[bytes, int] = {
+    **{name: _R_SKIP for name in _RESPONSE_SKIP},
+    b"content-length": _R_LENGTH, b"transfer-encoding": _R_CHUNKED,
+    b"connection": _R_CONNECTION, b"date": _R_DATE,
+}
+
+
 @functools.lru_cache(maxsize=256)
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
@@ -213,6 +285,38 @@ class ProxyServer(ProxyServerMixIn, ThreadingHTTPServer):
     daemon_threads = True
 
 
+class _Context:
+    """What every request on one client connection needs from the server and the config,
+    looked up once per connection (not per request): the allow-list decision, the bind
+    port for the loop check, our Via entries as bytes, which hooks are overridden."""
+
+    __slots__ = ("allowed", "auth", "bind_port", "cfg", "client", "fast", "pool",
+                 "raw_fields", "response_hook", "server", "timeout", "via_request",
+                 "via_response", "xff")
+
+    def __init__(self, handler: ProxyHandler) -> None:
+        self.server = handler.server
+        self.client = handler.client_address
+        cfg = self.cfg = handler.config
+        self.pool = handler.pool
+        self.allowed = _client_allowed(str(self.client[0]), cfg.allow)
+        self.auth = cfg.auth
+        self.timeout = cfg.upstream_timeout
+        address = getattr(self.server, "server_address", None)
+        self.bind_port = address[1] if isinstance(address, tuple) and len(address) > 1 else -1
+        cls = type(handler)
+        # The fast path builds h11's field list itself; a request hook gets the general one.
+        self.fast = _H11_HEADERS is not None and cls.request_hook is ProxyHandler.request_hook
+        self.response_hook = cls.response_hook is not ProxyHandler.response_hook
+        # Relayed fields (validated by h11's parser) join the head as bytes unless a
+        # subclass wants to see each one in send_header.
+        self.raw_fields = cls.send_header is BaseHTTPRequestHandler.send_header
+        via = cfg.via_name.encode("ascii")
+        self.via_request = b"1.1 " + via
+        self.via_response = b"Via: 1.1 " + via + b"\r\n"
+        self.xff = str(self.client[0]).encode("latin-1") if cfg.forwarded_for else None
+
+
 _FALLBACK: dict[str, Any] = {}
 _FALLBACK_LOCK = threading.Lock()
 
@@ -280,11 +384,27 @@ class ProxyHandler(BaseHTTPRequestHandler):
             return self.do_GET
         raise AttributeError(name)
 
+    #: Per-connection lookups (see :class:`_Context`), made by the first request.
+    _ctx: _Context | None = None
+
     def do_GET(self) -> None:
         """Forward one absolute-form request (used for every method except CONNECT)."""
         try:
-            self._admit()
-            self._forward()
+            ctx = self._ctx
+            if ctx is None or ctx.server is not self.server or ctx.client is not \
+                    self.client_address:
+                ctx = self._ctx = _Context(self)
+            if not ctx.allowed:
+                raise _Refuse(403, "Forbidden: this client may not use the proxy.")
+            if ctx.auth is not None and not self._authorized(ctx.auth):
+                raise _Refuse(407, "Proxy authentication required.",
+                              [("Proxy-Authenticate", 'Basic realm="minihttp", charset="UTF-8"')])
+            command = self.command
+            if ctx.fast and command != "OPTIONS" and command != "TRACE":
+                self._forward_fast(ctx)
+            else:
+                self._admit_fields()
+                self._forward()
         except _Refuse as refusal:
             self._send_plain(refusal.status, refusal.message, refusal.headers)
 
@@ -301,27 +421,25 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
     # -- admission: allow-list, authentication, loops ----------------------------------------
 
-    #: (config, client address, allowed?) of the last admission on this connection: the
-    #: address is the connection's, so the allow-list is looked up once per connection.
-    _admitted: tuple[ProxyConfig, Any, bool] | None = None
-
     def _admit(self) -> None:
-        cfg = self.config
-        ip = self.client_address[0]
-        memo = self._admitted
-        if memo is None or memo[0] is not cfg or memo[1] != ip:
-            memo = self._admitted = (cfg, ip, _client_allowed(str(ip), cfg.allow))
-        if not memo[2]:
+        ctx = self._ctx
+        if ctx is None or ctx.server is not self.server or ctx.client is not self.client_address:
+            ctx = self._ctx = _Context(self)
+        if not ctx.allowed:
             raise _Refuse(403, "Forbidden: this client may not use the proxy.")
-        if cfg.auth is not None and not self._authorized(cfg.auth):
+        if ctx.auth is not None and not self._authorized(ctx.auth):
             raise _Refuse(407, "Proxy authentication required.",
                           [("Proxy-Authenticate", 'Basic realm="minihttp", charset="UTF-8"')])
+        self._admit_fields()
+
+    def _admit_fields(self) -> None:
+        """Refuse a Connection naming an end-to-end field (400) and a Via loop (508)."""
         headers = self.headers
         listed = headers.get_all("Connection")
         if listed and connection_options(listed) & PROTECTED:
             raise _Refuse(400, "Bad Request: Connection lists an end-to-end field.")
         via = headers.get_all("Via")
-        if via and via_has(via, cfg.via_name):
+        if via and via_has(via, self.config.via_name):
             raise _Refuse(508, "Loop Detected: this request already passed this proxy.")
 
     def _authorized(self, auth: tuple[str, str]) -> bool:
@@ -486,7 +604,130 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 if self._is_self(host, port):
                     raise _Refuse(508, "Loop Detected: the target is this proxy.")
                 authority = self._authority(host, port)
-        self._exchange(request, host, port, path, authority, cfg, trusted)
+        framing = self._body_framing()
+        try:
+            h11_request = self._upstream_request(request, path, authority, framing, trusted)
+        except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
+            # h11 refused what a hook built: our fault, not the upstream's.
+            raise _Refuse(500, "Internal Server Error: request cannot be forwarded.") from exc
+        ctx = self._ctx or _Context(self)
+        self._exchange(h11_request, framing is not None and framing != ("Content-Length", "0"),
+                       host, port, request, ctx)
+
+    def _forward_fast(self, ctx: _Context) -> None:
+        """:meth:`_admit_fields` + :meth:`_forward` without a request hook, in one pass.
+
+        The same rules, in the same order, as the general path; the request's fields are
+        classified by a table (:data:`_NAMES`) and go straight into h11's own field list
+        (:data:`_H11_HEADERS`), so h11 neither copies nor re-checks what our strict parser
+        accepted. Only http:// targets with a reg-name host take the one-regex route.
+        """
+        latin = "latin-1"
+        names = _NAMES
+        host_slot = (b"Host", b"host", b"")
+        fields = [host_slot]
+        special: list[tuple[int, str]] | None = None
+        for name, value in self.headers.items():
+            entry = names.get(name) or _name_entry(name)
+            action = entry[2]
+            if action == _KEEP:
+                fields.append((entry[0], entry[1], value.encode(latin)))
+            elif action != _DROP:
+                if action == _VIA:
+                    fields.append((entry[0], entry[1], value.encode(latin)))
+                if special is None:
+                    special = []
+                special.append((action, value))
+        framing: tuple[bytes, bytes, bytes] | None = None
+        xff: list[str] | None = None
+        if special is not None:
+            fields, framing, xff = self._special_fields(ctx, fields, special)
+        match = _ABSOLUTE.fullmatch(self.path)
+        port = 80
+        if match is not None:
+            host, port_text, path = match.group(1, 2, 3)
+            if port_text:
+                port = int(port_text)
+                if not 0 < port < 65536:
+                    match = None
+            if not path:
+                path = "/"
+            elif path[0] == "?":
+                path = "/" + path
+        if match is None:
+            host, port, path = self._target()
+        if port == ctx.bind_port and self._is_self(host, port):
+            raise _Refuse(508, "Loop Detected: the target is this proxy.")
+        authority = self._authority(host, port)
+        fields[0] = (b"Host", b"host", authority.encode(latin))
+        version = self.request_version
+        if version == "HTTP/1.1":
+            fields.append((b"Via", b"via", ctx.via_request))
+        else:
+            version = version[5:] if version.startswith("HTTP/") else "1.1"
+            fields.append((b"Via", b"via", f"{version} {ctx.cfg.via_name}".encode(latin)))
+        if xff:
+            if ctx.xff is not None:
+                xff.append(str(self.client_address[0]))
+            fields.append((b"X-Forwarded-For", b"x-forwarded-for", ", ".join(xff).encode(latin)))
+        elif ctx.xff is not None:
+            fields.append((b"X-Forwarded-For", b"x-forwarded-for", ctx.xff))
+        method = self.command or "GET"
+        request = None
+        if ctx.response_hook:  # the hook is given the request as a hook would have seen it
+            request = ProxyRequest(method, f"http://{authority}{path}",
+                                   [(n.decode(latin), v.decode(latin)) for n, _, v in fields[1:]],
+                                   tuple(self.client_address))
+        has_body = False
+        headers: Any = fields
+        if framing is not None:
+            fields.append(framing)
+            value = framing[2]
+            has_body = value != b"0"
+            if value != b"chunked" and not (value.isdigit() and len(value) < 19):
+                headers = [(n, v) for n, _, v in fields]  # h11 normalises and checks it
+        try:
+            h11_request = h11.Request(
+                method=method.encode(latin), target=path.encode(latin),
+                headers=_H11_HEADERS(fields) if headers is fields else headers, _parsed=True)
+        except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
+            raise _Refuse(500, "Internal Server Error: request cannot be forwarded.") from exc
+        self._exchange(h11_request, has_body, host, port, request, ctx)
+
+    def _special_fields(
+        self, ctx: _Context, fields: list[tuple[bytes, bytes, bytes]],
+        special: list[tuple[int, str]],
+    ) -> tuple[list[tuple[bytes, bytes, bytes]], tuple[bytes, bytes, bytes] | None,
+               list[str] | None]:
+        """The rules for the request fields the fast path set aside: Connection (400 if it
+        names a protected field, else the fields it names are dropped), Via (508 on a
+        loop), X-Forwarded-For (kept, non-empty entries), framing (RFC 9112 section 6.3:
+        chunked when Transfer-Encoding is there, else the Content-Length).
+
+        Returns the fields, the framing field (or None) and the received X-Forwarded-For
+        values (or None).
+        """
+        listed = [v for a, v in special if a == _CONNECTION]
+        if listed:
+            options = connection_options(listed)
+            if options & PROTECTED:
+                raise _Refuse(400, "Bad Request: Connection lists an end-to-end field.")
+            drop = {o.encode("latin-1") for o in options}
+            fields = [f for f in fields if f[1] not in drop]
+        via = [v for a, v in special if a == _VIA]
+        if via and via_has(via, ctx.cfg.via_name):
+            raise _Refuse(508, "Loop Detected: this request already passed this proxy.")
+        xff = [v for a, v in special if a == _XFF and v.strip()] or None
+        framing: tuple[bytes, bytes, bytes] | None = None
+        te = next((v for a, v in special if a == _TE), None)
+        if te:
+            framing = (b"Transfer-Encoding", b"transfer-encoding", b"chunked")
+        else:
+            length = next((v for a, v in special if a == _CL), None)
+            if length is not None:
+                framing = (b"Content-Length", b"content-length",
+                           length.strip().encode("latin-1"))
+        return fields, framing, xff
 
     @staticmethod
     def _authority(host: str, port: int, default: int = 80) -> str:
@@ -525,24 +766,22 @@ class ProxyHandler(BaseHTTPRequestHandler):
             return h11.Request(method=method, target=target, headers=fields, _parsed=True)
         return h11.Request(method=method, target=target, headers=fields)
 
-    def _exchange(self, request: ProxyRequest, host: str, port: int, path: str,
-                  authority: str, cfg: ProxyConfig, trusted: bool) -> None:
-        framing = self._body_framing()
-        has_body = framing is not None and framing != ("Content-Length", "0")
-        try:
-            h11_request = self._upstream_request(request, path, authority, framing, trusted)
-        except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
-            # h11 refused what a hook built: our fault, not the upstream's.
-            raise _Refuse(500, "Internal Server Error: request cannot be forwarded.") from exc
+    def _exchange(self, h11_request: Any, has_body: bool, host: str, port: int,
+                  request: ProxyRequest | None, ctx: _Context) -> None:
+        """Send ``h11_request`` (and the client's body) upstream, relay the response.
+
+        ``request`` is what the response hook is given (None when there is no hook).
+        """
         self._body_started = False
-        pool = self.pool
+        pool = ctx.pool
         conn = pool.acquire((host.lower(), port))
         response = None
+        method = self.command or "GET"
         for attempt in (0, 1):
             if conn is None:
-                conn = self._connect(host, port, cfg)
+                conn = self._connect(host, port, ctx.cfg)
             try:
-                response = self._send_request(conn, h11_request, has_body, cfg)
+                response = self._send_request(conn, h11_request, has_body, ctx.timeout)
             except UpstreamError as exc:
                 # A pooled connection the upstream closed while idle fails before any
                 # response byte; an idempotent request whose body we have not touched yet
@@ -551,7 +790,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 self._drop(conn)
                 conn = None
                 if (attempt == 0 and stale and not self._body_started
-                        and request.method in IDEMPOTENT):
+                        and method in IDEMPOTENT):
                     continue
                 if has_body:
                     self.close_connection = True  # the client's body may be half read
@@ -562,7 +801,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
             break
         assert conn is not None and response is not None
         try:
-            self._relay_response(request, conn, response, cfg)
+            self._relay_response(request, conn, response, ctx)
         finally:
             pool.release(conn)
 
@@ -597,11 +836,11 @@ class ProxyHandler(BaseHTTPRequestHandler):
         return f"Bad Gateway: {exc}"
 
     def _send_request(self, conn: UpstreamConnection, req: Any, has_body: bool,
-                      cfg: ProxyConfig) -> Any:
+                      timeout: float) -> Any:
         """Send the request and its body; return the final response head (h11.Response)."""
-        conn.set_timeout(cfg.upstream_timeout)
         try:
             if has_body:
+                conn.set_timeout(timeout)
                 conn.send(req, flush=False)
                 read = getattr(self.rfile, "read1", None) or self.rfile.read
                 while True:
@@ -615,14 +854,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
                     conn.send(h11.Data(data=piece))
                 conn.send(_END)
             else:
-                conn.send_bodyless(req)
-            while True:
-                event = conn.next_event()
-                if type(event) is h11.Response:
-                    return event
-                if isinstance(event, h11.InformationalResponse):
-                    continue  # 100/103 are ours to drop; 101 never asked for (no Upgrade)
-                raise UpstreamError("upstream closed without a response")
+                conn.send_bodyless(req, timeout)
+            return conn.response_head()
         except _ClientGone:
             raise
         except TimeoutError as exc:
@@ -634,27 +867,32 @@ class ProxyHandler(BaseHTTPRequestHandler):
                     from exc
             raise UpstreamError("upstream connection failed") from exc
 
-    def _relay_response(self, request: ProxyRequest, conn: UpstreamConnection, head: Any,
-                        cfg: ProxyConfig) -> None:
-        # One pass over h11's raw fields (bytes, original case): framing fields are taken
-        # out, hop-by-hop ones dropped (RFC 9110 section 7.6.1), the rest decoded once.
+    def _relay_response(self, request: ProxyRequest | None, conn: UpstreamConnection,
+                        head: Any, ctx: _Context) -> None:
+        # One pass over h11's fields (raw name, lower-case name, value): framing fields are
+        # taken out, hop-by-hop ones dropped (RFC 9110 section 7.6.1), the rest kept as the
+        # lines they will be in our head (h11's parser validated them: token names, no
+        # CR/LF/NUL in values).
+        items = head.headers._full_items if _H11_HEADERS is not None else [
+            (n, n.lower(), v) for n, v in head.headers.raw_items()]
+        actions = _RESPONSE_ACTIONS
         length: bytes | None = None
         chunked = has_date = False
         listed: list[bytes] | None = None
-        kept: list[tuple[bytes, bytes, bytes]] = []
-        for raw_name, value in head.headers.raw_items():
-            name = raw_name.lower()
-            if name in _RESPONSE_SKIP:
-                if name == b"content-length":
-                    length = value
-                elif name == b"transfer-encoding":
-                    chunked = True
-                elif name == b"connection":
-                    listed = [*(listed or ()), value]
-                continue
-            if name == b"date":
+        lines: list[bytes] = []
+        for raw_name, name, value in items:
+            action = actions.get(name)
+            if action is None:
+                lines.append(b"%s: %s\r\n" % (raw_name, value))
+            elif action == _R_DATE:
                 has_date = True
-            kept.append((name, raw_name, value))
+                lines.append(b"%s: %s\r\n" % (raw_name, value))
+            elif action == _R_LENGTH:
+                length = value
+            elif action == _R_CHUNKED:
+                chunked = True
+            elif action == _R_CONNECTION:
+                listed = [*(listed or ()), value]
         status = head.status_code
         if status == 101 or (length is not None and chunked):
             # RFC 9112 section 6.3: CL with TE is a smuggling signature; 101 we never asked for.
@@ -663,23 +901,35 @@ class ProxyHandler(BaseHTTPRequestHandler):
         if listed is not None:
             options = connection_options(v.decode("latin-1") for v in listed) - PROTECTED
             drop = {o.encode("latin-1") for o in options}
-            kept = [f for f in kept if f[0] not in drop]
-            has_date = any(f[0] == b"date" for f in kept)
-        fields = [(n.decode("latin-1"), v.decode("latin-1")) for _, n, v in kept]
-        fields.append(("Via", f"{head.http_version.decode('ascii', 'replace')} {cfg.via_name}"))
+            kept = [(n, v) for n, low, v in items
+                    if low not in drop and actions.get(low) in (None, _R_DATE)]
+            has_date = any(n.lower() == b"date" for n, _ in kept)
+            lines = [b"%s: %s\r\n" % f for f in kept]
         reason = head.reason.decode("latin-1")
         send_header = self.send_header
-        if type(self).response_hook is ProxyHandler.response_hook:
-            # No hook: the fields are the filtered ones above.
+        http_version = head.http_version
+        if not ctx.response_hook:
             std = self.responses.get(status)
             self.send_response_only(status, None if std and std[0] == reason else reason or None)
             if not has_date:
                 send_header("Date", self.date_time_string())  # RFC 9110 section 6.6.1
-            for name, value in fields:
-                send_header(name, value)
+            lines.append(ctx.via_response if http_version == b"1.1" else
+                         f"Via: {http_version.decode('ascii', 'replace')} "
+                         f"{ctx.cfg.via_name}\r\n".encode("latin-1"))
+            if ctx.raw_fields:
+                # send_header's effect for fields that set no framing or connection state.
+                self._headers_buffer.append(b"".join(lines))
+            else:
+                for line in lines:
+                    name, _, value = line[:-2].decode("latin-1").partition(": ")
+                    send_header(name, value)
         else:
-            response = ProxyResponse(status, reason, fields)
-            response = self.response_hook(request, response) or response
+            fields = [tuple(line[:-2].decode("latin-1").split(": ", 1)) for line in lines]
+            fields.append(("Via", f"{http_version.decode('ascii', 'replace')} "
+                                  f"{ctx.cfg.via_name}"))
+            response = ProxyResponse(status, reason, fields)  # type: ignore[arg-type]
+            response = self.response_hook(request or self._hook_request(), response) \
+                or response
             status = response.status
             self.send_response_only(status, response.reason or None)
             if response.get_header("Date") is None:
@@ -693,19 +943,15 @@ class ProxyHandler(BaseHTTPRequestHandler):
         self.log_request(status)
         wfile = self.wfile
         try:
-            while True:
-                event = conn.next_event()
-                if type(event) is h11.Data:
-                    wfile.write(event.data)
-                    wfile.flush()  # stream: the client sees bytes as they arrive
-                elif type(event) is h11.EndOfMessage:
-                    break
-                else:
-                    raise UpstreamError("upstream ended the response early")
+            conn.relay_body(wfile.write, wfile.flush)
         except (OSError, h11.ProtocolError, UpstreamError):
             # The head is out: the only honest signal left is to cut the client off.
             self._drop(conn)
             self._abort_client()
+
+    def _hook_request(self) -> ProxyRequest:
+        """The request as a hook sees it, rebuilt (only when a caller passed none)."""
+        return ProxyRequest(self.command or "GET", self.path, [], tuple(self.client_address))
 
     def _abort_client(self) -> None:
         """Cut the client off mid-response: never complete a body we could not relay whole."""
