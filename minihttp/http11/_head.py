@@ -69,6 +69,8 @@ from ._rules import (
 __all__ = ["Request", "find_head_end", "parse_head"]
 
 _CR = 0x0D
+#: Minor version digit -> (version text as sent, version_info); HEAD admits only HTTP/1.x.
+_VERSIONS = {d: ("HTTP/1." + d, (1, int(d))) for d in "0123456789"}
 #: Host values already checked against the grammar: a server sees few distinct ones, and a
 #: dict lookup is cheaper than the regex. A pure function's cache, bounded by clearing.
 _valid_hosts: dict[str, bool] = {}
@@ -226,19 +228,18 @@ def head_fields(head: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> Hea
     if m is None or len(text) > limits.max_request_line:
         return _parse(head, text, limits)  # leading CRLF, limits to check, or invalid
     method, target, minor, host = m.groups()
+    line_end = m.end(3)
     if (host is None or target[0] != "/" or method == "CONNECT"
             or len(text) > 4 * limits.max_header_count
-            or SPECIAL_START.search(head.lower(), m.end(4)) is not None):
+            or SPECIAL_START.search(text, line_end + 2) is not None):  # past the Host line's LF
         return _finish(head, text, m, 0, limits)
     # Origin-form, Host first, no other field the server acts on, too short for too many
     # fields (a field line takes at least 4 bytes, "a:" CRLF), within every size limit.
     if host not in _valid_hosts:
         _check_host(host)
-    line_end = m.end(3)
-    return (method, target, text[line_end - 8 : line_end],
-            (1, 1) if minor == "1" else (1, 0) if minor == "0" else (1, int(minor)),
-            _from_block(text[line_end + 2 : -2]), head[: line_end + 2], None, False,
-            minor != "0", False, text[:line_end])
+    version, version_info = _VERSIONS[minor]
+    return (method, target, version, version_info, _from_block(text[line_end + 2 : -2]),
+            head[: line_end + 2], None, False, minor != "0", False, text[:line_end])
 
 
 def _parse(head: bytes, text: str, limits: Limits) -> HeadFields:
@@ -279,8 +280,7 @@ def _finish(head: bytes, text: str, m: re.Match[str], i: int, limits: Limits) ->
         raise HeaderFieldsTooLarge("too many header fields")
     headers = _from_block(text[line_end + 2 : n - 2])
     raw = head[i : line_end + 2]
-    version = text[line_end - 8 : line_end]
-    version_info = (1, 1) if minor == "1" else (1, 0) if minor == "0" else (1, int(minor))
+    version, version_info = _VERSIONS[minor]
     found = SPECIAL_FIELDS.findall(text, line_end)
     # Values of each special field, keyed by the length of its name (see SPECIAL_FIELDS).
     fields: dict[int, list[str]] = {}

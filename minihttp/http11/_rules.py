@@ -70,21 +70,29 @@ def head_regex(possessive: bool) -> re.Pattern[str]:
 #: name cannot hold the colon, a value cannot hold the CR, a Host value starts non-blank.
 HEAD = head_regex(sys.version_info >= (3, 11))
 
-#: The start of a field line the server itself acts on, in a lower-cased valid head (where
-#: every "\\n" ends a line): Host (RFC 9112 section 3.2), the framing fields (section 6),
-#: Expect (RFC 9110 section 10.1.1), Connection (section 9.3). A head without one after its
-#: first Host line (most GETs) needs none of those checks.
-SPECIAL_START = re.compile(rb"\n(?:host|con(?:tent-length|nection)|transfer-encoding|expect):")
+def _anycase(name: str) -> str:
+    """A regex matching ``name`` in any letter case, by explicit classes (``[Hh][Oo]...``):
+    cheaper than re.IGNORECASE, and no lower-cased copy of the head is needed."""
+    return "".join(f"[{c.upper()}{c}]" if c.isalpha() else re.escape(c) for c in name)
+
+
+#: The start of a field line the server itself acts on, in a valid head (where every "\\n"
+#: ends a line): Host (RFC 9112 section 3.2), the framing fields (section 6), Expect
+#: (RFC 9110 section 10.1.1), Connection (section 9.3). A head without one after its first
+#: Host line (most GETs) needs none of those checks.
+SPECIAL_START = re.compile(
+    f"\\n(?:{_anycase('host')}|{_anycase('con')}(?:{_anycase('tent-length')}|"
+    f"{_anycase('nection')})|{_anycase('transfer-encoding')}|{_anycase('expect')}):"
+)
 
 #: The same fields with their values, in a head HEAD accepted (so each match is one whole
 #: field line). Names are matched case-insensitively by explicit classes (cheaper than
 #: re.IGNORECASE), and each has its own length, which tells them apart. Groups: name, value
 #: (trailing OWS kept).
 SPECIAL_FIELDS = re.compile(
-    "\\n(" + "|".join(
-        "".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in name)
-        for name in ("host", "content-length", "transfer-encoding", "expect", "connection")
-    ) + ")" + ":[ \\t]*([^\\r]*)"
+    "\\n(" + "|".join(_anycase(name) for name in (
+        "host", "content-length", "transfer-encoding", "expect", "connection"))
+    + ")" + ":[ \\t]*([^\\r]*)"
 )
 
 #: request-line = method SP request-target SP HTTP-version (RFC 9112 section 3), single SP
