@@ -229,7 +229,7 @@ class SocketReader:
             if not got:
                 self.eof = True
                 return None
-            data = bytes(self._rview[:got])  # type: ignore[index]
+            data = self._rview[:got].tobytes()  # type: ignore[index]  # half bytes(view)
             # The common case: exactly one whole head, nothing after it, no leading CRLF.
             # Anything else (pipelining, a body, a split head) takes the general path.
             if (got <= limits.max_head and data[0] != 0x0D and got >= 4

@@ -564,7 +564,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             flush = getattr(self.wfile, "flush", None)
             if flush is not None:
                 flush()
-        if body is not None and body is not EMPTY_BODY and not body.done:
+        if body is not EMPTY_BODY and body is not None and not body.done:
             if not self.close_connection:
                 self._drain(body)
             if self.close_connection:

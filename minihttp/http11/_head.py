@@ -225,12 +225,13 @@ def head_fields(head: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> Hea
         head = bytes(head)
     text = head.decode("latin-1")
     m = HEAD.fullmatch(text)
-    if m is None or len(text) > limits.max_request_line:
+    n = len(text)
+    if m is None or n > limits.max_request_line:
         return _parse(head, text, limits)  # leading CRLF, limits to check, or invalid
     method, target, minor, host = m.groups()
     line_end = m.end(3)
     if (host is None or target[0] != "/" or method == "CONNECT"
-            or len(text) > 4 * limits.max_header_count
+            or n > 4 * limits.max_header_count
             or SPECIAL_START.search(text, line_end + 2) is not None):  # past the Host line's LF
         return _finish(head, text, m, 0, limits)
     # Origin-form, Host first, no other field the server acts on, too short for too many
