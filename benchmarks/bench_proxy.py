@@ -13,6 +13,12 @@ wrk sends origin-form targets (``GET / HTTP/1.1``); a proxy needs absolute-form
 absolute URL (and ``Host`` to match) while wrk connects to the proxy's port.
 
     python3 benchmarks/bench_proxy.py [--duration 5] [--rounds 3] [--connections 16] [--json]
+                                      [--pool]
+
+``--pool`` adds a third target, "proxy-pool": the same proxy on
+:class:`minihttp.pool.PooledHTTPServer` (``python -m minihttp.proxy --pool``), measured in the
+same alternating rounds, so the two servers the proxy can run on are compared under the
+same machine load.
 
 The proxy's command line is a template (``--proxy-cmd``, ``{python}`` and ``{port}`` are
 filled in) so it is one flag to adjust if the CLI changes.
@@ -36,6 +42,8 @@ BODY = b"Hello World\n"
 TARGET_RATIO = 0.35
 #: How the proxy is started; ``{python}`` and ``{port}`` are substituted.
 DEFAULT_PROXY_CMD = "{python} -m minihttp.proxy --bind 127.0.0.1 --quiet {port}"
+#: The proxy on the pooled server (``--pool``).
+DEFAULT_POOL_CMD = DEFAULT_PROXY_CMD + " --pool"
 UPSTREAMS = {"minihttp": "minihttp_hello.py", "stdlib": "stdlib_hello.py", "floor": "floor.py"}
 
 LUA_TEMPLATE = """\
@@ -56,8 +64,9 @@ def lua_script(upstream_port: int) -> str:
     return LUA_TEMPLATE.format(upstream=upstream_port)
 
 
-def added_latency_rows(results: dict[str, list[h.WrkResult]]) -> list[list[object]]:
-    """At -c1: median p50 of proxy minus direct, and 1/throughput of proxy minus direct."""
+def added_latency_rows(results: dict[str, list[h.WrkResult]],
+                       proxy: str = "proxy") -> list[list[object]]:
+    """At -c1: median p50 of ``proxy`` minus direct, and 1/throughput of it minus direct."""
     def p50(name: str) -> float:
         return h.median([r.latency_percentiles.get("50", float("nan")) for r in results[name]])
 
@@ -65,10 +74,10 @@ def added_latency_rows(results: dict[str, list[h.WrkResult]]) -> list[list[objec
         return h.ratio(1.0, h.median([r.requests_per_sec for r in results[name]]))
 
     return [
-        ["p50 latency (wrk -c1)", p50("direct") * 1e6, p50("proxy") * 1e6,
-         (p50("proxy") - p50("direct")) * 1e6],
-        ["1 / throughput (wrk -c1)", per_request("direct") * 1e6, per_request("proxy") * 1e6,
-         (per_request("proxy") - per_request("direct")) * 1e6],
+        [f"p50 latency (wrk -c1), {proxy}", p50("direct") * 1e6, p50(proxy) * 1e6,
+         (p50(proxy) - p50("direct")) * 1e6],
+        [f"1 / throughput (wrk -c1), {proxy}", per_request("direct") * 1e6,
+         per_request(proxy) * 1e6, (per_request(proxy) - per_request("direct")) * 1e6],
     ]
 
 
@@ -88,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="hello server behind the proxy (default: minihttp)")
     parser.add_argument("--proxy-cmd", default=DEFAULT_PROXY_CMD,
                         help=f"proxy command template (default: {DEFAULT_PROXY_CMD!r})")
+    parser.add_argument("--pool", action="store_true",
+                        help="also measure the proxy on PooledHTTPServer (proxy-pool)")
+    parser.add_argument("--pool-cmd", default=DEFAULT_POOL_CMD,
+                        help=f"pooled proxy command template (default: {DEFAULT_POOL_CMD!r})")
     parser.add_argument("--json", action="store_true", help="write benchmarks/results/*.json")
     args = parser.parse_args(argv)
     h.require_wrk()
@@ -100,26 +113,31 @@ def main(argv: list[str] | None = None) -> int:
             UPSTREAMS[args.upstream], "--port", str(p))),
         h.ServerSpec("proxy", lambda p: proxy_argv(args.proxy_cmd, p)),
     ]
+    proxies = ["proxy"]
+    if args.pool:
+        specs.append(h.ServerSpec("proxy-pool", lambda p: proxy_argv(args.pool_cmd, p)))
+        proxies.append("proxy-pool")
     throughput: dict[str, list[h.WrkResult]] = {}
     latency: dict[str, list[h.WrkResult]] = {}
     with contextlib.ExitStack() as stack:
         work = stack.enter_context(h.temp_dir("bench-proxy-"))
         servers, missing = h.start_all(stack, specs, log)
         if not missing:
-            up, px = servers["upstream"], servers["proxy"]
+            up = servers["upstream"]
             absolute = f"http://127.0.0.1:{up.port}/"
-            try:
-                h.check_get(up.port, "/", BODY)
-                h.check_get(up.port, absolute, BODY, host_header=f"127.0.0.1:{up.port}",
-                            connect_port=px.port)
-            except (RuntimeError, OSError) as exc:
-                missing["proxy"] = f"failed the correctness check: {exc}"
-                log(f"not measured ({missing['proxy']})")
+            for name in proxies:
+                try:
+                    h.check_get(up.port, "/", BODY)
+                    h.check_get(up.port, absolute, BODY, host_header=f"127.0.0.1:{up.port}",
+                                connect_port=servers[name].port)
+                except (RuntimeError, OSError) as exc:
+                    missing[name] = f"failed the correctness check: {exc}"
+                    log(f"not measured ({missing[name]})")
         if not missing:
             script = work / "proxy.lua"
             script.write_text(lua_script(up.port))
-            urls = {"direct": up.url(), "proxy": px.url()}
-            scripts: dict[str, Path | None] = {"direct": None, "proxy": script}
+            urls = {"direct": up.url(), **{n: servers[n].url() for n in proxies}}
+            scripts: dict[str, Path | None] = {"direct": None, **{n: script for n in proxies}}
             for name in urls:
                 h.run_wrk(urls[name], connections=args.connections, duration=args.warmup,
                           threads=args.threads, script=scripts[name])
@@ -136,24 +154,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: not measured ({reason})")
         return 1
     medians = {n: h.median([r.requests_per_sec for r in rs]) for n, rs in throughput.items()}
-    value = h.ratio(medians["proxy"], medians["direct"])
+    ratios = {n: h.ratio(medians[n], medians["direct"]) for n in proxies}
+    value = ratios["proxy"]
     print(f"### Forward proxy, hello world ({args.upstream} upstream), keep-alive, "
           f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, median of "
           f"{args.rounds} alternating rounds\n")
     print(h.markdown_table(h.SUMMARY_HEADERS, h.summary_rows(throughput)))
     print()
     print(h.markdown_table(["ratio", "value", "target", "met"],
-                           [["proxy / direct", value, f">= {TARGET_RATIO:g}",
-                             "yes" if value >= TARGET_RATIO else "NO"]]))
+                           [[f"{n} / direct", ratios[n], f">= {TARGET_RATIO:g}",
+                             "yes" if ratios[n] >= TARGET_RATIO else "NO"] for n in proxies]))
     print(f"\n### Added latency per request (wrk -c1 -d{args.duration}s, medians of "
           f"{args.rounds} rounds)\n")
     print(h.markdown_table(["measure", "direct us", "proxy us", "added us"],
-                           added_latency_rows(latency)))
+                           [row for n in proxies for row in added_latency_rows(latency, n)]))
     print(f"\n_{note}_")
     if args.json:
         path = h.write_json("proxy", {
             "args": vars(args), "machine": note, "medians": medians, "ratio": value,
-            "added_latency_us": {r[0]: r[3] for r in added_latency_rows(latency)},
+            "ratios": ratios,
+            "added_latency_us": {r[0]: r[3] for n in proxies
+                                 for r in added_latency_rows(latency, n)},
             "samples": {"throughput": {n: [r.to_json() for r in rs]
                                        for n, rs in throughput.items()},
                         "c1": {n: [r.to_json() for r in rs] for n, rs in latency.items()}}})

@@ -98,6 +98,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="close CONNECT tunnels idle this long (default 300)")
     parser.add_argument("--via", metavar="NAME", help="pseudonym for Via (default random)")
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
+    parser.add_argument("--pool", action="store_true",
+                        help="serve with minihttp.pool.PooledHTTPServer (idle keep-alive "
+                             "connections parked in a selector, requests served inline) "
+                             "instead of a thread per connection")
     return parser.parse_args(argv)
 
 

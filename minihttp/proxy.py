@@ -4,6 +4,7 @@ Run it (loopback only, port 8080)::
 
     python -m minihttp.proxy 8080
     python -m minihttp.proxy 3128 -b 0.0.0.0 --allow 10.0.0.0/8 --auth alice:secret
+    python -m minihttp.proxy 8080 --pool    # on minihttp.pool.PooledHTTPServer
 
 or subclass :class:`ProxyHandler` and override :meth:`ProxyHandler.request_hook` /
 :meth:`ProxyHandler.response_hook` to inspect and change traffic (see
@@ -1054,8 +1055,16 @@ def main(argv: list[str] | None = None, handler: type[ProxyHandler] = ProxyHandl
         print(f"error: {exc}", file=sys.stderr)
         return 2
     family = socket.AF_INET6 if ":" in args.bind else socket.AF_INET
+    base: type[Any] = ProxyServer
+    if args.pool:
+        from minihttp.pool import PooledHTTPServer
 
-    class _Server(ProxyServer):
+        class PooledProxyServer(ProxyServerMixIn, PooledHTTPServer):
+            """The proxy on the pooled server (``--pool``)."""
+
+        base = PooledProxyServer
+
+    class _Server(base):  # type: ignore[misc]
         address_family = family
 
     try:
