@@ -26,7 +26,7 @@ subclass :class:`BaseHTTPRequestHandler`, write ``do_GET``, call ``send_response
 
 Speed (a keep-alive request is one ``recv`` and one ``sendall``): blocking sockets with kernel
 timeouts (SO_RCVTIMEO/SO_SNDTIMEO, no ``poll`` per call), prebuilt status / Server / Date /
-repeated header lines (a status line and its Server line are one cached ``bytes``), the
+repeated header lines (status, Server and Date lines are one ``bytes`` cached per second), the
 common keep-alive Content-Length response framed without the general ``_framing`` walk, and
 no per-request logging work when the access logger is disabled or ``log_message`` is
 overridden by a function that provably does nothing (``pass``). Every head is parsed in full:
