@@ -278,11 +278,12 @@ def test_main_rejects_bad_arguments(argv: list[str]) -> None:
     assert main(argv) == 2
 
 
-def test_cli_runs_and_proxies_then_exits_on_sigint() -> None:
+@pytest.mark.parametrize("extra", [[], ["--pool"]])
+def test_cli_runs_and_proxies_then_exits_on_sigint(extra: list[str]) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     with Upstream() as up:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "minihttp.proxy", "0", "-b", "127.0.0.1"],
+            [sys.executable, "-m", "minihttp.proxy", "0", "-b", "127.0.0.1", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
         try:
             assert proc.stdout is not None
