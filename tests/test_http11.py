@@ -398,14 +398,20 @@ def test_long_blank_field_values_parse_in_linear_time(tail: bytes) -> None:
 
 
 _HEAD_ALPHABET = "GETHOSThost:/ .1\r\n\t\x00\x7f\xe9aZ-"
+_HEAD_LINES = st.one_of(
+    st.text(_HEAD_ALPHABET, max_size=12),
+    st.sampled_from(["Host: a", "host:b ", "Connection: close", "content-length: 1",
+                     "Transfer-Encoding: x", "EXPECT:", "Connectio: x", "Hostx: y"]),
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.text(_HEAD_ALPHABET, max_size=12), max_size=5),
+@given(st.lists(_HEAD_LINES, max_size=5),
        st.sampled_from(["GET / HTTP/1.1", "GET / HTTP/1.0", "GET / HTTP/2.0", "GET  / HTTP/1.1"]))
 def test_head_regex_is_the_line_by_line_grammar(lines: list[str], request_line: str) -> None:
     """HEAD (with or without possessive quantifiers) accepts exactly the heads whose request
-    line is REQUEST_LINE with major version 1 and whose every field line is a FIELD_LINE."""
+    line is REQUEST_LINE with major version 1 and whose every field line is a FIELD_LINE;
+    HEAD_PLAIN those of them with no special field after a leading Host."""
     import sys
 
     from minihttp.http11 import _rules
@@ -414,13 +420,16 @@ def test_head_regex_is_the_line_by_line_grammar(lines: list[str], request_line: 
     rl = _rules.REQUEST_LINE.fullmatch(request_line)
     expected = (rl is not None and rl.group(3) == "1"
                 and all(_rules.FIELD_LINE.fullmatch(line) for line in lines))
-    variants = [_rules.head_regex(False)]
-    if sys.version_info >= (3, 11):
-        variants.append(_rules.head_regex(True))
-    for regex in variants:
-        m = regex.fullmatch(text)
-        assert (m is not None) == expected, (regex.pattern, text)
-        if m is not None:
-            first = lines[0] if lines else ""
-            host = first[5:].lstrip(" \t") if first[:5].lower() == "host:" else None
-            assert m.group(4) == host
+    first = lines[0] if lines else ""
+    host = first[5:].lstrip(" \t") if first[:5].lower() == "host:" else None
+    later = lines[1:] if host is not None else lines
+    special = any(line.lower().startswith(tuple(n + ":" for n in _rules.SPECIAL_NAMES))
+                  for line in later)
+    possessive = [False, True] if sys.version_info >= (3, 11) else [False]
+    for p in possessive:
+        for plain in (False, True):
+            regex = _rules.head_regex(p, plain)
+            m = regex.fullmatch(text)
+            assert (m is not None) == (expected and not (plain and special)), (regex.pattern, text)
+            if m is not None:
+                assert m.group(4) == host

@@ -56,12 +56,11 @@ from ._rules import (
     ABSOLUTE_FORM,
     AUTHORITY_FORM,
     BARE_CR_LF,
-    CONTENT_LENGTH,
     HEAD,
+    HEAD_PLAIN,
     HOST,
     REQUEST_LINE,
     SPECIAL_FIELDS,
-    SPECIAL_START,
     TOKEN,
     parse_field_block,
 )
@@ -215,29 +214,29 @@ def head_fields(head: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> Hea
     The server copies the fields onto the handler at once, so building a ``Request`` first
     would only add an object per request.
 
-    One regex validates the request line and every field line of a well-formed head and
-    picks up a leading Host field; one search of the lower-cased head tells whether any other
-    field the server acts on is there (most GETs: none, and they are done here). No
+    One regex validates the request line and every field line of a well-formed head, picks up
+    a leading Host field and makes sure no other field the server acts on is there (most
+    GETs: none, and they are done here). No
     per-field objects are made: the handler's :class:`Headers` splits the field block only if
     it is read. Anything else goes the long way (:func:`_parse`), which gives the same result.
     """
     if head.__class__ is not bytes:
         head = bytes(head)
     text = head.decode("latin-1")
-    m = HEAD.fullmatch(text)
+    m = HEAD_PLAIN.fullmatch(text)
     n = len(text)
     if m is None or n > limits.max_request_line:
-        return _parse(head, text, limits)  # leading CRLF, limits to check, or invalid
+        # Leading CRLF, a field the server acts on after the first line, limits to check,
+        # or an invalid head.
+        return _parse(head, text, limits)
     method, target, minor, host = m.groups()
-    line_end = m.end(3)
-    if (host is None or target[0] != "/" or method == "CONNECT"
-            or n > 4 * limits.max_header_count
-            or SPECIAL_START.search(text, line_end + 2) is not None):  # past the Host line's LF
+    if host is None or target[0] != "/" or method == "CONNECT" or n > 4 * limits.max_header_count:
         return _finish(head, text, m, 0, limits)
-    # Origin-form, Host first, no other field the server acts on, too short for too many
+    # Origin-form, Host first and no other field the server acts on, too short for too many
     # fields (a field line takes at least 4 bytes, "a:" CRLF), within every size limit.
     if host not in _valid_hosts:
         _check_host(host)
+    line_end = m.end(3)
     version, version_info = _VERSIONS[minor]
     return (method, target, version, version_info, _from_block(text[line_end + 2 : -2]),
             head[: line_end + 2], None, False, minor != "0", False, text[:line_end])
@@ -247,12 +246,13 @@ def _parse(head: bytes, text: str, limits: Limits) -> HeadFields:
     """The checks of a complete head, in the order the module docstring gives."""
     n = len(head)
     i = _skip_empty_lines(head, 0) if head[:1] == b"\r" else 0
-    line_end = head.find(b"\r\n", i)
-    if n > limits.max_head or (line_end if line_end >= 0 else n) - i > limits.max_request_line:
-        end = head.find(b"\r\n\r\n", i)
-        err = _prefix_error(head, 0, n, end + 4 if end >= 0 else -1, limits)
-        if err is not None:
-            raise err
+    if n > limits.max_request_line:  # else no line (and no head) can be over a limit
+        line_end = head.find(b"\r\n", i)
+        if n > limits.max_head or (line_end if line_end >= 0 else n) - i > limits.max_request_line:
+            end = head.find(b"\r\n\r\n", i)
+            err = _prefix_error(head, 0, n, end + 4 if end >= 0 else -1, limits)
+            if err is not None:
+                raise err
     try:
         m = HEAD.fullmatch(text, i)
         if m is None:
@@ -282,15 +282,14 @@ def _finish(head: bytes, text: str, m: re.Match[str], i: int, limits: Limits) ->
     headers = _from_block(text[line_end + 2 : n - 2])
     raw = head[i : line_end + 2]
     version, version_info = _VERSIONS[minor]
-    found = SPECIAL_FIELDS.findall(text, line_end)
     # Values of each special field, keyed by the length of its name (see SPECIAL_FIELDS).
     fields: dict[int, list[str]] = {}
-    for name, value in found:
-        values = fields.get(len(name))
-        if values is None:
-            fields[len(name)] = [value.rstrip(" \t")]
+    for name, value in SPECIAL_FIELDS.findall(text, line_end):
+        key = len(name)
+        if key in fields:
+            fields[key].append(value.rstrip(" \t"))
         else:
-            values.append(value.rstrip(" \t"))
+            fields[key] = [value.rstrip(" \t")]
 
     # Host (RFC 9112 section 3.2): exactly one in HTTP/1.1, at most one otherwise.
     hosts = fields.get(_HOST)
@@ -317,9 +316,10 @@ def _finish(head: bytes, text: str, m: re.Match[str], i: int, limits: Limits) ->
     elif cl is not None:
         if len(cl) != 1:
             raise BadRequest("more than one Content-Length header field")
-        if CONTENT_LENGTH.fullmatch(cl[0]) is None:
+        digits = cl[0]
+        if not (digits.isdigit() and digits.isascii() and len(digits) <= 18):  # CONTENT_LENGTH
             raise BadRequest("invalid Content-Length")
-        content_length = int(cl[0])
+        content_length = int(digits)
         if content_length > limits.max_body:
             raise PayloadTooLarge("request body too large")
 
@@ -341,11 +341,19 @@ def _finish(head: bytes, text: str, m: re.Match[str], i: int, limits: Limits) ->
     if conn is None:
         keep_alive = minor != "0"
     else:
-        options = {t.strip(" \t").lower() for v in conn for t in v.split(",")}
-        keep_alive = "close" not in options and (minor != "0" or "keep-alive" in options)
+        option = _CONNECTION_OPTIONS.get(conn[0]) if len(conn) == 1 else None
+        if option is not None:  # one common value, as most clients send
+            keep_alive = option == "keep-alive" or (option != "close" and minor != "0")
+        else:
+            options = {t.strip(" \t").lower() for v in conn for t in v.split(",")}
+            keep_alive = "close" not in options and (minor != "0" or "keep-alive" in options)
     return (method, target, version, version_info, headers, raw, content_length, chunked,
             keep_alive, expect_continue, text[i:line_end])
 
+
+#: Connection values most clients send, lower-cased (anything else: the general parse).
+_CONNECTION_OPTIONS = {v: v.lower() for v in ("keep-alive", "Keep-Alive", "close", "Close",
+                                              "upgrade", "Upgrade")}
 
 #: SPECIAL_FIELDS names by length.
 _HOST, _EXPECT, _CONNECTION, _CONTENT_LENGTH, _TRANSFER_ENCODING = 4, 6, 10, 14, 17
