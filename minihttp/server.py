@@ -178,8 +178,10 @@ _status_lines: dict[tuple[str, int], bytes] = {}
 #: lines, the second of the Date): one append per response while that second lasts.
 _status_server_lines: dict[tuple[Any, str, str, str], tuple[int, bytes, float]] = {}
 _allow_values: dict[type, str] = {}
-#: Handler classes that keep the default Server / Date / send_header (prebuilt lines).
-_fast_classes: dict[type, bool] = {}
+#: Handler classes that keep the default Server / Date / send_header (prebuilt lines):
+#: 0 (some default overridden), 1 (fast, access log provably off: see
+#: _log_mode), 2 (fast, access log written).
+_fast_classes: dict[type, int] = {}
 
 
 class BaseHTTPRequestHandler(StreamRequestHandler):
@@ -666,7 +668,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         cls = type(self)
         fast = _fast_classes.get(cls)
         if fast is None:
-            fast = _fast_classes[cls] = _is_fast_class(cls)
+            fast = _fast_classes[cls] = (1 + (_log_mode(cls) != 0)) if _is_fast_class(cls) else 0
         if fast and message is None and self._head is not None:
             # The default methods, inlined: log_request (deferred to the request's end),
             # send_response_only, and the prebuilt status + Server line with the Date line.
@@ -676,7 +678,8 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                 entry = _status_server_lines.get(key)
                 if entry is None or not 0.0 <= _time() - entry[2] < 1.0:  # a new second
                     entry = _status_server_lines[key] = self._status_server(key)
-                self._log_code = code
+                if fast == 2:  # else the access log line would be dropped: skip it now
+                    self._log_code = code
                 self._status = entry[0]
                 self._headers_buffer.append(entry[1])
                 return
