@@ -29,6 +29,10 @@ __all__ = ["Headers"]
 _LINES = re.compile(r"([^:\r\n]+):[ \t]*([^\r\n]*)\r\n")
 
 
+#: ``has_any`` search strings by name set (the sets are constants of the calling code).
+_needles: dict[frozenset[str], tuple[str, ...]] = {}
+
+
 class Headers:
     """Ordered, case-insensitive, multi-valued header fields (``email.message.Message``-like).
 
@@ -69,6 +73,24 @@ class Headers:
                 items = [(name, value.rstrip(" \t")) for name, value in items]  # trailing OWS
             self._items = items
         return items
+
+    def has_any(self, names: frozenset[str]) -> bool:
+        """True if a field whose lower-cased name is in ``names`` is present.
+
+        For checks such as "does this request carry any precondition or Range field": asked
+        before the fields were split, it answers from the raw block (field names start
+        lines, values hold no CR or LF) without building the list and index it would not
+        otherwise need.
+        """
+        if self._items is None:
+            needles = _needles.get(names)
+            if needles is None:
+                needles = tuple(f"\n{name}:" for name in names)
+                if len(_needles) < 64:  # keyed by the callers' constant sets, not requests
+                    _needles[names] = needles
+            low = "\n" + self._block.lower()
+            return any(needle in low for needle in needles)
+        return not names.isdisjoint(self._lookup())
 
     @property
     def _index(self) -> dict[str, list[str]]:

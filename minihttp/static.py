@@ -656,7 +656,10 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         """Answer for one representation: ``f`` is its open file (closed here unless it is
         returned in the body), or None when ``data`` already holds all of it; ``meta`` is
         what the small-file cache kept with ``data``."""
-        if _PRECONDITION_FIELDS.isdisjoint(map(str.lower, self.headers)):
+        headers = self.headers
+        has_any = getattr(headers, "has_any", None)  # an email.message.Message has not
+        if (not has_any(_PRECONDITION_FIELDS) if has_any is not None
+                else _PRECONDITION_FIELDS.isdisjoint(map(str.lower, headers))):
             # No precondition and no Range (the usual request): nothing to evaluate, the
             # whole representation is the answer (RFC 9110 sections 13.2.1 and 14.2).
             decision = FULL

@@ -137,3 +137,26 @@ def test_parsed_headers_behave_as_built_ones_whatever_is_used_first(use: str) ->
 def test_parsed_headers_without_fields() -> None:
     h = _parsed([])
     assert len(h) == 0 and h.items() == [] and h["host"] is None and h.as_string() == "\n"
+
+
+HAS_ANY_NAMES = frozenset({"range", "if-none-match"})
+
+
+@pytest.mark.parametrize("block, expected", [
+    ("Host: a\r\nRange: bytes=0-1\r\n", True),
+    ("RANGE: bytes=0-1\r\nHost: a\r\n", True),  # the first field, any case
+    ("Host: a\r\nIf-None-Match: \"x\"\r\n", True),
+    ("Host: a\r\nX-Range: bytes=0-1\r\n", False),  # a longer name ending in "range"
+    ("Host: a\r\nRanges: 1\r\n", False),  # a longer name starting with "range"
+    ("Host: a\r\nX-Note: range: bytes=0-1\r\n", False),  # the name inside a value
+    ("", False),
+])
+def test_has_any_lazy_and_built_agree(block: str, expected: bool) -> None:
+    lazy = headers_mod._from_block(block)
+    assert lazy.has_any(HAS_ANY_NAMES) is expected
+    assert lazy._items is None  # answered from the block, nothing split
+    built = headers_mod._from_block(block)
+    list(built.items())  # force the split
+    assert built.has_any(HAS_ANY_NAMES) is expected
+    eager = Headers(headers_mod._LINES.findall(block))
+    assert eager.has_any(HAS_ANY_NAMES) is expected
