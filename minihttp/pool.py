@@ -346,21 +346,17 @@ class PooledHTTPServer(HTTPServer):
             try:
                 handler.handle_one_request()
             except Exception:
-                with self._inline_lock:
-                    self._running = 0
-                    deposed = self._epoch != epoch
+                deposed = self._handler_done(epoch)
                 self.handle_error(conn.sock, conn.addr)
                 self._close(conn)
                 if deposed:
                     return False
                 continue
             except BaseException:
-                self._running = 0
+                self._handler_done(epoch)
                 self._close(conn)
                 raise
-            with self._inline_lock:
-                self._running = 0
-                deposed = self._epoch != epoch
+            deposed = self._handler_done(epoch)
             if handler.close_connection or self._closing:
                 self._close(conn)
             elif conn.reader.buf and conn.reader.has_request():
@@ -373,6 +369,15 @@ class PooledHTTPServer(HTTPServer):
             if deposed:
                 return False
         return True
+
+    def _handler_done(self, epoch: int) -> bool:
+        """An inline handler returned: clear ``_running`` if this thread still leads; True if
+        it was deposed meanwhile (then ``_running`` is the new leader's, left alone)."""
+        with self._inline_lock:
+            if self._epoch != epoch:
+                return True
+            self._running = 0
+            return False
 
     def _watch(self) -> None:
         """Watchdog: give the loop to another thread when a handler holds it too long.

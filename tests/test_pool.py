@@ -588,3 +588,39 @@ def test_inline_watchdog_sleeps_while_nothing_is_served() -> None:
         assert get(server, "/b").endswith(b"hello /b")  # and it wakes for the next one
         assert wait_for(lambda: server._watch_idle, 5.0)
     assert not any(t.name == "minihttp-watch" for t in threading.enumerate())
+
+
+GATES = {"/gate-a": threading.Event(), "/gate-b": threading.Event()}
+ENTERED = {path: threading.Event() for path in GATES}
+
+
+class TwoGates(Hello):
+    def do_GET(self) -> None:
+        gate = GATES.get(self.path)
+        if gate is not None:
+            ENTERED[self.path].set()
+            gate.wait(10)
+        super().do_GET()
+
+
+def test_inline_second_blocked_handler_is_still_detected_after_the_first_ends() -> None:
+    # A blocks and loses the loop; B blocks on the new leader; then A ends. A's end must not
+    # hide B from the watchdog: C is answered while B still blocks.
+    for event in (*GATES.values(), *ENTERED.values()):
+        event.clear()
+    server = make(max_workers=4, handler=TwoGates)
+    with running(server), connect(server) as a, connect(server) as b:
+        try:
+            a.sendall(b"GET /gate-a HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert ENTERED["/gate-a"].wait(5)
+            assert get(server, "/1").endswith(b"hello /1")  # A lost the loop
+            b.sendall(b"GET /gate-b HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert ENTERED["/gate-b"].wait(5)
+            GATES["/gate-a"].set()
+            assert read_response(a).endswith(b"hello /gate-a")
+            assert get(server, "/2").endswith(b"hello /2")  # B lost the loop too
+            GATES["/gate-b"].set()
+            assert read_response(b).endswith(b"hello /gate-b")
+        finally:
+            for event in GATES.values():
+                event.set()
