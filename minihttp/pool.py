@@ -175,12 +175,17 @@ class PooledHTTPServer(HTTPServer):
 
     @property
     def pool(self) -> WorkerPool:
-        """The worker pool (created on first use)."""
+        """The worker pool (created on first use, by whichever thread needs it first: the
+        loop, the watchdog or a worker, hence the lock)."""
         pool = self._pool
         if pool is None:
-            pool = self._pool = WorkerPool(
-                self.max_workers, self.max_queue or self.max_workers, name="minihttp-pool",
-                daemon=self.daemon_threads, on_space=self.wake_loop)
+            with self._lock:
+                pool = self._pool
+                if pool is None:
+                    pool = self._pool = WorkerPool(
+                        self.max_workers, self.max_queue or self.max_workers,
+                        name="minihttp-pool", daemon=self.daemon_threads,
+                        on_space=self.wake_loop)
         return pool
 
     @property
