@@ -113,8 +113,8 @@ class SocketReader:
     server ``feed`` (append bytes received elsewhere) and ``has_request``.
     """
 
-    __slots__ = ("_body_timeout", "_kernel", "_rbuf", "_rview", "_timeout", "buf", "eof",
-                 "limits", "requests", "sock")
+    __slots__ = ("_body_timeout", "_head", "_kernel", "_rbuf", "_rview", "_timeout", "buf",
+                 "eof", "limits", "requests", "sock")
 
     def __init__(self, sock: socket.socket, limits: Limits = DEFAULT_LIMITS) -> None:
         self.sock = sock
@@ -134,18 +134,34 @@ class SocketReader:
         # would otherwise hold 160 MB of empty buffers).
         self._rbuf: bytearray | None = None
         self._rview: memoryview | None = None
+        #: A fed chunk that is exactly one whole head (see ``feed``), returned by read_head.
+        self._head: bytes | None = None
 
     # -- pooled-server support
     def feed(self, data: bytes) -> None:
-        """Append bytes received by someone else (a selector loop); ``b''`` means EOF."""
+        """Append bytes received by someone else (a selector loop); ``b''`` means EOF.
+
+        The usual keep-alive case, one recv holding exactly one whole head and nothing
+        else, is kept as it is for ``read_head`` (the same test ``read_head`` applies to
+        its own recv): no copy into the buffer, no second search for the blank line.
+        """
+        head = self._head
+        if head is not None:  # not read yet: keep the byte order
+            self._head = None
+            self.buf += head
         if data:
-            self.buf += data
+            n = len(data)
+            if (not self.buf and 4 <= n <= self.limits.max_head and data[0] != 0x0D
+                    and data.find(b"\r\n\r\n") == n - 4):
+                self._head = data
+            else:
+                self.buf += data
         else:
             self.eof = True
 
     def has_request(self) -> bool:
         """True when ``read_head`` will not block: a whole head is buffered, EOF, or an error."""
-        if self.eof:
+        if self._head is not None or self.eof:
             return True
         try:
             return find_head_end(self.buf, 0, self.limits) >= 0
@@ -208,6 +224,11 @@ class SocketReader:
         its deadline, ``BadRequest`` when the connection ends inside a head, and the
         ``http11.find_head_end`` errors (414, 431).
         """
+        head = self._head
+        if head is not None:  # fed whole by a pooled server's loop
+            self._head = None
+            self.requests += 1
+            return head
         buf = self.buf
         limits = self.limits
         if not buf and not self.eof:

@@ -260,3 +260,37 @@ def test_socket_reader_head_larger_than_its_recv_buffer(
     assert len(head) > HEAD_RECV_SIZE
     b.sendall(head)
     assert reader.read_head() == head
+
+
+HEAD1 = b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n"
+HEAD2 = b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+@pytest.mark.parametrize("feeds, heads, tail", [
+    ([HEAD1], [HEAD1], b""),  # one whole head: kept as is, not copied into the buffer
+    ([HEAD1, HEAD2], [HEAD1, HEAD2], b""),  # fed again before it was read: order kept
+    ([HEAD1 + HEAD2], [HEAD1, HEAD2], b""),  # pipelined in one chunk: the general path
+    ([HEAD1, b""], [HEAD1], b""),  # EOF after a whole head: the head is still served
+    ([HEAD1[:10], HEAD1[10:]], [HEAD1], b""),  # split: the second part is no head alone
+    ([HEAD1 + b"abc"], [HEAD1], b"abc"),  # a head with body bytes after it
+    ([b"\r\n" + HEAD1], [b"\r\n" + HEAD1], b""),  # leading CRLF: parse_head skips it
+])
+def test_socket_reader_feed(pair: tuple[socket.socket, socket.socket], feeds: list[bytes],
+                            heads: list[bytes], tail: bytes) -> None:
+    a, _b = pair
+    reader = SocketReader(a, DEFAULT_LIMITS)
+    for data in feeds:
+        reader.feed(data)
+    for head in heads:
+        assert reader.has_request()
+        assert reader.read_head() == head
+    assert bytes(reader.buf) == tail
+    assert reader.requests == len(heads)
+
+
+def test_socket_reader_feed_keeps_a_whole_head_out_of_the_buffer(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    reader = SocketReader(pair[0], DEFAULT_LIMITS)
+    reader.feed(HEAD1)
+    assert not reader.buf  # no copy, no second search: read_head hands it back as is
+    assert reader.read_head() is not None and not reader.has_request()
