@@ -16,43 +16,15 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "servers"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import minihttp_hello  # type: ignore[import-not-found]
 
-from minihttp.server import ThreadingHTTPServer
+from benchmarks._fakesock import FakeServer, FakeSocket
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
-
-
-class FakeSocket:
-    """Every read returns one whole request head; every write is dropped."""
-
-    def recv(self, n: int) -> bytes:
-        return REQUEST
-
-    def recv_into(self, buf: Any, n: int = 0) -> int:
-        buf[: len(REQUEST)] = REQUEST
-        return len(REQUEST)
-
-    def sendall(self, data: Any) -> None:
-        pass
-
-    def settimeout(self, t: float | None) -> None:
-        pass
-
-    def setsockopt(self, *args: Any) -> None:
-        pass
-
-    def gettimeout(self) -> float | None:
-        return None
-
-
-class FakeServer:
-    limits = ThreadingHTTPServer.limits
 
 
 def per_request(n: int) -> float:
@@ -60,8 +32,8 @@ def per_request(n: int) -> float:
     a, b = socket.socketpair(socket.AF_UNIX)
     try:
         handler = minihttp_hello.HelloHandler.attach(a, ("127.0.0.1", 1), FakeServer())
-        handler.reader.sock = FakeSocket()
-        handler._writer.sock = FakeSocket()
+        handler.reader.sock = FakeSocket(REQUEST)
+        handler._writer.sock = FakeSocket(REQUEST)
         one = handler.handle_one_request
         started = time.process_time()
         for _ in range(n):

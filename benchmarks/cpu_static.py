@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import minihttp_static  # type: ignore[import-not-found]
 
+from benchmarks._fakesock import FakeServer, FakeSocket
 from minihttp._smallfiles import RACY_SECONDS
-from minihttp.server import ThreadingHTTPServer
 
 FILE_NAME = "file4k"
 FILE_SIZE = 4 * 1024
@@ -48,41 +48,6 @@ FILE_SIZE = 4 * 1024
 URL_PATH = "/" + FILE_NAME
 HEAD = b"GET %s HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
 REQUEST = HEAD % URL_PATH.encode()
-
-
-class FakeSocket:
-    """Every read returns one whole request head; writes are dropped (or kept, to check)."""
-
-    def __init__(self, keep: bool = False) -> None:
-        self.sent: list[bytes] | None = [] if keep else None
-
-    def recv(self, n: int) -> bytes:
-        return REQUEST
-
-    def recv_into(self, buf: Any, n: int = 0) -> int:
-        buf[: len(REQUEST)] = REQUEST
-        return len(REQUEST)
-
-    def sendall(self, data: Any) -> None:
-        if self.sent is not None:
-            self.sent.append(bytes(data))
-
-    def send(self, data: Any) -> int:
-        self.sendall(data)
-        return len(data)
-
-    def settimeout(self, t: float | None) -> None:
-        pass
-
-    def setsockopt(self, *args: Any) -> None:
-        pass
-
-    def gettimeout(self) -> float | None:
-        return None
-
-
-class FakeServer:
-    limits = ThreadingHTTPServer.limits
 
 
 def handler_class(cache: bool) -> type:
@@ -116,7 +81,7 @@ def check(cls: type, root: str, data: bytes) -> None:
     """One request with the bytes kept: it must be a 200 carrying exactly the file."""
     a, b = socket.socketpair(socket.AF_UNIX)
     try:
-        sock = FakeSocket(keep=True)
+        sock = FakeSocket(REQUEST, keep=True)
         attach(cls, root, sock, a).handle_one_request()
         out = b"".join(sock.sent or [])
         head, _, body = out.partition(b"\r\n\r\n")
@@ -132,7 +97,7 @@ def per_request(cls: type, root: str, n: int) -> float:
     """Seconds of process CPU time per request over ``n`` requests on one connection."""
     a, b = socket.socketpair(socket.AF_UNIX)
     try:
-        handler = attach(cls, root, FakeSocket(), a)
+        handler = attach(cls, root, FakeSocket(REQUEST), a)
         one = handler.handle_one_request
         started = time.process_time()
         for _ in range(n):

@@ -1,0 +1,51 @@
+"""A socket stand-in for the CPU-per-request benchmarks (cpu_hello.py, cpu_static.py).
+
+Every read returns the same whole request head and every write is dropped (or kept, to check
+the first response), so a handler's ``handle_one_request`` can be timed without the kernel:
+what remains is minihttp's own Python work per request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from minihttp.server import ThreadingHTTPServer
+
+
+class FakeSocket:
+    """Reads give ``request`` whole, every time; writes are dropped, or kept in ``sent``."""
+
+    def __init__(self, request: bytes, keep: bool = False) -> None:
+        self.request = request
+        self.sent: list[bytes] | None = [] if keep else None
+
+    def recv(self, n: int) -> bytes:
+        return self.request
+
+    def recv_into(self, buf: Any, n: int = 0) -> int:
+        request = self.request
+        buf[: len(request)] = request
+        return len(request)
+
+    def sendall(self, data: Any) -> None:
+        if self.sent is not None:
+            self.sent.append(bytes(data))
+
+    def send(self, data: Any) -> int:
+        self.sendall(data)
+        return len(data)
+
+    def settimeout(self, t: float | None) -> None:
+        pass
+
+    def setsockopt(self, *args: Any) -> None:
+        pass
+
+    def gettimeout(self) -> float | None:
+        return None
+
+
+class FakeServer:
+    """What a handler reads from its server on the request path."""
+
+    limits = ThreadingHTTPServer.limits
