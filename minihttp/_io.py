@@ -168,6 +168,21 @@ class SocketReader:
         except Exception:
             return True  # the error is reported when the head is read
 
+    @property
+    def kernel_timeouts(self) -> bool:
+        """True when waits are bounded by SO_RCVTIMEO (a plain blocking TCP socket): a
+        ``recv`` that times out costs one system call and raises ``BlockingIOError``."""
+        return self._kernel
+
+    def set_wait_timeout(self, timeout: float | None) -> None:
+        """Bound the socket's next blocking reads by ``timeout`` seconds.
+
+        For a pooled server's worker that waits for a client's next request with its own
+        ``recv``: the reader sets its own timeout again before each of its blocking reads,
+        so leaving this one in place is harmless (and saves a system call per request).
+        """
+        self._settimeout(timeout)
+
     # -- internals
     def _settimeout(self, timeout: float | None) -> None:
         if timeout != self._timeout:

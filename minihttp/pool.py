@@ -801,7 +801,7 @@ class PooledHTTPServer(HTTPServer):
         pool = self.pool
         reader = conn.reader
         linger = self.linger
-        if (not linger or not reader._kernel or self._backlog
+        if (not linger or not reader.kernel_timeouts or self._backlog
                 or pool.busy >= pool.max_workers):
             try:
                 data: bytes = sock.recv(_RECV, _DONTWAIT)
@@ -810,9 +810,7 @@ class PooledHTTPServer(HTTPServer):
             except OSError:
                 return b""
             return data
-        # The reader sets its own timeout before each of its blocking reads, so leaving
-        # this one in place costs nothing (and saves a setsockopt per request).
-        reader._settimeout(linger)
+        reader.set_wait_timeout(linger)
         deadline = -1.0
         while True:
             try:
