@@ -317,10 +317,11 @@ class _Context:
     port for the loop check, our Via entries as bytes, which hooks are overridden."""
 
     __slots__ = ("allowed", "auth", "bind_port", "cfg", "client", "fast", "pool",
-                 "raw_fields", "response_hook", "server", "timeout", "via_request",
-                 "via_response", "xff")
+                 "raw_fields", "request_hook", "response_hook", "server", "timeout",
+                 "via_request", "via_response", "xff")
 
-    def __init__(self, handler: ProxyHandler) -> None:
+    def __init__(self, handler: ProxyHandler, request_hook: bool, response_hook: bool) -> None:
+        """``request_hook`` / ``response_hook``: whether the handler's class overrides them."""
         self.server = handler.server
         self.client = handler.client_address
         cfg = self.cfg = handler.config
@@ -332,8 +333,9 @@ class _Context:
         self.bind_port = address[1] if isinstance(address, tuple) and len(address) > 1 else -1
         cls = type(handler)
         # The fast path builds h11's field list itself; a request hook gets the general one.
-        self.fast = _H11_HEADERS is not None and cls.request_hook is ProxyHandler.request_hook
-        self.response_hook = cls.response_hook is not ProxyHandler.response_hook
+        self.request_hook = request_hook
+        self.fast = _H11_HEADERS is not None and not request_hook
+        self.response_hook = response_hook
         # Relayed fields (validated by h11's parser) join the head as bytes unless a
         # subclass wants to see each one in send_header.
         self.raw_fields = cls.send_header is BaseHTTPRequestHandler.send_header
@@ -416,21 +418,13 @@ class ProxyHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         """Forward one absolute-form request (used for every method except CONNECT)."""
         try:
-            ctx = self._ctx
-            if ctx is None or ctx.server is not self.server or ctx.client is not \
-                    self.client_address:
-                ctx = self._ctx = _Context(self)
-            if not ctx.allowed:
-                raise _Refuse(403, "Forbidden: this client may not use the proxy.")
-            if ctx.auth is not None and not self._authorized(ctx.auth):
-                raise _Refuse(407, "Proxy authentication required.",
-                              [("Proxy-Authenticate", 'Basic realm="minihttp", charset="UTF-8"')])
+            ctx = self._admit()
             command = self.command
             if ctx.fast and command != "OPTIONS" and command != "TRACE":
                 self._forward_fast(ctx)
             else:
                 self._admit_fields()
-                self._forward()
+                self._forward(ctx)
         except _Refuse as refusal:
             self._send_plain(refusal.status, refusal.message, refusal.headers)
 
@@ -440,6 +434,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
         """Open a TCP tunnel to ``host:port`` (RFC 9110 section 9.3.6)."""
         try:
             self._admit()
+            self._admit_fields()
             self._tunnel()
         except _Refuse as refusal:
             self.close_connection = True
@@ -447,16 +442,20 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
     # -- admission: allow-list, authentication, loops ----------------------------------------
 
-    def _admit(self) -> None:
+    def _admit(self) -> _Context:
+        """The connection's context (made by its first request), once the allow-list (403)
+        and proxy authentication (407, RFC 9110 section 11.7.1) let this client in."""
         ctx = self._ctx
         if ctx is None or ctx.server is not self.server or ctx.client is not self.client_address:
-            ctx = self._ctx = _Context(self)
+            cls = type(self)
+            ctx = self._ctx = _Context(self, cls.request_hook is not ProxyHandler.request_hook,
+                                       cls.response_hook is not ProxyHandler.response_hook)
         if not ctx.allowed:
             raise _Refuse(403, "Forbidden: this client may not use the proxy.")
         if ctx.auth is not None and not self._authorized(ctx.auth):
             raise _Refuse(407, "Proxy authentication required.",
                           [("Proxy-Authenticate", 'Basic realm="minihttp", charset="UTF-8"')])
-        self._admit_fields()
+        return ctx
 
     def _admit_fields(self) -> None:
         """Refuse a Connection naming an end-to-end field (400) and a Via loop (508)."""
@@ -602,8 +601,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
             self._send_response(ProxyResponse(200, "OK", [("Allow", "GET, HEAD, OPTIONS")], b""))
         return True
 
-    def _forward(self) -> None:
-        cfg = self.config
+    def _forward(self, ctx: _Context) -> None:
+        cfg = ctx.cfg
         host, port, path = self._target()
         if self._is_self(host, port):
             raise _Refuse(508, "Loop Detected: the target is this proxy.")
@@ -614,7 +613,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
         request = self._outgoing(url, cfg)
         # Without a hook the fields are what our strict parser accepted plus our own: h11 need
         # not validate them again (see _exchange).
-        trusted = type(self).request_hook is ProxyHandler.request_hook
+        trusted = not ctx.request_hook
         if not trusted:
             result = self.request_hook(request)
             if isinstance(result, ProxyResponse):
@@ -636,7 +635,6 @@ class ProxyHandler(BaseHTTPRequestHandler):
         except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
             # h11 refused what a hook built: our fault, not the upstream's.
             raise _Refuse(500, "Internal Server Error: request cannot be forwarded.") from exc
-        ctx = self._ctx or _Context(self)
         self._exchange(h11_request, framing is not None and framing != ("Content-Length", "0"),
                        host, port, request, ctx)
 
