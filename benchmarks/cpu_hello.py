@@ -1,12 +1,27 @@
-"""CPU cost of one keep-alive hello request in minihttp's own Python code, without a network.
+"""CPU cost of one keep-alive hello request in minihttp's own Python code.
 
-wrk figures on a 2-core machine swing with whatever else runs; this one does not much. It
-drives ``handle_one_request`` of the hello handler (benchmarks/servers/minihttp_hello.py)
-over a fake socket that always holds one whole request head, and reports the best of
-several runs of process CPU time per request: parsing, dispatch, the handler's five API
-calls and building the response, but no system calls.
+wrk figures on a 2-core machine swing with whatever else runs; these do not much. The hello
+handler is benchmarks/servers/minihttp_hello.py. Two measures:
 
-    python3 benchmarks/cpu_hello.py [--requests N] [--runs N] [--profile]
+* default (fake socket): ``handle_one_request`` over a fake socket that always holds one
+  whole request head; the best of several runs of process CPU time per request. Parsing,
+  dispatch, the handler's five API calls and building the response, but no system calls.
+* ``--pooled`` (real sockets): a :class:`~minihttp.pool.PooledHTTPServer` (inline serving,
+  as the CLI runs it) on 127.0.0.1 port 0, and one in-process client thread that sends N
+  sequential keep-alive requests on one TCP connection, each after the whole previous
+  response arrived. Reported per request, best of several runs: the loop thread's own CPU
+  clock (``time.pthread_getcpuclockid``: user + system time of the thread that runs
+  ``serve_forever``), and in brackets the process CPU time minus the client thread's
+  ``time.thread_time`` (which adds the watchdog's ticks). So it counts the loop's work
+  (epoll wait/rearm, the non-blocking ``recv``, ``feed``, the handler path, ``sendall``)
+  and not the client's. ``inline_budget`` is 0.5 s here so that the watchdog does not move
+  the loop to another thread when the machine is busy (a run where it did anyway is
+  refused: the loop clock would miss requests). The GIL hand-over between the two threads
+  is in it too (the same for every version of the server). Loopback only.
+
+    python3 benchmarks/cpu_hello.py [--pooled] [--requests N] [--runs N] [--profile]
+
+``--profile`` runs cProfile on one run (for ``--pooled``: on the loop thread only).
 """
 
 from __future__ import annotations
@@ -14,8 +29,10 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "servers"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -47,12 +64,143 @@ def per_request(n: int) -> float:
         b.close()
 
 
+def _response_size(sock: socket.socket) -> int:
+    """Send one request and read its response whole; its size (every one is the same)."""
+    sock.sendall(REQUEST)
+    data = b""
+    deadline = time.monotonic() + 10.0
+    while b"\r\n\r\n" not in data:
+        if time.monotonic() > deadline:
+            raise SystemExit("no response head within 10 s")
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise SystemExit("the server closed the connection")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+            break
+    else:
+        raise SystemExit("the hello response has no Content-Length")
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise SystemExit("the server closed the connection")
+        body += chunk
+    return len(head) + 4 + length
+
+
+def per_request_pooled(n: int, server: Any, loop_clock: int) -> tuple[float, float]:
+    """Server CPU seconds per request for ``n`` sequential keep-alive requests on one
+    loopback TCP connection: (the loop thread's CPU clock ``loop_clock``, process CPU minus
+    the client thread's CPU)."""
+    result: dict[str, Any] = {}
+
+    def client() -> None:
+        try:
+            with socket.create_connection(server.server_address[:2], timeout=10.0) as sock:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                size = _response_size(sock)
+                recv, sendall = sock.recv, sock.sendall
+                cpu0, proc0 = time.thread_time(), time.process_time()
+                loop0 = time.clock_gettime(loop_clock)
+                for _ in range(n):
+                    sendall(REQUEST)
+                    got = 0
+                    while got < size:
+                        chunk = recv(65536)
+                        if not chunk:
+                            raise ConnectionError("the server closed the connection")
+                        got += len(chunk)
+                    if got != size:
+                        raise ValueError(f"response of {got} bytes, expected {size}")
+                result["loop"] = time.clock_gettime(loop_clock) - loop0
+                result["client"] = time.thread_time() - cpu0
+                result["process"] = time.process_time() - proc0
+        except BaseException as exc:  # reported by the caller
+            result["error"] = exc
+
+    thread = threading.Thread(target=client, name="cpu-hello-client")
+    thread.start()
+    thread.join(120.0)
+    if thread.is_alive() or "error" in result:
+        raise SystemExit(f"the pooled run failed: {result.get('error', 'timed out')!r}")
+    return float(result["loop"]) / n, float(result["process"] - result["client"]) / n
+
+
+def run_pooled(args: argparse.Namespace) -> None:
+    """``--pooled``: a PooledHTTPServer on a thread, measured by :func:`per_request_pooled`."""
+    from minihttp.pool import PooledHTTPServer
+
+    server = PooledHTTPServer(("127.0.0.1", 0), minihttp_hello.HelloHandler)
+    # On a busy machine a descheduled loop thread looks like a blocking handler to the
+    # watchdog, which would move the loop to another thread (and out of the loop clock).
+    server.inline_budget = 0.5
+    profile = None
+    clocks: list[int] = []
+    started = threading.Event()
+
+    def serve() -> None:
+        clocks.append(time.pthread_getcpuclockid(threading.get_ident()))
+        started.set()
+        if profile is not None:
+            profile.runcall(server.serve_forever)
+        else:
+            server.serve_forever()
+
+    if args.profile:
+        import cProfile
+
+        profile = cProfile.Profile()
+    loop = threading.Thread(target=serve, name="cpu-hello-loop")
+    loop.start()
+    started.wait(10.0)
+    try:
+        per_request_pooled(2_000, server, clocks[0])  # warm caches
+        epoch = server._epoch
+        if profile is not None:
+            per_request_pooled(args.requests, server, clocks[0])
+        else:
+            runs = [per_request_pooled(args.requests, server, clocks[0])
+                    for _ in range(args.runs)]
+        if server._epoch != epoch:
+            raise SystemExit("the watchdog moved the loop to another thread (a handler held "
+                             "it past inline_budget: a busy machine); the loop clock would "
+                             "miss requests, rerun")
+    finally:
+        server.shutdown()
+        loop.join(30.0)
+        server.server_close()
+    if profile is not None:
+        import pstats
+
+        pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+        return
+    loop_best = min(r[0] for r in runs)
+    process_best = min(r[1] for r in runs)
+    print(f"minihttp hello, pooled over loopback TCP: {loop_best * 1e6:.2f} us of loop-thread "
+          f"CPU per request ({process_best * 1e6:.2f} us process minus client; best of "
+          f"{args.runs} x {args.requests})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=20_000)
-    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--requests", type=int, default=None,
+                        help="requests per run (20000; --pooled: 10000)")
+    parser.add_argument("--runs", type=int, default=None, help="runs (15; --pooled: 5)")
+    parser.add_argument("--pooled", action="store_true",
+                        help="a PooledHTTPServer over loopback TCP instead of a fake socket")
     parser.add_argument("--profile", action="store_true", help="cProfile one run instead")
     args = parser.parse_args()
+    if args.pooled:
+        args.requests = args.requests or 10_000
+        args.runs = args.runs or 5
+        run_pooled(args)
+        return
+    args.requests = args.requests or 20_000
+    args.runs = args.runs or 15
     per_request(2_000)  # warm caches
     if args.profile:
         import cProfile
