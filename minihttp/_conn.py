@@ -16,6 +16,12 @@ Rules of this module:
   it belongs to the worker it is given to until the worker re-arms it. With epoll the re-arm
   (``EPOLL_CTL_MOD`` with ``EPOLLONESHOT``) is thread-safe and costs one syscall, so a worker
   parks a connection without waking the I/O thread at all.
+* Except with inline serving on epoll: a connection that never leaves the loop thread is
+  registered level-triggered (``Conn.level``), so parking it after a request costs nothing;
+  its events while it waits its turn (``BUSY`` in the run queue) are ignored and come back at
+  the next poll if bytes are still unread. Before such a connection goes to any other thread
+  (a worker, or a handler that lost the loop) it is switched to one-shot (``to_oneshot``), and
+  back to level-triggered when the loop parks it again.
 """
 
 from __future__ import annotations
@@ -40,8 +46,8 @@ NEW, IDLE, HEAD, BUSY = range(4)
 class Conn:
     """One client connection of the pooled server."""
 
-    __slots__ = ("addr", "closed", "expires", "fd", "handler", "nowait", "raw", "reader",
-                 "sock", "state", "timer_seq", "tls")
+    __slots__ = ("addr", "closed", "expires", "fd", "handler", "level", "nowait", "raw",
+                 "reader", "sock", "state", "timer_seq", "tls")
 
     def __init__(self, sock: Any, addr: Any, fd: int) -> None:
         self.sock = sock
@@ -59,6 +65,9 @@ class Conn:
         self.tls = False
         #: A worker may try ``recv(MSG_DONTWAIT)`` (plain blocking socket, no Python timeout).
         self.nowait = False
+        #: Registered level-triggered (inline serving on epoll): parking it again costs no
+        #: system call. False: one-shot, re-armed after each hand-over (see the rules).
+        self.level = False
 
 
 class Deadlines:
@@ -104,6 +113,22 @@ class Deadlines:
 class Poller:
     """Readiness of parked connections (one-shot) plus a few level-triggered descriptors."""
 
+    #: Connections may also be registered level-triggered (``add_conn_level``).
+    supports_level = False
+
+    def add_conn_level(self, fd: int) -> None:
+        """Register a new connection level-triggered. I/O thread only."""
+        raise NotImplementedError
+
+    def to_level(self, fd: int) -> None:
+        """Switch a connection to level-triggered, armed. Loop thread only."""
+        raise NotImplementedError
+
+    def to_oneshot(self, fd: int) -> None:
+        """Switch a connection to one-shot, armed (it gets at most one more event). Any
+        thread: before a connection goes to another thread."""
+        raise NotImplementedError
+
     def add_level(self, fd: int) -> None:
         raise NotImplementedError
 
@@ -134,9 +159,19 @@ if hasattr(select, "epoll"):
         """Linux epoll: one-shot registrations re-armed from any thread (one syscall)."""
 
         _ARM = select.EPOLLIN | select.EPOLLONESHOT
+        supports_level = True
 
         def __init__(self, wake: Callable[[], None]) -> None:
             self._ep = select.epoll()
+
+        def add_conn_level(self, fd: int) -> None:
+            self._ep.register(fd, select.EPOLLIN)
+
+        def to_level(self, fd: int) -> None:
+            self._ep.modify(fd, select.EPOLLIN)
+
+        def to_oneshot(self, fd: int) -> None:
+            self._ep.modify(fd, self._ARM)
 
         def add_level(self, fd: int) -> None:
             self._ep.register(fd, select.EPOLLIN)

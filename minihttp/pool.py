@@ -167,6 +167,7 @@ class PooledHTTPServer(HTTPServer):
         self._spare_cond = threading.Condition(self._inline_lock)
         self._spare_ready = False  # the serve_forever thread waits to lead again
         self._spare_epoch = 0
+        self._running_conn: Conn | None = None
         super().__init__(server_address, RequestHandlerClass, bind_and_activate)
         if self.max_connections is None:
             self.max_connections = default_max_connections()
@@ -344,6 +345,7 @@ class PooledHTTPServer(HTTPServer):
                 return True
             conn = runnable.popleft()
             handler = conn.handler
+            self._running_conn = conn
             self._seq += 1
             self._running = self._seq
             if self._watch_idle:
@@ -369,11 +371,40 @@ class PooledHTTPServer(HTTPServer):
                     self._hand_back(conn)
                 else:
                     runnable.append(conn)
-            else:
+            elif deposed:
                 self._park(conn)
+            else:
+                self._park_inline(conn)
             if deposed:
                 return False
         return True
+
+    def _park_inline(self, conn: Conn) -> None:
+        """The loop thread parks a connection it served: no system call when it is
+        level-triggered already; a partial head is timed here (the loop owns the timers)."""
+        limits = conn.reader.limits
+        now = time.monotonic()
+        if conn.reader.buf:
+            head_timeout = limits.head_timeout
+            conn.expires = _INF if head_timeout is None else now + head_timeout
+            conn.state = HEAD
+            self._schedule(conn, self._timers, now)
+        else:
+            keepalive = limits.keepalive_timeout
+            conn.expires = _INF if keepalive is None else now + keepalive
+            conn.state = IDLE
+        if not conn.level:
+            poller = self._poller
+            try:
+                if poller is None:
+                    raise ValueError("poller closed")
+                if poller.supports_level:
+                    poller.to_level(conn.fd)
+                    conn.level = True
+                else:
+                    poller.rearm(conn.fd)
+            except (OSError, ValueError):
+                self._close(conn)
 
     def _handler_done(self, epoch: int) -> bool:
         """An inline handler returned: clear ``_running`` if this thread still leads; True if
@@ -423,6 +454,9 @@ class PooledHTTPServer(HTTPServer):
         with self._inline_lock:
             if self._running != running:
                 return  # that handler has finished (also when stopping: the new leader drains)
+            conn = self._running_conn
+            if conn is not None and conn.level:
+                self._to_oneshot(conn)  # it stays with the deposed thread
             self._epoch += 1
             if self._spare_ready:  # the serve_forever thread is free: it leads again
                 self._spare_ready = False
@@ -554,7 +588,11 @@ class PooledHTTPServer(HTTPServer):
         head_timeout = conn.reader.limits.head_timeout
         conn.expires = _INF if head_timeout is None else time.monotonic() + head_timeout
         self._schedule(conn, timers, time.monotonic())
-        poller.add(conn.fd)
+        if self.inline and poller.supports_level:
+            poller.add_conn_level(conn.fd)
+            conn.level = True
+        else:
+            poller.add(conn.fd)
 
     def _attach(self, conn: Conn) -> None:
         """Create the connection's handler (``setup()`` only) and note how to read it."""
@@ -579,7 +617,8 @@ class PooledHTTPServer(HTTPServer):
         except OSError:
             data = b""
         if data is None:
-            self._rearm(conn, poller)
+            if not conn.level:
+                self._rearm(conn, poller)
             return
         if not data:
             if not reader.buf:
@@ -600,7 +639,8 @@ class PooledHTTPServer(HTTPServer):
             if head_timeout is not None:
                 conn.expires = time.monotonic() + head_timeout
                 self._schedule(conn, timers, time.monotonic())
-        self._rearm(conn, poller)
+        if not conn.level:
+            self._rearm(conn, poller)
 
     def _recv_parked(self, conn: Conn) -> bytes | None:
         """Read what is there without blocking: bytes, ``b''`` at EOF, None if nothing."""
@@ -627,6 +667,16 @@ class PooledHTTPServer(HTTPServer):
             return b"".join(chunks)
         finally:
             sock.settimeout(previous)
+
+    def _to_oneshot(self, conn: Conn) -> None:
+        """Before a level-triggered connection leaves the loop thread (see _conn's rules)."""
+        poller = self._poller
+        conn.level = False
+        if poller is not None:
+            try:
+                poller.to_oneshot(conn.fd)
+            except (OSError, ValueError):
+                pass  # closed meanwhile: its owner finds out on its next I/O
 
     def _rearm(self, conn: Conn, poller: Poller) -> None:
         try:
@@ -694,6 +744,8 @@ class PooledHTTPServer(HTTPServer):
         if self.inline and not conn.tls and not self._closing:
             self._runnable.append(conn)
             return
+        if conn.level:
+            self._to_oneshot(conn)
         if self._backlog or not self.pool.try_submit(self._serve, conn):
             self._backlog.append(conn)
 
