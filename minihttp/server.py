@@ -66,6 +66,7 @@ from ._io import (
     LENGTH,
     NOBODY,
     PASSTHROUGH,
+    RAW,
     BodyReader,
     ChunkedBody,
     FileSource,
@@ -372,7 +373,9 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         self._head = head
         try:
             if self.parse_request():
-                method = getattr(self, "do_" + self.command, None)  # type: ignore[operator]
+                command = self.command
+                method = getattr(self, _DO_NAMES.get(command)  # type: ignore[arg-type]
+                                 or "do_" + command, None)  # type: ignore[operator]
                 if method is None:
                     self._not_implemented()
                 else:
@@ -435,9 +438,12 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             forwarded.apply(self, self.server.forwarded_allow_ips)  # trusted proxy's client
         protocol = self.protocol_version
         self.close_connection = not keep_alive or protocol < "HTTP/1.1"
+        if not expect_continue and not chunked and not content_length:
+            self._body = self.rfile = EMPTY_BODY  # the common case: no body
+            return True
         expect = expect_continue and protocol >= "HTTP/1.1"
         if not expect and not chunked and not content_length:
-            self._body = self.rfile = EMPTY_BODY  # the common case: no body
+            self._body = self.rfile = EMPTY_BODY
             return True
         source = self._source()
         lazy = (expect and self._writer is not None and self.wfile is self._writer
@@ -545,22 +551,38 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         if writer is not None and self.wfile is writer:
             size = writer.body_bytes
             mode = writer.mode
-            if mode == LENGTH and not writer.remaining:
-                pass  # the common case: a complete Content-Length response
-            elif mode == LENGTH and writer.remaining and not writer.broken:
-                error_log.error("%s: response to %r shorter than its Content-Length; closing",
-                                self.address_string(), self.requestline)
-            elif (mode == _io.RAW and not writer.committed and self.command is not None
-                  and not writer.broken):  # broken: the client left mid-body, not a bug
-                error_log.error("%s: handler for %r sent no response; closing",
-                                self.address_string(), self.requestline)
-            try:
-                if not writer.finish():
+            if mode == LENGTH and not writer.remaining and not writer.broken:
+                # The common case, ResponseWriter.finish()'s first branch inlined: a complete
+                # Content-Length response goes out with one sendall of head and body.
+                buf = writer._buf
+                writer.mode = RAW
+                writer.started = writer.committed = False
+                writer.body_bytes = 0
+                if buf:
+                    try:
+                        writer.sock.sendall(buf)
+                    except OSError as err:
+                        writer.committed = True
+                        error_log.debug("%s: could not send the response: %r",
+                                        self.address_string(), err)
+                        self.close_connection = True
+                    finally:
+                        buf.clear()
+            else:
+                if mode == LENGTH and writer.remaining and not writer.broken:
+                    error_log.error("%s: response to %r shorter than its Content-Length; "
+                                    "closing", self.address_string(), self.requestline)
+                elif (mode == _io.RAW and not writer.committed and self.command is not None
+                      and not writer.broken):  # broken: the client left mid-body, not a bug
+                    error_log.error("%s: handler for %r sent no response; closing",
+                                    self.address_string(), self.requestline)
+                try:
+                    if not writer.finish():
+                        self.close_connection = True
+                except OSError as err:
+                    error_log.debug("%s: could not send the response: %r",
+                                    self.address_string(), err)
                     self.close_connection = True
-            except OSError as err:
-                error_log.debug("%s: could not send the response: %r", self.address_string(),
-                                err)
-                self.close_connection = True
         else:
             size = "-"
             flush = getattr(self.wfile, "flush", None)
@@ -790,7 +812,10 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                 buf = self._headers_buffer
                 buf.append(b"\r\n")
                 self._headers_buffer = []
-                writer.start(b"".join(buf), LENGTH, length)
+                writer._buf += b"".join(buf)  # writer.start(), inlined
+                writer.mode = LENGTH
+                writer.remaining = length
+                writer.started = True
                 return
         if self.request_version == "HTTP/0.9":
             return
@@ -922,6 +947,10 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         addr = self.client_address
         return str(addr[0]) if addr else "-"
 
+
+#: The ``do_`` method names of the common methods, prebuilt for dispatch (others are built
+#: per request: a client chooses them, so they are not kept).
+_DO_NAMES = {m: "do_" + m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 _base_log_message = BaseHTTPRequestHandler.log_message
 _base_version_string = BaseHTTPRequestHandler.version_string
