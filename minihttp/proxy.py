@@ -49,18 +49,12 @@ name table is keyed on field names, which real traffic repeats as much as the be
 
 from __future__ import annotations
 
-import base64
-import binascii
-import functools
-import hmac
-import ipaddress
 import logging
 import re
 import socket
 import sys
 import threading
 import weakref
-from collections.abc import Sequence
 from typing import Any
 
 import h11
@@ -80,13 +74,12 @@ from minihttp._proxy_headers import (
 from minihttp._proxy_pool import (
     ConnectionPool,
     DestinationDenied,
-    IPNetwork,
     UpstreamConnection,
     UpstreamError,
     UpstreamTimeout,
-    address_in,
     open_connection,
 )
+from minihttp._proxy_route import Refuse, Routing, client_allowed
 from minihttp._tunnel import relay
 from minihttp.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -113,7 +106,6 @@ _parse_args = parse_args
 #: Methods that may be retried once on a fresh connection (RFC 9110 section 9.2.2).
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
-_PORT = re.compile(r"[0-9]{1,5}")
 _READ = 64 * 1024
 
 _END = h11.EndOfMessage()
@@ -232,28 +224,6 @@ _RESPONSE_ACTIONS: dict[bytes, int] = {
 }
 
 
-@functools.lru_cache(maxsize=256)
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return None
-
-
-@functools.lru_cache(maxsize=1024)
-def _client_allowed(ip: str, allow: tuple[IPNetwork, ...]) -> bool:
-    """Allow-list decision, cached: parsing addresses costs more than the rest of admission."""
-    return address_in(ip, allow)
-
-
-class _Refuse(Exception):
-    """Answer the client with ``status`` and a short text, then go on with the connection."""
-
-    def __init__(self, status: int, message: str, headers: Sequence[tuple[str, str]] = ()):
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, list(headers)
-
-
 class _ClientGone(ConnectionError):
     """The client connection failed while we read its body; the server closes it quietly."""
 
@@ -326,7 +296,7 @@ class _Context:
         self.client = handler.client_address
         cfg = self.cfg = handler.config
         self.pool = handler.pool
-        self.allowed = _client_allowed(str(self.client[0]), cfg.allow)
+        self.allowed = client_allowed(str(self.client[0]), cfg.allow)
         self.auth = cfg.auth
         self.timeout = cfg.upstream_timeout
         address = getattr(self.server, "server_address", None)
@@ -345,11 +315,7 @@ class _Context:
         self.xff = str(self.client[0]).encode("latin-1") if cfg.forwarded_for else None
 
 
-_FALLBACK: dict[str, Any] = {}
-_FALLBACK_LOCK = threading.Lock()
-
-
-class ProxyHandler(BaseHTTPRequestHandler):
+class ProxyHandler(Routing):
     """Forward-proxy request handler: every method in absolute-form, plus CONNECT.
 
     Works under :class:`ProxyServer` (which carries config and pool); under any other
@@ -378,32 +344,6 @@ class ProxyHandler(BaseHTTPRequestHandler):
         """
         return response
 
-    # -- configuration ---------------------------------------------------------------------
-
-    @property
-    def config(self) -> ProxyConfig:
-        cfg = getattr(self.server, "proxy_config", None)
-        if isinstance(cfg, ProxyConfig):
-            return cfg
-        fallback: ProxyConfig = self._fallback()["config"]
-        return fallback
-
-    @property
-    def pool(self) -> ConnectionPool:
-        pool = getattr(self.server, "proxy_pool", None)
-        if isinstance(pool, ConnectionPool):
-            return pool
-        fallback: ConnectionPool = self._fallback()["pool"]
-        return fallback
-
-    @staticmethod
-    def _fallback() -> dict[str, Any]:
-        with _FALLBACK_LOCK:
-            if not _FALLBACK:
-                _FALLBACK["config"] = ProxyConfig()
-                _FALLBACK["pool"] = ConnectionPool()
-            return _FALLBACK
-
     # -- dispatch: every method is proxied ---------------------------------------------------
 
     def __getattr__(self, name: str) -> Any:
@@ -425,7 +365,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
             else:
                 self._admit_fields()
                 self._forward(ctx)
-        except _Refuse as refusal:
+        except Refuse as refusal:
             self._send_plain(refusal.status, refusal.message, refusal.headers)
 
     do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_GET
@@ -436,7 +376,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
             self._admit()
             self._admit_fields()
             self._tunnel()
-        except _Refuse as refusal:
+        except Refuse as refusal:
             self.close_connection = True
             self._send_plain(refusal.status, refusal.message, refusal.headers)
 
@@ -451,112 +391,13 @@ class ProxyHandler(BaseHTTPRequestHandler):
             ctx = self._ctx = _Context(self, cls.request_hook is not ProxyHandler.request_hook,
                                        cls.response_hook is not ProxyHandler.response_hook)
         if not ctx.allowed:
-            raise _Refuse(403, "Forbidden: this client may not use the proxy.")
+            raise Refuse(403, "Forbidden: this client may not use the proxy.")
         if ctx.auth is not None and not self._authorized(ctx.auth):
-            raise _Refuse(407, "Proxy authentication required.",
+            raise Refuse(407, "Proxy authentication required.",
                           [("Proxy-Authenticate", 'Basic realm="minihttp", charset="UTF-8"')])
         return ctx
 
-    def _admit_fields(self) -> None:
-        """Refuse a Connection naming an end-to-end field (400) and a Via loop (508)."""
-        headers = self.headers
-        listed = headers.get_all("Connection")
-        if listed and connection_options(listed) & PROTECTED:
-            raise _Refuse(400, "Bad Request: Connection lists an end-to-end field.")
-        via = headers.get_all("Via")
-        if via and via_has(via, self.config.via_name):
-            raise _Refuse(508, "Loop Detected: this request already passed this proxy.")
-
-    def _authorized(self, auth: tuple[str, str]) -> bool:
-        expected = f"{auth[0]}:{auth[1]}".encode()
-        value = self.headers.get("Proxy-Authorization") or ""
-        scheme, _, token = value.strip().partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            given = base64.b64decode(token.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return False
-        return hmac.compare_digest(given, expected)  # constant time
-
-    def _is_self(self, host: str, port: int, sock: socket.socket | None = None) -> bool:
-        """True when the target (or, with ``sock``, the address we reached) is this proxy.
-
-        Before connecting only what needs no lookup is checked (our bind address, loopback
-        names and literals when we listen there); after connecting, the real peer address.
-        """
-        bind_host, bind_port = self.server.server_address[:2]
-        if port != bind_port:
-            return False
-        bind = _ip(str(bind_host))
-        bind_any = bind is None or bind.is_unspecified
-        local_ok = bind_any or (bind is not None and bind.is_loopback)
-        if host.lower() in ("localhost", "ip6-localhost", "ip6-loopback"):
-            return local_ok
-        candidates = [_ip(host)]
-        if sock is not None:
-            try:
-                peer, here = sock.getpeername()[0], sock.getsockname()[0]
-            except OSError:
-                return False
-            if bind_any and peer == here:
-                return True  # a connection to one of this host's own addresses, our port
-            candidates.append(_ip(str(peer)))
-        for ip in candidates:
-            if ip is None:
-                continue
-            if ip == bind or ip.is_unspecified or (local_ok and ip.is_loopback):
-                return True
-        return False
-
     # -- forwarding ----------------------------------------------------------------------------
-
-    def _target(self) -> tuple[str, int, str]:
-        """(host, port, request-target for upstream) from an absolute-form target."""
-        target = self.path
-        if target.startswith("/") or target == "*":
-            raise _Refuse(400, "Bad Request: this is a proxy; send absolute-form requests "
-                               "(http://host/path), or configure it as your HTTP proxy.")
-        scheme, sep, rest = target.partition("://")
-        if not sep or scheme.lower() != "http":
-            raise _Refuse(400, "Bad Request: only http:// targets are forwarded "
-                               "(use CONNECT for https).")
-        end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
-        authority, path = rest[:end], rest[end:].partition("#")[0]
-        if "@" in authority:  # RFC 9110 section 4.2.4: userinfo is deprecated, treat as error
-            raise _Refuse(400, "Bad Request: userinfo in the target URI.")
-        host, port = self._split_authority(authority, default_port=80)
-        if not path:
-            path = "*" if self.command == "OPTIONS" else "/"
-        elif path.startswith("?"):
-            path = "/" + path
-        return host, port, path
-
-    @staticmethod
-    def _split_authority(authority: str, default_port: int | None) -> tuple[str, int]:
-        """(host, port) of ``host[:port]`` / ``[v6][:port]``; the port is required if no default."""
-        if authority.startswith("["):
-            host, sep, rest = authority[1:].partition("]")
-            try:
-                ipaddress.IPv6Address(host)
-            except ValueError:
-                sep = ""
-        else:
-            host, colon, port_text = authority.partition(":")
-            sep, rest = "]", colon + port_text
-            if not _REG_NAME.fullmatch(host):
-                sep = ""
-        if not sep:
-            raise _Refuse(400, "Bad Request: malformed host in the target.")
-        port_text = rest[1:]
-        if rest in ("", ":") and default_port is not None:
-            return host, default_port  # RFC 3986 section 3.2.3: empty port means default
-        if not rest.startswith(":") or not _PORT.fullmatch(port_text):
-            raise _Refuse(400, "Bad Request: malformed port in the target.")
-        port = int(port_text)
-        if not 0 < port < 65536:
-            raise _Refuse(400, "Bad Request: bad port in the target.")
-        return host, port
 
     def _outgoing(self, url: str, cfg: ProxyConfig) -> ProxyRequest:
         # Expect: 100-continue is answered by our server when we start reading the body; the
@@ -588,7 +429,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
         if self.command not in ("OPTIONS", "TRACE") or value is None:
             return False
         if not (value.strip().isascii() and value.strip().isdigit()):
-            raise _Refuse(400, "Bad Request: bad Max-Forwards.")
+            raise Refuse(400, "Bad Request: bad Max-Forwards.")
         if int(value) > 0:
             return False
         if self.command == "TRACE":
@@ -605,7 +446,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
         cfg = ctx.cfg
         host, port, path = self._target()
         if self._is_self(host, port):
-            raise _Refuse(508, "Loop Detected: the target is this proxy.")
+            raise Refuse(508, "Loop Detected: the target is this proxy.")
         if (self.command == "OPTIONS" or self.command == "TRACE") and self._max_forwards():
             return
         authority = self._authority(host, port)
@@ -627,14 +468,14 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 finally:
                     self.path = saved
                 if self._is_self(host, port):
-                    raise _Refuse(508, "Loop Detected: the target is this proxy.")
+                    raise Refuse(508, "Loop Detected: the target is this proxy.")
                 authority = self._authority(host, port)
         framing = self._body_framing()
         try:
             h11_request = self._upstream_request(request, path, authority, framing, trusted)
         except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
             # h11 refused what a hook built: our fault, not the upstream's.
-            raise _Refuse(500, "Internal Server Error: request cannot be forwarded.") from exc
+            raise Refuse(500, "Internal Server Error: request cannot be forwarded.") from exc
         self._exchange(h11_request, framing is not None and framing != ("Content-Length", "0"),
                        host, port, request, ctx)
 
@@ -669,7 +510,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
         target = _fast_target(self.path)
         host, port, path = target if target is not None else self._target()
         if port == ctx.bind_port and self._is_self(host, port):
-            raise _Refuse(508, "Loop Detected: the target is this proxy.")
+            raise Refuse(508, "Loop Detected: the target is this proxy.")
         authority = self._authority(host, port)
         fields[0] = (b"Host", b"host", authority.encode(latin))
         version = self.request_version
@@ -703,7 +544,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 method=method.encode(latin), target=path.encode(latin),
                 headers=_H11_HEADERS(fields) if headers is fields else headers, _parsed=True)
         except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
-            raise _Refuse(500, "Internal Server Error: request cannot be forwarded.") from exc
+            raise Refuse(500, "Internal Server Error: request cannot be forwarded.") from exc
         self._exchange(h11_request, has_body, host, port, request, ctx)
 
     def _special_fields(
@@ -723,12 +564,12 @@ class ProxyHandler(BaseHTTPRequestHandler):
         if listed:
             options = connection_options(listed)
             if options & PROTECTED:
-                raise _Refuse(400, "Bad Request: Connection lists an end-to-end field.")
+                raise Refuse(400, "Bad Request: Connection lists an end-to-end field.")
             drop = {o.encode("latin-1") for o in options}
             fields = [f for f in fields if f[1] not in drop]
         via = [v for a, v in special if a == _VIA]
         if via and via_has(via, ctx.cfg.via_name):
-            raise _Refuse(508, "Loop Detected: this request already passed this proxy.")
+            raise Refuse(508, "Loop Detected: this request already passed this proxy.")
         xff = [v for a, v in special if a == _XFF and v.strip()] or None
         framing: tuple[bytes, bytes, bytes] | None = None
         te = next((v for a, v in special if a == _TE), None)
@@ -740,11 +581,6 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 framing = (b"Content-Length", b"content-length",
                            length.strip().encode("latin-1"))
         return fields, framing, xff
-
-    @staticmethod
-    def _authority(host: str, port: int, default: int = 80) -> str:
-        h = f"[{host}]" if ":" in host else host
-        return h if port == default else f"{h}:{port}"
 
     def _body_framing(self) -> tuple[str, str] | None:
         if self.headers.get("Transfer-Encoding"):
@@ -806,7 +642,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
                     continue
                 if has_body:
                     self.close_connection = True  # the client's body may be half read
-                raise _Refuse(exc.status, self._gateway_text(exc)) from exc
+                raise Refuse(exc.status, self._gateway_text(exc)) from exc
             except BaseException:
                 self._drop(conn)
                 raise
@@ -821,12 +657,12 @@ class ProxyHandler(BaseHTTPRequestHandler):
         try:
             conn = self.pool.connect(host, port, timeout=cfg.upstream_timeout, deny=cfg.deny)
         except DestinationDenied as exc:
-            raise _Refuse(403, "Forbidden: destination not allowed.") from exc
+            raise Refuse(403, "Forbidden: destination not allowed.") from exc
         except UpstreamError as exc:
-            raise _Refuse(exc.status, self._gateway_text(exc)) from exc
+            raise Refuse(exc.status, self._gateway_text(exc)) from exc
         if self._is_self(host, port, conn.sock):
             conn.close()
-            raise _Refuse(508, "Loop Detected: the target is this proxy.")
+            raise Refuse(508, "Loop Detected: the target is this proxy.")
         # Tracked for its whole life (the server keeps a weak set): server_close cuts it
         # whether it is busy or idle in the pool.
         self.server_track(conn.sock, True)
@@ -875,7 +711,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
         except (OSError, h11.ProtocolError) as exc:
             if isinstance(exc, h11.LocalProtocolError) and not conn.got_response_bytes:
                 # h11 refused what we (or a hook) built: our fault, not the upstream's.
-                raise _Refuse(500, "Internal Server Error: request cannot be forwarded.") \
+                raise Refuse(500, "Internal Server Error: request cannot be forwarded.") \
                     from exc
             raise UpstreamError("upstream connection failed") from exc
 
@@ -909,7 +745,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
         if status == 101 or (length is not None and chunked):
             # RFC 9112 section 6.3: CL with TE is a smuggling signature; 101 we never asked for.
             self._drop(conn)
-            raise _Refuse(502, "Bad Gateway: upstream response has invalid framing.")
+            raise Refuse(502, "Bad Gateway: upstream response has invalid framing.")
         if listed is not None:
             options = connection_options(v.decode("latin-1") for v in listed) - PROTECTED
             drop = {o.encode("latin-1") for o in options}
@@ -977,36 +813,15 @@ class ProxyHandler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    # -- responses made here ------------------------------------------------------------------
-
-    def _send_response(self, response: ProxyResponse) -> None:
-        body = response.body or b""
-        self.send_response(response.status, response.reason or None)
-        for name, value in response.headers:
-            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD" and body:
-            self.wfile.write(body)
-
-    def _send_plain(self, status: int, message: str,
-                    headers: Sequence[tuple[str, str]] = ()) -> None:
-        fields = [("Content-Type", "text/plain; charset=utf-8"), *headers]
-        if status == 400:  # the request could not be understood: do not trust what follows
-            fields.append(("Connection", "close"))
-            self.close_connection = True
-        self._send_response(ProxyResponse(status, "", fields, (message + "\n").encode()))
-
     # -- CONNECT ------------------------------------------------------------------------------
 
     def _tunnel(self) -> None:
         cfg = self.config
         host, port = self._split_authority(self.path, default_port=None)
         if port not in cfg.connect_ports:
-            raise _Refuse(403, f"Forbidden: CONNECT to port {port} is not allowed.")
+            raise Refuse(403, f"Forbidden: CONNECT to port {port} is not allowed.")
         if self._is_self(host, port):
-            raise _Refuse(508, "Loop Detected: the target is this proxy.")
+            raise Refuse(508, "Loop Detected: the target is this proxy.")
         request = ProxyRequest("CONNECT", self._authority(host, port, default=0),
                                end_to_end(self.headers.items()), tuple(self.client_address))
         result = self.request_hook(request)
@@ -1019,14 +834,14 @@ class ProxyHandler(BaseHTTPRequestHandler):
         try:
             upstream = open_connection(host, port, timeout=cfg.upstream_timeout, deny=cfg.deny)
         except DestinationDenied as exc:
-            raise _Refuse(403, "Forbidden: destination not allowed.") from exc
+            raise Refuse(403, "Forbidden: destination not allowed.") from exc
         except UpstreamError as exc:
-            raise _Refuse(exc.status, self._gateway_text(exc)) from exc
+            raise Refuse(exc.status, self._gateway_text(exc)) from exc
         self.server_track(upstream, True)
         self.server_track(self.connection, True)
         try:
             if self._is_self(host, port, upstream):
-                raise _Refuse(508, "Loop Detected: the target is this proxy.")
+                raise Refuse(508, "Loop Detected: the target is this proxy.")
             self.close_connection = True
             initial = self._start_tunnel()
             relay(self.connection, upstream, idle_timeout=cfg.tunnel_idle_timeout,

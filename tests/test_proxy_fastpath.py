@@ -20,6 +20,7 @@ from test_proxy_helpers import Raw, Reply, Seen, Upstream, proxy, raw_exchange
 
 from minihttp import proxy as proxy_module
 from minihttp._proxy_config import parse_args
+from minihttp._proxy_route import Refuse
 from minihttp.pool import PooledHTTPServer
 from minihttp.proxy import (
     ProxyConfig,
@@ -45,7 +46,7 @@ def _slow_target(target: str) -> tuple[str, int, str] | None:
     handler.path, handler.command = target, "GET"
     try:
         return handler._target()
-    except proxy_module._Refuse:
+    except Refuse:
         return None
 
 
