@@ -14,12 +14,16 @@ handler is benchmarks/servers/minihttp_hello.py. Two measures:
   ``serve_forever``), and in brackets the process CPU time minus the client thread's
   ``time.thread_time`` (which adds the watchdog's ticks). So it counts the loop's work
   (epoll wait/rearm, the non-blocking ``recv``, ``feed``, the handler path, ``sendall``)
-  and not the client's. ``inline_budget`` is 0.5 s here so that the watchdog does not move
-  the loop to another thread when the machine is busy (a run where it did anyway is
-  refused: the loop clock would miss requests). The GIL hand-over between the two threads
-  is in it too (the same for every version of the server). Loopback only.
+  and not the client's; the switch to the client thread and back is in it (the same for
+  every version of the server). The process is pinned to one CPU (``--no-pin`` to leave
+  it): with the two threads on two CPUs each request is also a cross-CPU wake-up and a GIL
+  hand-over between running threads, and the figure jumps between ~16 and ~45 us
+  depending on where the scheduler puts them; on one CPU it repeats within 1-2%.
+  ``inline_budget`` is 0.5 s here so that the watchdog does not move the loop to another
+  thread when the machine is busy (a run where it did anyway is refused: the loop clock
+  would miss requests). Loopback only.
 
-    python3 benchmarks/cpu_hello.py [--pooled] [--requests N] [--runs N] [--profile]
+    python3 benchmarks/cpu_hello.py [--pooled [--no-pin]] [--requests N] [--runs N] [--profile]
 
 ``--profile`` runs cProfile on one run (for ``--pooled``: on the loop thread only).
 """
@@ -27,6 +31,7 @@ handler is benchmarks/servers/minihttp_hello.py. Two measures:
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 import threading
@@ -134,6 +139,9 @@ def run_pooled(args: argparse.Namespace) -> None:
     """``--pooled``: a PooledHTTPServer on a thread, measured by :func:`per_request_pooled`."""
     from minihttp.pool import PooledHTTPServer
 
+    if not args.no_pin and hasattr(os, "sched_setaffinity"):
+        # One CPU for both threads (see the module docstring): the figure is then stable.
+        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     server = PooledHTTPServer(("127.0.0.1", 0), minihttp_hello.HelloHandler)
     # On a busy machine a descheduled loop thread looks like a blocking handler to the
     # watchdog, which would move the loop to another thread (and out of the loop clock).
@@ -188,15 +196,17 @@ def run_pooled(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=None,
-                        help="requests per run (20000; --pooled: 10000)")
-    parser.add_argument("--runs", type=int, default=None, help="runs (15; --pooled: 5)")
+                        help="requests per run (20000; --pooled: 4000)")
+    parser.add_argument("--runs", type=int, default=None, help="runs (15; --pooled: 15)")
     parser.add_argument("--pooled", action="store_true",
                         help="a PooledHTTPServer over loopback TCP instead of a fake socket")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="--pooled: do not pin the process to one CPU")
     parser.add_argument("--profile", action="store_true", help="cProfile one run instead")
     args = parser.parse_args()
     if args.pooled:
-        args.requests = args.requests or 10_000
-        args.runs = args.runs or 5
+        args.requests = args.requests or 4_000
+        args.runs = args.runs or 15
         run_pooled(args)
         return
     args.requests = args.requests or 20_000
