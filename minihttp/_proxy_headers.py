@@ -14,6 +14,7 @@ from typing import Any
 __all__ = [
     "HOP_BY_HOP",
     "PROTECTED",
+    "REQUEST_DROP",
     "ProxyRequest",
     "ProxyResponse",
     "connection_options",
@@ -35,6 +36,12 @@ PROTECTED = frozenset({
     "host", "content-length", "content-type", "content-encoding", "content-range",
     "authorization", "cookie", "cache-control", "via", "x-forwarded-for",
 })
+#: Request fields never forwarded as received: hop-by-hop ones, Host (rebuilt from the target,
+#: RFC 9112 section 3.2.2), Content-Length (re-added with the framing), Expect (answered
+#: here), X-Forwarded-For (rebuilt with the client's address).
+REQUEST_DROP = HOP_BY_HOP | {"host", "content-length", "expect", "x-forwarded-for"}
+
+
 class _Fields:
     """A mutable, ordered list of (name, value) header fields with case-insensitive lookup."""
 

@@ -18,8 +18,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_proxy_helpers import Raw, Reply, Seen, Upstream, proxy, raw_exchange
 
-from minihttp import proxy as proxy_module
+from minihttp import _proxy_fast
 from minihttp._proxy_config import parse_args
+from minihttp._proxy_fast import _fast_target
 from minihttp._proxy_route import Refuse
 from minihttp.pool import PooledHTTPServer
 from minihttp.proxy import (
@@ -28,7 +29,6 @@ from minihttp.proxy import (
     ProxyRequest,
     ProxyResponse,
     ProxyServerMixIn,
-    _fast_target,
 )
 
 QUICK = ProxyConfig(upstream_timeout=5, tunnel_idle_timeout=5, quiet=True, via_name="px")
@@ -173,7 +173,7 @@ def test_chunked_and_odd_length_framing_on_the_fast_path() -> None:
 
 
 def test_name_table_stays_bounded() -> None:
-    limit = proxy_module._NAMES_MAX
+    limit = _proxy_fast._NAMES_MAX
     with Upstream() as up, proxy(QUICK) as px:
         for batch in range(limit // 40 + 2):
             fields = "".join(f"X-N{batch}-{i}: v{i}\r\n" for i in range(50))
@@ -181,7 +181,7 @@ def test_name_table_stays_bounded() -> None:
                                f"GET {up.base}/n HTTP/1.1\r\nHost: x\r\n{fields}"
                                "Connection: close\r\n\r\n".encode())
             assert out.startswith(b"HTTP/1.1 200 ")
-            assert len(proxy_module._NAMES) <= limit
+            assert len(_proxy_fast._NAMES) <= limit
     last = up.seen[-1]
     assert last.get(f"X-N{limit // 40 + 1}-49") == "v49"
 

@@ -1,0 +1,205 @@
+"""The hook-less fast path: a request forwarded in one pass over its fields.
+
+:class:`FastPath` gives :meth:`FastPath._forward_fast`, which does what
+:meth:`minihttp._proxy_general.GeneralPath._forward` (with
+:meth:`minihttp._proxy_route.Routing._admit_fields`) does for a handler without a request
+hook, and gives the same answer for every request (tests/test_proxy_fastpath.py checks that).
+
+Rules of this module:
+
+* Taken only when the handler's class does not override ``request_hook``, this h11 adopts
+  its own field list as given (:data:`minihttp._proxy_upstream.H11_HEADERS`), and the method
+  is not OPTIONS or TRACE (Max-Forwards is the general path's).
+* The same rules in the same order as the general path: Connection (400 when it names a
+  protected field, else the fields it names are dropped), Via loop (508), the target (400),
+  the target being this proxy (508), then Host, Via, X-Forwarded-For and the framing
+  field (RFC 9112 section 6.3: chunked when Transfer-Encoding is there, else the
+  Content-Length) are rebuilt.
+* Field names are classified by a bounded table (:data:`_NAMES`, cleared when full, keyed on
+  names, never on values); values are encoded on every request.
+
+Speed: what the server and the config say is looked up once per client connection
+(:class:`minihttp._proxy_upstream.Context`); the fields go to h11 as its own
+``(raw name, lower-case name, value)`` list, which it adopts without re-normalising (the
+framing field is ours, in normal form; a Content-Length that is not plain digits goes as
+pairs, which h11 checks); a plain ``http://reg-name`` target is split by one regex.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import h11
+
+from minihttp._proxy_config import REG_NAME as _REG_NAME
+from minihttp._proxy_headers import (
+    PROTECTED,
+    REQUEST_DROP,
+    ProxyRequest,
+    connection_options,
+    via_has,
+)
+from minihttp._proxy_route import Refuse
+from minihttp._proxy_upstream import H11_HEADERS, Context, Exchange
+
+__all__ = ["FastPath"]
+
+#: Absolute-form ``http://reg-name[:port][/path-or-?query][#fragment]`` (RFC 9112 section
+#: 3.2.2, RFC 3986 section 3.2.2 reg-name): the common target in one match. Anything else
+#: (IPv6 literals, userinfo, other schemes, bad ports) goes to ``Routing._target``
+#: (:mod:`minihttp._proxy_route`), which accepts or refuses it with a precise message.
+_ABSOLUTE = re.compile(
+    r"(?i:http)://(" + _REG_NAME.pattern + r")(?::([0-9]{1,5})?)?(?:([/?][^#]*)(?:#.*)?)?",
+    re.DOTALL)
+
+
+def _fast_target(target: str) -> tuple[str, int, str] | None:
+    """(host, port, origin-form path) of a plain ``http://reg-name[:port]...`` target, or
+    None for anything ``Routing._target`` must look at (it gives the same answer for every
+    target this accepts; tests/test_proxy_fastpath.py checks that)."""
+    match = _ABSOLUTE.fullmatch(target)
+    if match is None:
+        return None
+    host, port_text, path = match.group(1, 2, 3)
+    port = 80
+    if port_text:
+        port = int(port_text)
+        if not 0 < port < 65536:
+            return None
+    if not path:
+        path = "/"
+    elif path[0] == "?":
+        path = "/" + path
+    return host, port, path
+
+
+# What the fast path does with each request field (by lower-case name).
+_KEEP, _DROP, _CONNECTION, _VIA, _XFF, _TE, _CL = range(7)
+_REQUEST_ACTIONS: dict[str, int] = {
+    **{name: _DROP for name in REQUEST_DROP},
+    "connection": _CONNECTION, "via": _VIA, "x-forwarded-for": _XFF,
+    "transfer-encoding": _TE, "content-length": _CL,
+}
+#: Field name as received -> (name bytes, lower-case name bytes, action). Field names are a
+#: small vocabulary (the same dozen on most requests), so each is encoded and classified
+#: once; the table is bounded (cleared when full) so odd names cannot grow it. Values are
+#: never cached: they are encoded on every request.
+_NAMES: dict[str, tuple[bytes, bytes, int]] = {}
+_NAMES_MAX = 512
+
+
+def _name_entry(name: str) -> tuple[bytes, bytes, int]:
+    low = name.lower()
+    entry = (name.encode("latin-1"), low.encode("latin-1"), _REQUEST_ACTIONS.get(low, _KEEP))
+    if len(_NAMES) >= _NAMES_MAX:
+        _NAMES.clear()
+    _NAMES[name] = entry
+    return entry
+
+
+class FastPath(Exchange):
+    """The hook-less fast path (see above)."""
+
+    def _forward_fast(self, ctx: Context) -> None:
+        """:meth:`_admit_fields` + :meth:`_forward` without a request hook, in one pass.
+
+        The same rules, in the same order, as the general path; the request's fields are
+        classified by a table (:data:`_NAMES`) and go straight into h11's own field list
+        (:data:`H11_HEADERS`), so h11 neither copies nor re-checks what our strict parser
+        accepted. Only http:// targets with a reg-name host take the one-regex route.
+        """
+        latin = "latin-1"
+        names = _NAMES
+        host_slot = (b"Host", b"host", b"")
+        fields = [host_slot]
+        special: list[tuple[int, str]] | None = None
+        for name, value in self.headers.items():
+            entry = names.get(name) or _name_entry(name)
+            action = entry[2]
+            if action == _KEEP:
+                fields.append((entry[0], entry[1], value.encode(latin)))
+            elif action != _DROP:
+                if action == _VIA:
+                    fields.append((entry[0], entry[1], value.encode(latin)))
+                if special is None:
+                    special = []
+                special.append((action, value))
+        framing: tuple[bytes, bytes, bytes] | None = None
+        xff: list[str] | None = None
+        if special is not None:
+            fields, framing, xff = self._special_fields(ctx, fields, special)
+        target = _fast_target(self.path)
+        host, port, path = target if target is not None else self._target()
+        if port == ctx.bind_port and self._is_self(host, port):
+            raise Refuse(508, "Loop Detected: the target is this proxy.")
+        authority = self._authority(host, port)
+        fields[0] = (b"Host", b"host", authority.encode(latin))
+        version = self.request_version
+        if version == "HTTP/1.1":
+            fields.append((b"Via", b"via", ctx.via_request))
+        else:
+            version = version[5:] if version.startswith("HTTP/") else "1.1"
+            fields.append((b"Via", b"via", f"{version} {ctx.cfg.via_name}".encode(latin)))
+        if xff:
+            if ctx.xff is not None:
+                xff.append(str(self.client_address[0]))
+            fields.append((b"X-Forwarded-For", b"x-forwarded-for", ", ".join(xff).encode(latin)))
+        elif ctx.xff is not None:
+            fields.append((b"X-Forwarded-For", b"x-forwarded-for", ctx.xff))
+        method = self.command or "GET"
+        request = None
+        if ctx.response_hook:  # the hook is given the request as a hook would have seen it
+            request = ProxyRequest(method, f"http://{authority}{path}",
+                                   [(n.decode(latin), v.decode(latin)) for n, _, v in fields[1:]],
+                                   tuple(self.client_address))
+        has_body = False
+        headers: Any = fields
+        if framing is not None:
+            fields.append(framing)
+            value = framing[2]
+            has_body = value != b"0"
+            if value != b"chunked" and not (value.isdigit() and len(value) < 19):
+                headers = [(n, v) for n, _, v in fields]  # h11 normalises and checks it
+        try:
+            h11_request = h11.Request(
+                method=method.encode(latin), target=path.encode(latin),
+                headers=H11_HEADERS(fields) if headers is fields else headers, _parsed=True)
+        except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
+            raise Refuse(500, "Internal Server Error: request cannot be forwarded.") from exc
+        self._exchange(h11_request, has_body, host, port, request, ctx)
+
+    def _special_fields(
+        self, ctx: Context, fields: list[tuple[bytes, bytes, bytes]],
+        special: list[tuple[int, str]],
+    ) -> tuple[list[tuple[bytes, bytes, bytes]], tuple[bytes, bytes, bytes] | None,
+               list[str] | None]:
+        """The rules for the request fields the fast path set aside: Connection (400 if it
+        names a protected field, else the fields it names are dropped), Via (508 on a
+        loop), X-Forwarded-For (kept, non-empty entries), framing (RFC 9112 section 6.3:
+        chunked when Transfer-Encoding is there, else the Content-Length).
+
+        Returns the fields, the framing field (or None) and the received X-Forwarded-For
+        values (or None).
+        """
+        listed = [v for a, v in special if a == _CONNECTION]
+        if listed:
+            options = connection_options(listed)
+            if options & PROTECTED:
+                raise Refuse(400, "Bad Request: Connection lists an end-to-end field.")
+            drop = {o.encode("latin-1") for o in options}
+            fields = [f for f in fields if f[1] not in drop]
+        via = [v for a, v in special if a == _VIA]
+        if via and via_has(via, ctx.cfg.via_name):
+            raise Refuse(508, "Loop Detected: this request already passed this proxy.")
+        xff = [v for a, v in special if a == _XFF and v.strip()] or None
+        framing: tuple[bytes, bytes, bytes] | None = None
+        te = next((v for a, v in special if a == _TE), None)
+        if te:
+            framing = (b"Transfer-Encoding", b"transfer-encoding", b"chunked")
+        else:
+            length = next((v for a, v in special if a == _CL), None)
+            if length is not None:
+                framing = (b"Content-Length", b"content-length",
+                           length.strip().encode("latin-1"))
+        return fields, framing, xff

@@ -1,0 +1,358 @@
+"""One exchange with the upstream: the request through h11, the response relayed back.
+
+:class:`Exchange` sits between :class:`minihttp._proxy_route.Routing` and the two forwarding
+paths (:mod:`minihttp._proxy_general`, :mod:`minihttp._proxy_fast`): they build an
+``h11.Request``; :meth:`Exchange._exchange` sends it (and the client's body) on a pooled
+connection and relays the answer. :class:`Context` holds what every request on one client
+connection needs, looked up once per connection.
+
+Rules of this module (RFC 9110 sections 6.6.1, 7.6 and 9.2.2, RFC 9112 section 6.3):
+
+* A request goes out on a pooled connection when there is one; a reused connection that
+  fails before any response byte is retried once on a fresh one, only for an idempotent
+  method (:data:`IDEMPOTENT`) whose body we have not started to read.
+* Upstream failures map to 502 (connection failed, bad framing: Content-Length with
+  Transfer-Encoding, an unasked-for 101) or 504 (timed out); a destination on the deny-list
+  is 403, a connection that reached this proxy 508, a request h11 refuses to send 500.
+  A client that fails while we read its body is not the upstream's fault: it is closed.
+* The response's hop-by-hop fields (and those its Connection lists, except
+  :data:`PROTECTED` ones) are dropped; Content-Length is re-sent by us, so the server's
+  writer enforces it; Date is added when missing; our Via entry is appended.
+* Once the head is out, a failure cuts the client off (a truncated body must never look
+  complete). Every connection goes back to the pool or is closed and untracked.
+
+Speed: the response's fields are filtered in one pass over h11's parsed list and join our
+head as bytes; the body is relayed with a flush only before a read that may wait. h11's own
+field list class is used as given only when a probe at import shows it behaves as expected.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import h11
+
+from minihttp._proxy_config import ProxyConfig
+from minihttp._proxy_headers import (
+    HOP_BY_HOP,
+    PROTECTED,
+    ProxyRequest,
+    ProxyResponse,
+    connection_options,
+)
+from minihttp._proxy_pool import (
+    DestinationDenied,
+    UpstreamConnection,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from minihttp._proxy_route import Refuse, Routing, client_allowed
+from minihttp.server import BaseHTTPRequestHandler
+
+__all__ = ["H11_HEADERS", "H11_PARSED", "IDEMPOTENT", "Context", "Exchange"]
+
+#: Methods that may be retried once on a fresh connection (RFC 9110 section 9.2.2).
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+_READ = 64 * 1024
+
+_END = h11.EndOfMessage()
+
+#: Response fields taken out of h11's list before relaying: hop-by-hop ones and
+#: Content-Length (re-added by us, so the server's writer enforces it).
+_RESPONSE_SKIP = frozenset(n.encode("ascii") for n in HOP_BY_HOP | {"content-length"})
+
+
+def _h11_takes_parsed() -> bool:
+    """True when this h11 has the ``_parsed`` flag on events (it skips re-validating fields
+    its own parser produced; we use it for fields our stricter parser produced)."""
+    try:
+        h11.Request(method=b"GET", target=b"/", headers=[(b"Host", b"x")], _parsed=True)
+    except TypeError:
+        return False
+    return True
+
+
+H11_PARSED = _h11_takes_parsed()
+
+
+def _h11_headers_type() -> Any:
+    """h11's own header list class, when this h11 takes it as given (None otherwise).
+
+    ``h11.Request(headers=<h11 Headers>)`` adopts the list as is: no per-field lower-casing
+    and copying (``normalize_and_validate``). The fields must then already be h11's
+    ``(raw name, lower-case name, value)`` triples with framing values in normal form; the
+    fast path builds exactly that from fields our strict parser accepted. Checked once by
+    serializing a request, so a future h11 that changes the class is simply not used.
+    """
+    try:
+        from h11._headers import Headers as h11_headers
+
+        fields = h11_headers([(b"Host", b"host", b"x"), (b"X-A", b"x-a", b"1")])
+        request = h11.Request(method=b"GET", target=b"/", headers=fields, _parsed=True)
+        conn = h11.Connection(h11.CLIENT)
+        wire = conn.send(request) + conn.send(_END)
+        if (wire != b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n"
+                or request.headers.raw_items() != [(b"Host", b"x"), (b"X-A", b"1")]):
+            return None
+        response = h11.Response(status_code=200, headers=[(b"A-B", b"c")])
+        if getattr(response.headers, "_full_items", None) != [(b"A-B", b"a-b", b"c")]:
+            return None
+    except Exception:  # any change in h11's internals: use its public input types
+        return None
+    return h11_headers
+
+
+#: h11's Headers class (fast path) or None; when set, ``_full_items`` of a parsed
+#: response's headers is the (raw, lower, value) list too (checked above).
+H11_HEADERS: Any = _h11_headers_type() if H11_PARSED else None
+
+# What the relay does with each response field (by h11's lower-case name).
+_R_SKIP, _R_LENGTH, _R_CHUNKED, _R_CONNECTION, _R_DATE = range(5)
+_RESPONSE_ACTIONS: dict[bytes, int] = {
+    **{name: _R_SKIP for name in _RESPONSE_SKIP},
+    b"content-length": _R_LENGTH, b"transfer-encoding": _R_CHUNKED,
+    b"connection": _R_CONNECTION, b"date": _R_DATE,
+}
+
+
+class _ClientGone(ConnectionError):
+    """The client connection failed while we read its body; the server closes it quietly."""
+
+
+class Context:
+    """What every request on one client connection needs from the server and the config,
+    looked up once per connection (not per request): the allow-list decision, the bind
+    port for the loop check, our Via entries as bytes, which hooks are overridden."""
+
+    __slots__ = ("allowed", "auth", "bind_port", "cfg", "client", "fast", "pool",
+                 "raw_fields", "request_hook", "response_hook", "server", "timeout",
+                 "via_request", "via_response", "xff")
+
+    def __init__(self, handler: Routing, request_hook: bool, response_hook: bool) -> None:
+        """``request_hook`` / ``response_hook``: whether the handler's class overrides them."""
+        self.server = handler.server
+        self.client = handler.client_address
+        cfg = self.cfg = handler.config
+        self.pool = handler.pool
+        self.allowed = client_allowed(str(self.client[0]), cfg.allow)
+        self.auth = cfg.auth
+        self.timeout = cfg.upstream_timeout
+        address = getattr(self.server, "server_address", None)
+        self.bind_port = address[1] if isinstance(address, tuple) and len(address) > 1 else -1
+        cls = type(handler)
+        # The fast path builds h11's field list itself; a request hook gets the general one.
+        self.request_hook = request_hook
+        self.fast = H11_HEADERS is not None and not request_hook
+        self.response_hook = response_hook
+        # Relayed fields (validated by h11's parser) join the head as bytes unless a
+        # subclass wants to see each one in send_header.
+        self.raw_fields = cls.send_header is BaseHTTPRequestHandler.send_header
+        via = cfg.via_name.encode("ascii")
+        self.via_request = b"1.1 " + via
+        self.via_response = b"Via: 1.1 " + via + b"\r\n"
+        self.xff = str(self.client[0]).encode("latin-1") if cfg.forwarded_for else None
+
+
+class Exchange(Routing):
+    """Sending a built request upstream and relaying the response (see above)."""
+
+    def _exchange(self, h11_request: Any, has_body: bool, host: str, port: int,
+                  request: ProxyRequest | None, ctx: Context) -> None:
+        """Send ``h11_request`` (and the client's body) upstream, relay the response.
+
+        ``request`` is what the response hook is given (None when there is no hook).
+        """
+        self._body_started = False
+        pool = ctx.pool
+        conn = pool.acquire((host.lower(), port))
+        response = None
+        method = self.command or "GET"
+        for attempt in (0, 1):
+            if conn is None:
+                conn = self._connect(host, port, ctx.cfg)
+            try:
+                response = self._send_request(conn, h11_request, has_body, ctx.timeout)
+            except UpstreamError as exc:
+                # A pooled connection the upstream closed while idle fails before any
+                # response byte; an idempotent request whose body we have not touched yet
+                # is retried once on a fresh connection (RFC 9110 section 9.2.2).
+                stale = conn.reused and not conn.got_response_bytes
+                self._drop(conn)
+                conn = None
+                if (attempt == 0 and stale and not self._body_started
+                        and method in IDEMPOTENT):
+                    continue
+                if has_body:
+                    self.close_connection = True  # the client's body may be half read
+                raise Refuse(exc.status, self._gateway_text(exc)) from exc
+            except BaseException:
+                self._drop(conn)
+                raise
+            break
+        assert conn is not None and response is not None
+        try:
+            self._relay_response(request, conn, response, ctx)
+        finally:
+            pool.release(conn)
+
+    def _connect(self, host: str, port: int, cfg: ProxyConfig) -> UpstreamConnection:
+        try:
+            conn = self.pool.connect(host, port, timeout=cfg.upstream_timeout, deny=cfg.deny)
+        except DestinationDenied as exc:
+            raise Refuse(403, "Forbidden: destination not allowed.") from exc
+        except UpstreamError as exc:
+            raise Refuse(exc.status, self._gateway_text(exc)) from exc
+        if self._is_self(host, port, conn.sock):
+            conn.close()
+            raise Refuse(508, "Loop Detected: the target is this proxy.")
+        # Tracked for its whole life (the server keeps a weak set): server_close cuts it
+        # whether it is busy or idle in the pool.
+        self.server_track(conn.sock, True)
+        return conn
+
+    def server_track(self, sock: socket.socket, alive: bool) -> None:
+        track = getattr(self.server, "track", None)
+        if track is not None:
+            track(sock, alive)
+
+    def _drop(self, conn: UpstreamConnection) -> None:
+        self.server_track(conn.sock, False)
+        conn.close()
+
+    @staticmethod
+    def _gateway_text(exc: UpstreamError) -> str:
+        if isinstance(exc, UpstreamTimeout):
+            return f"Gateway Timeout: {exc}"
+        return f"Bad Gateway: {exc}"
+
+    def _send_request(self, conn: UpstreamConnection, req: Any, has_body: bool,
+                      timeout: float) -> Any:
+        """Send the request and its body; return the final response head (h11.Response)."""
+        try:
+            if has_body:
+                conn.set_timeout(timeout)
+                conn.send(req, flush=False)
+                read = getattr(self.rfile, "read1", None) or self.rfile.read
+                while True:
+                    self._body_started = True
+                    try:
+                        piece = read(_READ)
+                    except OSError as exc:  # the client went away mid-body: not a 502
+                        raise _ClientGone(str(exc)) from exc
+                    if not piece:
+                        break
+                    conn.send(h11.Data(data=piece))
+                conn.send(_END)
+            else:
+                conn.send_bodyless(req, timeout)
+            return conn.response_head()
+        except _ClientGone:
+            raise
+        except TimeoutError as exc:
+            raise UpstreamTimeout("upstream timed out") from exc
+        except (OSError, h11.ProtocolError) as exc:
+            if isinstance(exc, h11.LocalProtocolError) and not conn.got_response_bytes:
+                # h11 refused what we (or a hook) built: our fault, not the upstream's.
+                raise Refuse(500, "Internal Server Error: request cannot be forwarded.") \
+                    from exc
+            raise UpstreamError("upstream connection failed") from exc
+
+    def _relay_response(self, request: ProxyRequest | None, conn: UpstreamConnection,
+                        head: Any, ctx: Context) -> None:
+        # One pass over h11's fields (raw name, lower-case name, value): framing fields are
+        # taken out, hop-by-hop ones dropped (RFC 9110 section 7.6.1), the rest kept as the
+        # lines they will be in our head (h11's parser validated them: token names, no
+        # CR/LF/NUL in values).
+        items = head.headers._full_items if H11_HEADERS is not None else [
+            (n, n.lower(), v) for n, v in head.headers.raw_items()]
+        actions = _RESPONSE_ACTIONS
+        length: bytes | None = None
+        chunked = has_date = False
+        listed: list[bytes] | None = None
+        lines: list[bytes] = []
+        for raw_name, name, value in items:
+            action = actions.get(name)
+            if action is None:
+                lines.append(b"%s: %s\r\n" % (raw_name, value))
+            elif action == _R_DATE:
+                has_date = True
+                lines.append(b"%s: %s\r\n" % (raw_name, value))
+            elif action == _R_LENGTH:
+                length = value
+            elif action == _R_CHUNKED:
+                chunked = True
+            elif action == _R_CONNECTION:
+                listed = [*(listed or ()), value]
+        status = head.status_code
+        if status == 101 or (length is not None and chunked):
+            # RFC 9112 section 6.3: CL with TE is a smuggling signature; 101 we never asked for.
+            self._drop(conn)
+            raise Refuse(502, "Bad Gateway: upstream response has invalid framing.")
+        if listed is not None:
+            options = connection_options(v.decode("latin-1") for v in listed) - PROTECTED
+            drop = {o.encode("latin-1") for o in options}
+            kept = [(n, v) for n, low, v in items
+                    if low not in drop and actions.get(low) in (None, _R_DATE)]
+            has_date = any(n.lower() == b"date" for n, _ in kept)
+            lines = [b"%s: %s\r\n" % f for f in kept]
+        reason = head.reason.decode("latin-1")
+        send_header = self.send_header
+        http_version = head.http_version
+        if not ctx.response_hook:
+            std = self.responses.get(status)
+            self.send_response_only(status, None if std and std[0] == reason else reason or None)
+            if not has_date:
+                send_header("Date", self.date_time_string())  # RFC 9110 section 6.6.1
+            lines.append(ctx.via_response if http_version == b"1.1" else
+                         f"Via: {http_version.decode('ascii', 'replace')} "
+                         f"{ctx.cfg.via_name}\r\n".encode("latin-1"))
+            if ctx.raw_fields:
+                # send_header's effect for fields that set no framing or connection state.
+                self._headers_buffer.append(b"".join(lines))
+            else:
+                for line in lines:
+                    name, _, value = line[:-2].decode("latin-1").partition(": ")
+                    send_header(name, value)
+        else:
+            fields = [tuple(line[:-2].decode("latin-1").split(": ", 1)) for line in lines]
+            fields.append(("Via", f"{http_version.decode('ascii', 'replace')} "
+                                  f"{ctx.cfg.via_name}"))
+            response = ProxyResponse(status, reason, fields)  # type: ignore[arg-type]
+            response = self.response_hook(request or self._hook_request(), response) \
+                or response
+            status = response.status
+            self.send_response_only(status, response.reason or None)
+            if response.get_header("Date") is None:
+                send_header("Date", self.date_time_string())  # RFC 9110 section 6.6.1
+            for name, value in response.headers:
+                if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    send_header(name, value)
+        if length is not None:
+            send_header("Content-Length", length.decode("ascii"))
+        self.end_headers()
+        self.log_request(status)
+        wfile = self.wfile
+        try:
+            conn.relay_body(wfile.write, wfile.flush)
+        except (OSError, h11.ProtocolError, UpstreamError):
+            # The head is out: the only honest signal left is to cut the client off.
+            self._drop(conn)
+            self._abort_client()
+
+    def _hook_request(self) -> ProxyRequest:
+        """The request as a hook sees it, rebuilt (only when a caller passed none)."""
+        return ProxyRequest(self.command or "GET", self.path, [], tuple(self.client_address))
+
+    def _abort_client(self) -> None:
+        """Cut the client off mid-response: never complete a body we could not relay whole."""
+        self.close_connection = True
+        abort = getattr(self.wfile, "abort", None)
+        try:
+            if abort is not None:
+                abort()  # minihttp's writer: send what is buffered, no last chunk, close
+            else:
+                self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
