@@ -19,6 +19,7 @@ Strictness decisions (each one rejects with 400 unless noted):
 from __future__ import annotations
 
 import re
+import string
 import sys
 
 from ..errors import BadRequest, HeaderFieldsTooLarge
@@ -63,13 +64,21 @@ def head_regex(possessive: bool, plain: bool = False) -> re.Pattern[str]:
     engine from saving backtracking state per repetition: HEAD gets about a quarter faster.
     """
     p = "+" if possessive else ""
-    special = "|".join(_anycase(name) for name in SPECIAL_NAMES)
-    not_special = f"(?!(?:{special}):)" if plain else ""
+    if plain:
+        # A name whose first letter starts no special name needs no lookahead: the regex
+        # engine picks the branch by its first character (about 25 ns a line less).
+        special = "|".join(_anycase(name) for name in SPECIAL_NAMES)
+        firsts = "".join(sorted({c for name in SPECIAL_NAMES for c in (name[0], name[0].upper())}))
+        others = "".join(c for c in string.ascii_letters if c not in firsts)
+        name = (f"(?:[{TCHAR.replace('A-Za-z', '')}{others}]|(?!(?:{special}):)[{firsts}])"
+                f"[{TCHAR}]*{p}")
+    else:
+        name = f"[{TCHAR}]+{p}"
     return re.compile(
         f"([{TCHAR}]+{p}) ([\\x21-\\x7e]+{p}) HTTP/1\\.([0-9])\\r\\n"
         f"(?:[Hh][Oo][Ss][Tt]:[ \\t]*{p}"
         f"((?:[\\x21-\\x7e\\x80-\\xff][\\t\\x20-\\x7e\\x80-\\xff]*{p})?{p})\\r\\n)?{p}"
-        f"(?:{not_special}[{TCHAR}]+{p}:[\\t\\x20-\\x7e\\x80-\\xff]*{p}\\r\\n)*{p}\\r\\n"
+        f"(?:{name}:[\\t\\x20-\\x7e\\x80-\\xff]*{p}\\r\\n)*{p}\\r\\n"
     )
 
 
