@@ -755,6 +755,7 @@ class ResponseWriter:
         ok = not self.broken
         if mode == LENGTH and ok and not self.remaining:
             # The common case: a complete Content-Length response, sent with one sendall.
+            # (BaseHTTPRequestHandler._end_request inlines this branch: keep them in step.)
             buf = self._buf
             if buf:
                 self.committed = True
