@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import minihttp_hello  # type: ignore[import-not-found]
 
-from benchmarks._fakesock import FakeServer, FakeSocket
+from benchmarks._fakesock import FakeServer, FakeSocket, cpu_per_request
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
 
@@ -56,14 +56,7 @@ def per_request(n: int) -> float:
         handler = minihttp_hello.HelloHandler.attach(a, ("127.0.0.1", 1), FakeServer())
         handler.reader.sock = FakeSocket(REQUEST)
         handler._writer.sock = FakeSocket(REQUEST)
-        one = handler.handle_one_request
-        started = time.process_time()
-        for _ in range(n):
-            one()
-        spent = time.process_time() - started
-        if handler.close_connection:
-            raise SystemExit("the connection was closed: the fake request is not understood")
-        return spent / n
+        return cpu_per_request(handler, n)
     finally:
         a.close()
         b.close()

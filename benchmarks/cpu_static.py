@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import minihttp_static  # type: ignore[import-not-found]
 
-from benchmarks._fakesock import FakeServer, FakeSocket
+from benchmarks._fakesock import FakeServer, FakeSocket, cpu_per_request
 from minihttp._smallfiles import RACY_SECONDS
 
 FILE_NAME = "file4k"
@@ -69,7 +69,7 @@ def make_root() -> tuple[tempfile.TemporaryDirectory[str], bytes]:
     return tmp, data
 
 
-def attach(cls: type, root: str, sock: FakeSocket, pair: socket.socket) -> Any:
+def attach(cls: Any, root: str, sock: FakeSocket, pair: socket.socket) -> Any:
     handler = cls.attach(pair, ("127.0.0.1", 1), FakeServer())
     handler.directory = root
     handler.reader.sock = sock
@@ -98,14 +98,7 @@ def per_request(cls: type, root: str, n: int) -> float:
     a, b = socket.socketpair(socket.AF_UNIX)
     try:
         handler = attach(cls, root, FakeSocket(REQUEST), a)
-        one = handler.handle_one_request
-        started = time.process_time()
-        for _ in range(n):
-            one()
-        spent = time.process_time() - started
-        if handler.close_connection:
-            raise SystemExit("the connection was closed: the fake request is not understood")
-        return spent / n
+        return cpu_per_request(handler, n)
     finally:
         a.close()
         b.close()
