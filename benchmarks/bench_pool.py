@@ -51,11 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         for conns in args.connections:
             for srv in servers.values():
                 h.run_wrk(srv.url(), connections=conns, duration=1)
-            results = h.alternate(
-                list(servers), args.rounds,
-                lambda n, c=conns: h.run_wrk(servers[n].url(), connections=c,
-                                             duration=args.duration),
-                progress=log)
+            def measure(name: str, c: int = conns) -> h.WrkResult:
+                return h.run_wrk(servers[name].url(), connections=c, duration=args.duration)
+
+            results = h.alternate(list(servers), args.rounds, measure, progress=log)
             medians = {n: h.median([r.requests_per_sec for r in rs])
                        for n, rs in results.items()}
             value = h.ratio(medians["pooled"], medians["threaded"])

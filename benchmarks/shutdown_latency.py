@@ -41,7 +41,7 @@ COMPETITORS: dict[str, Any] = {
 def one_sample(module: Any, poll_interval: float, rng: random.Random) -> float:
     """Seconds taken by ``shutdown()`` on an idle, running server."""
 
-    class Quiet(module.BaseRequestHandler):  # type: ignore[misc, name-defined]
+    class Quiet(module.BaseRequestHandler):  # type: ignore[misc]
         def handle(self) -> None:
             self.request.recv(1)
 

@@ -49,6 +49,6 @@ def main(server_class: Any = ThreadingHTTPServer) -> None:
 
 
 if __name__ == "__main__":
-    from minihttp_hello import run  # same folder: how both scripts take --pool
+    from minihttp_hello import run  # type: ignore[import-not-found]  # same folder
 
     run(main)
