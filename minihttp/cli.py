@@ -159,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="add a header to every response, e.g. "
                         "'Access-Control-Allow-Origin: *' (repeatable)")
     parser.add_argument("--threads", type=_positive, metavar="N",
-                        help="worker threads (default: a pool sized from the CPU count)")
+                        help="most handlers that may block at once (requests are served on "
+                        "the event loop; a handler that blocks hands the loop to one of "
+                        "these threads). Default: from the CPU count, at least 32")
     parser.add_argument("--workers", type=_positive, metavar="N",
                         help="pre-fork N worker processes sharing the listening socket, "
                         "supervised (replaced if they die; SIGHUP restarts them gracefully)")
