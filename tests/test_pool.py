@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import socket
 import ssl
 import threading
@@ -627,3 +628,49 @@ def test_inline_second_blocked_handler_is_still_detected_after_the_first_ends() 
         finally:
             for event in GATES.values():
                 event.set()
+
+
+class Escapes(Hello):
+    """handle_one_request itself raises after answering /escape (past the server's own
+    error handling, which turns a do_GET exception into a 500)."""
+
+    def handle_one_request(self) -> None:
+        super().handle_one_request()
+        if self.path == "/escape":
+            raise RuntimeError("escaped the handler (expected by the test)")
+
+
+def test_inline_exception_escaping_the_handler_is_reported_with_its_traceback(
+        caplog: pytest.LogCaptureFixture) -> None:
+    server = make(handler=Escapes, inline_budget=30.0)
+    with caplog.at_level(logging.ERROR, logger="minihttp"), running(server):
+        with connect(server) as s:
+            s.sendall(b"GET /escape HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert read_response(s).endswith(b"hello /escape")
+            assert s.recv(100) == b""  # then closed
+        assert get(server, "/after").endswith(b"hello /after")  # the loop goes on
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors and all(r.exc_info and r.exc_info[0] is RuntimeError for r in errors)
+
+
+class StopsServer(Hello):
+    def do_GET(self) -> None:
+        if self.path == "/stop":
+            self.server.shutdown()  # from a handler running on the loop thread: no deadlock
+        super().do_GET()
+
+
+def test_inline_shutdown_from_a_handler_and_serving_again() -> None:
+    server = make(handler=StopsServer)
+    try:
+        for _ in range(2):  # serve_forever twice on one server
+            thread = threading.Thread(target=server.serve_forever,
+                                      kwargs={"poll_interval": 0.05})
+            thread.start()
+            assert get(server, "/a").endswith(b"hello /a")
+            assert get(server, "/stop").endswith(b"hello /stop")
+            thread.join(10)
+            assert not thread.is_alive()
+            assert not any(t.name == "minihttp-watch" for t in threading.enumerate())
+    finally:
+        server.server_close()
