@@ -13,8 +13,8 @@ one of them. Here:
   ``handle_one_request()`` itself, one request per ready connection per round, and parks the
   connection again (one ``EPOLL_CTL_MOD``). No thread hand-off at all: under the GIL every
   hand-off between threads costs a wake-up and a GIL transfer, and with a thread per
-  connection those dominate a small request (measured: a bare epoll loop answers ~1.4x what
-  a bare thread-per-connection loop does, and with 4 us of Python per request ~3x).
+  connection those dominate a small request (measured: a bare epoll loop answers ~1.2x what
+  a bare thread-per-connection loop does, and with 4.4 us of Python per request ~2.7x).
   A handler may block (a slow client, a database, ``time.sleep``) and would stall every
   other connection, so a watchdog thread looks every ``inline_budget`` seconds: when the
   same handler is still running it *deposes* the loop thread (a new ``epoch``) and gives
