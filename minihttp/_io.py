@@ -25,6 +25,7 @@ Rules of this module:
 from __future__ import annotations
 
 import io
+import re
 import socket
 import struct
 import sys
@@ -35,6 +36,13 @@ from typing import Any, Protocol
 from .config import DEFAULT_LIMITS, Limits
 from .errors import BadRequest, PayloadTooLarge, RequestTimeout, URITooLong
 from .http11 import LAST_CHUNK, ChunkedDecoder, find_head_end
+
+#: A Content-Length field line of a head, any case (RFC 9110 section 8.6: 1*DIGIT).
+_LENGTH_FIELD = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]{1,18})[ \t]*(?=\r\n)",
+                           re.IGNORECASE)
+#: Fields that make waiting for the body wrong (chunked: size unknown; Expect: the client
+#: waits for our 100 Continue before it sends the body).
+_NO_WAIT_FIELD = re.compile(rb"\r\n(?:transfer-encoding|expect):", re.IGNORECASE)
 
 __all__ = [
     "EMPTY_BODY",
@@ -158,6 +166,34 @@ class SocketReader:
                 self.buf += data
         else:
             self.eof = True
+
+    def body_missing(self, most: int) -> bool:
+        """True when the buffered head declares a body of at most ``most`` bytes and at most
+        ``max_body`` (one plain Content-Length, no Transfer-Encoding, no Expect) that is not
+        all buffered yet.
+
+        A pooled server's loop waits for such a body without a thread, as it waits for a
+        head, so a client that sends its body slowly holds no handler. Anything unusual
+        (several lengths, a bad value, chunked, EOF) answers False: the handler reads the
+        body as usual and the parser reports what is wrong.
+        """
+        head = self._head
+        if head is not None:
+            end, have = len(head), 0
+        else:
+            buf = self.buf
+            end = buf.find(b"\r\n\r\n") + 4
+            if end < 4 or self.eof:
+                return False
+            head = bytes(buf[:end])
+            have = len(buf) - end
+        if b"ength" not in head and b"ENGTH" not in head:
+            return False  # the usual GET: no Content-Length (odd casings just do not wait)
+        lengths = _LENGTH_FIELD.findall(head)
+        if len(lengths) != 1 or _NO_WAIT_FIELD.search(head):
+            return False
+        # Over max_body: no waiting, the handler answers 413 before reading it.
+        return have < int(lengths[0]) <= min(most, self.limits.max_body)
 
     def has_request(self) -> bool:
         """True when ``read_head`` will not block: a whole head is buffered, EOF, or an error."""

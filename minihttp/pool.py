@@ -132,6 +132,10 @@ class PooledHTTPServer(HTTPServer):
     inline: bool = True
     #: Seconds a handler may hold the loop thread before another thread takes the loop.
     inline_budget: float = 0.002
+    #: A request body of at most this many bytes (plain Content-Length) is waited for by the
+    #: loop, like the head, before the handler runs: a slow sender then holds no thread.
+    #: Larger or chunked bodies stream to the handler as it reads them. 0: never wait.
+    prefetch_body: int = 64 * 1024
 
     _pool: WorkerPool | None = None
 
@@ -366,7 +370,8 @@ class PooledHTTPServer(HTTPServer):
             deposed = self._handler_done(epoch)
             if handler.close_connection or self._closing:
                 self._close(conn)
-            elif conn.reader.buf and conn.reader.has_request():
+            elif (conn.reader.buf and conn.reader.has_request()
+                  and not conn.reader.body_missing(self.prefetch_body)):
                 if deposed:
                     self._hand_back(conn)
                 else:
@@ -628,7 +633,10 @@ class PooledHTTPServer(HTTPServer):
             reader.feed(b"")
         else:
             reader.feed(data)
-        if reader.has_request():
+        # A GET (first byte "G") is not checked for a body to wait for: it has none in
+        # practice, and the check would cost the usual request ~0.4 us for nothing.
+        if reader.has_request() and not (data and data[0] != 0x47
+                                         and reader.body_missing(self.prefetch_body)):
             conn.state = BUSY
             self._dispatch(conn)
             return
@@ -702,14 +710,15 @@ class PooledHTTPServer(HTTPServer):
             self._schedule(conn, timers, now)
             return
         poller.forget(conn.fd)
-        if state == HEAD and conn.reader.buf.strip():
+        if state == HEAD and (conn.reader.buf.strip() or conn.reader.has_request()):
             self._send_timeout(conn)
         self._close(conn)
 
     def _send_timeout(self, conn: Conn) -> None:
         """408 for a head that missed its deadline (RFC 9110 section 15.5.9), never blocking."""
         handler = conn.handler
-        body = b"Request Timeout: the request head was not received in time.\n"
+        what = "request body" if conn.reader.has_request() else "request head"
+        body = f"Request Timeout: the {what} was not received in time.\n".encode()
         head = (f"{getattr(handler, 'protocol_version', 'HTTP/1.0')} 408 Request Timeout\r\n"
                 f"Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
@@ -722,8 +731,8 @@ class PooledHTTPServer(HTTPServer):
         except (OSError, ValueError):
             pass  # the client is gone or not reading: closing is all that is left
         try:
-            error_log.info("%s - - code 408, request head not received in time",
-                           conn.addr[0] if conn.addr else "-")
+            error_log.info("%s - - code 408, %s not received in time",
+                           conn.addr[0] if conn.addr else "-", what)
         except Exception:
             pass
 

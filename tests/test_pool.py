@@ -381,7 +381,8 @@ def test_shutdown_grace_bounds_a_stuck_request() -> None:
     thread.start()
     with connect(server) as s:
         SLEEPING.clear()
-        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n")
+        # Larger than prefetch_body: the handler runs and blocks in its read.
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n")
         assert SLEEPING.wait(5)
         t0 = time.monotonic()
         server.shutdown()
@@ -674,3 +675,63 @@ def test_inline_shutdown_from_a_handler_and_serving_again() -> None:
             assert not any(t.name == "minihttp-watch" for t in threading.enumerate())
     finally:
         server.server_close()
+
+
+# -- small bodies are waited for by the loop, like heads -----------------------------------
+
+
+SLOW_POST = b"POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n0123456789"
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_slow_small_bodies_hold_no_thread(inline: bool) -> None:
+    # More slow senders than workers: without the loop waiting for their bodies, every
+    # worker would sit in a body read and a normal GET would wait for body_timeout.
+    server = make(Limits(body_timeout=30.0), max_workers=2, inline=inline)
+    with running(server):
+        slow = [connect(server) for _ in range(6)]
+        try:
+            for c in slow:
+                c.sendall(SLOW_POST)
+            time.sleep(0.2)
+            # Answered within the client's 5 s timeout, not after body_timeout (30 s).
+            assert get(server, "/normal").endswith(b"hello /normal")
+            for c in slow:  # the rest of each body arrives: every POST is answered
+                c.sendall(b"x" * 990)
+            for c in slow:
+                assert read_response(c).endswith((b"x" * 990)[::-1] + b"9876543210")
+        finally:
+            for c in slow:
+                c.close()
+
+
+def test_body_arriving_in_pieces_and_pipelined_after_it() -> None:
+    server = make()
+    with running(server), connect(server) as s:
+        s.sendall(b"POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\n")
+        time.sleep(0.05)
+        s.sendall(b"abc")
+        time.sleep(0.05)
+        s.sendall(b"defGET /next HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert read_response(s).endswith(b"fedcba")
+        assert read_response(s).endswith(b"hello /next")
+
+
+def test_expect_100_continue_is_not_held_back() -> None:
+    # The client waits for 100 Continue before sending its body: the loop must not wait.
+    server = make()
+    with running(server), connect(server) as s:
+        s.sendall(b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                  b"Expect: 100-continue\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 100")
+        s.sendall(b"hello")
+        assert read_response(s).endswith(b"olleh")
+
+
+def test_small_body_never_completed_gets_408() -> None:
+    server = make(Limits(head_timeout=0.5))
+    with running(server), connect(server) as s:
+        s.sendall(SLOW_POST)
+        answer = read_response(s)
+        assert answer.startswith(b"HTTP/1.1 408") and b"request body" in answer
+        assert s.recv(100) == b""

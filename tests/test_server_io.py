@@ -22,7 +22,7 @@ from minihttp._io import (
     ResponseWriter,
     SocketReader,
 )
-from minihttp.config import DEFAULT_LIMITS
+from minihttp.config import DEFAULT_LIMITS, Limits
 from minihttp.errors import BadRequest, HeaderFieldsTooLarge, PayloadTooLarge, URITooLong
 
 
@@ -294,3 +294,33 @@ def test_socket_reader_feed_keeps_a_whole_head_out_of_the_buffer(
     reader.feed(HEAD1)
     assert not reader.buf  # no copy, no second search: read_head hands it back as is
     assert reader.read_head() is not None and not reader.has_request()
+
+
+POST = b"POST /u HTTP/1.1\r\nHost: x\r\n"
+
+
+@pytest.mark.parametrize("fed, missing", [
+    (POST + b"Content-Length: 5\r\n\r\n", True),  # whole head alone, body to come
+    (POST + b"content-length: 5\r\n\r\nab", True),  # part of the body
+    (POST + b"CONTENT-LENGTH: 5\r\n\r\nabcde", False),  # all of it
+    (POST + b"Content-Length: 0\r\n\r\n", False),
+    (POST + b"Content-Length: 70000\r\n\r\n", False),  # over `most`: streamed instead
+    (POST + b"Content-Length: 5\r\nContent-Length: 5\r\n\r\n", False),  # the parser decides
+    (POST + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", False),
+    (POST + b"Content-Length: 5\r\nExpect: 100-continue\r\n\r\n", False),  # waits for 100
+    (POST + b"Content-Length: 5x\r\n\r\n", False),  # bad value: 400 from the parser
+    (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", False),
+    (POST + b"Content-Length: 5\r\n", False),  # no whole head yet
+])
+def test_socket_reader_body_missing(pair: tuple[socket.socket, socket.socket], fed: bytes,
+                                    missing: bool) -> None:
+    reader = SocketReader(pair[0], DEFAULT_LIMITS)
+    reader.feed(fed)
+    assert reader.body_missing(65536) is missing
+
+
+def test_socket_reader_body_missing_never_waits_past_max_body(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    reader = SocketReader(pair[0], Limits(max_body=1000))
+    reader.feed(POST + b"Content-Length: 1001\r\n\r\nxx")
+    assert not reader.body_missing(65536)  # 413 at once, not a wait for a refused body
