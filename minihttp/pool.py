@@ -9,6 +9,10 @@ one of them. Here:
   is still arriving. Such connections hold no thread. Their bytes are read without blocking
   and fed to the handler's reader (``handler.reader.feed``) until a whole head is buffered
   (or EOF, or an error to report).
+* A small request body (plain Content-Length up to ``prefetch_body`` and ``max_body``; not
+  chunked, no ``Expect``) is waited for the same way before the request is served, so a
+  client sending its body slowly holds no thread either; ``head_timeout`` covers head and
+  such a body together (408 past it). Larger bodies stream to the handler as it reads.
 * Inline serving (``inline``, the default): the loop thread then calls
   ``handle_one_request()`` itself, one request per ready connection per round, and parks the
   connection again (one ``EPOLL_CTL_MOD``). No thread hand-off at all: under the GIL every
