@@ -332,6 +332,7 @@ class PooledHTTPServer(HTTPServer):
         self._listening = False
         self._watch_stop = True
         self._watch_wake.set()
+        self._running_conn = None
         poller.close()
         waker.close()
         self._stop = False
@@ -472,15 +473,20 @@ class PooledHTTPServer(HTTPServer):
                 self._spare_epoch = self._epoch
                 self._spare_cond.notify()
                 self._running = 0
-                return
-            try:
-                submitted = self.pool.try_submit(self._lead_on_worker, self._epoch)
-            except RuntimeError:
-                submitted = False
-            if submitted:
-                self._running = 0
+                to = "the spare thread"
             else:
-                self._epoch -= 1  # no room for a new leader: try again next tick
+                try:
+                    submitted = self.pool.try_submit(self._lead_on_worker, self._epoch)
+                except RuntimeError:
+                    submitted = False
+                if not submitted:
+                    self._epoch -= 1  # no room for a new leader: try again next tick
+                    return
+                self._running = 0
+                to = "a pool worker"
+        # Worth knowing when tuning: a handler that often blocks costs a thread wake-up each.
+        error_log.debug("a handler for %s held the loop over %.1f ms; loop handed to %s",
+                        conn.addr if conn is not None else "-", self.inline_budget * 1e3, to)
 
     def _lead_on_worker(self, epoch: int) -> None:
         """A worker taking over the loop (see :meth:`_watch`)."""

@@ -735,3 +735,18 @@ def test_small_body_never_completed_gets_408() -> None:
         answer = read_response(s)
         assert answer.startswith(b"HTTP/1.1 408") and b"request body" in answer
         assert s.recv(100) == b""
+
+
+def test_handing_the_loop_over_is_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    GATE.clear()
+    server = make(max_workers=4, handler=Gated)
+    with (caplog.at_level(logging.DEBUG, logger="minihttp.error"), running(server),
+          connect(server) as s):
+        try:
+            s.sendall(b"GET /gate HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert GATED.acquire(timeout=5)
+            assert get(server, "/other").endswith(b"hello /other")
+        finally:
+            GATE.set()
+        assert read_response(s).endswith(b"hello /gate")
+    assert any("held the loop" in r.getMessage() for r in caplog.records)
