@@ -20,8 +20,8 @@ Rules of this module:
   registered level-triggered (``Conn.level``), so parking it after a request costs nothing;
   its events while it waits its turn (``BUSY`` in the run queue) are ignored and come back at
   the next poll if bytes are still unread. Before such a connection goes to any other thread
-  (a worker, or a handler that lost the loop) it is switched to one-shot (``to_oneshot``), and
-  back to level-triggered when the loop parks it again.
+  (a worker, or a handler that lost the loop) it is switched to one-shot (``rearm``: the same
+  ``EPOLL_CTL_MOD``), and back to level-triggered (``to_level``) when the loop parks it again.
 """
 
 from __future__ import annotations
@@ -113,20 +113,11 @@ class Deadlines:
 class Poller:
     """Readiness of parked connections (one-shot) plus a few level-triggered descriptors."""
 
-    #: Connections may also be registered level-triggered (``add_conn_level``).
+    #: Connections may also be registered level-triggered (``add_level``, ``to_level``).
     supports_level = False
-
-    def add_conn_level(self, fd: int) -> None:
-        """Register a new connection level-triggered. I/O thread only."""
-        raise NotImplementedError
 
     def to_level(self, fd: int) -> None:
         """Switch a connection to level-triggered, armed. Loop thread only."""
-        raise NotImplementedError
-
-    def to_oneshot(self, fd: int) -> None:
-        """Switch a connection to one-shot, armed (it gets at most one more event). Any
-        thread: before a connection goes to another thread."""
         raise NotImplementedError
 
     def add_level(self, fd: int) -> None:
@@ -164,14 +155,8 @@ if hasattr(select, "epoll"):
         def __init__(self, wake: Callable[[], None]) -> None:
             self._ep = select.epoll()
 
-        def add_conn_level(self, fd: int) -> None:
-            self._ep.register(fd, select.EPOLLIN)
-
         def to_level(self, fd: int) -> None:
             self._ep.modify(fd, select.EPOLLIN)
-
-        def to_oneshot(self, fd: int) -> None:
-            self._ep.modify(fd, self._ARM)
 
         def add_level(self, fd: int) -> None:
             self._ep.register(fd, select.EPOLLIN)

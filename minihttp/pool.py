@@ -15,10 +15,11 @@ one of them. Here:
   such a body together (408 past it). Larger bodies stream to the handler as it reads.
 * Inline serving (``inline``, the default): the loop thread then calls
   ``handle_one_request()`` itself, one request per ready connection per round, and parks the
-  connection again (one ``EPOLL_CTL_MOD``). No thread hand-off at all: under the GIL every
-  hand-off between threads costs a wake-up and a GIL transfer, and with a thread per
-  connection those dominate a small request (measured: a bare epoll loop answers ~1.2x what
-  a bare thread-per-connection loop does, and with 4.4 us of Python per request ~2.7x).
+  connection again (level-triggered on epoll: no system call). No thread hand-off at all:
+  under the GIL every hand-off between threads costs a wake-up and a GIL transfer, and with a
+  thread per connection those dominate a small request (measured: a bare epoll loop answers
+  ~1.2x what a bare thread-per-connection loop does, and with 4.4 us of Python per request
+  ~2.7x).
   A handler may block (a slow client, a database, ``time.sleep``) and would stall every
   other connection, so a watchdog thread looks every ``inline_budget`` seconds: when the
   same handler is still running it *deposes* the loop thread (a new ``epoch``) and gives
@@ -392,29 +393,33 @@ class PooledHTTPServer(HTTPServer):
     def _park_inline(self, conn: Conn) -> None:
         """The loop thread parks a connection it served: no system call when it is
         level-triggered already; a partial head is timed here (the loop owns the timers)."""
-        limits = conn.reader.limits
-        now = time.monotonic()
-        if conn.reader.buf:
-            head_timeout = limits.head_timeout
-            conn.expires = _INF if head_timeout is None else now + head_timeout
-            conn.state = HEAD
-            self._schedule(conn, self._timers, now)
-        else:
-            keepalive = limits.keepalive_timeout
-            conn.expires = _INF if keepalive is None else now + keepalive
-            conn.state = IDLE
+        if self._start_wait(conn):
+            self._schedule(conn, self._timers, time.monotonic())
         if not conn.level:
             poller = self._poller
             try:
                 if poller is None:
-                    raise ValueError("poller closed")
-                if poller.supports_level:
+                    self._close(conn)
+                elif poller.supports_level:
                     poller.to_level(conn.fd)
                     conn.level = True
                 else:
                     poller.rearm(conn.fd)
             except (OSError, ValueError):
                 self._close(conn)
+
+    @staticmethod
+    def _start_wait(conn: Conn) -> bool:
+        """Set a connection's state and deadline for parking: True when part of the next
+        head is buffered (HEAD, head_timeout), False when idle (keepalive_timeout)."""
+        limits = conn.reader.limits
+        head = bool(conn.reader.buf)
+        timeout = limits.head_timeout if head else limits.keepalive_timeout
+        conn.expires = _INF if timeout is None else time.monotonic() + timeout
+        # The state last: once it is not BUSY the loop may expire the connection, and it
+        # must then see the new deadline (see minihttp._conn's ownership rule).
+        conn.state = HEAD if head else IDLE
+        return head
 
     def _handler_done(self, epoch: int) -> bool:
         """An inline handler returned: clear ``_running`` if this thread still leads; True if
@@ -476,7 +481,7 @@ class PooledHTTPServer(HTTPServer):
                 to = "the spare thread"
             else:
                 try:
-                    submitted = self.pool.try_submit(self._lead_on_worker, self._epoch)
+                    submitted = self.pool.try_submit(self._lead, self._epoch)
                 except RuntimeError:
                     submitted = False
                 if not submitted:
@@ -487,10 +492,6 @@ class PooledHTTPServer(HTTPServer):
         # Worth knowing when tuning: a handler that often blocks costs a thread wake-up each.
         error_log.debug("a handler for %s held the loop over %.1f ms; loop handed to %s",
                         conn.addr if conn is not None else "-", self.inline_budget * 1e3, to)
-
-    def _lead_on_worker(self, epoch: int) -> None:
-        """A worker taking over the loop (see :meth:`_watch`)."""
-        self._lead(epoch)
 
     def shutdown(self) -> None:
         """Stop accepting, let in-flight requests finish (``shutdown_grace``), and wait.
@@ -604,7 +605,7 @@ class PooledHTTPServer(HTTPServer):
         conn.expires = _INF if head_timeout is None else time.monotonic() + head_timeout
         self._schedule(conn, timers, time.monotonic())
         if self.inline and poller.supports_level:
-            poller.add_conn_level(conn.fd)
+            poller.add_level(conn.fd)
             conn.level = True
         else:
             poller.add(conn.fd)
@@ -692,7 +693,7 @@ class PooledHTTPServer(HTTPServer):
         conn.level = False
         if poller is not None:
             try:
-                poller.to_oneshot(conn.fd)
+                poller.rearm(conn.fd)  # one-shot, armed
             except (OSError, ValueError):
                 pass  # closed meanwhile: its owner finds out on its next I/O
 
@@ -912,17 +913,9 @@ class PooledHTTPServer(HTTPServer):
         if poller is None:
             self._close(conn)
             return
-        limits = conn.reader.limits
-        if conn.reader.buf:
-            head_timeout = limits.head_timeout
-            conn.expires = _INF if head_timeout is None else time.monotonic() + head_timeout
-            conn.state = HEAD
-            self._retime.append(conn)
+        if self._start_wait(conn):
+            self._retime.append(conn)  # the loop re-times it (workers never touch the heap)
             self.wake_loop()
-        else:
-            keepalive = limits.keepalive_timeout
-            conn.expires = _INF if keepalive is None else time.monotonic() + keepalive
-            conn.state = IDLE
         try:
             poller.rearm(conn.fd)
         except (OSError, ValueError):
