@@ -842,13 +842,18 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         length = self._resp_length
         if (length is not None and self._resp_te is None and status != 204 and status != 304
                 and self.command != "HEAD" and self.command != "CONNECT"):
-            # The common case first: a final response with a Content-Length.
-            if not self._conn_header and self.protocol_version >= "HTTP/1.1":
-                if self.close_connection:
-                    buf.append(b"Connection: close\r\n")
-                elif self.request_version == "HTTP/1.0":
-                    buf.append(b"Connection: keep-alive\r\n")  # RFC 9112 section 9.3
-            return LENGTH, length
+            mode = LENGTH  # the common case first: a final response with a Content-Length
+        else:
+            mode, length = self._other_framing(buf, status)
+        if not self._conn_header and self.protocol_version >= "HTTP/1.1":
+            if self.close_connection:
+                buf.append(b"Connection: close\r\n")
+            elif self.request_version == "HTTP/1.0":
+                buf.append(b"Connection: keep-alive\r\n")  # RFC 9112 section 9.3
+        return mode, length
+
+    def _other_framing(self, buf: list[bytes], status: int) -> tuple[int, int]:
+        """``_framing`` for everything but a body with a Content-Length."""
         http11 = self.request_version == "HTTP/1.1" and self.protocol_version >= "HTTP/1.1"
         if not body_allowed(self.command or "GET", status):
             mode, length = NOBODY, 0
@@ -866,11 +871,6 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         else:
             mode, length = CLOSE, 0
             self.close_connection = True
-        if not self._conn_header and self.protocol_version >= "HTTP/1.1":
-            if self.close_connection:
-                buf.append(b"Connection: close\r\n")
-            elif self.request_version == "HTTP/1.0":
-                buf.append(b"Connection: keep-alive\r\n")  # RFC 9112 section 9.3
         return mode, length
 
     def flush_headers(self) -> None:
