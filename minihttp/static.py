@@ -533,12 +533,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             if self.command == "GET" and st.st_size < SENDFILE_MIN:
                 return self._answer_small(path, fd, st, ctype, bool(siblings), started)
             f = os.fdopen(fd, "rb", buffering=0)
-        try:
-            validators = validators_for(st, coding or "")
-            return self._answer(f, st.st_size, ctype, coding, bool(siblings), validators)
-        except BaseException:
-            f.close()
-            raise
+        return self._answer_open(f, st, ctype, coding, bool(siblings))
 
     def _answer_small(self, path: str, fd: int, st: os.stat_result, ctype: str, vary: bool,
                       started: float) -> _Body | None:
@@ -592,9 +587,14 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         ctype = self.content_type(path)
         coding, siblings = self._sibling(path) if self.precompressed else (None, [])
         f, st = self._open(dict(siblings)[coding] if coding else path)
+        return self._answer_open(f, st, ctype, coding, bool(siblings))
+
+    def _answer_open(self, f: BinaryIO, st: os.stat_result, ctype: str, coding: str | None,
+                     vary: bool) -> _Body | None:
+        """Answer from an open file: it goes out in the body, or is closed here on failure."""
         try:
-            validators = validators_for(st, coding or "")
-            return self._answer(f, st.st_size, ctype, coding, bool(siblings), validators)
+            return self._answer(f, st.st_size, ctype, coding, vary,
+                                validators_for(st, coding or ""))
         except BaseException:
             f.close()
             raise
