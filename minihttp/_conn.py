@@ -22,6 +22,11 @@ Rules of this module:
   the next poll if bytes are still unread. Before such a connection goes to any other thread
   (a worker, or a handler that lost the loop) it is switched to one-shot (``rearm``: the same
   ``EPOLL_CTL_MOD``), and back to level-triggered (``to_level``) when the loop parks it again.
+* ``WAIT``: a request deferred by its handler (``defer_until_readable``) waits for another
+  socket (a proxy's upstream). The loop thread owns it: the other socket is registered
+  one-shot under its own descriptor (``aux``) and, when it fires or ``expires`` passes, the
+  request is resumed on the loop. The client's own events are ignored meanwhile (a
+  level-triggered client that sends more is switched to one-shot, so it cannot spin).
 """
 
 from __future__ import annotations
@@ -35,19 +40,21 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["BUSY", "HEAD", "IDLE", "NEW", "Conn", "Deadlines", "Poller", "make_poller"]
+__all__ = ["BUSY", "HEAD", "IDLE", "NEW", "WAIT", "Conn", "Deadlines", "Poller", "make_poller"]
 
 #: Connection states (see the module rules). NEW: accepted, no byte yet (head_timeout);
 #: IDLE: between keep-alive requests (keepalive_timeout); HEAD: part of a head buffered
-#: (head_timeout from its first byte, RFC 9112 section 9.8 lets us close); BUSY: on a worker.
-NEW, IDLE, HEAD, BUSY = range(4)
+#: (head_timeout from its first byte, RFC 9112 section 9.8 lets us close); BUSY: on a worker
+#: (or being served on the loop); WAIT: a deferred request waits for another socket (the
+#: states before BUSY are the parked ones).
+NEW, IDLE, HEAD, BUSY, WAIT = range(5)
 
 
 class Conn:
     """One client connection of the pooled server."""
 
-    __slots__ = ("addr", "closed", "expires", "fd", "handler", "level", "nowait", "raw",
-                 "reader", "sock", "state", "timer_seq", "tls")
+    __slots__ = ("addr", "aux", "closed", "expires", "fd", "handler", "level", "nowait",
+                 "raw", "reader", "sock", "state", "timer_seq", "tls", "woken")
 
     def __init__(self, sock: Any, addr: Any, fd: int) -> None:
         self.sock = sock
@@ -68,6 +75,10 @@ class Conn:
         #: Registered level-triggered (inline serving on epoll): parking it again costs no
         #: system call. False: one-shot, re-armed after each hand-over (see the rules).
         self.level = False
+        #: WAIT: the descriptor waited for; ``woken``: whether it became readable (False:
+        #: the wait timed out).
+        self.aux = -1
+        self.woken = False
 
 
 class Deadlines:

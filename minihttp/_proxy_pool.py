@@ -299,7 +299,7 @@ class ConnectionPool:
     """Idle keep-alive upstream connections, bounded per (host, port) and in total."""
 
     def __init__(
-        self, *, max_idle_per_host: int = 8, max_idle_total: int = 128, idle_timeout: float = 30.0
+        self, *, max_idle_per_host: int = 32, max_idle_total: int = 128, idle_timeout: float = 30.0
     ) -> None:
         self.max_idle_per_host = max_idle_per_host
         self.max_idle_total = max_idle_total

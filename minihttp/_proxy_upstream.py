@@ -29,7 +29,7 @@ field list class is used as given only when a probe at import shows it behaves a
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import Any, NoReturn
 
 import h11
 
@@ -158,44 +158,89 @@ class Context:
 class Exchange(Routing):
     """Sending a built request upstream and relaying the response (see above)."""
 
+    #: The exchange under way: (h11 request, has body, host, port, hook's request, context),
+    #: the connection it was sent on (until the response head is read), and whether it was
+    #: retried on a fresh connection already.
+    _job: tuple[Any, bool, str, int, ProxyRequest | None, Context]
+    _upstream: UpstreamConnection | None = None
+    _retried = False
+
     def _exchange(self, h11_request: Any, has_body: bool, host: str, port: int,
                   request: ProxyRequest | None, ctx: Context) -> None:
         """Send ``h11_request`` (and the client's body) upstream, relay the response.
 
-        ``request`` is what the response hook is given (None when there is no hook).
+        ``request`` is what the response hook is given (None when there is no hook). The
+        wait for the response head is deferred to the server when it can wait for it
+        (``defer_until_readable``: on the pooled server's event loop the request then holds
+        no thread while the upstream works); otherwise this thread waits.
         """
         self._body_started = False
-        pool = ctx.pool
-        conn = pool.acquire((host.lower(), port))
-        response = None
-        method = self.command or "GET"
-        for attempt in (0, 1):
-            if conn is None:
-                conn = self._connect(host, port, ctx.cfg)
-            try:
-                response = self._send_request(conn, h11_request, has_body, ctx.timeout)
-            except UpstreamError as exc:
-                # A pooled connection the upstream closed while idle fails before any
-                # response byte; an idempotent request whose body we have not touched yet
-                # is retried once on a fresh connection (RFC 9110 section 9.2.2).
-                stale = conn.reused and not conn.got_response_bytes
-                self._drop(conn)
-                conn = None
-                if (attempt == 0 and stale and not self._body_started
-                        and method in IDEMPOTENT):
-                    continue
-                if has_body:
-                    self.close_connection = True  # the client's body may be half read
-                raise Refuse(exc.status, self._gateway_text(exc)) from exc
-            except BaseException:
-                self._drop(conn)
-                raise
-            break
-        assert conn is not None and response is not None
+        self._job = (h11_request, has_body, host, port, request, ctx)
+        self._retried = False
+        self._send_upstream(ctx.pool.acquire((host.lower(), port)))
+
+    def _send_upstream(self, conn: UpstreamConnection | None) -> None:
+        """One attempt: send the request on ``conn`` (a new one if None), then wait."""
+        h11_request, has_body, host, port, _request, ctx = self._job
+        if conn is None:
+            conn = self._connect(host, port, ctx.cfg)
+        try:
+            self._send_request(conn, h11_request, has_body, ctx.timeout)
+        except UpstreamError as exc:
+            self._upstream_failed(conn, exc)
+            return
+        except BaseException:
+            self._drop(conn)
+            raise
+        self._upstream = conn
+        if not self.defer_until_readable(conn.sock, self._on_upstream, ctx.timeout):
+            self._upstream_ready(True)
+
+    def _on_upstream(self, ready: bool) -> None:
+        """The deferred rest of the exchange (the server calls it): as ``do_GET`` would."""
+        try:
+            self._upstream_ready(ready)
+        except Refuse as refusal:
+            self._send_plain(refusal.status, refusal.message, refusal.headers)
+
+    def _upstream_ready(self, ready: bool) -> None:
+        """Read the response head (``ready`` False: the wait timed out) and relay it."""
+        conn = self._upstream
+        assert conn is not None
+        self._upstream = None
+        _h11_request, _has_body, _host, _port, request, ctx = self._job
+        try:
+            if not ready:
+                raise UpstreamTimeout("upstream timed out")
+            response = self._response_head(conn)
+        except UpstreamError as exc:
+            self._upstream_failed(conn, exc)
+            return
+        except BaseException:
+            self._drop(conn)
+            raise
         try:
             self._relay_response(request, conn, response, ctx)
         finally:
-            pool.release(conn)
+            ctx.pool.release(conn)
+
+    def _upstream_failed(self, conn: UpstreamConnection, exc: UpstreamError) -> None:
+        """Retry once on a fresh connection, or refuse with 502/504.
+
+        A pooled connection the upstream closed while idle fails before any response byte;
+        an idempotent request whose body we have not touched yet is retried once on a fresh
+        connection (RFC 9110 section 9.2.2).
+        """
+        stale = conn.reused and not conn.got_response_bytes
+        self._drop(conn)
+        if (not self._retried and stale and not self._body_started
+                and (self.command or "GET") in IDEMPOTENT):
+            self._retried = True
+            self._send_upstream(None)
+            return
+        if self._job[1]:
+            self.close_connection = True  # the client's body may be half read
+        raise Refuse(exc.status, self._gateway_text(exc)) from exc
 
     def _connect(self, host: str, port: int, cfg: ProxyConfig) -> UpstreamConnection:
         try:
@@ -228,8 +273,8 @@ class Exchange(Routing):
         return f"Bad Gateway: {exc}"
 
     def _send_request(self, conn: UpstreamConnection, req: Any, has_body: bool,
-                      timeout: float) -> Any:
-        """Send the request and its body; return the final response head (h11.Response)."""
+                      timeout: float) -> None:
+        """Send the request and its body."""
         try:
             if has_body:
                 conn.set_timeout(timeout)
@@ -247,17 +292,27 @@ class Exchange(Routing):
                 conn.send(_END)
             else:
                 conn.send_bodyless(req, timeout)
-            return conn.response_head()
         except _ClientGone:
             raise
-        except TimeoutError as exc:
-            raise UpstreamTimeout("upstream timed out") from exc
         except (OSError, h11.ProtocolError) as exc:
-            if isinstance(exc, h11.LocalProtocolError) and not conn.got_response_bytes:
-                # h11 refused what we (or a hook) built: our fault, not the upstream's.
-                raise Refuse(500, "Internal Server Error: request cannot be forwarded.") \
-                    from exc
-            raise UpstreamError("upstream connection failed") from exc
+            self._upstream_error(conn, exc)
+
+    def _response_head(self, conn: UpstreamConnection) -> Any:
+        """The final response head (h11.Response), read with the upstream timeout."""
+        try:
+            return conn.response_head()
+        except (OSError, h11.ProtocolError) as exc:
+            self._upstream_error(conn, exc)
+
+    @staticmethod
+    def _upstream_error(conn: UpstreamConnection, exc: BaseException) -> NoReturn:
+        """The error an upstream failure is to the client: 504 on a timeout, 500 when h11
+        refused what we (or a hook) built (our fault), else 502."""
+        if isinstance(exc, TimeoutError):
+            raise UpstreamTimeout("upstream timed out") from exc
+        if isinstance(exc, h11.LocalProtocolError) and not conn.got_response_bytes:
+            raise Refuse(500, "Internal Server Error: request cannot be forwarded.") from exc
+        raise UpstreamError("upstream connection failed") from exc
 
     def _relay_response(self, request: ProxyRequest | None, conn: UpstreamConnection,
                         head: Any, ctx: Context) -> None:

@@ -72,7 +72,7 @@ import threading
 import time
 from typing import Any
 
-from ._conn import BUSY, HEAD, IDLE, Conn, Deadlines, Poller, make_poller
+from ._conn import BUSY, HEAD, IDLE, WAIT, Conn, Deadlines, Poller, make_poller
 from .logs import error_log
 from .server import HTTPServer
 from .socketserver import WorkerPool
@@ -177,6 +177,9 @@ class PooledHTTPServer(HTTPServer):
         self._spare_ready = False  # the serve_forever thread waits to lead again
         self._spare_epoch = 0
         self._running_conn: Conn | None = None
+        self._leader = 0  # thread ident of the loop's current leader
+        #: Deferred requests (state WAIT) by the descriptor they wait for.
+        self._waits: dict[int, Conn] = {}
         super().__init__(server_address, RequestHandlerClass, bind_and_activate)
         if self.max_connections is None:
             self.max_connections = default_max_connections()
@@ -282,6 +285,8 @@ class PooledHTTPServer(HTTPServer):
         wfd = waker.fileno()
         conns = self._conns
         runnable = self._runnable
+        waits = self._waits
+        self._leader = threading.get_ident()
         try:
             while not self._stop:
                 if self._epoch != epoch:
@@ -307,8 +312,13 @@ class PooledHTTPServer(HTTPServer):
                         waker.drain()
                     else:
                         ready_conn = conns.get(fd)
-                        if ready_conn is not None and ready_conn.state != BUSY:
+                        if ready_conn is not None and ready_conn.state < BUSY:
                             self._on_readable(ready_conn, poller, timers)
+                        elif fd in waits:
+                            self._wake(waits[fd], True)
+                        elif ready_conn is not None and ready_conn.level and \
+                                ready_conn.state == WAIT:
+                            self._to_oneshot(ready_conn)  # it sent more: stop the events
                 self._take_handbacks(timers)
                 self._dispatch_backlog()
                 now = time.monotonic()
@@ -361,7 +371,16 @@ class PooledHTTPServer(HTTPServer):
             if self._watch_idle:
                 self._watch_wake.set()
             try:
-                handler.handle_one_request()
+                if handler._resume is None:
+                    handler.handle_one_request()
+                else:
+                    handler.resume_request(conn.woken)
+                if handler._resume is not None:  # deferred: the loop waits for it
+                    if self._epoch == epoch and self._suspend(conn):
+                        if self._handler_done(epoch):
+                            return False  # the new leader resumes it
+                        continue
+                    handler.finish_deferred()  # cannot wait on the loop: wait here
             except Exception:
                 deposed = self._handler_done(epoch)
                 self.handle_error(conn.sock, conn.addr)
@@ -389,6 +408,57 @@ class PooledHTTPServer(HTTPServer):
             if deposed:
                 return False
         return True
+
+    def defer_readable(self, handler: Any) -> bool:
+        """Whether ``handler`` may defer its request (see
+        ``BaseHTTPRequestHandler.defer_until_readable``): only a handler running inline on
+        the thread leading the loop, with an epoll poller, while the server is not closing.
+        The wait itself is set up when the handler returns (:meth:`_suspend`)."""
+        conn = self._running_conn
+        return (conn is not None and conn.handler is handler and not self._closing
+                and self._leader == threading.get_ident() and self._poller is not None
+                and self._poller.supports_level)
+
+    def _suspend(self, conn: Conn) -> bool:
+        """Register what a deferred request waits for; False when that cannot be done.
+
+        The descriptor is armed one-shot: EPOLL_CTL_MOD when it is registered already (a
+        pooled upstream socket waited for before), ADD the first time. It stays registered
+        while unused (disarmed, it reports nothing) and leaves the interest list when it is
+        closed.
+        """
+        sock, timeout = conn.handler._wait
+        poller = self._poller
+        try:
+            fd = sock.fileno()
+            if fd < 0 or poller is None or fd in self._conns:
+                return False
+            try:
+                poller.rearm(fd)
+            except FileNotFoundError:
+                poller.add(fd)
+        except (OSError, ValueError, AttributeError):
+            return False
+        conn.aux = fd
+        conn.woken = False
+        self._waits[fd] = conn
+        if timeout is None:
+            conn.expires = _INF
+        else:
+            now = time.monotonic()
+            conn.expires = now + timeout
+        conn.state = WAIT
+        if timeout is not None:
+            self._schedule(conn, self._timers, now)
+        return True
+
+    def _wake(self, conn: Conn, ready: bool) -> None:
+        """A deferred request's socket is readable (or its wait timed out): resume it."""
+        self._waits.pop(conn.aux, None)
+        conn.aux = -1
+        conn.woken = ready
+        conn.state = BUSY
+        self._runnable.append(conn)
 
     def _park_inline(self, conn: Conn) -> None:
         """The loop thread parks a connection it served: no system call when it is
@@ -519,6 +589,8 @@ class PooledHTTPServer(HTTPServer):
             poller.remove_level(lfd)
             self._listening = False
         deadline = time.monotonic() + self.shutdown_grace
+        for conn in list(self._waits.values()):  # deferred: workers wait for them
+            self._wake(conn, True)
         while self._runnable:  # complete requests: answered by workers, then closed
             self._dispatch(self._runnable.popleft())
         for conn in list(self._conns.values()):
@@ -720,6 +792,9 @@ class PooledHTTPServer(HTTPServer):
         if state == BUSY or conn.expires > now:
             self._schedule(conn, timers, now)
             return
+        if state == WAIT:
+            self._wake(conn, False)
+            return
         poller.forget(conn.fd)
         if state == HEAD and (conn.reader.buf.strip() or conn.reader.has_request()):
             self._send_timeout(conn)
@@ -792,7 +867,10 @@ class PooledHTTPServer(HTTPServer):
             served = 0
             while True:
                 if not fresh:
-                    handler.handle_one_request()
+                    if handler._resume is None:
+                        handler.handle_one_request()
+                    else:
+                        handler.finish_deferred()  # a deferred request, given at shutdown
                     served += 1
                     if handler.close_connection or self._closing:
                         self._close(conn)

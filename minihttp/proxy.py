@@ -4,7 +4,7 @@ Run it (loopback only, port 8080)::
 
     python -m minihttp.proxy 8080
     python -m minihttp.proxy 3128 -b 0.0.0.0 --allow 10.0.0.0/8 --auth alice:secret
-    python -m minihttp.proxy 8080 --pool    # on minihttp.pool.PooledHTTPServer
+    python -m minihttp.proxy 8080 --threads    # a thread per client (ProxyServer)
 
 or subclass :class:`ProxyHandler` and override :meth:`ProxyHandler.request_hook` /
 :meth:`ProxyHandler.response_hook` to inspect and change traffic (see
@@ -79,12 +79,14 @@ from minihttp._proxy_pool import (
 from minihttp._proxy_route import Refuse
 from minihttp._proxy_upstream import IDEMPOTENT, Context
 from minihttp._tunnel import relay
+from minihttp.pool import PooledHTTPServer
 from minihttp.server import ThreadingHTTPServer
 
 __all__ = [
     "HOP_BY_HOP",
     "IDEMPOTENT",
     "PROTECTED",
+    "PooledProxyServer",
     "ProxyConfig",
     "ProxyHandler",
     "ProxyRequest",
@@ -153,6 +155,17 @@ class ProxyServer(ProxyServerMixIn, ThreadingHTTPServer):
     """A threading HTTP server carrying the proxy's config, upstream pool and live sockets."""
 
     daemon_threads = True
+
+
+class PooledProxyServer(ProxyServerMixIn, PooledHTTPServer):
+    """The proxy on :class:`~minihttp.pool.PooledHTTPServer` (the command line's default).
+
+    Requests are served on the server's event loop, and the wait for each upstream
+    response is deferred to that loop (``defer_until_readable``): while upstreams work,
+    the one thread serves other clients, and no request holds a thread. Handlers that
+    block elsewhere (a hook reading a file, a slow client, a large body) lose the loop to
+    another thread after ``inline_budget``, as on any pooled server.
+    """
 
 
 class ProxyHandler(FastPath, GeneralPath):
@@ -306,14 +319,7 @@ def main(argv: list[str] | None = None, handler: type[ProxyHandler] = ProxyHandl
         print(f"error: {exc}", file=sys.stderr)
         return 2
     family = socket.AF_INET6 if ":" in args.bind else socket.AF_INET
-    base: type[Any] = ProxyServer
-    if args.pool:
-        from minihttp.pool import PooledHTTPServer
-
-        class PooledProxyServer(ProxyServerMixIn, PooledHTTPServer):
-            """The proxy on the pooled server (``--pool``)."""
-
-        base = PooledProxyServer
+    base: type[Any] = PooledProxyServer if args.pool else ProxyServer
 
     class _Server(base):  # type: ignore[misc]
         address_family = family

@@ -51,9 +51,11 @@ from __future__ import annotations
 
 import html
 import logging
+import select
 import socket
 import sys
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from time import time as _time
 from typing import Any, ClassVar
@@ -382,12 +384,75 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                     try:
                         method()
                     except Exception as err:
+                        self._resume = None
                         self._method_failed(err)
         except Exception:
             self._request_failed()
             raise
         finally:
-            self._end_request()
+            if self._resume is None:  # else the response is finished by resume_request
+                self._end_request()
+
+    # -- deferred responses: the server waits for the handler ----------------------------
+
+    #: The rest of a deferred request (see :meth:`defer_until_readable`), and what it waits
+    #: for: ``(socket, timeout)``. None while no request is deferred.
+    _resume: Callable[[bool], None] | None = None
+    _wait: tuple[Any, float | None] | None = None
+
+    def defer_until_readable(self, sock: Any, then: Callable[[bool], None],
+                             timeout: float | None) -> bool:
+        """Finish this request later, when ``sock`` is readable, without holding a thread.
+
+        For a ``do_*`` method whose answer depends on another socket (a proxy waiting for
+        its upstream): called as the method's last action. On a server that can wait for
+        it (:class:`~minihttp.pool.PooledHTTPServer` serving on its event loop) it returns
+        True; the method must then return at once, and the server later calls
+        ``then(True)`` once ``sock`` is readable, or ``then(False)`` when ``timeout``
+        seconds passed first. ``then`` goes on with the response as the method would have
+        (errors it raises are handled as the method's), and may defer again. Elsewhere it
+        returns False and the method simply waits itself.
+
+        Why: on an event loop a handler that blocks for a round trip stalls every other
+        connection (or costs a thread hand-over); deferred, the loop serves others
+        meanwhile and the request holds no thread at all.
+        """
+        defer = getattr(self.server, "defer_readable", None)
+        if defer is None or not defer(self):
+            return False
+        self._resume = then
+        self._wait = (sock, timeout)
+        return True
+
+    def resume_request(self, ready: bool) -> None:
+        """Go on with a deferred request: ``then(ready)``, then finish the response as
+        ``handle_one_request`` does (unless it deferred again). Called by the server."""
+        then = self._resume
+        if then is None:
+            raise RuntimeError("no deferred request to resume")
+        self._resume = self._wait = None
+        try:
+            try:
+                then(ready)
+            except Exception as err:
+                self._resume = None
+                self._method_failed(err)
+        except Exception:
+            self._request_failed()
+            raise
+        finally:
+            if self._resume is None:
+                self._end_request()
+
+    def finish_deferred(self) -> None:
+        """Wait on this thread for what a deferred request waits for, and finish it.
+
+        For a thread that cannot hand the wait to an event loop (a handler that lost the
+        loop, a server shutting down): the request then ends as if it never deferred.
+        """
+        while self._resume is not None:
+            sock, timeout = self._wait or (None, None)
+            self.resume_request(_readable(sock, timeout))
 
     def _reject_head(self, err: HTTPError) -> None:
         """Answer a head that cannot be read (408, 414, 431, 400) and close."""
@@ -946,6 +1011,22 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         """The client's address (host part)."""
         addr = self.client_address
         return str(addr[0]) if addr else "-"
+
+
+def _readable(sock: Any, timeout: float | None) -> bool:
+    """Wait until ``sock`` is readable (True) or ``timeout`` seconds pass (False).
+
+    A closed or broken socket counts as readable: the caller's next I/O reports it.
+    """
+    wait = None if timeout is None else max(timeout, 0.0)
+    try:
+        if not hasattr(select, "poll"):  # Windows
+            return bool(select.select([sock], [], [], wait)[0])
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(None if wait is None else wait * 1000.0))
+    except (OSError, ValueError, TypeError):
+        return True
 
 
 #: The ``do_`` method names of the common methods, prebuilt for dispatch (others are built

@@ -52,3 +52,12 @@ def open_fds() -> int:
 def serve() -> Any:
     """``with serve(server) as s:`` runs the server in a thread for the block."""
     return running
+
+
+@pytest.fixture(params=["threads", "pooled"])
+def proxy_kind(request: Any) -> Iterator[str]:
+    """Run a proxy end-to-end test on each proxy server (see test_proxy_helpers.proxy)."""
+    from test_proxy_helpers import proxy_kind as use
+
+    with use(request.param):
+        yield request.param

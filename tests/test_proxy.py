@@ -24,6 +24,9 @@ from test_proxy_helpers import (
 
 from minihttp.proxy import ProxyConfig, ProxyHandler, ProxyRequest, ProxyResponse
 
+#: Every test here runs on each proxy server (threads, pooled event loop).
+pytestmark = pytest.mark.usefixtures("proxy_kind")
+
 MB = 1024 * 1024
 
 

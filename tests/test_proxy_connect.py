@@ -18,6 +18,9 @@ from test_proxy_helpers import Upstream, proxy, proxy_url
 
 from minihttp.proxy import ProxyConfig
 
+#: Every test here runs on each proxy server (threads, pooled event loop).
+pytestmark = pytest.mark.usefixtures("proxy_kind")
+
 
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:

@@ -22,13 +22,12 @@ from minihttp import _proxy_fast
 from minihttp._proxy_config import parse_args
 from minihttp._proxy_fast import _fast_target
 from minihttp._proxy_route import Refuse
-from minihttp.pool import PooledHTTPServer
 from minihttp.proxy import (
+    PooledProxyServer,
     ProxyConfig,
     ProxyHandler,
     ProxyRequest,
     ProxyResponse,
-    ProxyServerMixIn,
 )
 
 QUICK = ProxyConfig(upstream_timeout=5, tunnel_idle_timeout=5, quiet=True, via_name="px")
@@ -244,13 +243,9 @@ def test_body_cut_after_head_still_closes_the_client() -> None:
     assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"abc")  # then closed
 
 
-class _PooledProxy(ProxyServerMixIn, PooledHTTPServer):
-    pass
-
-
 def test_proxy_on_the_pooled_server_keeps_alive() -> None:
     with Upstream() as up:
-        server = _PooledProxy(("127.0.0.1", 0), config=QUICK)
+        server = PooledProxyServer(("127.0.0.1", 0), config=QUICK)
         with running(server):
             one = f"GET {up.base}/p HTTP/1.1\r\nHost: x\r\n\r\n".encode()
             last = f"GET {up.base}/q HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
@@ -260,5 +255,10 @@ def test_proxy_on_the_pooled_server_keeps_alive() -> None:
     assert up.accepted == 1  # one pooled upstream connection for all four
 
 
-def test_pool_flag() -> None:
-    assert parse_args(["--pool", "0"]).pool and not parse_args(["0"]).pool
+def test_server_flags() -> None:
+    """The pooled server is the default; ``--threads`` picks a thread per client; ``--pool``
+    (the old opt-in) still parses, but not together with ``--threads``."""
+    assert parse_args(["0"]).pool and parse_args(["--pool", "0"]).pool
+    assert not parse_args(["--threads", "0"]).pool
+    with pytest.raises(SystemExit):
+        parse_args(["--threads", "--pool", "0"])

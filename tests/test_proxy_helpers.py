@@ -18,7 +18,7 @@ from typing import Any
 
 import h11
 
-from minihttp.proxy import ProxyConfig, ProxyServer
+from minihttp.proxy import PooledProxyServer, ProxyConfig, ProxyServer
 
 
 @dataclass
@@ -176,13 +176,30 @@ class Upstream:
             conn.start_next_cycle()
 
 
+#: The proxy server classes the end-to-end tests run on (the ``proxy_kind`` fixture of
+#: tests/conftest.py picks one per test): a thread per client, or the event loop that
+#: defers upstream waits.
+PROXY_SERVERS: dict[str, type[Any]] = {"threads": ProxyServer, "pooled": PooledProxyServer}
+_kind = ["threads"]
+
+
+@contextlib.contextmanager
+def proxy_kind(kind: str) -> Iterator[None]:
+    """Make :func:`proxy` start a ``kind`` server (a key of :data:`PROXY_SERVERS`)."""
+    _kind.append(kind)
+    try:
+        yield
+    finally:
+        _kind.pop()
+
+
 @contextlib.contextmanager
 def proxy(config: ProxyConfig | None = None, handler: Any = None) -> Iterator[ProxyServer]:
-    """A ProxyServer on 127.0.0.1 port 0, served in a thread for the block."""
+    """A proxy server (see :func:`proxy_kind`) on 127.0.0.1 port 0, served in a thread."""
     from conftest import running
 
     cfg = config or ProxyConfig(upstream_timeout=5, tunnel_idle_timeout=5, quiet=True)
-    server = ProxyServer(("127.0.0.1", 0), handler, config=cfg)
+    server = PROXY_SERVERS[_kind[-1]](("127.0.0.1", 0), handler, config=cfg)
     with running(server):
         yield server
 

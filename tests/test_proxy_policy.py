@@ -28,6 +28,9 @@ from minihttp.proxy import (
     via_has,
 )
 
+#: Every test here runs on each proxy server (threads, pooled event loop).
+pytestmark = pytest.mark.usefixtures("proxy_kind")
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -278,7 +281,7 @@ def test_main_rejects_bad_arguments(argv: list[str]) -> None:
     assert main(argv) == 2
 
 
-@pytest.mark.parametrize("extra", [[], ["--pool"]])
+@pytest.mark.parametrize("extra", [[], ["--threads"]])
 def test_cli_runs_and_proxies_then_exits_on_sigint(extra: list[str]) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     with Upstream() as up:
