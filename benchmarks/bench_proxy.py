@@ -13,12 +13,13 @@ wrk sends origin-form targets (``GET / HTTP/1.1``); a proxy needs absolute-form
 absolute URL (and ``Host`` to match) while wrk connects to the proxy's port.
 
     python3 benchmarks/bench_proxy.py [--duration 5] [--rounds 3] [--connections 16] [--json]
-                                      [--pool]
+                                      [--threaded] [--workers N]
 
-``--pool`` adds a third target, "proxy-pool": the same proxy on
-:class:`minihttp.pool.PooledHTTPServer` (``python -m minihttp.proxy --pool``), measured in the
-same alternating rounds, so the two servers the proxy can run on are compared under the
-same machine load.
+"proxy" is the command line's default: :class:`minihttp.proxy.PooledProxyServer`, one
+process (its event loop defers each upstream wait). ``--threaded`` adds "proxy-threads", the
+same proxy with a thread per client (``--threads`` of the proxy's command line);
+``--workers N`` adds "proxy-wN", N pre-forked proxy processes. All are measured in the same
+alternating rounds, so they are compared under the same machine load.
 
 The proxy's command line is a template (``--proxy-cmd``, ``{python}`` and ``{port}`` are
 filled in) so it is one flag to adjust if the CLI changes.
@@ -42,8 +43,10 @@ BODY = b"Hello World\n"
 TARGET_RATIO = 0.35
 #: How the proxy is started; ``{python}`` and ``{port}`` are substituted.
 DEFAULT_PROXY_CMD = "{python} -m minihttp.proxy --bind 127.0.0.1 --quiet {port}"
-#: The proxy on the pooled server (``--pool``).
-DEFAULT_POOL_CMD = DEFAULT_PROXY_CMD + " --pool"
+#: The proxy with a thread per client (``--threads``).
+THREADS_CMD = DEFAULT_PROXY_CMD + " --threads"
+#: N proxy processes (``--workers N``).
+WORKERS_CMD = DEFAULT_PROXY_CMD + " --workers {workers}"
 UPSTREAMS = {"minihttp": "minihttp_hello.py", "stdlib": "stdlib_hello.py", "floor": "floor.py"}
 
 LUA_TEMPLATE = """\
@@ -97,10 +100,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="hello server behind the proxy (default: minihttp)")
     parser.add_argument("--proxy-cmd", default=DEFAULT_PROXY_CMD,
                         help=f"proxy command template (default: {DEFAULT_PROXY_CMD!r})")
-    parser.add_argument("--pool", action="store_true",
-                        help="also measure the proxy on PooledHTTPServer (proxy-pool)")
-    parser.add_argument("--pool-cmd", default=DEFAULT_POOL_CMD,
-                        help=f"pooled proxy command template (default: {DEFAULT_POOL_CMD!r})")
+    parser.add_argument("--threaded", action="store_true",
+                        help="also measure the proxy with a thread per client (proxy-threads)")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="also measure N pre-forked proxy processes (proxy-wN)")
     parser.add_argument("--json", action="store_true", help="write benchmarks/results/*.json")
     args = parser.parse_args(argv)
     h.require_wrk()
@@ -114,9 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         h.ServerSpec("proxy", lambda p: proxy_argv(args.proxy_cmd, p)),
     ]
     proxies = ["proxy"]
-    if args.pool:
-        specs.append(h.ServerSpec("proxy-pool", lambda p: proxy_argv(args.pool_cmd, p)))
-        proxies.append("proxy-pool")
+    if args.threaded:
+        specs.append(h.ServerSpec("proxy-threads", lambda p: proxy_argv(THREADS_CMD, p)))
+        proxies.append("proxy-threads")
+    if args.workers:
+        name = f"proxy-w{args.workers}"
+        command = WORKERS_CMD.replace("{workers}", str(args.workers))
+        specs.append(h.ServerSpec(name, lambda p: proxy_argv(command, p)))
+        proxies.append(name)
     throughput: dict[str, list[h.WrkResult]] = {}
     latency: dict[str, list[h.WrkResult]] = {}
     with contextlib.ExitStack() as stack:

@@ -24,6 +24,12 @@ measured is the steady state of a keep-alive connection through a pooled upstrea
 ``--profile`` runs cProfile inside the proxy's connection thread for one run and prints the
 function calls per request and the top ``--top`` functions by ``--sort`` (own time by
 default; ``--sort tottime,ncalls`` prints both) instead.
+
+``--pooled`` measures :class:`minihttp.proxy.PooledProxyServer` (the command line's
+default) instead: the CPU clock of its event-loop thread over the run (it serves the
+client and resumes each deferred upstream wait), the process pinned to one CPU as in
+``cpu_hello.py --pooled`` (``--no-pin`` to leave it free). The loop also runs epoll_wait for
+every request here (one client, strictly serial), which a loaded server shares between many.
 """
 
 from __future__ import annotations
@@ -146,6 +152,73 @@ def run_once(server: ProxyServer, request: bytes, n: int) -> tuple[float, float,
     return spent / n, user / n, system / n
 
 
+def run_pooled(args: argparse.Namespace, up_port: int) -> int:
+    """``--pooled``: the loop thread's CPU per request on a PooledProxyServer."""
+    import os
+
+    from minihttp.proxy import PooledProxyServer
+
+    if not args.no_pin and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
+    server = PooledProxyServer(("127.0.0.1", 0), _QuietHandler, config=ProxyConfig(quiet=True))
+    # A descheduled loop thread must not look like a blocking handler to the watchdog.
+    server.inline_budget = 0.5
+    clocks: list[int] = []
+    started = threading.Event()
+    profile: Any = None
+    if args.profile:
+        import cProfile
+
+        profile = cProfile.Profile()
+
+    def serve() -> None:
+        clocks.append(time.pthread_getcpuclockid(threading.get_ident()))
+        started.set()
+        if profile is not None:
+            profile.runcall(server.serve_forever)
+        else:
+            server.serve_forever()
+
+    loop = threading.Thread(target=serve, name="cpu-proxy-loop")
+    loop.start()
+    started.wait(10.0)
+    request = _request(up_port)
+    port = server.server_address[1]
+
+    def one_run(n: int) -> float:
+        before = time.clock_gettime(clocks[0])
+        _client(port, request, n)
+        return (time.clock_gettime(clocks[0]) - before) / n
+
+    try:
+        one_run(min(args.requests, 2_000))  # warm-up: pool, caches
+        epoch = server._epoch
+        results = [one_run(args.requests) for _ in range(args.runs)]
+        if server._epoch != epoch:
+            raise SystemExit("the loop moved to another thread (a busy machine); rerun")
+    finally:
+        server.shutdown()
+        loop.join(30.0)
+        server.server_close()
+    if profile is not None:  # it saw every run (the loop thread's whole life)
+        import pstats
+
+        stats = pstats.Stats(profile)
+        for key in args.sort.split(","):
+            stats.sort_stats(key).print_stats(args.top)
+    us = sorted(r * 1e6 for r in results)
+    print(f"pooled proxy loop-thread CPU per proxied keep-alive hello request: median "
+          f"{statistics.median(us):.1f} us (min {us[0]:.1f}, max {us[-1]:.1f}) over "
+          f"{args.runs} runs x {args.requests} requests")
+    h.log(h.machine_note())
+    return 0
+
+
+class _QuietHandler(ProxyHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5_000, help="requests per run")
@@ -156,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="pstats sort key(s) for --profile, comma-separated "
                              "(tottime, ncalls, cumulative)")
     parser.add_argument("--top", type=int, default=25, help="rows printed by --profile")
+    parser.add_argument("--pooled", action="store_true",
+                        help="measure PooledProxyServer's loop thread instead")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="--pooled: do not pin the process to one CPU")
     args = parser.parse_args(argv)
 
     up_port = h.free_port()
@@ -163,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         stack.enter_context(h.start_server(
             "upstream", h.python_server_argv("minihttp_hello.py", "--port", str(up_port)),
             up_port))
+        if args.pooled:
+            return run_pooled(args, up_port)
         server = ProxyServer(("127.0.0.1", 0), _MeasuredHandler,
                              config=ProxyConfig(quiet=True))
         serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},

@@ -54,7 +54,7 @@ class Conn:
     """One client connection of the pooled server."""
 
     __slots__ = ("addr", "aux", "closed", "expires", "fd", "handler", "level", "nowait",
-                 "raw", "reader", "sock", "state", "timer_seq", "tls", "woken")
+                 "raw", "reader", "sock", "state", "timer_seq", "timer_when", "tls", "woken")
 
     def __init__(self, sock: Any, addr: Any, fd: int) -> None:
         self.sock = sock
@@ -67,6 +67,8 @@ class Conn:
         #: Monotonic time when the current wait ends (inf: no limit).
         self.expires = float("inf")
         self.timer_seq = -1
+        #: When the live heap entry falls due (inf: none).
+        self.timer_when = float("inf")
         self.closed = False
         #: TLS pending or done: reads go through the SSL object (pending() bytes).
         self.tls = False
@@ -97,9 +99,11 @@ class Deadlines:
         """Make ``when`` the connection's live entry (an earlier live one is superseded)."""
         if when == float("inf"):
             conn.timer_seq = -1
+            conn.timer_when = when
             return
         seq = next(self._counter)
         conn.timer_seq = seq
+        conn.timer_when = when
         heapq.heappush(self._heap, (when, seq, conn))
 
     def next_time(self) -> float | None:
@@ -117,6 +121,7 @@ class Deadlines:
             _when, seq, conn = heapq.heappop(heap)
             if seq == conn.timer_seq and not conn.closed:
                 conn.timer_seq = -1
+                conn.timer_when = float("inf")
                 out.append(conn)
         return out
 

@@ -401,9 +401,10 @@ def serve(args: argparse.Namespace) -> int:
         return 1
 
     if not workers:
-        return _run(server, args, partial(_announce, server, args))
+        return run_until_stopped(server, args.quiet, partial(_announce, server, args))
     try:
-        return prefork.serve_workers(server, workers, partial(_run, server, args),
+        return prefork.serve_workers(server, workers,
+                                     partial(run_until_stopped, server, args.quiet),
                                      graceful_timeout=args.graceful_timeout,
                                      on_ready=partial(_announce, server, args))
     finally:
@@ -416,11 +417,12 @@ def _announce(server: HTTPServer, args: argparse.Namespace) -> None:
           f"(directory {os.path.abspath(args.directory)}) ...", flush=True)
 
 
-def _run(server: HTTPServer, args: argparse.Namespace,
-         on_ready: Any = None) -> int:
+def run_until_stopped(server: HTTPServer, quiet: bool = False, on_ready: Any = None) -> int:
     """Serve until SIGINT/SIGTERM, then finish in-flight requests; the exit status.
 
-    ``on_ready()`` runs once the signal handlers are in place (a stop is never lost).
+    ``on_ready()`` runs once the signal handlers are in place (a stop is never lost). Used
+    by every command line (static server, proxy), in one process or in each pre-forked
+    worker (the supervisor stops workers with SIGTERM).
     """
     stopped_at: list[float] = []
 
@@ -441,11 +443,13 @@ def _run(server: HTTPServer, args: argparse.Namespace,
         if on_ready is not None:
             on_ready()
         server.serve_forever()
-        if not args.quiet:
+        if not quiet:
             print("Stopping: finishing in-flight requests ...", file=sys.stderr, flush=True)
     finally:
         try:
-            server.stop_reading()  # type: ignore[attr-defined]
+            stop_reading = getattr(server, "stop_reading", None)
+            if stop_reading is not None:
+                stop_reading()
             server.server_close()  # joins the workers: in-flight responses complete
         finally:
             _install(previous)

@@ -447,9 +447,14 @@ class PooledHTTPServer(HTTPServer):
         else:
             now = time.monotonic()
             conn.expires = now + timeout
+            # The connection's live timer (it always has one, at most the shortest server
+            # timeout ahead) looks again when it falls due; a new entry only when the wait
+            # ends before that (no heap push per request for the usual long timeout).
+            if conn.expires < conn.timer_when:
+                conn.state = WAIT
+                self._schedule(conn, self._timers, now)
+                return True
         conn.state = WAIT
-        if timeout is not None:
-            self._schedule(conn, self._timers, now)
         return True
 
     def _wake(self, conn: Conn, ready: bool) -> None:

@@ -5,6 +5,7 @@ Run it (loopback only, port 8080)::
     python -m minihttp.proxy 8080
     python -m minihttp.proxy 3128 -b 0.0.0.0 --allow 10.0.0.0/8 --auth alice:secret
     python -m minihttp.proxy 8080 --threads    # a thread per client (ProxyServer)
+    python -m minihttp.proxy 8080 --workers 2  # two processes (the GIL binds one to a core)
 
 or subclass :class:`ProxyHandler` and override :meth:`ProxyHandler.request_hook` /
 :meth:`ProxyHandler.response_hook` to inspect and change traffic (see
@@ -51,6 +52,7 @@ which real traffic repeats as much as the benchmark).
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import sys
@@ -329,19 +331,33 @@ def main(argv: list[str] | None = None, handler: type[ProxyHandler] = ProxyHandl
     except OSError as exc:
         print(f"error: cannot listen on {args.bind}:{args.port}: {exc}", file=sys.stderr)
         return 1
+    from minihttp import prefork
+    from minihttp.cli import run_until_stopped
+
     if not config.quiet:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
-    with server:
-        host, port = server.server_address[:2]
+        fmt = "[%(process)d] %(message)s" if args.workers else "%(message)s"
+        logging.basicConfig(level=logging.INFO, format=fmt)
+    host, port = server.server_address[:2]
+
+    def announce() -> None:
         if not config.quiet:
             print(f"Serving HTTP proxy on {host} port {port} (Via: {config.via_name}) ...",
                   flush=True)
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            if not config.quiet:
-                print("\nKeyboard interrupt received, exiting.")
-    return 0
+
+    try:
+        if not args.workers:
+            return run_until_stopped(server, config.quiet, announce)
+        # Each worker has its own upstream pool and event loop; the Via name is shared, so
+        # a loop through any of them is still seen.
+        return prefork.serve_workers(server, args.workers,
+                                     functools.partial(run_until_stopped, server,
+                                                       config.quiet),
+                                     graceful_timeout=args.graceful_timeout,
+                                     on_ready=announce)
+    except KeyboardInterrupt:  # before the signal handlers were in place
+        return 130
+    finally:
+        server.server_close()
 
 
 if __name__ == "__main__":

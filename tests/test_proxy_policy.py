@@ -281,7 +281,7 @@ def test_main_rejects_bad_arguments(argv: list[str]) -> None:
     assert main(argv) == 2
 
 
-@pytest.mark.parametrize("extra", [[], ["--threads"]])
+@pytest.mark.parametrize("extra", [[], ["--threads"], ["--workers", "2"]])
 def test_cli_runs_and_proxies_then_exits_on_sigint(extra: list[str]) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     with Upstream() as up:
