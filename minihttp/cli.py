@@ -54,6 +54,7 @@ __all__ = [
     "main",
     "make_server",
     "raise_open_file_limit",
+    "run_until_stopped",
     "serve",
     "server_base",
 ]

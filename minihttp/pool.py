@@ -180,6 +180,8 @@ class PooledHTTPServer(HTTPServer):
         self._leader = 0  # thread ident of the loop's current leader
         #: Deferred requests (state WAIT) by the descriptor they wait for.
         self._waits: dict[int, Conn] = {}
+        #: While draining: when the grace ends (deferred requests on workers wait no longer).
+        self._grace_end: float | None = None
         super().__init__(server_address, RequestHandlerClass, bind_and_activate)
         if self.max_connections is None:
             self.max_connections = default_max_connections()
@@ -216,6 +218,7 @@ class PooledHTTPServer(HTTPServer):
         """
         self._done.clear()
         self._stop = self._closing = False
+        self._grace_end = None
         waker = Waker()
         poller = make_poller(waker.wake, self.portable_poller)
         with self._lock:
@@ -415,9 +418,11 @@ class PooledHTTPServer(HTTPServer):
         the thread leading the loop, with an epoll poller, while the server is not closing.
         The wait itself is set up when the handler returns (:meth:`_suspend`)."""
         conn = self._running_conn
-        return (conn is not None and conn.handler is handler and not self._closing
-                and self._leader == threading.get_ident() and self._poller is not None
-                and self._poller.supports_level)
+        # ``_running`` is zeroed when the watchdog deposes the leader, so a handler that just
+        # lost the loop is refused even before the new leader runs (and sets ``_leader``).
+        return (conn is not None and conn.handler is handler and self._running != 0
+                and not self._closing and self._leader == threading.get_ident()
+                and self._poller is not None and self._poller.supports_level)
 
     def _suspend(self, conn: Conn) -> bool:
         """Register what a deferred request waits for; False when that cannot be done.
@@ -527,6 +532,9 @@ class PooledHTTPServer(HTTPServer):
                 self._watch_idle = True
                 if not self._running and not self._watch_stop:
                     wake.wait()
+                # Cleared, or the tick below would return at once and the handler that
+                # woke us would be deposed microseconds after it started.
+                wake.clear()
                 self._watch_idle = False
                 seen_running, seen_seq = 0, self._seq
                 continue
@@ -594,6 +602,9 @@ class PooledHTTPServer(HTTPServer):
             poller.remove_level(lfd)
             self._listening = False
         deadline = time.monotonic() + self.shutdown_grace
+        # Deferred requests stop waiting a little before the stragglers are cut, so that
+        # their timed-out answer (a proxy's 504) can still go out.
+        self._grace_end = deadline - min(0.1, self.shutdown_grace / 4)
         for conn in list(self._waits.values()):  # deferred: workers wait for them
             self._wake(conn, True)
         while self._runnable:  # complete requests: answered by workers, then closed
@@ -874,8 +885,8 @@ class PooledHTTPServer(HTTPServer):
                 if not fresh:
                     if handler._resume is None:
                         handler.handle_one_request()
-                    else:
-                        handler.finish_deferred()  # a deferred request, given at shutdown
+                    else:  # a deferred request, given at shutdown: it waits up to the grace
+                        handler.finish_deferred(self._grace_end if self._closing else None)
                     served += 1
                     if handler.close_connection or self._closing:
                         self._close(conn)

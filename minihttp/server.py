@@ -444,14 +444,19 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             if self._resume is None:
                 self._end_request()
 
-    def finish_deferred(self) -> None:
+    def finish_deferred(self, until: float | None = None) -> None:
         """Wait on this thread for what a deferred request waits for, and finish it.
 
         For a thread that cannot hand the wait to an event loop (a handler that lost the
         loop, a server shutting down): the request then ends as if it never deferred.
+        ``until`` (a ``time.monotonic()`` value) bounds every wait: past it the request
+        resumes as timed out (a server whose shutdown grace is over).
         """
         while self._resume is not None:
             sock, timeout = self._wait or (None, None)
+            if until is not None:
+                left = max(until - time.monotonic(), 0.0)
+                timeout = left if timeout is None else min(timeout, left)
             self.resume_request(_readable(sock, timeout))
 
     def _reject_head(self, err: HTTPError) -> None:
