@@ -298,6 +298,28 @@ class ServerProcess:
             return ""
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of the live processes in process group ``pgid`` (Linux
+    ``/proc``; 0.0 elsewhere). A server runs in its own group (see :func:`start_server`), so
+    this is the server with its pre-forked workers, without wrk."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue  # exited meanwhile
+        # Fields after the command name (which may hold spaces) in parentheses: state is
+        # field 3, pgrp field 5, utime field 14, stime field 15 (proc(5)).
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def python_server_argv(script: str, *args: str) -> list[str]:
     """``[python, benchmarks/servers/<script>, *args]`` with this interpreter."""
     return [sys.executable, str(SERVERS_DIR / script), *args]

@@ -85,10 +85,19 @@ def added_latency_rows(results: dict[str, list[h.WrkResult]],
 
 
 def _measurer(urls: dict[str, str], scripts: dict[str, Path | None], connections: int,
-              args: argparse.Namespace) -> Callable[[str], h.WrkResult]:
+              args: argparse.Namespace, groups: dict[str, int] | None = None,
+              cpu: dict[str, list[float]] | None = None) -> Callable[[str], h.WrkResult]:
+    """wrk against ``urls[name]``; with ``groups``, also the CPU seconds per request the
+    process group ``groups[name]`` spent during the run, appended to ``cpu[name]``."""
     def measure(name: str) -> h.WrkResult:
-        return h.run_wrk(urls[name], connections=connections, duration=args.duration,
-                         threads=args.threads, script=scripts[name])
+        group = groups.get(name) if groups is not None else None
+        before = h.group_cpu_seconds(group) if group is not None else 0.0
+        result = h.run_wrk(urls[name], connections=connections, duration=args.duration,
+                           threads=args.threads, script=scripts[name])
+        if group is not None and cpu is not None and result.requests:
+            spent = h.group_cpu_seconds(group) - before
+            cpu.setdefault(name, []).append(spent / result.requests)
+        return result
     return measure
 
 
@@ -127,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         proxies.append(name)
     throughput: dict[str, list[h.WrkResult]] = {}
     latency: dict[str, list[h.WrkResult]] = {}
+    cpu: dict[str, list[float]] = {}
     with contextlib.ExitStack() as stack:
         work = stack.enter_context(h.temp_dir("bench-proxy-"))
         servers, missing = h.start_all(stack, specs, log)
@@ -149,9 +159,12 @@ def main(argv: list[str] | None = None) -> int:
             for name in urls:
                 h.run_wrk(urls[name], connections=args.connections, duration=args.warmup,
                           threads=args.threads, script=scripts[name])
+            # CPU per request of the server wrk talks to: the upstream for "direct", the
+            # proxy (all its processes) otherwise.
+            groups = {"direct": up.proc.pid, **{n: servers[n].proc.pid for n in proxies}}
             throughput = h.alternate(
                 list(urls), args.rounds,
-                _measurer(urls, scripts, args.connections, args),
+                _measurer(urls, scripts, args.connections, args, groups, cpu),
                 progress=lambda m: log(f"-c{args.connections} {m}"))
             latency = h.alternate(
                 list(urls), args.rounds, _measurer(urls, scripts, 1, args),
@@ -172,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     print(h.markdown_table(["ratio", "value", "target", "met"],
                            [[f"{n} / direct", ratios[n], f">= {TARGET_RATIO:g}",
                              "yes" if ratios[n] >= TARGET_RATIO else "NO"] for n in proxies]))
+    if cpu:
+        print(f"\nCPU per request under load (-c{args.connections}, medians; the server wrk "
+              "talks to, all its processes: the upstream for direct, the proxy otherwise): "
+              + ", ".join(f"{n} {h.median(v) * 1e6:.0f} us" for n, v in cpu.items()))
     print(f"\n### Added latency per request (wrk -c1 -d{args.duration}s, medians of "
           f"{args.rounds} rounds)\n")
     print(h.markdown_table(["measure", "direct us", "proxy us", "added us"],
@@ -180,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         path = h.write_json("proxy", {
             "args": vars(args), "machine": note, "medians": medians, "ratio": value,
+            "cpu_per_request_us": {n: h.median(v) * 1e6 for n, v in cpu.items()},
             "ratios": ratios,
             "added_latency_us": {r[0]: r[3] for n in proxies
                                  for r in added_latency_rows(latency, n)},
