@@ -31,7 +31,6 @@ handler is benchmarks/servers/minihttp_hello.py. Two measures:
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import sys
 import threading
@@ -44,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import minihttp_hello  # type: ignore[import-not-found]
 
-from benchmarks._fakesock import FakeServer, FakeSocket, cpu_per_request
+from benchmarks._fakesock import FakeServer, FakeSocket, cpu_per_request, start_loop
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
 
@@ -132,32 +131,14 @@ def run_pooled(args: argparse.Namespace) -> None:
     """``--pooled``: a PooledHTTPServer on a thread, measured by :func:`per_request_pooled`."""
     from minihttp.pool import PooledHTTPServer
 
-    if not args.no_pin and hasattr(os, "sched_setaffinity"):
-        # One CPU for both threads (see the module docstring): the figure is then stable.
-        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     server = PooledHTTPServer(("127.0.0.1", 0), minihttp_hello.HelloHandler)
-    # On a busy machine a descheduled loop thread looks like a blocking handler to the
-    # watchdog, which would move the loop to another thread (and out of the loop clock).
-    server.inline_budget = 0.5
     profile = None
-    clocks: list[int] = []
-    started = threading.Event()
-
-    def serve() -> None:
-        clocks.append(time.pthread_getcpuclockid(threading.get_ident()))
-        started.set()
-        if profile is not None:
-            profile.runcall(server.serve_forever)
-        else:
-            server.serve_forever()
-
     if args.profile:
         import cProfile
 
         profile = cProfile.Profile()
-    loop = threading.Thread(target=serve, name="cpu-hello-loop")
-    loop.start()
-    started.wait(10.0)
+    loop, clock = start_loop(server, "cpu-hello-loop", not args.no_pin, profile)
+    clocks = [clock]
     try:
         per_request_pooled(2_000, server, clocks[0])  # warm caches
         epoch = server._epoch

@@ -154,34 +154,17 @@ def run_once(server: ProxyServer, request: bytes, n: int) -> tuple[float, float,
 
 def run_pooled(args: argparse.Namespace, up_port: int) -> int:
     """``--pooled``: the loop thread's CPU per request on a PooledProxyServer."""
-    import os
-
+    from benchmarks._fakesock import start_loop
     from minihttp.proxy import PooledProxyServer
 
-    if not args.no_pin and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     server = PooledProxyServer(("127.0.0.1", 0), _QuietHandler, config=ProxyConfig(quiet=True))
-    # A descheduled loop thread must not look like a blocking handler to the watchdog.
-    server.inline_budget = 0.5
-    clocks: list[int] = []
-    started = threading.Event()
     profile: Any = None
     if args.profile:
         import cProfile
 
         profile = cProfile.Profile()
-
-    def serve() -> None:
-        clocks.append(time.pthread_getcpuclockid(threading.get_ident()))
-        started.set()
-        if profile is not None:
-            profile.runcall(server.serve_forever)
-        else:
-            server.serve_forever()
-
-    loop = threading.Thread(target=serve, name="cpu-proxy-loop")
-    loop.start()
-    started.wait(10.0)
+    loop, clock = start_loop(server, "cpu-proxy-loop", not args.no_pin, profile)
+    clocks = [clock]
     request = _request(up_port)
     port = server.server_address[1]
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from minihttp import prefork
 from minihttp._proxy_pool import IPNetwork
 
 __all__ = ["ProxyConfig", "config_from_args", "parse_args"]
@@ -108,17 +109,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "waits for upstream responses without holding a thread")
     parser.add_argument("--pool", action="store_true",
                         help="the default (PooledHTTPServer); kept for old command lines")
-    parser.add_argument("--workers", type=int, metavar="N",
-                        help="pre-fork N proxy processes sharing the listening socket, "
-                             "supervised (one process is bound to one core by the GIL)")
-    parser.add_argument("--graceful-timeout", type=float, default=30.0, metavar="S",
-                        help="with --workers: how long a stop waits for in-flight requests "
-                             "before killing the workers (default 30)")
+    prefork.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.threads and args.pool:
         parser.error("--threads and --pool exclude each other")
-    if args.workers is not None and args.workers < 1:
-        parser.error("--workers must be at least 1")
     args.pool = not args.threads
     return args
 

@@ -43,6 +43,7 @@ from typing import Any
 from . import __version__, prefork
 from .forwarded import FORWARDED, X_FORWARDED_FOR, TrustedProxies
 from .http11 import validate_field
+from .prefork import _positive
 from .server import HTTPServer
 from .socketserver import ThreadPoolMixIn
 from .static import SimpleHTTPRequestHandler
@@ -95,15 +96,6 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"port {value} out of range 0-65535")
     return value
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _header(text: str) -> tuple[str, str]:
@@ -163,12 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="most handlers that may block at once (requests are served on "
                         "the event loop; a handler that blocks hands the loop to one of "
                         "these threads). Default: from the CPU count, at least 32")
-    parser.add_argument("--workers", type=_positive, metavar="N",
-                        help="pre-fork N worker processes sharing the listening socket, "
-                        "supervised (replaced if they die; SIGHUP restarts them gracefully)")
-    parser.add_argument("--graceful-timeout", type=float, default=30.0, metavar="SECONDS",
-                        help="with --workers: how long a stop waits for in-flight requests "
-                        "before killing the workers (default 30)")
+    prefork.add_arguments(parser)
     parser.add_argument("--forwarded-allow-ips", type=_trusted, metavar="IPS",
                         help="comma-separated IPs/CIDRs of trusted reverse proxies ('*': "
                         "any); requests from them are logged with the client address their "

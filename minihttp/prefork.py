@@ -32,6 +32,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
 import ctypes.util
@@ -46,7 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CRASH_WINDOW", "MAX_BACKOFF", "Supervisor", "serve_workers"]
+__all__ = ["CRASH_WINDOW", "MAX_BACKOFF", "Supervisor", "add_arguments", "serve_workers"]
 
 log = logging.getLogger("minihttp.prefork")
 
@@ -260,6 +261,27 @@ class Supervisor:
         for slot, due in sorted(self._due.items()):
             if now >= due:
                 self._spawn(slot)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--workers N`` and ``--graceful-timeout S``, the same in every command line."""
+    parser.add_argument("--workers", type=_positive, metavar="N",
+                        help="pre-fork N worker processes sharing the listening socket, "
+                        "supervised (replaced if they die; SIGHUP restarts them gracefully); "
+                        "one Python process is bound to one core by the GIL")
+    parser.add_argument("--graceful-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="with --workers: how long a stop waits for in-flight requests "
+                        "before killing the workers (default 30)")
 
 
 def serve_workers(server: Any, workers: int, run_one: Callable[[], int], *,
