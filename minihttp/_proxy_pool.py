@@ -251,13 +251,12 @@ class UpstreamConnection:
                 continue
             raise UpstreamError("upstream closed without a response")
 
-    def relay_body(self, write: Callable[[bytes], Any], flush: Callable[[], Any]) -> None:
-        """Pass the response body to ``write`` piece by piece until h11's EndOfMessage.
+    def relay_buffered(self, write: Callable[[bytes], Any]) -> bool:
+        """Pass the body h11 has buffered to ``write``: True at its end (EndOfMessage),
+        False when more must be read first (:meth:`receive`; nothing is read here).
 
-        ``flush`` runs only before a read that may wait (the client sees bytes as they
-        arrive, and a response that is already whole costs no flush: the writer sends it
-        when the request ends). Raises :class:`UpstreamError` when the upstream ends the
-        body early; socket errors and h11's protocol errors propagate.
+        Raises :class:`UpstreamError` when the upstream ends the body early; h11's protocol
+        errors propagate.
         """
         next_event = self.h11.next_event
         data, end, need = h11.Data, h11.EndOfMessage, h11.NEED_DATA
@@ -267,12 +266,15 @@ class UpstreamConnection:
             if kind is data:
                 write(event.data)
             elif kind is end:
-                return
+                return True
             elif event is need:
-                flush()
-                self._receive()
+                return False
             else:
                 raise UpstreamError("upstream ended the response early")
+
+    def receive(self) -> None:
+        """One ``recv`` for h11 (it waits up to the socket timeout; TimeoutError past it)."""
+        self._receive()
 
     def reusable(self) -> bool:
         """True when h11 says this exchange is complete on both sides (RFC 9112 sec. 9.3)

@@ -164,6 +164,8 @@ class Exchange(Routing):
     _job: tuple[Any, bool, str, int, ProxyRequest | None, Context]
     _upstream: UpstreamConnection | None = None
     _retried = False
+    #: The connection whose response body is being relayed.
+    _relaying: UpstreamConnection | None = None
 
     def _exchange(self, h11_request: Any, has_body: bool, host: str, port: int,
                   request: ProxyRequest | None, ctx: Context) -> None:
@@ -221,8 +223,9 @@ class Exchange(Routing):
             raise
         try:
             self._relay_response(request, conn, response, ctx)
-        finally:
-            ctx.pool.release(conn)
+        except BaseException:
+            ctx.pool.release(conn)  # closes it unless the exchange is complete
+            raise
 
     def _upstream_failed(self, conn: UpstreamConnection, exc: UpstreamError) -> None:
         """Retry once on a fresh connection, or refuse with 502/504.
@@ -388,13 +391,39 @@ class Exchange(Routing):
             send_header("Content-Length", length.decode("ascii"))
         self.end_headers()
         self.log_request(status)
+        self._relaying = conn
+        self._relay_body(None)
+
+    def _relay_body(self, ready: bool | None) -> None:
+        """Relay the response body; when the upstream has sent nothing more yet, the wait is
+        deferred like the wait for the head (a slow or streaming upstream then holds no
+        thread), else this thread waits. At the end the connection goes back to the pool.
+
+        ``ready``: None to start, else called back after a deferred wait (False: it timed
+        out). Once the head is out, a failure (timeout, reset, broken framing, the client
+        gone) cuts the client off: the only honest signal left (a truncated body must never
+        look complete).
+        """
+        conn = self._relaying
+        assert conn is not None
         wfile = self.wfile
         try:
-            conn.relay_body(wfile.write, wfile.flush)
+            if ready is not None:
+                if not ready:
+                    raise UpstreamTimeout("upstream timed out mid-body")
+                conn.receive()
+            while not conn.relay_buffered(wfile.write):
+                wfile.flush()  # the client sees what has arrived before we wait
+                if self.defer_until_readable(conn.sock, self._relay_body, self._job[5].timeout):
+                    return
+                conn.receive()
         except (OSError, h11.ProtocolError, UpstreamError):
-            # The head is out: the only honest signal left is to cut the client off.
+            self._relaying = None
             self._drop(conn)
             self._abort_client()
+            return
+        self._relaying = None
+        self._job[5].pool.release(conn)
 
     def _hook_request(self) -> ProxyRequest:
         """The request as a hook sees it, rebuilt (only when a caller passed none)."""

@@ -448,3 +448,78 @@ def test_proxy_silent_upstream_gives_504_while_others_are_served() -> None:
         assert status(resp) == 504
         assert 0.45 <= waited < 5.0  # about upstream_timeout (generous upper bound)
         assert px._pool is None
+
+
+def _streamed(pieces: int, pause: float, stall: float = 0.0) -> Callable[[Seen], Reply]:
+    """An upstream app sending ``pieces`` body pieces ``pause`` seconds apart (after the
+    head), then, with ``stall``, stopping that long before the last byte."""
+    def app(req: Seen) -> Reply:
+        def gen() -> Iterator[bytes]:
+            for i in range(pieces):
+                time.sleep(pause)
+                yield b"piece%d;" % i
+            if stall:
+                time.sleep(stall)
+            yield b"end"
+        length = sum(len(b"piece%d;" % i) for i in range(pieces)) + 3
+        return Reply(200, [("Content-Length", str(length))], gen())
+    return app
+
+
+def test_streamed_response_body_is_relayed_without_a_thread_or_spinning() -> None:
+    """A body arriving in pieces 50 ms apart: each wait for the next piece is deferred to
+    the loop (another client is answered meanwhile, no worker thread is created) and the
+    loop sleeps while it waits (a re-armed wait that read nothing once spun the CPU)."""
+    cfg = ProxyConfig(upstream_timeout=5, tunnel_idle_timeout=5, quiet=True)
+    with Upstream(_streamed(6, 0.05)) as slow_up, Upstream() as up, \
+            running(proxy_server(cfg, 30.0)) as px:
+        stream, other = Client(px, timeout=10), Client(px)
+        try:
+            cpu, wall = time.process_time(), time.monotonic()
+            stream.send(f"{slow_up.base}/s", host=f"127.0.0.1:{slow_up.port}")
+            time.sleep(0.1)  # the head is out, the body is arriving
+            other.send(f"{up.base}/", host=f"127.0.0.1:{up.port}")
+            assert body(other.response()) == b"ok:"
+            stream.sock.setblocking(False)
+            try:
+                stream.buf += stream.sock.recv(65536)
+            except BlockingIOError:
+                pass
+            stream.sock.setblocking(True)
+            stream.sock.settimeout(10)
+            # The other client was answered while the stream was still arriving.
+            assert not stream.buf.endswith(b"end"), stream.buf
+            resp = stream.response()
+            cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+        finally:
+            stream.close()
+            other.close()
+        assert status(resp) == 200
+        assert body(resp) == b"".join(b"piece%d;" % i for i in range(6)) + b"end"
+        assert px._pool is None
+        assert wall >= 0.3 and cpu < 0.5 * wall, (cpu, wall)
+
+
+def test_upstream_stalling_mid_body_cuts_the_client_off_at_the_timeout() -> None:
+    """The head and part of the body are out when the upstream stops: past
+    upstream_timeout the client connection is closed (a truncated body must never look
+    complete), and the loop was free meanwhile."""
+    cfg = ProxyConfig(upstream_timeout=0.5, tunnel_idle_timeout=5, quiet=True)
+    with Upstream(_streamed(2, 0.0, stall=3.0)) as up, \
+            running(proxy_server(cfg, 30.0)) as px:
+        c = Client(px, timeout=10)
+        try:
+            t0 = time.monotonic()
+            c.send(f"{up.base}/s", host=f"127.0.0.1:{up.port}")
+            got = b""
+            while True:
+                piece = c.sock.recv(65536)
+                if not piece:
+                    break
+                got += piece
+            waited = time.monotonic() - t0
+        finally:
+            c.close()
+        assert got.startswith(b"HTTP/1.1 200 ") and got.endswith(b"piece0;piece1;")
+        assert 0.45 <= waited < 2.5, waited
+        assert px._pool is None
