@@ -374,11 +374,11 @@ class PooledHTTPServer(HTTPServer):
             if self._watch_idle:
                 self._watch_wake.set()
             try:
-                if handler._resume is None:
+                if handler._deferred_then is None:
                     handler.handle_one_request()
                 else:
                     handler.resume_request(conn.woken)
-                if handler._resume is not None:  # deferred: the loop waits for it
+                if handler._deferred_then is not None:  # deferred: the loop waits for it
                     if self._epoch == epoch and self._suspend(conn):
                         if self._handler_done(epoch):
                             return False  # the new leader resumes it
@@ -432,7 +432,7 @@ class PooledHTTPServer(HTTPServer):
         while unused (disarmed, it reports nothing) and leaves the interest list when it is
         closed.
         """
-        sock, timeout = conn.handler._wait
+        sock, timeout = conn.handler._deferred_wait
         poller = self._poller
         try:
             fd = sock.fileno()
@@ -883,7 +883,7 @@ class PooledHTTPServer(HTTPServer):
             served = 0
             while True:
                 if not fresh:
-                    if handler._resume is None:
+                    if handler._deferred_then is None:
                         handler.handle_one_request()
                     else:  # a deferred request, given at shutdown: it waits up to the grace
                         handler.finish_deferred(self._grace_end if self._closing else None)

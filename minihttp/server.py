@@ -384,21 +384,21 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                     try:
                         method()
                     except Exception as err:
-                        self._resume = None
+                        self._deferred_then = None
                         self._method_failed(err)
         except Exception:
             self._request_failed()
             raise
         finally:
-            if self._resume is None:  # else the response is finished by resume_request
+            if self._deferred_then is None:  # else the response is finished by resume_request
                 self._end_request()
 
     # -- deferred responses: the server waits for the handler ----------------------------
 
     #: The rest of a deferred request (see :meth:`defer_until_readable`), and what it waits
     #: for: ``(socket, timeout)``. None while no request is deferred.
-    _resume: Callable[[bool], None] | None = None
-    _wait: tuple[Any, float | None] | None = None
+    _deferred_then: Callable[[bool], None] | None = None
+    _deferred_wait: tuple[Any, float | None] | None = None
 
     def defer_until_readable(self, sock: Any, then: Callable[[bool], None],
                              timeout: float | None) -> bool:
@@ -420,28 +420,28 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         defer = getattr(self.server, "defer_readable", None)
         if defer is None or not defer(self):
             return False
-        self._resume = then
-        self._wait = (sock, timeout)
+        self._deferred_then = then
+        self._deferred_wait = (sock, timeout)
         return True
 
     def resume_request(self, ready: bool) -> None:
         """Go on with a deferred request: ``then(ready)``, then finish the response as
         ``handle_one_request`` does (unless it deferred again). Called by the server."""
-        then = self._resume
+        then = self._deferred_then
         if then is None:
             raise RuntimeError("no deferred request to resume")
-        self._resume = self._wait = None
+        self._deferred_then = self._deferred_wait = None
         try:
             try:
                 then(ready)
             except Exception as err:
-                self._resume = None
+                self._deferred_then = None
                 self._method_failed(err)
         except Exception:
             self._request_failed()
             raise
         finally:
-            if self._resume is None:
+            if self._deferred_then is None:
                 self._end_request()
 
     def finish_deferred(self, until: float | None = None) -> None:
@@ -452,8 +452,8 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         ``until`` (a ``time.monotonic()`` value) bounds every wait: past it the request
         resumes as timed out (a server whose shutdown grace is over).
         """
-        while self._resume is not None:
-            sock, timeout = self._wait or (None, None)
+        while self._deferred_then is not None:
+            sock, timeout = self._deferred_wait or (None, None)
             if until is not None:
                 left = max(until - time.monotonic(), 0.0)
                 timeout = left if timeout is None else min(timeout, left)
