@@ -547,7 +547,23 @@ class PooledHTTPServer(HTTPServer):
             wake.wait(tick)
             wake.clear()
 
-    def _depose(self, running: int) -> None:
+    def leave_loop(self, handler: Any) -> bool:
+        """For a handler about to block for long (a CONNECT tunnel): hand the loop to
+        another thread now, not after ``inline_budget``.
+
+        True when ``handler`` no longer holds the loop (or never did); False when no thread
+        is free to take it (every worker is busy): the handler should then refuse (503)
+        rather than hold the loop, which would stall every other client.
+        """
+        running = self._running
+        conn = self._running_conn
+        if (not running or conn is None or conn.handler is not handler
+                or self._leader != threading.get_ident()):
+            return True
+        self._depose(running, voluntary=True)
+        return self._running != running
+
+    def _depose(self, running: int, voluntary: bool = False) -> None:
         """Hand the loop to a worker if handler ``running`` still holds it."""
         with self._inline_lock:
             if self._running != running:
@@ -564,7 +580,9 @@ class PooledHTTPServer(HTTPServer):
                 to = "the spare thread"
             else:
                 try:
-                    submitted = self.pool.try_submit(self._lead, self._epoch)
+                    # Now or not at all: a queued leader would leave the loop unserved until
+                    # some worker finished; kept, it goes on when its handler returns.
+                    submitted = self.pool.try_run_now(self._lead, self._epoch)
                 except RuntimeError:
                     submitted = False
                 if not submitted:
@@ -573,8 +591,13 @@ class PooledHTTPServer(HTTPServer):
                 self._running = 0
                 to = "a pool worker"
         # Worth knowing when tuning: a handler that often blocks costs a thread wake-up each.
-        error_log.debug("a handler for %s held the loop over %.1f ms; loop handed to %s",
-                        conn.addr if conn is not None else "-", self.inline_budget * 1e3, to)
+        if voluntary:
+            error_log.debug("a handler for %s left the loop; loop handed to %s",
+                            conn.addr if conn is not None else "-", to)
+        else:
+            error_log.debug("a handler for %s held the loop over %.1f ms; loop handed to %s",
+                            conn.addr if conn is not None else "-", self.inline_budget * 1e3,
+                            to)
 
     def shutdown(self) -> None:
         """Stop accepting, let in-flight requests finish (``shutdown_grace``), and wait.

@@ -166,8 +166,13 @@ class PooledProxyServer(ProxyServerMixIn, PooledHTTPServer):
     response is deferred to that loop (``defer_until_readable``): while upstreams work,
     the one thread serves other clients, and no request holds a thread. Handlers that
     block elsewhere (a hook reading a file, a slow client, a large body) lose the loop to
-    another thread after ``inline_budget``, as on any pooled server.
+    another thread after ``inline_budget``, as on any pooled server. A CONNECT tunnel
+    takes a thread of its own at once (``leave_loop``): at most ``max_workers`` tunnels
+    are open at a time, and past that a CONNECT gets 503 instead of stalling the loop.
     """
+
+    #: Threads for blocking work, CONNECT tunnels above all (each holds one for its life).
+    max_workers = 256
 
 
 class ProxyHandler(FastPath, GeneralPath):
@@ -282,6 +287,11 @@ class ProxyHandler(FastPath, GeneralPath):
         try:
             if self._is_self(host, port, upstream):
                 raise Refuse(508, "Loop Detected: the target is this proxy.")
+            # A tunnel blocks for its whole life: on an event loop it takes a thread of its
+            # own now (not after the loop's budget), or is refused when none is free.
+            leave = getattr(self.server, "leave_loop", None)
+            if leave is not None and not leave(self):
+                raise Refuse(503, "Service Unavailable: too many tunnels open; try again.")
             self.close_connection = True
             initial = self._start_tunnel()
             relay(self.connection, upstream, idle_timeout=cfg.tunnel_idle_timeout,

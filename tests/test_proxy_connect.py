@@ -220,3 +220,65 @@ def test_server_close_ends_live_tunnels() -> None:
         with s:
             assert s.recv(10) == b""
         release.set()
+
+
+def _open_tunnel(port: int, target: int) -> tuple[int, socket.socket]:
+    """CONNECT through the proxy on ``port`` to 127.0.0.1:``target``: (status, socket)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(f"CONNECT 127.0.0.1:{target} HTTP/1.1\r\nHost: 127.0.0.1:{target}\r\n\r\n"
+              .encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        piece = s.recv(4096)
+        if not piece:
+            break
+        head += piece
+    return int(head.split()[1]), s
+
+
+def test_pooled_tunnels_take_their_own_threads_and_the_excess_gets_503() -> None:
+    """On the pooled proxy a tunnel leaves the event loop at once for a thread of its own;
+    with no thread free a CONNECT gets 503 (it once held the loop: every other client
+    stalled until a tunnel ended), plain requests are served meanwhile, and a closed tunnel
+    frees its thread for the next one."""
+    from conftest import running
+
+    from minihttp.proxy import PooledProxyServer
+
+    def echo(c: socket.socket) -> None:
+        while data := c.recv(65536):
+            c.sendall(data)
+
+    with tcp_server(echo) as target, Upstream() as up:
+        cls = type("TwoThreads", (PooledProxyServer,), {"max_workers": 2})
+        server = cls(("127.0.0.1", 0), None, config=_cfg(target))
+        port = server.server_address[1]
+        with running(server):
+            opened: list[socket.socket] = []
+            statuses = []
+            try:
+                for _ in range(4):
+                    status, s = _open_tunnel(port, target)
+                    statuses.append(status)
+                    if status == 200:
+                        s.sendall(b"ping")
+                        assert s.recv(4) == b"ping"
+                        opened.append(s)
+                    else:
+                        s.close()
+                assert statuses[0] == 200 and statuses[-1] == 503, statuses
+                with requests.Session() as session:
+                    session.trust_env = False
+                    session.proxies = {"http": proxy_url(server)}
+                    assert session.get(f"{up.base}/x", timeout=5).content == b"ok:"
+                opened.pop().close()
+                for _ in range(50):  # the tunnel's thread ends once it sees the close
+                    status, s = _open_tunnel(port, target)
+                    s.close()
+                    if status == 200:
+                        break
+                    threading.Event().wait(0.05)
+                assert status == 200
+            finally:
+                for s in opened:
+                    s.close()

@@ -116,6 +116,32 @@ def test_try_submit_refuses_when_full_and_on_space_fires() -> None:
     assert pool.worker_count == 0
 
 
+def test_try_run_now_refuses_to_queue_behind_busy_workers() -> None:
+    """``try_run_now`` runs only on a worker free (or startable) now: a pooled server hands
+    its event loop over with it, and a queued loop would stall until a worker finished."""
+    gate = threading.Event()
+    ran = threading.Event()
+    pool = WorkerPool(max_workers=1, max_queue=4)
+    started = threading.Event()
+
+    def blocker() -> None:
+        started.set()
+        gate.wait(TIMEOUT)
+
+    assert pool.try_run_now(blocker)  # room to start the worker
+    assert started.wait(TIMEOUT)
+    assert not pool.full()
+    assert not pool.try_run_now(ran.set)  # try_submit would have queued it
+    assert pool.pending == 0
+    gate.set()
+    deadline = time.monotonic() + TIMEOUT
+    while not pool.try_run_now(ran.set) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the worker is idle again once blocker returned
+    assert ran.wait(TIMEOUT)
+    pool.shutdown(wait=True)
+    assert not pool.try_run_now(ran.set)  # and never after shutdown
+
+
 def test_pool_shutdown_drains_queue_and_refuses_new_work() -> None:
     gate = threading.Event()
     ran: list[int] = []

@@ -123,6 +123,20 @@ class WorkerPool:
             self._put(fn, args)
             return True
 
+    def try_run_now(self, fn: Callable[..., object], *args: Any) -> bool:
+        """Run ``fn(*args)`` only if a worker can take it at once (an idle one, or room to
+        start one); return False (and do nothing) if it would have to wait in the queue.
+
+        For work that must not wait behind others: an event loop handing itself to a new
+        thread would otherwise stall until some worker finished.
+        """
+        with self._cond:
+            if self._closing or (self._idle <= len(self._queue)
+                                 and len(self._workers) >= self.max_workers):
+                return False
+            self._put(fn, args)
+            return True
+
     def _put(self, fn: Callable[..., object], args: tuple[Any, ...]) -> None:
         # Called with the lock held.
         if self._closing:
