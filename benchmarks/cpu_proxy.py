@@ -30,6 +30,12 @@ default) instead: the CPU clock of its event-loop thread over the run (it serves
 client and resumes each deferred upstream wait), the process pinned to one CPU as in
 ``cpu_hello.py --pooled`` (``--no-pin`` to leave it free). The loop also runs epoll_wait for
 every request here (one client, strictly serial), which a loaded server shares between many.
+
+``--fake`` measures the Python alone: one proxy handler driven over fake sockets on both
+sides (``_fakesock.FakeSocket``: the client's request and the upstream's 12-byte response
+are handed over whole, writes dropped), so no kernel and no waiting, the best of ``--runs``;
+it also prints one h11 client cycle alone (the request and its end sent, the response
+received, three events read, the next cycle started), the part of it the issue requires.
 """
 
 from __future__ import annotations
@@ -152,6 +158,92 @@ def run_once(server: ProxyServer, request: bytes, n: int) -> tuple[float, float,
     return spent / n, user / n, system / n
 
 
+_FAKE_RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: minihttp/0.1\r\n"
+                  b"Date: Sat, 21 Nov 2026 16:00:00 GMT\r\nContent-Type: text/plain\r\n"
+                  b"Content-Length: 12\r\n\r\n" + BODY)
+
+
+def run_fake(args: argparse.Namespace) -> int:
+    """``--fake``: Python CPU per proxied request with fake sockets; and one h11 cycle."""
+    import h11
+
+    from benchmarks._fakesock import FakeSocket
+    from minihttp._proxy_pool import UpstreamConnection
+    from minihttp._proxy_upstream import H11_HEADERS
+
+    class _Upstream(FakeSocket):
+        def fileno(self) -> int:
+            return -1
+
+    server = ProxyServer(("127.0.0.1", 0), _QuietHandler, config=ProxyConfig(quiet=True),
+                         bind_and_activate=False)
+    server.server_address = ("127.0.0.1", 8080)
+    up = UpstreamConnection(_Upstream(_FAKE_RESPONSE), ("127.0.0.1", 8001))  # type: ignore[arg-type]
+
+    def acquire(key: tuple[str, int]) -> UpstreamConnection:
+        up.reused = True
+        return up
+
+    def release(conn: UpstreamConnection) -> None:
+        conn.next_cycle()
+
+    server.proxy_pool.acquire = acquire  # type: ignore[method-assign]
+    server.proxy_pool.release = release  # type: ignore[method-assign]
+    client, other = socket.socketpair()
+    try:
+        handler = _QuietHandler.attach(client, ("127.0.0.1", 1), server)
+        reader, writer = handler.reader, handler._writer
+        assert reader is not None and writer is not None
+        reader.sock = FakeSocket(_request(8001))  # type: ignore[assignment]
+        keep = FakeSocket(b"", keep=True)
+        writer.sock = keep  # type: ignore[assignment]
+        handler.handle_one_request()
+        if not keep.sent or not keep.sent[0].startswith(b"HTTP/1.1 200 ") \
+                or not keep.sent[0].endswith(BODY):
+            raise SystemExit(f"unexpected response: {keep.sent!r}")
+        writer.sock = FakeSocket(b"")  # type: ignore[assignment]
+        one = handler.handle_one_request
+        runs = []
+        for _ in range(args.runs):
+            started = time.process_time()
+            for _ in range(args.requests):
+                one()
+            runs.append((time.process_time() - started) / args.requests)
+    finally:
+        client.close()
+        other.close()
+        server.server_close()
+    conn = h11.Connection(h11.CLIENT)
+    fields = [(b"Host", b"host", b"127.0.0.1:8001"), (b"User-Agent", b"user-agent", b"x"),
+              (b"Via", b"via", b"1.1 minihttp"),
+              (b"X-Forwarded-For", b"x-forwarded-for", b"127.0.0.1")]
+    end = h11.EndOfMessage()
+    cycles = []
+    for _ in range(args.runs):
+        started = time.process_time()
+        for _ in range(args.requests):
+            if H11_HEADERS is not None:
+                request = h11.Request(method=b"GET", target=b"/",
+                                      headers=H11_HEADERS(fields), _parsed=True)
+            else:
+                request = h11.Request(method=b"GET", target=b"/",
+                                      headers=[(n, v) for n, _, v in fields])
+            conn.send(request)
+            conn.send(end)
+            conn.receive_data(_FAKE_RESPONSE)
+            conn.next_event()
+            conn.next_event()
+            conn.next_event()
+            conn.start_next_cycle()
+        cycles.append((time.process_time() - started) / args.requests)
+    print(f"proxy Python CPU per proxied request, fake sockets: {min(runs) * 1e6:.1f} us "
+          f"(median {statistics.median(runs) * 1e6:.1f}); of which one h11 client cycle "
+          f"alone: {min(cycles) * 1e6:.1f} us (median {statistics.median(cycles) * 1e6:.1f}); "
+          f"best of {args.runs} x {args.requests}")
+    h.log(h.machine_note())
+    return 0
+
+
 def run_pooled(args: argparse.Namespace, up_port: int) -> int:
     """``--pooled``: the loop thread's CPU per request on a PooledProxyServer."""
     from benchmarks._fakesock import start_loop
@@ -216,7 +308,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure PooledProxyServer's loop thread instead")
     parser.add_argument("--no-pin", action="store_true",
                         help="--pooled: do not pin the process to one CPU")
+    parser.add_argument("--fake", action="store_true",
+                        help="Python alone: fake sockets on both sides, no upstream process")
     args = parser.parse_args(argv)
+    if args.fake:
+        return run_fake(args)
 
     up_port = h.free_port()
     with contextlib.ExitStack() as stack:
