@@ -187,7 +187,15 @@ class Exchange(Routing):
         if conn is None:
             conn = self._connect(host, port, ctx.cfg)
         try:
-            self._send_request(conn, h11_request, has_body, ctx.timeout)
+            try:
+                if has_body:
+                    self._send_body(conn, h11_request, ctx.timeout)
+                else:  # the common case, without a call of its own
+                    conn.send_bodyless(h11_request, ctx.timeout)
+            except _ClientGone:
+                raise
+            except (OSError, h11.ProtocolError) as exc:
+                self._upstream_error(conn, exc)
         except UpstreamError as exc:
             self._upstream_failed(conn, exc)
             return
@@ -214,7 +222,10 @@ class Exchange(Routing):
         try:
             if not ready:
                 raise UpstreamTimeout("upstream timed out")
-            response = self._response_head(conn)
+            try:
+                response = conn.response_head()
+            except (OSError, h11.ProtocolError) as exc:
+                self._upstream_error(conn, exc)
         except UpstreamError as exc:
             self._upstream_failed(conn, exc)
             return
@@ -275,37 +286,22 @@ class Exchange(Routing):
             return f"Gateway Timeout: {exc}"
         return f"Bad Gateway: {exc}"
 
-    def _send_request(self, conn: UpstreamConnection, req: Any, has_body: bool,
-                      timeout: float) -> None:
-        """Send the request and its body."""
-        try:
-            if has_body:
-                conn.set_timeout(timeout)
-                conn.send(req, flush=False)
-                read = getattr(self.rfile, "read1", None) or self.rfile.read
-                while True:
-                    self._body_started = True
-                    try:
-                        piece = read(_READ)
-                    except OSError as exc:  # the client went away mid-body: not a 502
-                        raise _ClientGone(str(exc)) from exc
-                    if not piece:
-                        break
-                    conn.send(h11.Data(data=piece))
-                conn.send(_END)
-            else:
-                conn.send_bodyless(req, timeout)
-        except _ClientGone:
-            raise
-        except (OSError, h11.ProtocolError) as exc:
-            self._upstream_error(conn, exc)
-
-    def _response_head(self, conn: UpstreamConnection) -> Any:
-        """The final response head (h11.Response), read with the upstream timeout."""
-        try:
-            return conn.response_head()
-        except (OSError, h11.ProtocolError) as exc:
-            self._upstream_error(conn, exc)
+    def _send_body(self, conn: UpstreamConnection, req: Any, timeout: float) -> None:
+        """Send the request head and the client's body (socket and h11 errors propagate;
+        the client failing mid-body is :class:`_ClientGone`)."""
+        conn.set_timeout(timeout)
+        conn.send(req, flush=False)
+        read = getattr(self.rfile, "read1", None) or self.rfile.read
+        while True:
+            self._body_started = True
+            try:
+                piece = read(_READ)
+            except OSError as exc:  # the client went away mid-body: not a 502
+                raise _ClientGone(str(exc)) from exc
+            if not piece:
+                break
+            conn.send(h11.Data(data=piece))
+        conn.send(_END)
 
     @staticmethod
     def _upstream_error(conn: UpstreamConnection, exc: BaseException) -> NoReturn:
