@@ -130,10 +130,15 @@ class FastPath(Exchange):
         if special is not None:
             fields, framing, xff = self._special_fields(ctx, fields, special)
         target = _fast_target(self.path)
-        host, port, path = target if target is not None else self._target()
+        if target is not None:
+            host, port, path = target
+            # _authority's answer for a reg-name (no brackets), without the call.
+            authority = host if port == 80 else f"{host}:{port}"
+        else:
+            host, port, path = self._target()
+            authority = self._authority(host, port)
         if port == ctx.bind_port and self._is_self(host, port):
             raise Refuse(508, "Loop Detected: the target is this proxy.")
-        authority = self._authority(host, port)
         fields[0] = (b"Host", b"host", authority.encode(latin))
         version = self.request_version
         if version == "HTTP/1.1":

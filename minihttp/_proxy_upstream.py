@@ -117,6 +117,15 @@ _RESPONSE_ACTIONS: dict[bytes, int] = {
 }
 
 
+#: (status, reason bytes) of upstream responses -> ``send_response_only``'s message, for
+#: handlers with the standard ``responses`` table (others get one per connection). Keyed on
+#: what upstreams send, bounded: cleared when full.
+_REASONS: dict[tuple[int, bytes], str | None] = {}
+_REASONS_MAX = 256
+#: Not in the table (compared by identity: no decoded reason is this object).
+_UNKNOWN = "(not known)"
+
+
 class _ClientGone(ConnectionError):
     """The client connection failed while we read its body; the server closes it quietly."""
 
@@ -127,8 +136,8 @@ class Context:
     port for the loop check, our Via entries as bytes, which hooks are overridden."""
 
     __slots__ = ("allowed", "auth", "bind_port", "cfg", "client", "fast", "pool",
-                 "raw_fields", "request_hook", "response_hook", "server", "timeout",
-                 "via_request", "via_response", "xff")
+                 "raw_fields", "reasons", "request_hook", "response_hook", "server",
+                 "timeout", "via_request", "via_response", "xff")
 
     def __init__(self, handler: Routing, request_hook: bool, response_hook: bool) -> None:
         """``request_hook`` / ``response_hook``: whether the handler's class overrides them."""
@@ -149,6 +158,9 @@ class Context:
         # Relayed fields (validated by h11's parser) join the head as bytes unless a
         # subclass wants to see each one in send_header.
         self.raw_fields = cls.send_header is BaseHTTPRequestHandler.send_header
+        # Status-line messages by (status, reason): shared while the reason table is ours.
+        self.reasons: dict[tuple[int, bytes], str | None] = (
+            _REASONS if handler.responses is BaseHTTPRequestHandler.responses else {})
         via = cfg.via_name.encode("ascii")
         self.via_request = b"1.1 " + via
         self.via_response = b"Via: 1.1 " + via + b"\r\n"
@@ -351,12 +363,14 @@ class Exchange(Routing):
                     if low not in drop and actions.get(low) in (None, _R_DATE)]
             has_date = any(n.lower() == b"date" for n, _ in kept)
             lines = [b"%s: %s\r\n" % f for f in kept]
-        reason = head.reason.decode("latin-1")
         send_header = self.send_header
         http_version = head.http_version
         if not ctx.response_hook:
-            std = self.responses.get(status)
-            self.send_response_only(status, None if std and std[0] == reason else reason or None)
+            reasons = ctx.reasons
+            message = reasons.get((status, head.reason), _UNKNOWN)
+            if message is _UNKNOWN:
+                message = self._reason_argument(status, head.reason, reasons)
+            self.send_response_only(status, message)
             if not has_date:
                 send_header("Date", self.date_time_string())  # RFC 9110 section 6.6.1
             lines.append(ctx.via_response if http_version == b"1.1" else
@@ -370,6 +384,7 @@ class Exchange(Routing):
                     name, _, value = line[:-2].decode("latin-1").partition(": ")
                     send_header(name, value)
         else:
+            reason = head.reason.decode("latin-1")
             fields = [tuple(line[:-2].decode("latin-1").split(": ", 1)) for line in lines]
             fields.append(("Via", f"{http_version.decode('ascii', 'replace')} "
                                   f"{ctx.cfg.via_name}"))
@@ -389,6 +404,19 @@ class Exchange(Routing):
         self.log_request(status)
         self._relaying = conn
         self._relay_body(None)
+
+    def _reason_argument(self, status: int, reason: bytes,
+                         reasons: dict[tuple[int, bytes], str | None]) -> str | None:
+        """``send_response_only``'s message for an upstream status and reason: None (our
+        standard phrase) when the reason is the standard one, else the reason (or None when
+        empty); remembered in ``reasons`` (bounded: cleared when full)."""
+        text = reason.decode("latin-1")
+        std = self.responses.get(status)
+        message = None if std and std[0] == text else text or None
+        if len(reasons) >= _REASONS_MAX:
+            reasons.clear()
+        reasons[(status, reason)] = message
+        return message
 
     def _relay_body(self, ready: bool | None) -> None:
         """Relay the response body; when the upstream has sent nothing more yet, the wait is
