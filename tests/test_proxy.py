@@ -494,3 +494,23 @@ def test_client_gone_mid_body_does_not_hang_or_leak(quick: ProxyConfig) -> None:
             assert s.put(f"{up.base}/", data=b"y", timeout=5).status_code == 200
         assert up.seen[-1].body == b"y"
         assert all(seen.body != b"x" * 1000 for seen in up.seen)
+
+
+@pytest.mark.parametrize(("status_line", "expected"), [
+    (b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK\r\n"),
+    (b"HTTP/1.1 200 Fine Thanks", b"HTTP/1.1 200 Fine Thanks\r\n"),  # own reason, kept
+    (b"HTTP/1.1 299 Custom Thing", b"HTTP/1.1 299 Custom Thing\r\n"),  # unknown status
+    (b"HTTP/1.1 404 ", b"HTTP/1.1 404 "),  # empty reason: ours (or none), never invented
+    (b"HTTP/1.1 200 Caf\xe9", b"HTTP/1.1 200 Caf\xe9\r\n"),  # obs-text, byte for byte
+])
+def test_status_line_reason_is_relayed(quick: ProxyConfig, status_line: bytes,
+                                       expected: bytes) -> None:
+    """The reason phrase is the upstream's (RFC 9112 section 4: it carries no meaning, but
+    a proxy does not rewrite it); every request goes through the same (bounded) table."""
+    raw = status_line + b"\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+    with Upstream(lambda req: Raw(raw)) as up, proxy(quick) as px:
+        for _ in range(2):  # the second answer comes from the table the first filled
+            out = raw_exchange(px.server_address[1],
+                               f"GET {up.base}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert out.startswith(expected), out[:80]
+            assert out.endswith(b"ok")
