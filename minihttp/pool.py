@@ -649,8 +649,13 @@ class PooledHTTPServer(HTTPServer):
         for conn in list(self._backlog):
             self._close(conn)
         self._backlog.clear()
+        self.cut_stragglers()
+
+    def cut_stragglers(self) -> None:
+        """Past ``shutdown_grace``: make the blocking I/O of handlers still running fail,
+        so their threads end (the client sockets are shut). A subclass holding other
+        sockets for its handlers (a proxy's upstreams and tunnels) cuts those too."""
         for conn in list(self._conns.values()):
-            # Past the grace: make the stragglers' blocking I/O fail so their workers end.
             try:
                 socket.socket.shutdown(conn.raw, socket.SHUT_RDWR)
             except OSError:

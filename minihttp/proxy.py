@@ -141,9 +141,24 @@ class ProxyServerMixIn:
             (self._live.add if alive else self._live.discard)(sock)
 
     def server_close(self) -> None:
-        """Close the listener, the pool, and cut live upstream sockets so workers end now."""
-        super().server_close()  # type: ignore[misc]
+        """Cut live upstream sockets so workers end now, then close the pool and the server.
+
+        Cut first: a server whose ``server_close`` joins its workers (the pooled one) would
+        otherwise wait for tunnels and upstream waits that only the cut ends.
+        """
         self.proxy_pool.close()
+        self._cut_upstreams()
+        super().server_close()  # type: ignore[misc]
+
+    def cut_stragglers(self) -> None:
+        """A pooled server's shutdown past its grace: upstream waits and tunnels end too (a
+        tunnel whose client side is shut still waits for its upstream's end otherwise)."""
+        self._cut_upstreams()
+        cut = getattr(super(), "cut_stragglers", None)
+        if cut is not None:
+            cut()
+
+    def _cut_upstreams(self) -> None:
         with self._live_lock:
             live = list(self._live)
         for sock in live:

@@ -511,6 +511,7 @@ def test_status_line_reason_is_relayed(quick: ProxyConfig, status_line: bytes,
     with Upstream(lambda req: Raw(raw)) as up, proxy(quick) as px:
         for _ in range(2):  # the second answer comes from the table the first filled
             out = raw_exchange(px.server_address[1],
-                               f"GET {up.base}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                               f"GET {up.base}/ HTTP/1.1\r\nHost: x\r\nConnection: close"
+                               "\r\n\r\n".encode())
             assert out.startswith(expected), out[:80]
             assert out.endswith(b"ok")

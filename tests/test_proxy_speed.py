@@ -188,8 +188,9 @@ def test_server_close_cuts_an_upstream_wait() -> None:
         result: list[bytes] = []
         client = threading.Thread(target=lambda: result.append(raw_exchange(
             proxy_server.server_address[1],
-            f"GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
-            timeout=30)), daemon=True)
+            # Connection: close, or the client would also wait out the keep-alive timeout.
+            f"GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            .encode(), timeout=30)), daemon=True)
         client.start()
         accepted, _ = silent.accept()  # the proxy reached the upstream, which never answers
         try:
