@@ -15,7 +15,7 @@ from pathlib import Path
 import h11
 import pytest
 import requests
-from test_proxy_helpers import Upstream, proxy, proxy_url, raw_exchange
+from test_proxy_helpers import Reply, Upstream, proxy, proxy_url, raw_exchange
 
 import minihttp.proxy as proxy_mod
 from minihttp._proxy_pool import ConnectionPool, UpstreamConnection, address_in
@@ -301,6 +301,42 @@ def test_cli_runs_and_proxies_then_exits_on_sigint(extra: list[str]) -> None:
             assert proc.wait(timeout=10) == 0
             assert proc.stderr is not None
             assert "/cli" in proc.stderr.read().decode()  # access log line
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+            for f in (proc.stdout, proc.stderr):
+                if f is not None:
+                    f.close()
+
+
+def test_logging_proxy_example_runs_as_users_run_it() -> None:
+    """examples/logging_proxy.py as its docstring says to run it (the command line's default
+    server, the event loop): hooks rewrite both heads, the access is logged, SIGINT ends it."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+
+    def app(req: object) -> Reply:
+        return Reply(200, [("Content-Length", "2"), ("Set-Cookie", "a=b")], b"ok")
+
+    with Upstream(app) as up:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "examples" / "logging_proxy.py"), "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().decode()
+            assert line.startswith("Serving HTTP proxy on 127.0.0.1 port "), line
+            port = int(line.split(" port ")[1].split()[0])
+            with _session(f"http://127.0.0.1:{port}") as s:
+                r = s.get(f"{up.base}/e", timeout=5, headers={"Cookie": "secret=1"})
+            assert r.status_code == 200 and r.content == b"ok"
+            assert r.headers["X-Proxied-By"] == "logging_proxy"
+            assert "Set-Cookie" not in r.headers
+            assert up.seen[0].get("DNT") == "1" and up.seen[0].get("Cookie") is None
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=10) == 0
+            assert proc.stderr is not None
+            assert f"GET http://127.0.0.1:{up.port}/e -> 200" in proc.stderr.read().decode()
         finally:
             if proc.poll() is None:
                 proc.kill()
