@@ -447,19 +447,14 @@ class PooledHTTPServer(HTTPServer):
         conn.aux = fd
         conn.woken = False
         self._waits[fd] = conn
-        if timeout is None:
-            conn.expires = _INF
-        else:
-            now = time.monotonic()
-            conn.expires = now + timeout
-            # The connection's live timer (it always has one, at most the shortest server
-            # timeout ahead) looks again when it falls due; a new entry only when the wait
-            # ends before that (no heap push per request for the usual long timeout).
-            if conn.expires < conn.timer_when:
-                conn.state = WAIT
-                self._schedule(conn, self._timers, now)
-                return True
+        now = time.monotonic() if timeout is not None else 0.0
+        conn.expires = _INF if timeout is None else now + timeout
         conn.state = WAIT
+        # The connection's live timer (it always has one, at most the shortest server
+        # timeout ahead) looks again when it falls due; a new entry only when the wait ends
+        # before that (no heap push per request for the usual long timeout).
+        if conn.expires < conn.timer_when:
+            self._schedule(conn, self._timers, now)
         return True
 
     def _wake(self, conn: Conn, ready: bool) -> None:
