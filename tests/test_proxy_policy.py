@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import ipaddress
 import os
 import signal
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import h11
@@ -281,66 +283,59 @@ def test_main_rejects_bad_arguments(argv: list[str]) -> None:
     assert main(argv) == 2
 
 
+@contextlib.contextmanager
+def _proxy_process(argv: list[str]) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """Start a proxy command line (``argv`` after the interpreter) as users run it; yield
+    the process and the port its first line announces. Killed and its pipes closed after."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        assert line.startswith("Serving HTTP proxy on 127.0.0.1 port "), line
+        yield proc, int(line.split(" port ")[1].split()[0])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        for f in (proc.stdout, proc.stderr):
+            if f is not None:
+                f.close()
+
+
+def _stop_and_log(proc: subprocess.Popen[bytes]) -> str:
+    """SIGINT, as Ctrl-C: the process must exit 0; its stderr (the access log)."""
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 0
+    assert proc.stderr is not None
+    return proc.stderr.read().decode()
+
+
 @pytest.mark.parametrize("extra", [[], ["--threads"], ["--workers", "2"]])
 def test_cli_runs_and_proxies_then_exits_on_sigint(extra: list[str]) -> None:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    with Upstream() as up:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "minihttp.proxy", "0", "-b", "127.0.0.1", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
-        try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline().decode()
-            assert line.startswith("Serving HTTP proxy on 127.0.0.1 port "), line
-            port = int(line.split(" port ")[1].split()[0])
-            with _session(f"http://127.0.0.1:{port}") as s:
-                assert s.get(f"{up.base}/cli", timeout=5).content == b"ok:"
-                # Same connection, same handler thread: /cli was logged before this is read.
-                assert s.get(f"{up.base}/second", timeout=5).content == b"ok:"
-            proc.send_signal(signal.SIGINT)
-            assert proc.wait(timeout=10) == 0
-            assert proc.stderr is not None
-            assert "/cli" in proc.stderr.read().decode()  # access log line
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
-            for f in (proc.stdout, proc.stderr):
-                if f is not None:
-                    f.close()
+    with Upstream() as up, _proxy_process(
+            ["-m", "minihttp.proxy", "0", "-b", "127.0.0.1", *extra]) as (proc, port):
+        with _session(f"http://127.0.0.1:{port}") as s:
+            assert s.get(f"{up.base}/cli", timeout=5).content == b"ok:"
+            # Same connection, same handler thread: /cli was logged before this is read.
+            assert s.get(f"{up.base}/second", timeout=5).content == b"ok:"
+        assert "/cli" in _stop_and_log(proc)  # access log line
 
 
 def test_logging_proxy_example_runs_as_users_run_it() -> None:
     """examples/logging_proxy.py as its docstring says to run it (the command line's default
     server, the event loop): hooks rewrite both heads, the access is logged, SIGINT ends it."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
 
     def app(req: object) -> Reply:
         return Reply(200, [("Content-Length", "2"), ("Set-Cookie", "a=b")], b"ok")
 
-    with Upstream(app) as up:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "examples" / "logging_proxy.py"), "0"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
-        try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline().decode()
-            assert line.startswith("Serving HTTP proxy on 127.0.0.1 port "), line
-            port = int(line.split(" port ")[1].split()[0])
-            with _session(f"http://127.0.0.1:{port}") as s:
-                r = s.get(f"{up.base}/e", timeout=5, headers={"Cookie": "secret=1"})
-            assert r.status_code == 200 and r.content == b"ok"
-            assert r.headers["X-Proxied-By"] == "logging_proxy"
-            assert "Set-Cookie" not in r.headers
-            assert up.seen[0].get("DNT") == "1" and up.seen[0].get("Cookie") is None
-            proc.send_signal(signal.SIGINT)
-            assert proc.wait(timeout=10) == 0
-            assert proc.stderr is not None
-            assert f"GET http://127.0.0.1:{up.port}/e -> 200" in proc.stderr.read().decode()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
-            for f in (proc.stdout, proc.stderr):
-                if f is not None:
-                    f.close()
+    with Upstream(app) as up, _proxy_process(
+            [str(ROOT / "examples" / "logging_proxy.py"), "0"]) as (proc, port):
+        with _session(f"http://127.0.0.1:{port}") as s:
+            r = s.get(f"{up.base}/e", timeout=5, headers={"Cookie": "secret=1"})
+        assert r.status_code == 200 and r.content == b"ok"
+        assert r.headers["X-Proxied-By"] == "logging_proxy"
+        assert "Set-Cookie" not in r.headers
+        assert up.seen[0].get("DNT") == "1" and up.seen[0].get("Cookie") is None
+        assert f"GET http://127.0.0.1:{up.port}/e -> 200" in _stop_and_log(proc)
