@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     h.add_wrk_arguments(parser, connections=16, warmup_help="seconds, per server")
     parser.add_argument("--pool", action="store_true",
-                        help="also measure minihttp.pool.PooledHTTPServer")
+                        help="also measure minihttp.eventloop.PooledHTTPServer")
     parser.add_argument("--json", action="store_true", help="write benchmarks/results/*.json")
     args = parser.parse_args(argv)
     h.require_wrk()

@@ -15,7 +15,7 @@ absolute URL (and ``Host`` to match) while wrk connects to the proxy's port.
     python3 benchmarks/bench_proxy.py [--duration 5] [--rounds 3] [--connections 16] [--json]
                                       [--threaded] [--workers N]
 
-"proxy" is the command line's default: :class:`minihttp.proxy.PooledProxyServer`, one
+"proxy" is the command line's default: :class:`minihttp.proxy.handler.PooledProxyServer`, one
 process (its event loop defers each upstream wait). ``--threaded`` adds "proxy-threads", the
 same proxy with a thread per client (``--threads`` of the proxy's command line);
 ``--workers N`` adds "proxy-wN", N pre-forked proxy processes. All are measured in the same

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     h.add_wrk_arguments(parser, connections=8, warmup_help="seconds, per server and file")
     parser.add_argument("--pool", action="store_true",
-                        help="also measure minihttp.pool.PooledHTTPServer")
+                        help="also measure minihttp.eventloop.PooledHTTPServer")
     parser.add_argument("--cli", action="store_true",
                         help="also measure `python -m minihttp` (the CLI's default server)")
     parser.add_argument("--json", action="store_true", help="write benchmarks/results/*.json")

@@ -6,7 +6,7 @@ handler is benchmarks/servers/minihttp_hello.py. Two measures:
 * default (fake socket): ``handle_one_request`` over a fake socket that always holds one
   whole request head; the best of several runs of process CPU time per request. Parsing,
   dispatch, the handler's five API calls and building the response, but no system calls.
-* ``--pooled`` (real sockets): a :class:`~minihttp.pool.PooledHTTPServer` (inline serving,
+* ``--pooled`` (real sockets): a :class:`~minihttp.eventloop.PooledHTTPServer` (inline serving,
   as the CLI runs it) on 127.0.0.1 port 0, and one in-process client thread that sends N
   sequential keep-alive requests on one TCP connection, each after the whole previous
   response arrived. Reported per request, best of several runs: the loop thread's own CPU
@@ -129,7 +129,7 @@ def per_request_pooled(n: int, server: Any, loop_clock: int) -> tuple[float, flo
 
 def run_pooled(args: argparse.Namespace) -> None:
     """``--pooled``: a PooledHTTPServer on a thread, measured by :func:`per_request_pooled`."""
-    from minihttp.pool import PooledHTTPServer
+    from minihttp.eventloop import PooledHTTPServer
 
     server = PooledHTTPServer(("127.0.0.1", 0), minihttp_hello.HelloHandler)
     profile = None

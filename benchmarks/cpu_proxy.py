@@ -6,7 +6,7 @@ less:
 
 * the upstream (benchmarks/servers/minihttp_hello.py) runs in a subprocess, so its CPU is not
   counted;
-* the proxy (:class:`minihttp.proxy.ProxyServer`) runs in this process, on 127.0.0.1 port 0;
+* the proxy (:class:`minihttp.proxy.handler.ProxyServer`) runs in this process, on 127.0.0.1 port 0;
 * one raw-socket client thread sends ``--requests`` absolute-form GETs, strictly one after the
   other on one keep-alive connection, reading each whole response before the next;
 * the figure is the CPU time (``time.thread_time``) of the proxy's connection thread, from
@@ -25,7 +25,7 @@ measured is the steady state of a keep-alive connection through a pooled upstrea
 function calls per request and the top ``--top`` functions by ``--sort`` (own time by
 default; ``--sort tottime,ncalls`` prints both) instead.
 
-``--pooled`` measures :class:`minihttp.proxy.PooledProxyServer` (the command line's
+``--pooled`` measures :class:`minihttp.proxy.handler.PooledProxyServer` (the command line's
 default) instead: the CPU clock of its event-loop thread over the run (it serves the
 client and resumes each deferred upstream wait), the process pinned to one CPU as in
 ``cpu_hello.py --pooled`` (``--no-pin`` to leave it free). The loop also runs epoll_wait for
@@ -168,8 +168,8 @@ def run_fake(args: argparse.Namespace) -> int:
     import h11
 
     from benchmarks._fakesock import FakeSocket
-    from minihttp._proxy_pool import UpstreamConnection
-    from minihttp._proxy_upstream import H11_HEADERS
+    from minihttp.proxy.connections import UpstreamConnection
+    from minihttp.proxy.upstream import H11_HEADERS
 
     class _Upstream(FakeSocket):
         def fileno(self) -> int:

@@ -1,6 +1,6 @@
 """CPU cost of one keep-alive GET of a small static file in minihttp, without a network.
 
-The companion of cpu_hello.py for ``minihttp.static``: it drives ``handle_one_request`` of
+The companion of cpu_hello.py for ``minihttp.static.handler``: it drives ``handle_one_request`` of
 the static handler (benchmarks/servers/minihttp_static.py) over a fake socket that always
 holds one whole ``GET /file4k`` head (the fields wrk sends), drops every response write,
 and reports the best of several runs of process CPU time (user + system) per request.
@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import minihttp_static  # type: ignore[import-not-found]
 
 from benchmarks._fakesock import FakeServer, FakeSocket, cpu_per_request
-from minihttp._smallfiles import RACY_SECONDS
+from minihttp.static.cache import RACY_SECONDS
 
 FILE_NAME = "file4k"
 FILE_SIZE = 4 * 1024

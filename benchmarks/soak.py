@@ -9,7 +9,7 @@ the path asks for (its size and content are derived from the path). Afterwards t
 thread count and open descriptors must be back where they started.
 
     python3 -m benchmarks.soak                       # 100,000 requests, ThreadingHTTPServer
-    python3 -m benchmarks.soak --server pooled       # minihttp.pool.PooledHTTPServer
+    python3 -m benchmarks.soak --server pooled       # minihttp.eventloop.PooledHTTPServer
     python3 -m benchmarks.soak --requests 2000 --clients 4
 
 Prints one JSON object (requests/s, errors, fds/threads before and after). Loopback only.
@@ -67,7 +67,7 @@ class SoakHandler(BaseHTTPRequestHandler):
 def server_class(kind: str) -> type:
     base: type = ThreadingHTTPServer
     if kind == "pooled":
-        from minihttp.pool import PooledHTTPServer
+        from minihttp.eventloop import PooledHTTPServer
 
         base = PooledHTTPServer
     return type("SoakServer", (base,), {"limits": LIMITS, "daemon_threads": True,

@@ -11,8 +11,8 @@ Rules of this module:
   line on stderr and exit status 2 (usage) or 1 (environment), never a traceback.
 * Stopping never deadlocks: the signal handler only sets a flag and starts a thread that calls
   ``shutdown()``; the main thread then closes the server, which lets in-flight responses finish.
-* The server class is chosen in one place (:func:`server_base`), so moving to the pooled
-  server of issue 6 is a one-line change.
+* The server is :class:`~minihttp.eventloop.PooledHTTPServer` (chosen in one place,
+  :func:`server_base`).
 * ``--workers N`` binds once and pre-forks N supervised worker processes
   (:mod:`minihttp.prefork`); log lines then start with the worker's pid.
 * ``--forwarded-allow-ips`` sets the server's ``forwarded_allow_ips``
@@ -45,7 +45,6 @@ from .forwarded import FORWARDED, X_FORWARDED_FOR, TrustedProxies
 from .http11 import validate_field
 from .prefork import _positive
 from .server import HTTPServer
-from .socketserver import ThreadPoolMixIn
 from .static import SimpleHTTPRequestHandler
 
 __all__ = [
@@ -72,16 +71,10 @@ TLS_HANDSHAKE_TIMEOUT = 10.0
 
 
 def server_base() -> type[HTTPServer]:
-    """The threaded server class the CLI uses: the pooled server of issue 6 when present."""
-    try:
-        pooled: type[HTTPServer] = importlib.import_module("minihttp.pool").PooledHTTPServer
-        return pooled
-    except (ImportError, AttributeError):
-        return _ThreadPoolHTTPServer
+    """The server class the CLI uses: the event-loop server."""
+    from .eventloop import PooledHTTPServer
 
-
-class _ThreadPoolHTTPServer(ThreadPoolMixIn, HTTPServer):
-    """HTTPServer on a bounded worker pool (until issue 6's PooledHTTPServer exists)."""
+    return PooledHTTPServer
 
 
 # -- argument parsing ---------------------------------------------------------------------------

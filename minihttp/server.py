@@ -12,7 +12,7 @@ subclass :class:`BaseHTTPRequestHandler`, write ``do_GET``, call ``send_response
   be parsed as the next request.
 * ``self.wfile`` enforces the response framing (RFC 9112 section 6.3): fewer bytes than the
   declared Content-Length close the connection (logged on ``minihttp.error``), more raise
-  :class:`~minihttp._io.ResponseTooLong`; with no Content-Length an HTTP/1.1 keep-alive
+  :class:`~minihttp._writer.ResponseTooLong`; with no Content-Length an HTTP/1.1 keep-alive
   response is sent chunked, otherwise close-delimited. HEAD, 1xx, 204 and 304 responses carry
   no body: body bytes written for them are *dropped* (so GET/HEAD can share code), and a
   Content-Length on HEAD is passed through as metadata (RFC 9110 section 9.3.2).
@@ -41,7 +41,7 @@ parser: heads are read with ``readline(limit)`` and nothing is added to the resp
 
 For a pooled server (a connection parked in a selector between requests):
 ``BaseHTTPRequestHandler.attach(request, client_address, server)`` builds a handler and runs
-only ``setup()``; ``handler.reader`` is the connection's :class:`~minihttp._io.SocketReader`
+only ``setup()``; ``handler.reader`` is the connection's :class:`~minihttp._reader.SocketReader`
 (``feed(data)`` appends bytes received elsewhere, ``has_request()`` says a head is complete or
 EOF/an error is pending); ``handle_one_request()`` may be called once per request; afterwards
 ``close_connection`` says whether to keep the connection; ``finish()`` releases it.
@@ -60,22 +60,11 @@ from http import HTTPStatus
 from time import time as _time
 from typing import Any, ClassVar
 
-from . import _io, forwarded
-from ._io import (
-    CHUNKED,
-    CLOSE,
-    EMPTY_BODY,
-    LENGTH,
-    NOBODY,
-    PASSTHROUGH,
-    RAW,
-    BodyReader,
-    ChunkedBody,
-    FileSource,
-    LengthBody,
-    ResponseWriter,
-    SocketReader,
-)
+from . import forwarded
+from ._body import EMPTY_BODY, BodyReader, ChunkedBody, LengthBody
+from ._reader import FileSource, SocketReader
+from ._sockets import set_send_timeout
+from ._writer import CHUNKED, CLOSE, LENGTH, NOBODY, PASSTHROUGH, RAW, ResponseWriter
 from .config import DEFAULT_LIMITS, Limits
 from .errors import HTTPError
 from .http11 import body_allowed, validate_field
@@ -292,7 +281,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                 pass  # the peer may already be gone
         limits = self._limits()
         # With Python timeouts (TLS, or a handler ``timeout``) sends use the socket's timeout.
-        _io.set_send_timeout(sock, limits.send_timeout)
+        set_send_timeout(sock, limits.send_timeout)
         self.reader = SocketReader(sock, limits)
         self._writer = ResponseWriter(sock)
         self.rfile = self.reader
@@ -406,7 +395,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
 
         For a ``do_*`` method whose answer depends on another socket (a proxy waiting for
         its upstream): called as the method's last action. On a server that can wait for
-        it (:class:`~minihttp.pool.PooledHTTPServer` serving on its event loop) it returns
+        it (:class:`~minihttp.eventloop.PooledHTTPServer` serving on its event loop) it returns
         True; the method must then return at once, and the server later calls
         ``then(True)`` once ``sock`` is readable, or ``then(False)`` when ``timeout``
         seconds passed first. ``then`` goes on with the response as the method would have
@@ -642,7 +631,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                 if mode == LENGTH and writer.remaining and not writer.broken:
                     error_log.error("%s: response to %r shorter than its Content-Length; "
                                     "closing", self.address_string(), self.requestline)
-                elif (mode == _io.RAW and not writer.committed and self.command is not None
+                elif (mode == RAW and not writer.committed and self.command is not None
                       and not writer.broken):  # broken: the client left mid-body, not a bug
                     error_log.error("%s: handler for %r sent no response; closing",
                                     self.address_string(), self.requestline)

@@ -50,7 +50,7 @@ SAMPLES_PER_VECTOR = 3
 
 def _pooled() -> Any:
     try:
-        from minihttp.pool import PooledHTTPServer
+        from minihttp.eventloop import PooledHTTPServer
     except ImportError:
         return None
     return type("Pooled", (PooledHTTPServer,), {"limits": LIMITS, "daemon_threads": True,
@@ -63,7 +63,7 @@ def servers(request: pytest.FixtureRequest,
     """The echo and static servers, as ThreadingHTTPServer and as PooledHTTPServer."""
     cls = Server if request.param == "threading" else _pooled()
     if cls is None:
-        pytest.skip("minihttp.pool.PooledHTTPServer does not exist yet")
+        pytest.skip("minihttp.eventloop.PooledHTTPServer does not exist yet")
     www = make_static_tree(Path(tmp_path_factory.mktemp("adv")))
     threads, fds = threading.active_count(), open_fds()
     echo = cls(("127.0.0.1", 0), EchoHandler)

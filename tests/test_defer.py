@@ -19,7 +19,7 @@ import pytest
 from conftest import open_fds, running
 from test_proxy_helpers import Reply, Seen, Upstream
 
-from minihttp.pool import PooledHTTPServer
+from minihttp.eventloop import PooledHTTPServer
 from minihttp.proxy import PooledProxyServer, ProxyConfig
 from minihttp.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 

@@ -1,6 +1,6 @@
 """Faults: clients that reset, stall or half-close; handlers that raise; running out of fds.
 
-Run against ThreadingHTTPServer and, when it exists, minihttp.pool.PooledHTTPServer. After
+Run against ThreadingHTTPServer and, when it exists, minihttp.eventloop.PooledHTTPServer. After
 every fault the server must free the worker (thread count back to where it was, or the only
 pool worker serving someone else), log at most one line (INFO and above), and keep serving.
 """
@@ -79,7 +79,7 @@ class Threading(ThreadingHTTPServer):
 
 def _pooled() -> type | None:
     try:
-        mod = importlib.import_module("minihttp.pool")
+        mod = importlib.import_module("minihttp.eventloop.server")
     except ImportError:
         return None
     base = getattr(mod, "PooledHTTPServer", None)
@@ -95,7 +95,7 @@ KINDS = ["threading", "pooled"]
 @pytest.fixture(params=KINDS)
 def kind(request: pytest.FixtureRequest) -> str:
     if request.param == "pooled" and _pooled() is None:
-        pytest.skip("minihttp.pool.PooledHTTPServer does not exist yet")
+        pytest.skip("minihttp.eventloop.PooledHTTPServer does not exist yet")
     return str(request.param)
 
 
@@ -299,7 +299,7 @@ EMFILE_SERVER = textwrap.dedent("""
             self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers()
             self.wfile.write(b"ok")
     if {kind!r} == "pooled":
-        from minihttp.pool import PooledHTTPServer as Base
+        from minihttp.eventloop import PooledHTTPServer as Base
     else:
         Base = ThreadingHTTPServer
     class S(Base):

@@ -16,7 +16,7 @@ import pytest
 from conftest import open_fds, running
 
 from minihttp.config import Limits
-from minihttp.pool import PooledHTTPServer, default_max_connections
+from minihttp.eventloop import PooledHTTPServer, default_max_connections
 from minihttp.server import BaseHTTPRequestHandler
 from minihttp.static import SimpleHTTPRequestHandler
 

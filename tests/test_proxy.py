@@ -192,7 +192,7 @@ def test_stale_pooled_connection_retried_once_for_idempotent(quick: ProxyConfig)
 
 def test_stale_connection_retry_path(quick: ProxyConfig, monkeypatch: pytest.MonkeyPatch) -> None:
     """A pooled connection that dies before answering is retried on a fresh one (GET only)."""
-    from minihttp._proxy_pool import ConnectionPool
+    from minihttp.proxy.connections import ConnectionPool
 
     monkeypatch.setattr(ConnectionPool, "_looks_alive", staticmethod(lambda conn: True))
 

@@ -18,10 +18,6 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_proxy_helpers import Raw, Reply, Seen, Upstream, proxy, raw_exchange
 
-from minihttp import _proxy_fast
-from minihttp._proxy_config import parse_args
-from minihttp._proxy_fast import _fast_target
-from minihttp._proxy_route import Refuse
 from minihttp.proxy import (
     PooledProxyServer,
     ProxyConfig,
@@ -29,6 +25,10 @@ from minihttp.proxy import (
     ProxyRequest,
     ProxyResponse,
 )
+from minihttp.proxy import fast as _proxy_fast
+from minihttp.proxy.config import parse_args
+from minihttp.proxy.fast import _fast_target
+from minihttp.proxy.route import Refuse
 
 QUICK = ProxyConfig(upstream_timeout=5, tunnel_idle_timeout=5, quiet=True, via_name="px")
 
@@ -256,9 +256,9 @@ def test_proxy_on_the_pooled_server_keeps_alive() -> None:
 
 
 def test_server_flags() -> None:
-    """The pooled server is the default; ``--threads`` picks a thread per client; ``--pool``
-    (the old opt-in) still parses, but not together with ``--threads``."""
-    assert parse_args(["0"]).pool and parse_args(["--pool", "0"]).pool
+    """The pooled server is the default; ``--threads`` picks a thread per client; the old
+    ``--pool`` opt-in is gone (it was the default already)."""
+    assert parse_args(["0"]).pool
     assert not parse_args(["--threads", "0"]).pool
     with pytest.raises(SystemExit):
-        parse_args(["--threads", "--pool", "0"])
+        parse_args(["--pool", "0"])

@@ -19,8 +19,7 @@ import pytest
 import requests
 from test_proxy_helpers import Reply, Upstream, proxy, proxy_url, raw_exchange
 
-import minihttp.proxy as proxy_mod
-from minihttp._proxy_pool import ConnectionPool, UpstreamConnection, address_in
+import minihttp.proxy.handler as proxy_mod
 from minihttp.proxy import (
     ProxyConfig,
     config_from_args,
@@ -29,6 +28,7 @@ from minihttp.proxy import (
     main,
     via_has,
 )
+from minihttp.proxy.connections import ConnectionPool, UpstreamConnection, address_in
 
 #: Every test here runs on each proxy server (threads, pooled event loop).
 pytestmark = pytest.mark.usefixtures("proxy_kind")
@@ -183,7 +183,7 @@ def _complete_cycle(conn: UpstreamConnection, peer: socket.socket) -> None:
 
 def test_pool_reuses_only_complete_cycles_and_is_bounded(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("minihttp._proxy_pool.POLL_AFTER", 0.0)  # always poll, as when idle
+    monkeypatch.setattr("minihttp.proxy.connections.POLL_AFTER", 0.0)  # always poll, as when idle
     pool = ConnectionPool(max_idle_per_host=2, idle_timeout=30)
     key = ("x", 80)
     peers = []
@@ -262,7 +262,7 @@ def test_pool_idle_timeout_expires() -> None:
 
 
 def test_config_from_args() -> None:
-    args = proxy_mod._parse_args([
+    args = proxy_mod.parse_args([
         "3128", "-b", "127.0.0.1", "--allow", "10.0.0.0/8", "--allow", "127.0.0.1",
         "--deny", "169.254.0.0/16", "--connect-port", "443", "--connect-port", "8443",
         "--auth", "u:p:w", "--no-forwarded-for", "--upstream-timeout", "2.5", "--quiet"])

@@ -17,7 +17,6 @@ import pytest
 from conftest import running
 from test_proxy_helpers import Upstream, proxy, raw_exchange
 
-from minihttp._proxy_pool import ConnectionPool, UpstreamConnection
 from minihttp.proxy import (
     ProxyConfig,
     ProxyHandler,
@@ -25,6 +24,7 @@ from minihttp.proxy import (
     ProxyServer,
     ProxyServerMixIn,
 )
+from minihttp.proxy.connections import ConnectionPool, UpstreamConnection
 from minihttp.server import HTTPServer
 
 QUICK = ProxyConfig(upstream_timeout=5, tunnel_idle_timeout=5, quiet=True)

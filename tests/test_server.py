@@ -20,7 +20,7 @@ import pytest
 import requests
 from conftest import open_fds, running
 
-from minihttp._io import ResponseTooLong
+from minihttp._writer import ResponseTooLong
 from minihttp.config import DEFAULT_LIMITS, Limits
 from minihttp.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 

@@ -1,4 +1,4 @@
-"""Unit tests of minihttp._io: body readers over file sources, the socket reader, the writer."""
+"""Unit tests of minihttp._reader, _body, _writer: body readers over file sources, the socket reader, the writer."""
 
 from __future__ import annotations
 
@@ -8,20 +8,10 @@ from io import BytesIO
 
 import pytest
 
-from minihttp._io import (
-    CHUNKED,
-    CLOSE,
-    EMPTY_BODY,
-    LENGTH,
-    NOBODY,
-    ChunkedBody,
-    ClientDisconnected,
-    FileSource,
-    LengthBody,
-    ResponseTooLong,
-    ResponseWriter,
-    SocketReader,
-)
+from minihttp._body import EMPTY_BODY, ChunkedBody, LengthBody
+from minihttp._reader import FileSource, SocketReader
+from minihttp._sockets import ClientDisconnected
+from minihttp._writer import CHUNKED, CLOSE, LENGTH, NOBODY, ResponseTooLong, ResponseWriter
 from minihttp.config import DEFAULT_LIMITS, Limits
 from minihttp.errors import BadRequest, HeaderFieldsTooLarge, PayloadTooLarge, URITooLong
 
@@ -250,7 +240,7 @@ def test_socket_reader_head_then_body_in_one_read(pair: tuple[socket.socket, soc
 def test_socket_reader_head_larger_than_its_recv_buffer(
         pair: tuple[socket.socket, socket.socket]) -> None:
     """A head longer than the per-connection recv buffer is read in several pieces."""
-    from minihttp._io import HEAD_RECV_SIZE
+    from minihttp._reader import HEAD_RECV_SIZE
 
     a, b = pair
     reader = SocketReader(a, DEFAULT_LIMITS)

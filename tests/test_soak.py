@@ -20,12 +20,12 @@ if str(REPO) not in sys.path:
 
 from benchmarks import soak  # noqa: E402
 
-HAVE_POOL = importlib.util.find_spec("minihttp.pool") is not None
+HAVE_POOL = importlib.util.find_spec("minihttp.eventloop.server") is not None
 
 
 def kinds() -> list[object]:
     return ["threading", pytest.param("pooled", marks=pytest.mark.skipif(
-        not HAVE_POOL, reason="minihttp.pool.PooledHTTPServer does not exist yet"))]
+        not HAVE_POOL, reason="minihttp.eventloop.PooledHTTPServer does not exist yet"))]
 
 
 def check(out: dict[str, object], requests: int) -> None:

@@ -27,7 +27,7 @@ from minihttp.socketserver import (
     ThreadPoolTCPServer,
     WorkerPool,
 )
-from minihttp.socketserver.pool import default_max_workers
+from minihttp.socketserver.workers import default_max_workers
 
 TIMEOUT = 10.0
 ROOT = Path(__file__).resolve().parent.parent

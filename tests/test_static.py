@@ -538,7 +538,7 @@ def test_subclass_with_stdlib_style_send_head(tree: Path) -> None:
 
 
 def test_big_file_goes_through_sendfile(base_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from minihttp import _io
+    from minihttp import _writer as _io
 
     calls: list[tuple[int, int | None]] = []
     original = _io.ResponseWriter.sendfile

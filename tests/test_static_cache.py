@@ -1,7 +1,7 @@
 """The speed paths of the static handler stay correct when files and symlinks change.
 
-Covers :mod:`minihttp._smallfiles` (in-memory small files, revalidated by ``lstat``) and
-:func:`minihttp._paths.open_beneath` (containment checked with ``O_NOFOLLOW``). Servers bind
+Covers :mod:`minihttp.static.cache` (in-memory small files, revalidated by ``lstat``) and
+:func:`minihttp.static.paths.open_beneath` (containment checked with ``O_NOFOLLOW``). Servers bind
 127.0.0.1 port 0; every request has a timeout.
 """
 
@@ -17,11 +17,11 @@ import pytest
 import requests
 from conftest import running
 
-from minihttp import _smallfiles
-from minihttp._paths import NotFound, dirs_plain, open_beneath
-from minihttp._smallfiles import SmallFileCache
 from minihttp.server import ThreadingHTTPServer
 from minihttp.static import SimpleHTTPRequestHandler
+from minihttp.static import cache as _smallfiles
+from minihttp.static.cache import SmallFileCache
+from minihttp.static.paths import NotFound, dirs_plain, open_beneath
 
 TIMEOUT = 5.0
 FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)

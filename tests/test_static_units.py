@@ -11,10 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minihttp import _conditional as cond
-from minihttp._encoding import choose_encoding
-from minihttp._listing import Entry, render_listing, scan_directory
-from minihttp._paths import (
+from minihttp.errors import BadRequest, HTTPError
+from minihttp.static import SimpleHTTPRequestHandler
+from minihttp.static import conditional as cond
+from minihttp.static.encoding import choose_encoding
+from minihttp.static.listing import Entry, render_listing, scan_directory
+from minihttp.static.paths import (
     NotFound,
     _translate_general,
     contained,
@@ -23,9 +25,7 @@ from minihttp._paths import (
     translate,
     url_segments,
 )
-from minihttp._ranges import MAX_RANGES, multipart_layout, parse_range
-from minihttp.errors import BadRequest, HTTPError
-from minihttp.static import SimpleHTTPRequestHandler
+from minihttp.static.ranges import MAX_RANGES, multipart_layout, parse_range
 
 # -- ranges (RFC 9110 section 14) -------------------------------------------------------------
 
@@ -391,8 +391,8 @@ def test_parse_range_is_total_and_clean(value: str, length: int) -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["minihttp.static", "minihttp.cli", "minihttp._ranges", "minihttp._conditional",
-     "minihttp._paths", "minihttp._encoding", "minihttp._listing", "minihttp._smallfiles"],
+    ["minihttp.static.handler", "minihttp.cli", "minihttp.static.ranges", "minihttp.static.conditional",
+     "minihttp.static.paths", "minihttp.static.encoding", "minihttp.static.listing", "minihttp.static.cache"],
 )
 def test_all_lists_public_names(module: str) -> None:
     import importlib

@@ -8,7 +8,7 @@ of being an HTTP server. Only meaningful for GET requests without bodies, which 
 ``--epoll``: the same work on one thread with a level-triggered epoll loop instead of a thread
 per connection (Linux). It is faster than the threaded floor (no thread hand-offs under the
 GIL), so it is the stricter floor for a server that serves on an event loop, such as
-``minihttp.pool.PooledHTTPServer``; bench_hello.py reports both.
+``minihttp.eventloop.PooledHTTPServer``; bench_hello.py reports both.
 
     python3 benchmarks/servers/floor.py --port 8080 [--python-work N] [--epoll]
 

@@ -3,7 +3,7 @@
 Everything between the import block and the ``__main__`` block is identical to
 stdlib_hello.py (tests/test_benchmarks_smoke.py checks it): code written for http.server must
 run on minihttp after changing only its imports. ``--pool`` serves with
-``minihttp.pool.PooledHTTPServer`` instead of ``ThreadingHTTPServer``.
+``minihttp.eventloop.PooledHTTPServer`` instead of ``ThreadingHTTPServer``.
 
     python3 benchmarks/servers/minihttp_hello.py --port 8080 [--pool]
 """
@@ -65,7 +65,7 @@ def run(main: Any) -> None:
 
     if "--pool" in sys.argv:
         sys.argv.remove("--pool")
-        from minihttp.pool import PooledHTTPServer
+        from minihttp.eventloop import PooledHTTPServer
 
         main(PooledHTTPServer)
     else:

@@ -1,7 +1,7 @@
 """Static files on minihttp: stdlib_static.py with only the imports changed.
 
-``minihttp.static.SimpleHTTPRequestHandler`` on ``minihttp.server.ThreadingHTTPServer``
-(``--pool``: on ``minihttp.pool.PooledHTTPServer``), with the same handler settings as the
+``minihttp.static.handler.SimpleHTTPRequestHandler`` on ``minihttp.server.ThreadingHTTPServer``
+(``--pool``: on ``minihttp.eventloop.PooledHTTPServer``), with the same handler settings as the
 stdlib side so the comparison is of the serving code alone.
 
     python3 benchmarks/servers/minihttp_static.py --port 8080 --directory DIR [--pool]
@@ -19,7 +19,7 @@ try:
     from minihttp.server import ThreadingHTTPServer
     from minihttp.static import SimpleHTTPRequestHandler
 except ImportError as exc:  # minihttp is being written; say so instead of a traceback
-    raise SystemExit(f"minihttp.server/minihttp.static do not import: {exc}") from None
+    raise SystemExit(f"minihttp.server/minihttp.static.handler do not import: {exc}") from None
 
 # --- end import ---
 

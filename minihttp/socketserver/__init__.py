@@ -22,8 +22,8 @@ import sys
 
 from .handlers import BaseRequestHandler, DatagramRequestHandler, StreamRequestHandler
 from .mixins import ThreadingMixIn
-from .pool import ThreadPoolMixIn, WorkerPool
 from .servers import BaseServer, TCPServer, UDPServer
+from .workers import ThreadPoolMixIn, WorkerPool
 
 __all__ = [
     "BaseRequestHandler",

@@ -2,7 +2,7 @@
 
 :class:`GeneralPath` gives :meth:`GeneralPath._forward`, taken when the handler's class
 overrides ``request_hook`` (and for OPTIONS and TRACE, whose Max-Forwards is answered here);
-everything else takes :mod:`minihttp._proxy_fast`, which must mean the same.
+everything else takes :mod:`minihttp.proxy.fast`, which must mean the same.
 
 Rules of this module (RFC 9110 sections 7.6 and 7.6.2, RFC 9112 section 3.2.2):
 
@@ -24,10 +24,10 @@ from typing import Any
 
 import h11
 
-from minihttp._proxy_config import ProxyConfig
-from minihttp._proxy_headers import REQUEST_DROP, ProxyRequest, ProxyResponse, strip_fields
-from minihttp._proxy_route import Refuse
-from minihttp._proxy_upstream import H11_PARSED, Context, Exchange
+from minihttp.proxy.config import ProxyConfig
+from minihttp.proxy.headers import REQUEST_DROP, ProxyRequest, ProxyResponse, strip_fields
+from minihttp.proxy.route import Refuse
+from minihttp.proxy.upstream import H11_PARSED, Context, Exchange
 
 __all__ = ["GeneralPath"]
 

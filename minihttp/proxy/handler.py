@@ -15,14 +15,14 @@ The proxy is split by idea. This module is the public surface: :class:`ProxyHand
 request entry points, the hooks, CONNECT), :class:`ProxyServerMixIn` / :class:`ProxyServer`
 and :func:`main`, and it re-exports the public names of the others. Underneath, a handler is
 a chain of mixins, each a module (one method call per step, as before the split):
-:mod:`minihttp._proxy_route` (admission, targets, loops, the proxy's own answers) <-
-:mod:`minihttp._proxy_upstream` (one upstream exchange through h11: retries, 502/504, the
-relayed response; the per-connection :class:`~minihttp._proxy_upstream.Context`) <-
-:mod:`minihttp._proxy_general` (requests a hook sees) and :mod:`minihttp._proxy_fast`
-(hook-less requests in one pass). Beside them: :mod:`minihttp._proxy_config` (policy and
-command line), :mod:`minihttp._proxy_headers` (hop-by-hop rules, Via, the heads hooks see),
-:mod:`minihttp._proxy_pool` (resolving, connecting, pooled h11 upstream connections),
-:mod:`minihttp._tunnel` (CONNECT relay).
+:mod:`minihttp.proxy.route` (admission, targets, loops, the proxy's own answers) <-
+:mod:`minihttp.proxy.upstream` (one upstream exchange through h11: retries, 502/504, the
+relayed response; the per-connection :class:`~minihttp.proxy.upstream.Context`) <-
+:mod:`minihttp.proxy.general` (requests a hook sees) and :mod:`minihttp.proxy.fast`
+(hook-less requests in one pass). Beside them: :mod:`minihttp.proxy.config` (policy and
+command line), :mod:`minihttp.proxy.headers` (hop-by-hop rules, Via, the heads hooks see),
+:mod:`minihttp.proxy.connections` (resolving, connecting, pooled h11 upstream connections),
+:mod:`minihttp.proxy.tunnel` (CONNECT relay).
 
 Rules of this module (RFC 9110 section 7.6, RFC 9112 sections 3.2 and 9.3):
 
@@ -42,8 +42,8 @@ Speed (a pooled keep-alive exchange is one ``recv`` from the client, one ``senda
 head (and first body piece) upstream, one ``recv`` back and one ``sendall`` to the client):
 one h11 connection per pooled upstream socket (``start_next_cycle``), kernel socket timeouts
 upstream (no ``poll`` per call), no liveness ``poll`` for a connection pooled < 5 ms ago.
-Without a request hook a request takes the fast path (:mod:`minihttp._proxy_fast`); the
-response's fields join our head as bytes (:mod:`minihttp._proxy_upstream`). What stays is
+Without a request hook a request takes the fast path (:mod:`minihttp.proxy.fast`); the
+response's fields join our head as bytes (:mod:`minihttp.proxy.upstream`). What stays is
 h11's own work (about 35 us and 250 function calls for the five events of an exchange on
 this machine), which the issue requires. Measured with ``benchmarks/cpu_proxy.py`` (CPU per
 proxied request, no memo keyed on request bytes; the name table is keyed on field names,
@@ -60,10 +60,17 @@ import threading
 import weakref
 from typing import Any
 
-from minihttp._proxy_config import ProxyConfig, config_from_args, parse_args
-from minihttp._proxy_fast import FastPath
-from minihttp._proxy_general import GeneralPath
-from minihttp._proxy_headers import (
+from minihttp.eventloop.server import PooledHTTPServer
+from minihttp.proxy.config import ProxyConfig, config_from_args, parse_args
+from minihttp.proxy.connections import (
+    ConnectionPool,
+    DestinationDenied,
+    UpstreamError,
+    open_connection,
+)
+from minihttp.proxy.fast import FastPath
+from minihttp.proxy.general import GeneralPath
+from minihttp.proxy.headers import (
     HOP_BY_HOP,
     PROTECTED,
     ProxyRequest,
@@ -72,16 +79,9 @@ from minihttp._proxy_headers import (
     end_to_end,
     via_has,
 )
-from minihttp._proxy_pool import (
-    ConnectionPool,
-    DestinationDenied,
-    UpstreamError,
-    open_connection,
-)
-from minihttp._proxy_route import Refuse
-from minihttp._proxy_upstream import IDEMPOTENT, Context
-from minihttp._tunnel import relay
-from minihttp.pool import PooledHTTPServer
+from minihttp.proxy.route import Refuse
+from minihttp.proxy.tunnel import relay
+from minihttp.proxy.upstream import IDEMPOTENT, Context
 from minihttp.server import ThreadingHTTPServer
 
 __all__ = [
@@ -101,10 +101,6 @@ __all__ = [
     "main",
     "via_has",
 ]
-
-#: The command-line parser, under the name it had before the split (kept for callers).
-_parse_args = parse_args
-
 
 class ProxyServerMixIn:
     """What makes a server a proxy server: its config, upstream pool and live sockets.
@@ -175,7 +171,7 @@ class ProxyServer(ProxyServerMixIn, ThreadingHTTPServer):
 
 
 class PooledProxyServer(ProxyServerMixIn, PooledHTTPServer):
-    """The proxy on :class:`~minihttp.pool.PooledHTTPServer` (the command line's default).
+    """The proxy on :class:`~minihttp.eventloop.PooledHTTPServer` (the command line's default).
 
     Requests are served on the server's event loop, and the wait for each upstream
     response is deferred to that loop (``defer_until_readable``): while upstreams work,
@@ -227,7 +223,7 @@ class ProxyHandler(FastPath, GeneralPath):
             return self.do_GET
         raise AttributeError(name)
 
-    #: Per-connection lookups (see :class:`~minihttp._proxy_upstream.Context`), made by the
+    #: Per-connection lookups (see :class:`~minihttp.proxy.upstream.Context`), made by the
     #: first request.
     _ctx: Context | None = None
 
@@ -339,7 +335,7 @@ class ProxyHandler(FastPath, GeneralPath):
 
 def main(argv: list[str] | None = None, handler: type[ProxyHandler] = ProxyHandler) -> int:
     """Run the proxy until interrupted; the exit status (2 on bad arguments)."""
-    args = _parse_args(argv)
+    args = parse_args(argv)
     try:
         config = config_from_args(args)
     except ValueError as exc:
@@ -384,6 +380,3 @@ def main(argv: list[str] | None = None, handler: type[ProxyHandler] = ProxyHandl
     finally:
         server.server_close()
 
-
-if __name__ == "__main__":
-    sys.exit(main())

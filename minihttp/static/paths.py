@@ -30,7 +30,7 @@ import re
 import stat
 import urllib.parse
 
-from .errors import BadRequest, Forbidden, NotFound
+from minihttp.errors import BadRequest, Forbidden, NotFound
 
 __all__ = [
     "Forbidden",

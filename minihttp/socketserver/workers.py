@@ -24,10 +24,10 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._report import error_log
+from minihttp.socketserver._report import error_log
 
 if TYPE_CHECKING:
-    from .servers import BaseServer
+    from minihttp.socketserver.servers import BaseServer
 
     _MixinBase = BaseServer
 else:

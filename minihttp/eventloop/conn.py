@@ -40,7 +40,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["BUSY", "HEAD", "IDLE", "NEW", "WAIT", "Conn", "Deadlines", "Poller", "make_poller"]
+__all__ = [
+    "BUSY", "HEAD", "IDLE", "NEW", "WAIT", "Conn", "Deadlines", "EpollPoller", "Poller",
+    "SelectorPoller", "make_poller",
+]
 
 #: Connection states (see the module rules). NEW: accepted, no byte yet (head_timeout);
 #: IDLE: between keep-alive requests (keepalive_timeout); HEAD: part of a head buffered

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from minihttp import prefork
-from minihttp._proxy_pool import IPNetwork
+from minihttp.proxy.connections import IPNetwork
 
 __all__ = ["ProxyConfig", "config_from_args", "parse_args"]
 
@@ -105,14 +105,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
     parser.add_argument("--threads", action="store_true",
                         help="a thread per client connection (ProxyServer) instead of the "
-                             "default minihttp.pool.PooledHTTPServer, whose event loop "
+                             "default minihttp.eventloop.PooledHTTPServer, whose event loop "
                              "waits for upstream responses without holding a thread")
-    parser.add_argument("--pool", action="store_true",
-                        help="the default (PooledHTTPServer); kept for old command lines")
     prefork.add_arguments(parser)
     args = parser.parse_args(argv)
-    if args.threads and args.pool:
-        parser.error("--threads and --pool exclude each other")
     args.pool = not args.threads
     return args
 

@@ -17,7 +17,7 @@ Rules of this module:
 * Thread-safe: handler threads share one pool.
 
 Speed: an upstream socket is blocking with kernel timeouts (SO_RCVTIMEO / SO_SNDTIMEO, as the
-server's own sockets; see :data:`minihttp._io.KERNEL_TIMEOUTS`) so a ``send`` or ``recv`` is
+server's own sockets; see :data:`minihttp._sockets.KERNEL_TIMEOUTS`) so a ``send`` or ``recv`` is
 one syscall, not a ``poll`` plus the call; responses are received into one buffer per
 connection (no 64 KiB allocation per ``recv``); one ``h11.Connection`` serves every exchange
 on its socket (``start_next_cycle``).
@@ -35,7 +35,7 @@ from typing import Any
 
 import h11
 
-from ._io import KERNEL_TIMEOUTS, _timeval
+from minihttp._sockets import KERNEL_TIMEOUTS, timeval
 
 __all__ = [
     "ConnectionPool",
@@ -46,6 +46,7 @@ __all__ = [
     "UpstreamTimeout",
     "address_in",
     "open_connection",
+    "resolve",
 ]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -160,7 +161,7 @@ class UpstreamConnection:
         self._timeout = timeout
         if self._kernel:
             self.sock.settimeout(None)
-            value = _timeval(timeout)
+            value = timeval(timeout)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
         else:

@@ -34,7 +34,8 @@ one of them. Here:
   itself (a blocking ``recv`` bounded by SO_RCVTIMEO slices of ``linger``, up to
   ``linger_max``): thread-per-connection behaviour. Under pressure it only tries one
   non-blocking ``recv`` and otherwise parks the connection again: with epoll that is one
-  thread-safe ``EPOLL_CTL_MOD`` and no wake-up of the loop thread (see :mod:`minihttp._conn`).
+  thread-safe ``EPOLL_CTL_MOD`` and no wake-up of the loop thread (see
+  :mod:`minihttp.eventloop.conn`).
   TLS connections always take this path (handshake and ``pending()`` bytes on a worker).
 * Deadlines (RFC 9112 section 9.8 lets a server close connections it no longer wants):
   ``Limits.head_timeout`` covers the whole head from its first byte (and the wait for the
@@ -72,12 +73,12 @@ import threading
 import time
 from typing import Any
 
-from ._conn import BUSY, HEAD, IDLE, WAIT, Conn, Deadlines, Poller, make_poller
-from .logs import error_log
-from .server import HTTPServer
-from .socketserver import WorkerPool
-from .socketserver._wakeup import Waker
-from .socketserver.pool import default_max_workers
+from minihttp.eventloop.conn import BUSY, HEAD, IDLE, WAIT, Conn, Deadlines, Poller, make_poller
+from minihttp.logs import error_log
+from minihttp.server import HTTPServer
+from minihttp.socketserver import WorkerPool
+from minihttp.socketserver._wakeup import Waker
+from minihttp.socketserver.workers import default_max_workers
 
 __all__ = ["PooledHTTPServer", "default_max_connections"]
 
@@ -492,7 +493,7 @@ class PooledHTTPServer(HTTPServer):
         timeout = limits.head_timeout if head else limits.keepalive_timeout
         conn.expires = _INF if timeout is None else time.monotonic() + timeout
         # The state last: once it is not BUSY the loop may expire the connection, and it
-        # must then see the new deadline (see minihttp._conn's ownership rule).
+        # must then see the new deadline (see minihttp.eventloop.conn's ownership rule).
         conn.state = HEAD if head else IDLE
         return head
 
@@ -817,7 +818,7 @@ class PooledHTTPServer(HTTPServer):
     def _schedule(self, conn: Conn, timers: Deadlines, now: float) -> None:
         """Time the connection: at its deadline, but no later than ``now`` + the shortest
         timeout, because a worker may later set a deadline that short without telling the
-        I/O thread (see :mod:`minihttp._conn`)."""
+        I/O thread (see :mod:`minihttp.eventloop.conn`)."""
         limits = conn.reader.limits if conn.reader is not None else self.limits
         step = min((t for t in (limits.head_timeout, limits.keepalive_timeout)
                     if t is not None), default=_INF)

@@ -5,11 +5,11 @@ The public surface is the standard library's (``directory=``, ``index_pages``,
 ``copyfile``, ``do_GET``, ``do_HEAD``), so subclasses written for ``http.server`` keep working.
 Underneath, each concern lives in its own pure module:
 
-* :mod:`minihttp._paths` maps URLs to paths and keeps every request inside the directory;
-* :mod:`minihttp._conditional` builds ETag / Last-Modified and evaluates preconditions;
-* :mod:`minihttp._ranges` answers ``Range`` (206, multipart/byteranges, 416);
-* :mod:`minihttp._encoding` picks a precompressed ``.br`` / ``.gz`` sibling;
-* :mod:`minihttp._listing` renders directory listings.
+* :mod:`minihttp.static.paths` maps URLs to paths and keeps every request inside the directory;
+* :mod:`minihttp.static.conditional` builds ETag / Last-Modified and evaluates preconditions;
+* :mod:`minihttp.static.ranges` answers ``Range`` (206, multipart/byteranges, 416);
+* :mod:`minihttp.static.encoding` picks a precompressed ``.br`` / ``.gz`` sibling;
+* :mod:`minihttp.static.listing` renders directory listings.
 
 Rules of this module:
 
@@ -26,7 +26,7 @@ Rules of this module:
 Speed (a small file costs ``open``, ``fstat``, one ``read``, ``close`` and one ``access`` per
 precompressed suffix, and leaves with its head in one send): the file is opened first and
 ``fstat`` tells file from directory (no ``stat`` before the ``open``); containment costs no
-``lstat`` for the file itself (:func:`~minihttp._paths.open_beneath`); bodies under
+``lstat`` for the file itself (:func:`~minihttp.static.paths.open_beneath`); bodies under
 :data:`SENDFILE_MIN` are read whole before the head is written (so Content-Length is what was
 read), larger ones go by ``sendfile``; URL-to-path translations are memoized (a pure function
 of the URL and the directory); media types are cached per extension.
@@ -47,11 +47,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
 
-from . import __version__, _smallfiles
-from ._conditional import Validators, evaluate, if_range_matches, validators_for
-from ._encoding import choose_encoding
-from ._listing import render_listing, scan_directory
-from ._paths import (
+from minihttp import __version__
+from minihttp.errors import HTTPError
+from minihttp.server import BaseHTTPRequestHandler
+from minihttp.static import cache as _smallfiles
+from minihttp.static.cache import Identity, SmallFileCache, identity
+from minihttp.static.conditional import Validators, evaluate, if_range_matches, validators_for
+from minihttp.static.encoding import choose_encoding
+from minihttp.static.listing import render_listing, scan_directory
+from minihttp.static.paths import (
     Forbidden,
     NotFound,
     contained,
@@ -64,10 +68,14 @@ from ._paths import (
     translate,
     url_segments,
 )
-from ._ranges import FULL, Part, RangeDecision, content_range, multipart_layout, parse_range
-from ._smallfiles import Identity, SmallFileCache, identity
-from .errors import HTTPError
-from .server import BaseHTTPRequestHandler
+from minihttp.static.ranges import (
+    FULL,
+    Part,
+    RangeDecision,
+    content_range,
+    multipart_layout,
+    parse_range,
+)
 
 __all__ = ["FileBody", "SimpleHTTPRequestHandler"]
 
@@ -560,7 +568,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         Creating, renaming or linking a name into a directory changes the directory's mtime
         and ctime; so while the directory's identity is unchanged, no sibling has appeared.
         The directory must have been quiet for ``RACY_SECONDS`` (a change within the same
-        timestamp tick would go unseen, see :mod:`minihttp._smallfiles`), and each sibling
+        timestamp tick would go unseen, see :mod:`minihttp.static.cache`), and each sibling
         name must be absent altogether: a dangling symlink could start to resolve without
         the directory changing, so such a name is checked on every request.
         """

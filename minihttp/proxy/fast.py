@@ -1,14 +1,14 @@
 """The hook-less fast path: a request forwarded in one pass over its fields.
 
 :class:`FastPath` gives :meth:`FastPath._forward_fast`, which does what
-:meth:`minihttp._proxy_general.GeneralPath._forward` (with
-:meth:`minihttp._proxy_route.Routing._admit_fields`) does for a handler without a request
+:meth:`minihttp.proxy.general.GeneralPath._forward` (with
+:meth:`minihttp.proxy.route.Routing._admit_fields`) does for a handler without a request
 hook, and gives the same answer for every request (tests/test_proxy_fastpath.py checks that).
 
 Rules of this module:
 
 * Taken only when the handler's class does not override ``request_hook``, this h11 adopts
-  its own field list as given (:data:`minihttp._proxy_upstream.H11_HEADERS`), and the method
+  its own field list as given (:data:`minihttp.proxy.upstream.H11_HEADERS`), and the method
   is not OPTIONS or TRACE (Max-Forwards is the general path's).
 * The same rules in the same order as the general path: Connection (400 when it names a
   protected field, else the fields it names are dropped), Via loop (508), the target (400),
@@ -19,7 +19,7 @@ Rules of this module:
   names, never on values); values are encoded on every request.
 
 Speed: what the server and the config say is looked up once per client connection
-(:class:`minihttp._proxy_upstream.Context`); the fields go to h11 as its own
+(:class:`minihttp.proxy.upstream.Context`); the fields go to h11 as its own
 ``(raw name, lower-case name, value)`` list, which it adopts without re-normalising (the
 framing field is ours, in normal form; a Content-Length that is not plain digits goes as
 pairs, which h11 checks); a plain ``http://reg-name`` target is split by one regex.
@@ -32,23 +32,23 @@ from typing import Any
 
 import h11
 
-from minihttp._proxy_config import REG_NAME as _REG_NAME
-from minihttp._proxy_headers import (
+from minihttp.proxy.config import REG_NAME as _REG_NAME
+from minihttp.proxy.headers import (
     PROTECTED,
     REQUEST_DROP,
     ProxyRequest,
     connection_options,
     via_has,
 )
-from minihttp._proxy_route import Refuse
-from minihttp._proxy_upstream import H11_HEADERS, Context, Exchange
+from minihttp.proxy.route import Refuse
+from minihttp.proxy.upstream import H11_HEADERS, Context, Exchange
 
 __all__ = ["FastPath"]
 
 #: Absolute-form ``http://reg-name[:port][/path-or-?query][#fragment]`` (RFC 9112 section
 #: 3.2.2, RFC 3986 section 3.2.2 reg-name): the common target in one match. Anything else
 #: (IPv6 literals, userinfo, other schemes, bad ports) goes to ``Routing._target``
-#: (:mod:`minihttp._proxy_route`), which accepts or refuses it with a precise message.
+#: (:mod:`minihttp.proxy.route`), which accepts or refuses it with a precise message.
 _ABSOLUTE = re.compile(
     r"(?i:http)://(" + _REG_NAME.pattern + r")(?::([0-9]{1,5})?)?(?:([/?][^#]*)(?:#.*)?)?",
     re.DOTALL)

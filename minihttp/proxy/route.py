@@ -1,7 +1,7 @@
 """Who may use the proxy, where a request goes, and the short answers the proxy gives itself.
 
-:class:`Routing` is the base of :class:`minihttp.proxy.ProxyHandler`: everything both
-forwarding paths (:mod:`minihttp._proxy_general`, :mod:`minihttp._proxy_fast`) and CONNECT
+:class:`Routing` is the base of :class:`minihttp.proxy.handler.ProxyHandler`: everything both
+forwarding paths (:mod:`minihttp.proxy.general`, :mod:`minihttp.proxy.fast`) and CONNECT
 decide before any upstream byte moves, and how a refusal is answered.
 
 Rules of this module (RFC 9110 sections 4.2, 7.6 and 11.7, RFC 9112 section 3.2):
@@ -32,16 +32,16 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from minihttp._proxy_config import REG_NAME as _REG_NAME
-from minihttp._proxy_config import ProxyConfig
-from minihttp._proxy_headers import (
+from minihttp.proxy.config import REG_NAME as _REG_NAME
+from minihttp.proxy.config import ProxyConfig
+from minihttp.proxy.connections import ConnectionPool, IPNetwork, address_in
+from minihttp.proxy.headers import (
     PROTECTED,
     ProxyRequest,
     ProxyResponse,
     connection_options,
     via_has,
 )
-from minihttp._proxy_pool import ConnectionPool, IPNetwork, address_in
 from minihttp.server import BaseHTTPRequestHandler
 
 __all__ = ["Refuse", "Routing", "client_allowed"]

@@ -1,7 +1,7 @@
 """One exchange with the upstream: the request through h11, the response relayed back.
 
-:class:`Exchange` sits between :class:`minihttp._proxy_route.Routing` and the two forwarding
-paths (:mod:`minihttp._proxy_general`, :mod:`minihttp._proxy_fast`): they build an
+:class:`Exchange` sits between :class:`minihttp.proxy.route.Routing` and the two forwarding
+paths (:mod:`minihttp.proxy.general`, :mod:`minihttp.proxy.fast`): they build an
 ``h11.Request``; :meth:`Exchange._exchange` sends it (and the client's body) on a pooled
 connection and relays the answer. :class:`Context` holds what every request on one client
 connection needs, looked up once per connection.
@@ -33,21 +33,21 @@ from typing import Any, NoReturn
 
 import h11
 
-from minihttp._proxy_config import ProxyConfig
-from minihttp._proxy_headers import (
+from minihttp.proxy.config import ProxyConfig
+from minihttp.proxy.connections import (
+    DestinationDenied,
+    UpstreamConnection,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from minihttp.proxy.headers import (
     HOP_BY_HOP,
     PROTECTED,
     ProxyRequest,
     ProxyResponse,
     connection_options,
 )
-from minihttp._proxy_pool import (
-    DestinationDenied,
-    UpstreamConnection,
-    UpstreamError,
-    UpstreamTimeout,
-)
-from minihttp._proxy_route import Refuse, Routing, client_allowed
+from minihttp.proxy.route import Refuse, Routing, client_allowed
 from minihttp.server import BaseHTTPRequestHandler
 
 __all__ = ["H11_HEADERS", "H11_PARSED", "IDEMPOTENT", "Context", "Exchange"]

@@ -1,0 +1,15 @@
+"""Static files: :class:`SimpleHTTPRequestHandler` (``python -m minihttp``) and its pure helpers.
+
+One job: serve a directory safely and fast, compatible with ``http.server``'s handler. The
+handler is :mod:`~minihttp.static.handler`; each concern under it is a pure module:
+:mod:`~minihttp.static.paths` (URL to path, containment), :mod:`~minihttp.static.conditional`
+(validators, preconditions), :mod:`~minihttp.static.ranges` (206, multipart, 416),
+:mod:`~minihttp.static.encoding` (precompressed siblings), :mod:`~minihttp.static.listing`
+(directory pages) and :mod:`~minihttp.static.cache` (the small-file cache).
+"""
+
+from __future__ import annotations
+
+from minihttp.static.handler import FileBody, SimpleHTTPRequestHandler
+
+__all__ = ["FileBody", "SimpleHTTPRequestHandler"]
