@@ -1,51 +1,13 @@
-"""Shared test fixtures: run any stdlib-compatible server in a thread, bounded in time."""
+"""Shared test fixtures (the helpers they use live in tests/helpers/)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-
-@contextlib.contextmanager
-def running(server: Any, *, join_timeout: float = 10.0) -> Iterator[Any]:
-    """Serve ``server`` in a background thread; shut it down and close it on exit.
-
-    Fails the test if the serving thread does not end within ``join_timeout`` seconds.
-    """
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              name="test-serve-forever", daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        thread.join(join_timeout)
-        server.server_close()
-        assert not thread.is_alive(), "serve_forever did not return after shutdown()"
-
-
-def recv_line(c: socket.socket, timeout: float = 10.0) -> bytes:
-    """Bytes from ``c`` up to and including a LF, or what came before EOF or ``timeout``."""
-    data = b""
-    deadline = time.monotonic() + timeout
-    while not data.endswith(b"\n") and time.monotonic() < deadline:
-        chunk = c.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def open_fds() -> int:
-    """Number of file descriptors open in this process (Linux)."""
-    return len(os.listdir("/proc/self/fd"))
+from tests.helpers.servers import running
 
 
 @pytest.fixture
@@ -57,7 +19,7 @@ def serve() -> Any:
 @pytest.fixture(params=["threads", "pooled"])
 def proxy_kind(request: Any) -> Iterator[str]:
     """Run a proxy end-to-end test on each proxy server (see test_proxy_helpers.proxy)."""
-    from test_proxy_helpers import proxy_kind as use
+    from tests.helpers.proxy import proxy_kind as use
 
     with use(request.param):
         yield request.param

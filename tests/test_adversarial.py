@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adversarial import (
+
+from tests.helpers.adversarial import (
     LIMITS,
     EchoHandler,
     Exchange,
@@ -35,8 +36,8 @@ from adversarial import (
     replay,
     serving,
 )
-from adversarial.vectors import BY_NAME, VECTORS, Vector
-from conftest import open_fds
+from tests.helpers.adversarial.vectors import BY_NAME, VECTORS, Vector
+from tests.helpers.servers import open_fds
 
 # Vectors whose every split position runs in CI: one or two of each family, short ones.
 SWEEP = [
@@ -170,7 +171,7 @@ def test_head_whose_first_read_is_tiny(first: int, servers: Any, no_errors: None
     """Found by the split sweep: a first ``recv`` of exactly 3 bytes ("GET") was taken for a
     whole head by a fast path (``find`` = -1 = len - 4) and answered 400. The pause between
     the writes makes the server's first read end at the split (loopback, TCP_NODELAY)."""
-    from adversarial import connect, read_responses
+    from tests.helpers.adversarial import connect, read_responses
 
     data = b"GET /tiny HTTP/1.1\r\nHost: a\r\n\r\n"
     with connect(servers["echo"]) as sock:

@@ -24,11 +24,11 @@ from typing import Any
 
 import h11
 import pytest
-from adversarial import connect, read_responses, serving
-from conftest import open_fds
 
 from minihttp.config import Limits
 from minihttp.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from tests.helpers.adversarial import connect, read_responses, serving
+from tests.helpers.servers import open_fds
 
 LIMITS = Limits(head_timeout=3.0, keepalive_timeout=3.0, body_timeout=3.0, send_timeout=1.0,
                 discard_timeout=0.5)

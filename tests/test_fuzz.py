@@ -17,12 +17,12 @@ from typing import Any
 
 import h11
 import pytest
-from adversarial import LIMITS, EchoHandler, Server, capture_errors, connect, serving
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from minihttp.errors import HTTPError
 from minihttp.http11 import ChunkedDecoder, find_head_end, parse_head
+from tests.helpers.adversarial import LIMITS, EchoHandler, Server, capture_errors, connect, serving
 
 #: ``MINIHTTP_FUZZ_SCALE=20 python3 -m pytest tests/test_fuzz.py`` for a longer local run.
 SCALE = max(1, int(os.environ.get("MINIHTTP_FUZZ_SCALE", "1")))

@@ -18,11 +18,11 @@ from typing import Any
 import h11
 import pytest
 import requests
-from conftest import open_fds, running
 
 from minihttp._writer import ResponseTooLong
 from minihttp.config import DEFAULT_LIMITS, Limits
 from minihttp.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from tests.helpers.servers import open_fds, running
 
 TIMEOUT = 5.0
 

@@ -9,7 +9,8 @@ from types import ModuleType
 from typing import Any
 
 import requests
-from conftest import running
+
+from tests.helpers.servers import running
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TIMEOUT = 5.0

@@ -73,7 +73,9 @@ import threading
 import time
 from typing import Any
 
-from minihttp.eventloop.conn import BUSY, HEAD, IDLE, WAIT, Conn, Deadlines, Poller, make_poller
+from minihttp.eventloop.conn import BUSY, HEAD, IDLE, WAIT, Conn
+from minihttp.eventloop.deadlines import Deadlines
+from minihttp.eventloop.pollers import Poller, make_poller
 from minihttp.logs import error_log
 from minihttp.server import HTTPServer
 from minihttp.socketserver import WorkerPool

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import running
 
 from minihttp.server import ThreadingHTTPServer
 from minihttp.static import SimpleHTTPRequestHandler
 from minihttp.static import cache as _smallfiles
 from minihttp.static.cache import SmallFileCache
 from minihttp.static.paths import NotFound, dirs_plain, open_beneath
+from tests.helpers.servers import running
 
 TIMEOUT = 5.0
 FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)

@@ -196,7 +196,7 @@ def proxy_kind(kind: str) -> Iterator[None]:
 @contextlib.contextmanager
 def proxy(config: ProxyConfig | None = None, handler: Any = None) -> Iterator[ProxyServer]:
     """A proxy server (see :func:`proxy_kind`) on 127.0.0.1 port 0, served in a thread."""
-    from conftest import running
+    from tests.helpers.servers import running
 
     cfg = config or ProxyConfig(upstream_timeout=5, tunnel_idle_timeout=5, quiet=True)
     server = PROXY_SERVERS[_kind[-1]](("127.0.0.1", 0), handler, config=cfg)

@@ -53,9 +53,9 @@ import h11
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_http11_replay import bytewise, random_sizes, replay, whole
 
 from minihttp.config import DEFAULT_LIMITS, Limits
+from tests.helpers.replay import bytewise, random_sizes, replay, whole
 
 # Prefixes of our error messages for which h11 is known to be more lenient (table above).
 DEVIATIONS: dict[str, str] = {

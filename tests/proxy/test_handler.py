@@ -10,8 +10,9 @@ import time
 import h11
 import pytest
 import requests
-from conftest import open_fds
-from test_proxy_helpers import (
+
+from minihttp.proxy import ProxyConfig, ProxyHandler, ProxyRequest, ProxyResponse
+from tests.helpers.proxy import (
     Raw,
     Reply,
     Seen,
@@ -21,8 +22,7 @@ from test_proxy_helpers import (
     raw_exchange,
     read_response,
 )
-
-from minihttp.proxy import ProxyConfig, ProxyHandler, ProxyRequest, ProxyResponse
+from tests.helpers.servers import open_fds
 
 #: Every test here runs on each proxy server (threads, pooled event loop).
 pytestmark = pytest.mark.usefixtures("proxy_kind")

@@ -17,7 +17,6 @@ from pathlib import Path
 import h11
 import pytest
 import requests
-from test_proxy_helpers import Reply, Upstream, proxy, proxy_url, raw_exchange
 
 import minihttp.proxy.handler as proxy_mod
 from minihttp.proxy import (
@@ -29,11 +28,12 @@ from minihttp.proxy import (
     via_has,
 )
 from minihttp.proxy.connections import ConnectionPool, UpstreamConnection, address_in
+from tests.helpers.proxy import Reply, Upstream, proxy, proxy_url, raw_exchange
 
 #: Every test here runs on each proxy server (threads, pooled event loop).
 pytestmark = pytest.mark.usefixtures("proxy_kind")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cfg(**kw: object) -> ProxyConfig:

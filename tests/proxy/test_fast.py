@@ -13,10 +13,8 @@ Loopback only (127.0.0.1 port 0); every wait is bounded.
 from __future__ import annotations
 
 import pytest
-from conftest import running
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from test_proxy_helpers import Raw, Reply, Seen, Upstream, proxy, raw_exchange
 
 from minihttp.proxy import (
     PooledProxyServer,
@@ -29,6 +27,8 @@ from minihttp.proxy import fast as _proxy_fast
 from minihttp.proxy.config import parse_args
 from minihttp.proxy.fast import _fast_target
 from minihttp.proxy.route import Refuse
+from tests.helpers.proxy import Raw, Reply, Seen, Upstream, proxy, raw_exchange
+from tests.helpers.servers import running
 
 QUICK = ProxyConfig(upstream_timeout=5, tunnel_idle_timeout=5, quiet=True, via_name="px")
 

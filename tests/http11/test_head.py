@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_http11_replay import Outcome, bytewise, random_sizes, replay, whole
 
 import minihttp.http11 as http11
 from minihttp.config import DEFAULT_LIMITS, Limits
 from minihttp.errors import HTTPError
 from minihttp.http11 import find_head_end, parse_head
+from tests.helpers.replay import Outcome, bytewise, random_sizes, replay, whole
 
 H = b"Host: example.com\r\n"
 CH = b"Transfer-Encoding: chunked\r\n"

@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import open_fds, running
-from test_proxy_helpers import Reply, Seen, Upstream
 
 from minihttp.eventloop import PooledHTTPServer
 from minihttp.proxy import PooledProxyServer, ProxyConfig
 from minihttp.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from tests.helpers.proxy import Reply, Seen, Upstream
+from tests.helpers.servers import open_fds, running
 
 #: The sockets handlers wait for, by name (``/wait/<name>/<timeout>``): the far ends the
 #: test writes to are in PEERS.

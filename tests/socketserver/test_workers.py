@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import open_fds, recv_line, running
 
 from minihttp.socketserver import (
     ForkingTCPServer,
@@ -28,9 +27,10 @@ from minihttp.socketserver import (
     WorkerPool,
 )
 from minihttp.socketserver.workers import default_max_workers
+from tests.helpers.servers import open_fds, recv_line, running
 
 TIMEOUT = 10.0
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class LineEcho(StreamRequestHandler):

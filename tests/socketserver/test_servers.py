@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import recv_line, running
 
 import minihttp.socketserver as mss
 from minihttp.socketserver import (
@@ -34,6 +33,7 @@ from minihttp.socketserver import (
     UnixStreamServer,
 )
 from minihttp.socketserver.mixins import ForkingMixIn
+from tests.helpers.servers import recv_line, running
 
 CLIENT_TIMEOUT = 10.0
 
@@ -132,7 +132,7 @@ def test_never_imports_stdlib_socketserver_or_http_server() -> None:
     code = ("import sys, minihttp.socketserver; "
             "bad = [m for m in ('socketserver', 'http.server') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
                           timeout=60, env={**os.environ, "PYTHONPATH": str(root)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -657,7 +657,7 @@ def test_cpython_socketserver_suite_passes_against_our_module() -> None:
 
     if importlib.util.find_spec("test.test_socketserver") is None:
         pytest.skip("CPython's test package is not installed")
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, "-c", CPYTHON_SUITE], cwd=root, capture_output=True,
                           timeout=120, env={**os.environ, "PYTHONPATH": str(root)})
     out = proc.stdout.decode(errors="replace")

@@ -27,10 +27,9 @@ import requests
 
 pytest.importorskip("minihttp.server")
 
-from conftest import open_fds, running
-
 from minihttp.server import ThreadingHTTPServer
 from minihttp.static import SimpleHTTPRequestHandler
+from tests.helpers.servers import open_fds, running
 
 TIMEOUT = 5.0
 BIG_SIZE = 3 * 1024 * 1024 + 17

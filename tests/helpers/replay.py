@@ -1,6 +1,6 @@
 """Test helper: replay raw request bytes through minihttp.http11 the way a server would.
 
-Used by the other ``test_http11*`` modules (it carries only self-tests of the helper).
+Used by the tests under ``tests/http11/`` (its self-tests are ``tests/http11/test_replay.py``).
 ``replay(data, sizes)`` feeds ``data`` in pieces of
 the given sizes: ``find_head_end`` on the growing buffer, ``parse_head`` on the head, then the
 body by Content-Length or through a ``ChunkedDecoder`` fed the same pieces.
@@ -100,17 +100,3 @@ def replay(data: bytes, sizes: Iterator[int], limits: Limits = DEFAULT_LIMITS) -
         return Outcome("ok", request=req, body=rest[:length], unused=rest[length:])
     except HTTPError as err:
         return Outcome("error", err.status, err.close, err.message)
-
-
-def test_pieces_cover_the_input_exactly() -> None:
-    data = bytes(range(50))
-    for sizes in (whole(data), bytewise(), random_sizes(3)):
-        got = list(pieces(data, sizes))
-        assert b"".join(got) == data and all(got)
-    assert list(pieces(b"abc", bytewise())) == [b"a", b"b", b"c"]
-
-
-def test_replay_reports_incomplete_and_errors() -> None:
-    assert replay(b"GET / HTTP/1.1\r\n", whole(b"x")).kind == "incomplete"
-    out = replay(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", bytewise())
-    assert (out.kind, out.status, out.close) == ("error", 505, True)

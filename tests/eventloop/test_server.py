@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import open_fds, running
 
 from minihttp.config import Limits
 from minihttp.eventloop import PooledHTTPServer, default_max_connections
 from minihttp.server import BaseHTTPRequestHandler
 from minihttp.static import SimpleHTTPRequestHandler
+from tests.helpers.servers import open_fds, running
 
 REQ = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
 

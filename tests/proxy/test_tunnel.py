@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 import trustme
-from test_proxy_helpers import Upstream, proxy, proxy_url
 
 from minihttp.proxy import ProxyConfig
+from tests.helpers.proxy import Upstream, proxy, proxy_url
 
 #: Every test here runs on each proxy server (threads, pooled event loop).
 pytestmark = pytest.mark.usefixtures("proxy_kind")
@@ -247,9 +247,8 @@ def test_pooled_tunnels_take_their_own_threads_and_the_excess_gets_503() -> None
     with no thread free a CONNECT gets 503 (it once held the loop: every other client
     stalled until a tunnel ended), plain requests are served meanwhile, and a closed tunnel
     frees its thread for the next one."""
-    from conftest import running
-
     from minihttp.proxy import PooledProxyServer
+    from tests.helpers.servers import running
 
     def echo(c: socket.socket) -> None:
         while data := c.recv(65536):

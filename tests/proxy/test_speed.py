@@ -14,8 +14,6 @@ import time
 
 import h11
 import pytest
-from conftest import running
-from test_proxy_helpers import Upstream, proxy, raw_exchange
 
 from minihttp.proxy import (
     ProxyConfig,
@@ -26,6 +24,8 @@ from minihttp.proxy import (
 )
 from minihttp.proxy.connections import ConnectionPool, UpstreamConnection
 from minihttp.server import HTTPServer
+from tests.helpers.proxy import Upstream, proxy, raw_exchange
+from tests.helpers.servers import running
 
 QUICK = ProxyConfig(upstream_timeout=5, tunnel_idle_timeout=5, quiet=True)
 

@@ -1,0 +1,1 @@
+"""Shared test helpers (not tests): servers in threads, the proxy upstream, replay, vectors."""
