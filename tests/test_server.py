@@ -621,7 +621,8 @@ def test_head_deadline_gives_408() -> None:
 
 
 def test_idle_keepalive_timeout_closes_silently() -> None:
-    limits = DEFAULT_LIMITS.replace(keepalive_timeout=0.2)
+    # head_timeout far longer: the wait after a request must be the keep-alive one.
+    limits = DEFAULT_LIMITS.replace(keepalive_timeout=0.2, head_timeout=60.0)
     with serve(limits=limits) as port:
         client = H11Client(port)
         try:
@@ -633,11 +634,20 @@ def test_idle_keepalive_timeout_closes_silently() -> None:
 
 
 def test_idle_first_request_uses_head_timeout() -> None:
-    limits = DEFAULT_LIMITS.replace(head_timeout=0.2)
+    """A connection that never sends a byte is closed after head_timeout, not after the
+    (here much longer) keep-alive timeout: the client must see the server's EOF, and a
+    client timeout (the server still waiting) fails the test."""
+    limits = DEFAULT_LIMITS.replace(head_timeout=0.2, keepalive_timeout=60.0)
     with serve(limits=limits) as port:
         sock = connect(port)
         with sock:
-            assert recv_all(sock) == b""
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                pytest.fail(f"no close within {TIMEOUT} s: head_timeout was not applied")
+            except ConnectionResetError:
+                data = b""
+    assert data == b""  # closed silently: no 408 for a connection that sent nothing
 
 
 def test_body_timeout_gives_408() -> None:
