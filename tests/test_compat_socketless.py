@@ -361,15 +361,6 @@ def test_server_bind_sets_name_and_port() -> None:
         srv.server_close()
 
 
-def test_no_stdlib_server_imports() -> None:
-    import subprocess
-    import sys
-
-    code = ("import sys, minihttp.server; "
-            "assert 'http.server' not in sys.modules and 'socketserver' not in sys.modules")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
-
-
 def test_attach_for_pooled_server() -> None:
     class Hello(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
