@@ -259,7 +259,7 @@ def _one_line_error(result: subprocess.CompletedProcess[str], code: int, needle:
     assert result.returncode == code, result
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) >= 1 and needle in result.stderr, result.stderr
+    assert len(lines) == 1 and needle in lines[0], result.stderr
 
 
 def test_port_in_use() -> None:
