@@ -64,13 +64,19 @@ def test_writer_large_write_and_discard_unsent(socket_pair: tuple[socket.socket,
     got = bytearray()
 
     def drain() -> None:
+        # Bounded: each recv waits at most 5 s (socket_pair), and EOF ends the loop (it
+        # spun forever once the fixture closed the writer's end after a failure).
         while len(got) < len(big) + 5:
-            got.extend(b.recv(65536))
+            piece = b.recv(65536)
+            if not piece:
+                break
+            got.extend(piece)
 
-    t = threading.Thread(target=drain)
+    t = threading.Thread(target=drain, daemon=True)
     t.start()
     w.write(big)
     assert not w.discard_unsent()  # committed
     assert w.finish()
     t.join(5)
+    assert not t.is_alive()
     assert bytes(got) == b"H\r\n\r\n" + big
