@@ -67,7 +67,7 @@ from ._sockets import set_send_timeout
 from ._writer import CHUNKED, CLOSE, LENGTH, NOBODY, PASSTHROUGH, RAW, ResponseWriter
 from .config import DEFAULT_LIMITS, Limits
 from .errors import HTTPError
-from .http11 import body_allowed, validate_field
+from .http11 import body_allowed, reason_phrase, validate_field
 from .http11._head import head_fields
 from .logs import access_log, control_escape, error_log
 from .socketserver import StreamRequestHandler, TCPServer, ThreadingMixIn
@@ -711,17 +711,26 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
 
     def send_error(self, code: int, message: str | None = None,
                    explain: str | None = None) -> None:
-        """Send and log an error response with an HTML body (escaped; none for HEAD)."""
+        """Send and log an error response with an HTML body (escaped; none for HEAD).
+
+        As in ``http.server``, ``message`` (default: the standard phrase) is the status
+        line's reason phrase and the body's message, ``explain`` the body's explanation.
+        Unlike it, a CR, LF or other control character in ``message`` cannot end the status
+        line: it is a space in the reason phrase and the log (RFC 9112 section 4), and
+        characters beyond latin-1 are ``?`` there (the standard library raises).
+        """
         try:
             shortmsg, longmsg = self.responses[code]
         except KeyError:
             shortmsg, longmsg = "???", "???"
         if message is None:
-            message = shortmsg
+            message = reason = shortmsg
+        else:
+            reason = reason_phrase(message)
         if explain is None:
             explain = longmsg
-        self.log_error("code %d, message %s", code, message)
-        self.send_response(code, message)
+        self.log_error("code %d, message %s", code, reason)
+        self.send_response(code, reason)
         if not self._error_keepalive:
             self.send_header("Connection", "close")
         for name, value in self._error_headers or ():
@@ -738,7 +747,10 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             body = content.encode("UTF-8", "replace")
             self.send_header("Content-Type", self.error_content_type)
             self.send_header("Content-Length", str(len(body)))
-        elif code >= 200:
+        elif code == HTTPStatus.RESET_CONTENT:
+            # RFC 9110 section 15.3.6 allows Content-Length: 0 on a 205, which frames it on a
+            # kept-alive connection. Never on 1xx or 204 (section 8.6: MUST NOT), nor on 304,
+            # where it would have to be the selected representation's length (section 8.6).
             self.send_header("Content-Length", "0")
         self.end_headers()
         if self.command != "HEAD" and body:
