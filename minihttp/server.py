@@ -58,7 +58,7 @@ import time
 from collections.abc import Callable
 from http import HTTPStatus
 from time import time as _time
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import forwarded
 from ._body import EMPTY_BODY, BodyReader, ChunkedBody, LengthBody
@@ -76,7 +76,10 @@ __all__ = [
     "DEFAULT_ERROR_CONTENT_TYPE",
     "DEFAULT_ERROR_MESSAGE",
     "BaseHTTPRequestHandler",
+    "HTTPSServer",
     "HTTPServer",
+    "SimpleHTTPRequestHandler",
+    "ThreadingHTTPSServer",
     "ThreadingHTTPServer",
 ]
 
@@ -1092,3 +1095,50 @@ def _log_mode(cls: type) -> int:
 
 
 _base_flush_headers = BaseHTTPRequestHandler.flush_headers
+
+
+# -- the rest of http.server's names (PEP 562) -----------------------------------------------
+# Code ported from http.server imports every name of its __all__ from here. These live in
+# modules that import this one, so they are loaded on first use, not at the top.
+
+if TYPE_CHECKING:
+    from .https import HTTPSServer, ThreadingHTTPSServer
+    from .static.handler import SimpleHTTPRequestHandler
+
+#: Names served lazily: attribute -> module that defines it.
+_LAZY = {
+    "SimpleHTTPRequestHandler": "minihttp.static.handler",
+    "HTTPSServer": "minihttp.https",
+    "ThreadingHTTPSServer": "minihttp.https",
+}
+
+#: http.server names minihttp does not provide, and why (raised as ImportError).
+_NOT_PROVIDED = {
+    "CGIHTTPRequestHandler": (
+        "minihttp does not provide CGIHTTPRequestHandler: it is deprecated in http.server "
+        "since Python 3.13, for removal in 3.15 (a process per request, and the script's "
+        "environment built from request data). Keep http.server for CGI scripts, or port "
+        "each script to a handler's do_GET / do_POST."
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        reason = _NOT_PROVIDED.get(name)
+        if reason is not None:
+            # ImportError, not AttributeError: "from minihttp.server import X" shows this
+            # text (Python would replace an AttributeError by "cannot import name"). So
+            # hasattr() raises it too, on purpose: a port that needs CGI fails loudly.
+            raise ImportError(reason, name=__name__)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
