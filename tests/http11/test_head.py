@@ -376,7 +376,7 @@ def test_parse_head_rejects_incomplete_or_extra() -> None:
 def test_all_lists_public_names() -> None:
     assert sorted(http11.__all__) == sorted([
         "LAST_CHUNK", "ChunkedDecoder", "Request", "body_allowed", "encode_chunk",
-        "find_head_end", "parse_head", "response_head", "validate_field"])
+        "find_head_end", "parse_head", "reason_phrase", "response_head", "validate_field"])
     for name in http11.__all__:
         assert hasattr(http11, name)
 
