@@ -58,7 +58,7 @@ import time
 from collections.abc import Callable
 from http import HTTPStatus
 from time import time as _time
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import forwarded
 from ._body import EMPTY_BODY, BodyReader, ChunkedBody, LengthBody
@@ -67,7 +67,7 @@ from ._sockets import set_send_timeout
 from ._writer import CHUNKED, CLOSE, LENGTH, NOBODY, PASSTHROUGH, RAW, ResponseWriter
 from .config import DEFAULT_LIMITS, Limits
 from .errors import HTTPError
-from .http11 import body_allowed, validate_field
+from .http11 import body_allowed, reason_phrase, validate_field
 from .http11._head import head_fields
 from .logs import access_log, control_escape, error_log
 from .socketserver import StreamRequestHandler, TCPServer, ThreadingMixIn
@@ -76,7 +76,10 @@ __all__ = [
     "DEFAULT_ERROR_CONTENT_TYPE",
     "DEFAULT_ERROR_MESSAGE",
     "BaseHTTPRequestHandler",
+    "HTTPSServer",
     "HTTPServer",
+    "SimpleHTTPRequestHandler",
+    "ThreadingHTTPSServer",
     "ThreadingHTTPServer",
 ]
 
@@ -711,17 +714,26 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
 
     def send_error(self, code: int, message: str | None = None,
                    explain: str | None = None) -> None:
-        """Send and log an error response with an HTML body (escaped; none for HEAD)."""
+        """Send and log an error response with an HTML body (escaped; none for HEAD).
+
+        As in ``http.server``, ``message`` (default: the standard phrase) is the status
+        line's reason phrase and the body's message, ``explain`` the body's explanation.
+        Unlike it, a CR, LF or other control character in ``message`` cannot end the status
+        line: it is a space in the reason phrase and the log (RFC 9112 section 4), and
+        characters beyond latin-1 are ``?`` there (the standard library raises).
+        """
         try:
             shortmsg, longmsg = self.responses[code]
         except KeyError:
             shortmsg, longmsg = "???", "???"
         if message is None:
-            message = shortmsg
+            message = reason = shortmsg
+        else:
+            reason = reason_phrase(message)
         if explain is None:
             explain = longmsg
-        self.log_error("code %d, message %s", code, message)
-        self.send_response(code, message)
+        self.log_error("code %d, message %s", code, reason)
+        self.send_response(code, reason)
         if not self._error_keepalive:
             self.send_header("Connection", "close")
         for name, value in self._error_headers or ():
@@ -738,7 +750,10 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             body = content.encode("UTF-8", "replace")
             self.send_header("Content-Type", self.error_content_type)
             self.send_header("Content-Length", str(len(body)))
-        elif code >= 200:
+        elif code == HTTPStatus.RESET_CONTENT:
+            # RFC 9110 section 15.3.6 allows Content-Length: 0 on a 205, which frames it on a
+            # kept-alive connection. Never on 1xx or 204 (section 8.6: MUST NOT), nor on 304,
+            # where it would have to be the selected representation's length (section 8.6).
             self.send_header("Content-Length", "0")
         self.end_headers()
         if self.command != "HEAD" and body:
@@ -1080,3 +1095,50 @@ def _log_mode(cls: type) -> int:
 
 
 _base_flush_headers = BaseHTTPRequestHandler.flush_headers
+
+
+# -- the rest of http.server's names (PEP 562) -----------------------------------------------
+# Code ported from http.server imports every name of its __all__ from here. These live in
+# modules that import this one, so they are loaded on first use, not at the top.
+
+if TYPE_CHECKING:
+    from .https import HTTPSServer, ThreadingHTTPSServer
+    from .static.handler import SimpleHTTPRequestHandler
+
+#: Names served lazily: attribute -> module that defines it.
+_LAZY = {
+    "SimpleHTTPRequestHandler": "minihttp.static.handler",
+    "HTTPSServer": "minihttp.https",
+    "ThreadingHTTPSServer": "minihttp.https",
+}
+
+#: http.server names minihttp does not provide, and why (raised as ImportError).
+_NOT_PROVIDED = {
+    "CGIHTTPRequestHandler": (
+        "minihttp does not provide CGIHTTPRequestHandler: it is deprecated in http.server "
+        "since Python 3.13, for removal in 3.15 (a process per request, and the script's "
+        "environment built from request data). Keep http.server for CGI scripts, or port "
+        "each script to a handler's do_GET / do_POST."
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        reason = _NOT_PROVIDED.get(name)
+        if reason is not None:
+            # ImportError, not AttributeError: "from minihttp.server import X" shows this
+            # text (Python would replace an AttributeError by "cannot import name"). So
+            # hasattr() raises it too, on purpose: a port that needs CGI fails loudly.
+            raise ImportError(reason, name=__name__)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
