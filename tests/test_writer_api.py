@@ -362,3 +362,57 @@ def test_overridden_flush_headers_sees_every_head(path: str, ending: bytes) -> N
     assert len(FlushRecorder.heads) == 1
     assert FlushRecorder.heads[0].startswith(b"HTTP/1.1 200 OK\r\n")
     assert data.startswith(FlushRecorder.heads[0])
+
+
+# --------------------------------------------------------------------------- per-connection choices
+
+
+class Plain(BaseHTTPRequestHandler):
+    """Keeps every default that send_response's fast path inlines."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class Named(Plain):
+    """Overrides version_string: send_response must take the general path for it."""
+
+    def version_string(self) -> str:
+        return "Named/1"
+
+
+def _server_fields(cls: type[BaseHTTPRequestHandler], count: int) -> list[bytes]:
+    """The Server field of ``count`` keep-alive responses on one connection to ``cls``."""
+    a, b = socket.socketpair()
+    fields = []
+    try:
+        a.settimeout(5.0)
+        b.settimeout(5.0)
+        handler = cls.attach(a, ("127.0.0.1", 1), _Server())
+        for _ in range(count):
+            b.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            handler.handle_one_request()
+            assert not handler.close_connection
+            head = _recv_response(b, b"\r\n\r\nok").partition(b"\r\n\r\n")[0]
+            fields += [line for line in head.split(b"\r\n") if line.startswith(b"Server:")]
+        handler.finish()
+    finally:
+        a.close()
+        b.close()
+    return fields
+
+
+def test_fast_send_response_is_chosen_per_class() -> None:
+    """send_response's fast/general choice, remembered per connection, is the class's own:
+    a subclass that overrides version_string is not served by its parent's choice."""
+    plain = _server_fields(Plain, 2)
+    assert len(plain) == 2 and plain[0] == plain[1] and plain[0].startswith(b"Server: BaseHTTP/")
+    assert _server_fields(Named, 2) == [b"Server: Named/1"] * 2
