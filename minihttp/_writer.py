@@ -175,9 +175,9 @@ class ResponseWriter:
             try:
                 self.sock.sendall(buf)
             except OSError as err:
+                self._drop_buffer()
                 raise ResponseNotSent(ending) from err
-            finally:
-                buf.clear()
+            buf.clear()
         return ending
 
     def finish(self) -> bool:
@@ -195,8 +195,16 @@ class ResponseWriter:
         self.committed = True
         try:
             self.sock.sendall(buf)
-        finally:
-            buf.clear()
+        except BaseException:
+            self._drop_buffer()
+            raise
+        buf.clear()
+
+    def _drop_buffer(self) -> None:
+        """After a failed send: a new buffer, not ``clear()``. ``SSLSocket.sendall`` holds a
+        memoryview of the old one that lives on in the exception's traceback, and while
+        anything keeps that exception (a log record), resizing the buffer raises BufferError."""
+        self._buf = bytearray()
 
     # -- file API
     def writable(self) -> bool:

@@ -220,14 +220,10 @@ class SlowHello(Hello):
         super().do_GET()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "minihttp/_writer.py and server._end_request clear the response buffer in a `finally` "
-    "after a failed sendall; SSLSocket.sendall's memoryview of it lives on in the "
-    "exception's traceback, so while anything holds that exception (here a kept DEBUG log "
-    "record of it) bytearray.clear() raises BufferError and the request ends in an ERROR "
-    "traceback. For the writer's owners: replace the buffer instead of clearing it when the "
-    "send failed."))
 def test_failed_tls_send_with_the_error_kept_is_not_a_server_error(certs: Certs) -> None:
+    """SSLSocket.sendall's memoryview of the response buffer lives on in the failed send's
+    traceback; while a kept log record holds it, clearing the buffer raised BufferError and
+    the request ended in an ERROR traceback (the writer now replaces the buffer instead)."""
     server = ThreadingHTTPSServer(("127.0.0.1", 0), SlowHello, certfile=str(certs.cert),
                                   keyfile=str(certs.key))
     with running(server), capture(keep_records=True) as log:
