@@ -342,10 +342,10 @@ def report(results: Mapping[int, Mapping[str, Sequence[Sample]]], args: argparse
     """The Markdown the script prints: one table per level, then the targets."""
     parts = [f"### Hello world, keep-alive, wrk -t{args.threads} -d{args.duration}s "
              f"--timeout {args.timeout:g}s, median of {args.rounds} alternating rounds"]
-    for level in sorted(results):
+    for level in sorted(lv for lv, by in results.items() if by):  # nothing ran: no table
         parts.append(f"#### -c{level}\n\n"
                      + h.markdown_table(TABLE_HEADERS, level_rows(results[level])))
-    targets = target_rows(results)
+    targets = target_rows({lv: by for lv, by in results.items() if by})
     if targets:
         parts.append(f"#### Targets at -c{max(results)} (issue 12)\n\n"
                      + h.markdown_table(TARGET_HEADERS, targets))

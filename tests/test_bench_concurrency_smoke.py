@@ -254,6 +254,13 @@ def test_report_has_a_table_per_level_and_the_missing() -> None:
     assert text.rstrip().endswith("_a note_")
 
 
+def test_report_without_any_server_has_no_empty_tables() -> None:
+    args = bc.build_parser().parse_args([])
+    text = bc.report({16: {}, 1000: {}}, args, {"uvicorn": "not installed"}, "a note")
+    assert "####" not in text and "| server" not in text
+    assert "uvicorn: not measured (not installed)" in text
+
+
 def test_script_help() -> None:
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_concurrency.py"),
                           "--help"], capture_output=True, text=True, timeout=30, check=False)
