@@ -210,6 +210,50 @@ def test_silent_client_never_blocks_the_caller(
         hs.close()
 
 
+def test_full_send_buffer_gives_want_write_then_completes() -> None:
+    # A certificate of ~60 KB and tiny socket buffers: the server's flight does not fit, so
+    # a step says WANT_WRITE (the loop then waits for EPOLLOUT) instead of blocking, and the
+    # handshake goes on as the client reads.
+    ca = trustme.CA()
+    sctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", *(f"h{i}.example" for i in range(3000))).configure_cert(sctx)
+    cctx = ssl.create_default_context()
+    ca.configure_trust(cctx)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client_raw = socket.socket()
+        client_raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        client_raw.settimeout(5)
+        client_raw.connect(listener.getsockname())
+        raw, _ = listener.accept()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1024)
+    hs = Handshake(sctx, raw)
+    bio = BioClient(cctx, client_raw)
+    try:
+        client_raw.sendall(bio.advance())
+        readable(hs.sock)
+        results = [step(hs)]
+        assert results == [Step.WANT_WRITE]
+        finished = b""
+        for _ in range(1000):  # the client reads; the server writes when it can
+            r, w, _ = select.select([client_raw], [hs.sock], [], 0.5)
+            if r:
+                bio.incoming.write(client_raw.recv(65536))
+                finished = bio.advance()
+                if finished:
+                    break
+            if w and results[-1] is Step.WANT_WRITE:
+                results.append(step(hs))
+        assert finished, "the client never got the whole server flight"
+        assert results[-1] is Step.WANT_READ  # all written: waits for the client Finished
+        assert set(results[:-1]) == {Step.WANT_WRITE}
+        client_raw.sendall(finished)
+        readable(hs.sock)
+        assert step(hs) is Step.DONE
+    finally:
+        hs.close()
+        client_raw.close()
+
+
 @pytest.mark.parametrize("garbage", [
     b"\x00\x01\x02\x03 not a TLS record\r\n\r\n",
     b"\x16\x03\x01\x00\x05hello",  # a handshake record with nonsense inside
