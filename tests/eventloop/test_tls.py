@@ -413,3 +413,29 @@ def test_no_descriptor_leaked(contexts: tuple[ssl.SSLContext, ssl.SSLContext]) -
                     hs.close()
                     client_raw.close()
     assert open_fds() == before
+
+
+# -- write interest of the pollers (what the loop waits for after WANT_WRITE) -------------------
+
+
+@pytest.mark.parametrize("portable", [False, True], ids=["epoll", "selectors"])
+def test_poller_write_interest_is_one_shot_then_back_to_reading(portable: bool) -> None:
+    from minihttp.eventloop.pollers import make_poller
+
+    a, b = socket.socketpair()
+    poller = make_poller(lambda: None, portable)
+    try:
+        fd = a.fileno()
+        poller.add(fd)
+        assert poller.poll(0.05) == []  # armed for reading, nothing to read
+        poller.rearm_write(fd)
+        assert [f for f, _ in poller.poll(1.0)] == [fd]  # writable at once
+        assert poller.poll(0.05) == []  # one-shot: no second event
+        poller.rearm(fd)  # back to reading
+        assert poller.poll(0.05) == []  # still writable, but that is no longer watched
+        b.sendall(b"x")
+        assert [f for f, _ in poller.poll(1.0)] == [fd]
+    finally:
+        poller.close()
+        a.close()
+        b.close()
