@@ -292,7 +292,11 @@ class PooledHTTPServer(HTTPServer):
         conns = self._conns
         runnable = self._runnable
         waits = self._waits
-        self._leader = threading.get_ident()
+        with self._inline_lock:
+            # A new leader started by _depose waits here until the deposition is complete.
+            if self._epoch != epoch:
+                return
+            self._leader = threading.get_ident()
         try:
             while not self._stop:
                 if self._epoch != epoch:
@@ -381,12 +385,21 @@ class PooledHTTPServer(HTTPServer):
                     handler.handle_one_request()
                 else:
                     handler.resume_request(conn.woken)
-                if handler._deferred_then is not None:  # deferred: the loop waits for it
-                    if self._epoch == epoch and self._suspend(conn):
-                        if self._handler_done(epoch):
-                            return False  # the new leader resumes it
-                        continue
-                    handler.finish_deferred()  # cannot wait on the loop: wait here
+                # The turn ends (under the lock) before anything else: from here on no
+                # deposition can happen, so what this thread does next follows from one
+                # answer (a deposition that failed was never visible).
+                deposed = self._handler_done(epoch)
+                if handler._deferred_then is not None:  # deferred
+                    if not deposed:
+                        if self._suspend(conn):
+                            continue  # the loop waits for it
+                        # The loop cannot wait for it: the handler waits, as a turn of its
+                        # own that the watchdog may depose like any other.
+                        self._begin_turn(conn)
+                        handler.finish_deferred()
+                        deposed = self._handler_done(epoch)
+                    else:
+                        handler.finish_deferred()  # not on the loop: wait here
             except Exception:
                 deposed = self._handler_done(epoch)
                 self.handle_error(conn.sock, conn.addr)
@@ -398,7 +411,6 @@ class PooledHTTPServer(HTTPServer):
                 self._handler_done(epoch)
                 self._close(conn)
                 raise
-            deposed = self._handler_done(epoch)
             if handler.close_connection or self._closing:
                 self._close(conn)
             elif (conn.reader.buf and conn.reader.has_request()
@@ -499,6 +511,14 @@ class PooledHTTPServer(HTTPServer):
         conn.state = HEAD if head else IDLE
         return head
 
+    def _begin_turn(self, conn: Conn) -> None:
+        """A handler starts running on the loop thread: what the watchdog looks at."""
+        self._running_conn = conn
+        self._seq += 1
+        self._running = self._seq
+        if self._watch_idle:
+            self._watch_wake.set()
+
     def _handler_done(self, epoch: int) -> bool:
         """An inline handler returned: clear ``_running`` if this thread still leads; True if
         it was deposed meanwhile (then ``_running`` is the new leader's, left alone)."""
@@ -558,36 +578,37 @@ class PooledHTTPServer(HTTPServer):
         if (not running or conn is None or conn.handler is not handler
                 or self._leader != threading.get_ident()):
             return True
-        self._depose(running, voluntary=True)
-        return self._running != running
+        return self._depose(running, voluntary=True)
 
-    def _depose(self, running: int, voluntary: bool = False) -> None:
-        """Hand the loop to a worker if handler ``running`` still holds it."""
+    def _depose(self, running: int, voluntary: bool = False) -> bool:
+        """Hand the loop to another thread if handler ``running`` still holds it; whether
+        it was handed over. The epoch changes only once a successor is sure (never bumped
+        and rolled back: the old leader reads it under this lock when its handler returns,
+        and the successor starts leading only after this lock is released)."""
         with self._inline_lock:
             if self._running != running:
-                return  # that handler has finished (also when stopping: the new leader drains)
+                return False  # that handler ended (also when stopping: the new leader drains)
             conn = self._running_conn
-            if conn is not None and conn.level:
-                self._to_oneshot(conn)  # it stays with the deposed thread
-            self._epoch += 1
+            new_epoch = self._epoch + 1
             if self._spare_ready:  # the serve_forever thread is free: it leads again
                 self._spare_ready = False
-                self._spare_epoch = self._epoch
+                self._spare_epoch = new_epoch
                 self._spare_cond.notify()
-                self._running = 0
                 to = "the spare thread"
             else:
                 try:
                     # Now or not at all: a queued leader would leave the loop unserved until
                     # some worker finished; kept, it goes on when its handler returns.
-                    submitted = self.pool.try_run_now(self._lead, self._epoch)
+                    submitted = self.pool.try_run_now(self._lead, new_epoch)
                 except RuntimeError:
                     submitted = False
                 if not submitted:
-                    self._epoch -= 1  # no room for a new leader: try again next tick
-                    return
-                self._running = 0
+                    return False  # no room for a new leader: try again next tick
                 to = "a pool worker"
+            if conn is not None and conn.level:
+                self._to_oneshot(conn)  # it stays with the deposed thread
+            self._epoch = new_epoch
+            self._running = 0
         # Worth knowing when tuning: a handler that often blocks costs a thread wake-up each.
         if voluntary:
             error_log.debug("a handler for %s left the loop; loop handed to %s",
@@ -596,6 +617,7 @@ class PooledHTTPServer(HTTPServer):
             error_log.debug("a handler for %s held the loop over %.1f ms; loop handed to %s",
                             conn.addr if conn is not None else "-", self.inline_budget * 1e3,
                             to)
+        return True
 
     def shutdown(self) -> None:
         """Stop accepting, let in-flight requests finish (``shutdown_grace``), and wait.

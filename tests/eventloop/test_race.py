@@ -52,6 +52,8 @@ class State:
     aux: socket.socket
     peer: socket.socket
     deferred: list[bool] = []
+    #: The thread the deferring handler ran on (the loop's leader).
+    leader = 0
     #: Threads on which a deferred request was waited for by its handler (finish_deferred).
     finished_here: list[str] = []
 
@@ -79,6 +81,7 @@ class DefersWhileDeposed(BaseHTTPRequestHandler):
         def then(ready: bool) -> None:
             self.answer(b"got " + (State.aux.recv(16) if ready else b"nothing"))
 
+        State.leader = threading.get_ident()
         deferred = self.defer_until_readable(State.aux, then, 5.0)
         State.deferred.append(deferred)
         if not deferred:
@@ -97,6 +100,7 @@ def state() -> Iterator[type[State]]:
     State.aux, State.peer = socket.socketpair()
     State.deferred = []
     State.finished_here = []
+    State.leader = 0
     try:
         yield State
     finally:
@@ -127,7 +131,6 @@ def get(server: Any, path: str, timeout: float) -> bytes:
         return data
 
 
-@pytest.mark.xfail(strict=True, reason="the race of issue 12, fixed by the next commit")
 def test_failed_deposition_does_not_make_the_leader_wait_on_the_loop(
         state: type[State]) -> None:
     cls = type("RacePooled", (PooledHTTPServer,), {"inline_budget": 0.005})
@@ -137,12 +140,9 @@ def test_failed_deposition_does_not_make_the_leader_wait_on_the_loop(
           socket.create_connection(server.server_address[:2], timeout=10) as slow):
         slow.sendall(b"GET /wait HTTP/1.1\r\nHost: t\r\n\r\n")
         assert state.pool.entered.wait(5), "the watchdog never tried to depose"
-        leader = next(t.ident for t in threading.enumerate()
-                      if in_stack(t.ident or 0, "do_GET"))
-        assert leader is not None
         # The handler returns while the deposition is held open; the leader then asks
         # whether it still leads. Give it that moment, then let the deposition fail.
-        assert wait_for(lambda: not in_stack(leader, "handle_one_request"), 5)
+        assert wait_for(lambda: not in_stack(state.leader, "handle_one_request"), 5)
         time.sleep(0.05)
         state.pool.release.set()
         assert state.deferred == [True]
