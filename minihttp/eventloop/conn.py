@@ -46,8 +46,9 @@ NEW, IDLE, HEAD, BUSY, WAIT = range(5)
 class Conn:
     """One client connection of the pooled server."""
 
-    __slots__ = ("addr", "aux", "closed", "expires", "fd", "handler", "level", "nowait",
-                 "raw", "reader", "sock", "state", "timer_seq", "timer_when", "tls", "woken")
+    __slots__ = ("addr", "aux", "closed", "deferred", "expires", "fd", "handler", "level",
+                 "nowait", "raw", "reader", "sock", "state", "timer_seq", "timer_when", "tls",
+                 "woken")
 
     def __init__(self, sock: Any, addr: Any, fd: int) -> None:
         self.sock = sock
@@ -74,3 +75,5 @@ class Conn:
         #: the wait timed out).
         self.aux = -1
         self.woken = False
+        #: The handler's ``Deferred`` while its request waits (and until it is resumed).
+        self.deferred: Any = None

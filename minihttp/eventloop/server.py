@@ -381,17 +381,18 @@ class PooledHTTPServer(HTTPServer):
             if self._watch_idle:
                 self._watch_wake.set()
             try:
-                if handler._deferred_then is None:
-                    handler.handle_one_request()
+                if conn.deferred is None:
+                    deferred = handler.handle_one_request()
                 else:
-                    handler.resume_request(conn.woken)
+                    conn.deferred = None
+                    deferred = handler.resume_request(conn.woken)
                 # The turn ends (under the lock) before anything else: from here on no
                 # deposition can happen, so what this thread does next follows from one
                 # answer (a deposition that failed was never visible).
                 deposed = self._handler_done(epoch)
-                if handler._deferred_then is not None:  # deferred
+                if deferred is not None:
                     if not deposed:
-                        if self._suspend(conn):
+                        if self._suspend(conn, deferred):
                             continue  # the loop waits for it
                         # The loop cannot wait for it: the handler waits, as a turn of its
                         # own that the watchdog may depose like any other.
@@ -439,7 +440,7 @@ class PooledHTTPServer(HTTPServer):
                 and not self._closing and self._leader == threading.get_ident()
                 and self._poller is not None and self._poller.supports_level)
 
-    def _suspend(self, conn: Conn) -> bool:
+    def _suspend(self, conn: Conn, deferred: Any) -> bool:
         """Register what a deferred request waits for; False when that cannot be done.
 
         The descriptor is armed one-shot: EPOLL_CTL_MOD when it is registered already (a
@@ -447,7 +448,7 @@ class PooledHTTPServer(HTTPServer):
         while unused (disarmed, it reports nothing) and leaves the interest list when it is
         closed.
         """
-        sock, timeout = conn.handler._deferred_wait
+        sock, timeout = deferred.sock, deferred.timeout
         poller = self._poller
         try:
             fd = sock.fileno()
@@ -461,6 +462,7 @@ class PooledHTTPServer(HTTPServer):
             return False
         conn.aux = fd
         conn.woken = False
+        conn.deferred = deferred
         self._waits[fd] = conn
         now = time.monotonic() if timeout is not None else 0.0
         conn.expires = _INF if timeout is None else now + timeout
@@ -931,9 +933,11 @@ class PooledHTTPServer(HTTPServer):
             served = 0
             while True:
                 if not fresh:
-                    if handler._deferred_then is None:
-                        handler.handle_one_request()
+                    if conn.deferred is None:
+                        if handler.handle_one_request() is not None:
+                            handler.finish_deferred()  # (only the loop's leader may defer)
                     else:  # a deferred request, given at shutdown: it waits up to the grace
+                        conn.deferred = None
                         handler.finish_deferred(self._grace_end if self._closing else None)
                     served += 1
                     if handler.close_connection or self._closing:
