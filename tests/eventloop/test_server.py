@@ -589,9 +589,9 @@ def test_inline_watchdog_sleeps_while_nothing_is_served() -> None:
     server = make(inline_budget=0.005)
     with running(server):
         assert get(server, "/a").endswith(b"hello /a")
-        assert wait_for(lambda: server._watch_idle, 5.0)
+        assert wait_for(lambda: server._leadership.watch_idle, 5.0)
         assert get(server, "/b").endswith(b"hello /b")  # and it wakes for the next one
-        assert wait_for(lambda: server._watch_idle, 5.0)
+        assert wait_for(lambda: server._leadership.watch_idle, 5.0)
     assert not any(t.name == "minihttp-watch" for t in threading.enumerate())
 
 
