@@ -18,7 +18,7 @@ from minihttp.config import Limits
 from minihttp.eventloop import PooledHTTPServer, default_max_connections
 from minihttp.server import BaseHTTPRequestHandler
 from minihttp.static import SimpleHTTPRequestHandler
-from tests.helpers.servers import open_fds, running
+from tests.helpers.servers import open_fds, running, wait_for
 
 REQ = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
 
@@ -108,15 +108,6 @@ def get(server: PooledHTTPServer, path: str = "/") -> bytes:
     with connect(server) as s:
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
         return read_response(s)
-
-
-def wait_for(cond: Any, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return bool(cond())
 
 
 @pytest.fixture
