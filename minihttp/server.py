@@ -418,7 +418,12 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         deferred: this returns False and the method waits itself.
         """
         defer = getattr(self.server, "defer_readable", None)
-        if defer is None or not _may_defer(type(self)) or not defer(self):
+        if defer is None:
+            return False
+        ok = _defer_ok.get(type(self))
+        if ok is None:
+            ok = _may_defer(type(self))
+        if not ok or not defer(self):
             return False
         self._deferred = Deferred(sock, then, timeout)
         return True

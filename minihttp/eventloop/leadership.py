@@ -12,12 +12,15 @@ asks for the same at once (:meth:`Leadership.leave`).
 
 Rules of this module:
 
-* :class:`Leadership` owns its fields, and ``_lock`` guards them, with three exceptions:
-  the leader writes ``_running_conn``, ``_seq`` and ``_running`` without the lock when a
-  turn begins (once per request: a lock there costs every request; see
-  :meth:`Leadership.begin_turn` for why that is safe), the watchdog reads ``_running`` and
-  ``_seq`` without it (a stale value only delays a deposition by a tick or skips one:
-  :meth:`Leadership.depose` checks again under the lock), and the watchdog's own flags.
+* :class:`Leadership` owns its fields, and ``_lock`` guards them, with these exceptions,
+  each argued where it is: the leader writes ``_running_conn``, ``_seq`` and ``_running``
+  without the lock when a turn begins (once per request: a lock there costs every request;
+  :meth:`Leadership.begin_turn`); the watchdog reads ``_running`` and ``_seq`` without it
+  (a stale value only delays a deposition by a tick or skips one: :meth:`Leadership.depose`
+  checks again under the lock); a running handler asks :meth:`Leadership.may_defer`
+  without it (only a deposition can change that answer, from yes to no, and the turn's
+  end, under the lock, has the last word); the watchdog's own flags (``_watch_*``) and
+  ``epoch`` read as a figure (a benchmark's "did the loop move").
 * The epoch names the current leader. It changes in :meth:`Leadership.begin`
   (``serve_forever`` starts) and in a deposition once its successor is certain, under the
   lock, and nowhere else: never bumped and rolled back (a failed deposition changes
@@ -232,11 +235,19 @@ class Leadership:
 
     def may_defer(self, handler: Any) -> bool:
         """Whether ``handler`` runs inline on the leader's thread, in a turn that has not
-        been deposed (the leadership part of ``defer_readable``)."""
-        with self._lock:
-            conn = self._running_conn
-            return (self._running != 0 and conn is not None and conn.handler is handler
-                    and self._leader == threading.get_ident())
+        been deposed (the leadership part of ``defer_readable``).
+
+        Without the lock (measured: the lock was a tenth of the deferral's cost in the
+        loop, cpu_proxy --pooled --profile): the caller is the handler of the turn it asks
+        about, on its own thread, so only a deposition can change the answer meanwhile, and
+        a deposition only ever turns it from yes to no. A "no" is therefore always true; a
+        "yes" that a deposition overtakes is caught where it matters, under the lock, when
+        the turn ends (:meth:`end_turn` says ``DEPOSED`` and the handler's thread waits for
+        the request itself).
+        """
+        conn = self._running_conn
+        return (self._running != 0 and conn is not None and conn.handler is handler
+                and self._leader == threading.get_ident())
 
     def follow(self) -> None:
         """A deposed ``serve_forever`` thread: the spare, which leads again when a deposition
