@@ -71,7 +71,20 @@ How the work is divided (each module's docstring states its rules):
   :mod:`~minihttp.eventloop.deadlines` and :mod:`~minihttp.eventloop.pollers` below.
 
 This module keeps the server class: its settings, its public methods, the connection table
-(``_conns``, ``_close``) and handler creation.
+and handler creation.
+
+Rules of this module:
+
+* The server owns one :class:`~minihttp.eventloop.loop.Loop` (``_loop``) and one
+  :class:`~minihttp.eventloop.leadership.Leadership` (``_leadership``) for its whole life;
+  the loop refers back to it weakly, so nothing here is kept alive by a reference cycle.
+* What the package's other modules may use of the server, besides its public API and the
+  ``socketserver`` hooks (``get_request``, ``verify_request``, ``handle_error``, ...):
+  ``_loop``, ``_leadership``, ``_conns`` (open connections by descriptor: the loop adds,
+  removals under ``_lock``), ``_close(conn)`` (once, from whichever thread owns the
+  connection), ``_attach(conn)`` (a handler for it), ``_serving_ended()`` (the loop's last
+  act), ``pool``. Nothing else, and nothing of the handler but its public methods and
+  what they return.
 
 Handlers are created with ``BaseHTTPRequestHandler.attach`` (``setup()`` only); a
 ``functools.partial`` of a handler class (``directory=`` of the static handler) is honoured.
