@@ -49,6 +49,7 @@ EOF/an error is pending); ``handle_one_request()`` may be called once per reques
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
 import select
@@ -86,6 +87,7 @@ __all__ = [
     "DEFAULT_ERROR_CONTENT_TYPE",
     "DEFAULT_ERROR_MESSAGE",
     "BaseHTTPRequestHandler",
+    "Deferred",
     "HTTPSServer",
     "HTTPServer",
     "SimpleHTTPRequestHandler",
@@ -368,8 +370,12 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             src = self._file_source = FileSource(rfile, self._limits())
         return src
 
-    def handle_one_request(self) -> None:
-        """Read one request head, dispatch to ``do_<command>``, finish the response."""
+    def handle_one_request(self) -> Deferred | None:
+        """Read one request head, dispatch to ``do_<command>``, finish the response.
+
+        Returns None when the response is complete, or the :class:`Deferred` the method
+        asked for (:meth:`defer_until_readable`): the server then waits for it and calls
+        :meth:`resume_request`."""
         self.close_connection = True
         rfile = self.rfile
         source = rfile if rfile is self.reader and rfile is not None else self._source()
@@ -378,12 +384,12 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             head = source.read_head()
         except HTTPError as err:
             self._reject_head(err)
-            return
+            return None
         except OSError as err:
             error_log.debug("connection error reading a request head: %r", err)
-            return
+            return None
         if head is None:
-            return  # EOF or idle keep-alive timeout: close silently
+            return None  # EOF or idle keep-alive timeout: close silently
         self._head = head
         try:
             if self.parse_request():
@@ -396,21 +402,21 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                     try:
                         method()
                     except Exception as err:
-                        self._deferred_then = None
+                        self._deferred = None
                         self._method_failed(err)
         except Exception:
             self._request_failed()
             raise
         finally:
-            if self._deferred_then is None:  # else the response is finished by resume_request
+            deferred = self._deferred
+            if deferred is None:  # else the response is finished by resume_request
                 self._end_request()
+        return deferred
 
     # -- deferred responses: the server waits for the handler ----------------------------
 
-    #: The rest of a deferred request (see :meth:`defer_until_readable`), and what it waits
-    #: for: ``(socket, timeout)``. None while no request is deferred.
-    _deferred_then: Callable[[bool], None] | None = None
-    _deferred_wait: tuple[Any, float | None] | None = None
+    #: The deferred request under way (see :meth:`defer_until_readable`); None while none.
+    _deferred: Deferred | None = None
 
     def defer_until_readable(self, sock: Any, then: Callable[[bool], None],
                              timeout: float | None) -> bool:
@@ -428,33 +434,45 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         Why: on an event loop a handler that blocks for a round trip stalls every other
         connection (or costs a thread hand-over); deferred, the loop serves others
         meanwhile and the request holds no thread at all.
+
+        The server learns of the deferral from what ``handle_one_request`` and
+        ``resume_request`` return (a :class:`Deferred`). A handler class that overrides
+        either of them (code written for ``http.server`` returns None) is therefore never
+        deferred: this returns False and the method waits itself.
         """
         defer = getattr(self.server, "defer_readable", None)
-        if defer is None or not defer(self):
+        if defer is None:
             return False
-        self._deferred_then = then
-        self._deferred_wait = (sock, timeout)
+        ok = _defer_ok.get(type(self))
+        if ok is None:
+            ok = _may_defer(type(self))
+        if not ok or not defer(self):
+            return False
+        self._deferred = Deferred(sock, then, timeout)
         return True
 
-    def resume_request(self, ready: bool) -> None:
+    def resume_request(self, ready: bool) -> Deferred | None:
         """Go on with a deferred request: ``then(ready)``, then finish the response as
-        ``handle_one_request`` does (unless it deferred again). Called by the server."""
-        then = self._deferred_then
-        if then is None:
+        ``handle_one_request`` does, unless it deferred again (then that :class:`Deferred`
+        is returned, else None). Called by the server."""
+        deferred = self._deferred
+        if deferred is None:
             raise RuntimeError("no deferred request to resume")
-        self._deferred_then = self._deferred_wait = None
+        self._deferred = None
         try:
             try:
-                then(ready)
+                deferred.then(ready)
             except Exception as err:
-                self._deferred_then = None
+                self._deferred = None
                 self._method_failed(err)
         except Exception:
             self._request_failed()
             raise
         finally:
-            if self._deferred_then is None:
+            again = self._deferred
+            if again is None:
                 self._end_request()
+        return again
 
     def finish_deferred(self, until: float | None = None) -> None:
         """Wait on this thread for what a deferred request waits for, and finish it.
@@ -464,12 +482,13 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         ``until`` (a ``time.monotonic()`` value) bounds every wait: past it the request
         resumes as timed out (a server whose shutdown grace is over).
         """
-        while self._deferred_then is not None:
-            sock, timeout = self._deferred_wait or (None, None)
+        deferred = self._deferred
+        while deferred is not None:
+            timeout = deferred.timeout
             if until is not None:
                 left = max(until - time.monotonic(), 0.0)
                 timeout = left if timeout is None else min(timeout, left)
-            self.resume_request(_readable(sock, timeout))
+            deferred = self.resume_request(_readable(deferred.sock, timeout))
 
     def _reject_head(self, err: HTTPError) -> None:
         """Answer a head that cannot be read (408, 414, 431, 400) and close."""
@@ -1032,6 +1051,35 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         """The client's address (host part)."""
         addr = self.client_address
         return str(addr[0]) if addr else "-"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Deferred:
+    """A request whose handler deferred the rest of its response
+    (:meth:`BaseHTTPRequestHandler.defer_until_readable`): what ``handle_one_request`` and
+    ``resume_request`` return instead of None. The server waits until ``sock`` is readable
+    or ``timeout`` seconds pass (None: no limit), then calls ``resume_request(ready)``,
+    which calls ``then(ready)``."""
+
+    sock: Any
+    then: Callable[[bool], None]
+    timeout: float | None
+
+
+_base_handle_one_request = BaseHTTPRequestHandler.handle_one_request
+_base_resume_request = BaseHTTPRequestHandler.resume_request
+#: Handler class -> whether its requests may be deferred (it keeps both methods whose
+#: return value carries the deferral to the server).
+_defer_ok: dict[type, bool] = {}
+
+
+def _may_defer(cls: type) -> bool:
+    ok = _defer_ok.get(cls)
+    if ok is None:
+        ok = _defer_ok[cls] = (
+            getattr(cls, "handle_one_request", None) is _base_handle_one_request
+            and getattr(cls, "resume_request", None) is _base_resume_request)
+    return ok
 
 
 def _readable(sock: Any, timeout: float | None) -> bool:
