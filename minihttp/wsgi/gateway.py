@@ -18,11 +18,11 @@ Rules of this module:
   the client sees an incomplete message, never a wrong one.
 * ``close()`` of the returned iterable is called exactly once, whatever happened: a normal
   end, an application error, or the client leaving mid-response.
-* Blocks are never held back: after each block of a streamed (generic iterable) response
-  the writer is flushed, except when a declared Content-Length is already complete (then
-  the request's end sends it). A list or tuple result (all blocks known) is sent with one
-  send, with a Content-Length computed when the application gave none; a streamed result
-  without Content-Length goes out chunked (HTTP/1.1) or close-delimited (HTTP/1.0).
+* Blocks are never held back: each block of a streamed (generic iterable) response is
+  flushed as it comes (the first one together with the head: a one-block response is still
+  one send). A list or tuple result (all blocks known) is sent with one send, with a
+  Content-Length computed when the application gave none; a streamed result without
+  Content-Length goes out chunked (HTTP/1.1) or close-delimited (HTTP/1.0).
 * ``wsgi.file_wrapper`` over a regular file is sent with ``sendfile``.
 * A failure while reading ``wsgi.input`` (413, 400, 408, the client gone) decides the
   answer even if the framework caught it and built a response of its own.
@@ -232,7 +232,6 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
             except OSError:
                 self._gone()
             return
-        writer = wfile if isinstance(wfile, ResponseWriter) else None
         for block in result:
             if type(block) is not bytes:
                 block = _as_bytes(block)
@@ -242,8 +241,7 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
                 self._send_head(None)
             try:
                 wfile.write(block)
-                if writer is None or writer.mode != LENGTH or writer.remaining:
-                    wfile.flush()  # never hold a block back (PEP 3333)
+                wfile.flush()  # never hold a block back (PEP 3333)
             except OSError:
                 self._gone()
                 return
