@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import socket
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 from wsgiref.validate import validator
 
 import h11
@@ -119,3 +119,32 @@ def read_until_close(sock: socket.socket, limit: int = 10_000) -> bytes:
             return b"".join(parts)
         parts.append(piece)
     raise AssertionError("too many reads")
+
+
+class Spy:
+    """A socket stand-in for the writer: records ``(call, bytes)`` and passes through."""
+
+    def __init__(self, sock: Any, calls: list[tuple[str, int]]) -> None:
+        self.sock = sock
+        self.calls = calls
+
+    def sendall(self, data: Any) -> None:
+        self.calls.append(("sendall", len(data)))  # before the send: the client may see
+        # the response before this thread runs again
+        self.sock.sendall(data)
+
+    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        self.calls.append(("sendfile", -1 if count is None else count))  # before: no race
+        sent: int = self.sock.sendfile(file, offset, count)
+        return sent
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+class Spied(WSGIRequestHandler):
+    calls: ClassVar[list[tuple[str, int]]] = []
+
+    def setup(self) -> None:
+        super().setup()
+        self.wfile.sock = Spy(self.wfile.sock, self.calls)

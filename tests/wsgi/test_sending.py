@@ -1,6 +1,6 @@
 """How responses go out: one send for a small response, ``sendfile`` for wsgi.file_wrapper.
 
-A handler subclass swaps the response writer's socket for a spy that records every send,
+``Spied`` (conftest) swaps the response writer's socket for a spy that records every send,
 so the tests see the system calls the gateway makes, over a real loopback connection.
 """
 
@@ -9,43 +9,13 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
-from minihttp.wsgi import WSGIRequestHandler
-from tests.wsgi.conftest import StrictClient, header
+from tests.wsgi.conftest import Spied, StrictClient, header
 
 TEXT = [("Content-Type", "text/plain")]
-
-
-class Spy:
-    """A socket stand-in for the writer: records ``(call, bytes)`` and passes through."""
-
-    def __init__(self, sock: Any, calls: list[tuple[str, int]]) -> None:
-        self.sock = sock
-        self.calls = calls
-
-    def sendall(self, data: Any) -> None:
-        self.calls.append(("sendall", len(data)))  # before the send: the client may see
-        # the response before this thread runs again
-        self.sock.sendall(data)
-
-    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
-        self.calls.append(("sendfile", -1 if count is None else count))  # before: no race
-        sent: int = self.sock.sendfile(file, offset, count)
-        return sent
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.sock, name)
-
-
-class Spied(WSGIRequestHandler):
-    calls: ClassVar[list[tuple[str, int]]] = []
-
-    def setup(self) -> None:
-        super().setup()
-        self.wfile.sock = Spy(self.wfile.sock, self.calls)
 
 
 @pytest.fixture
