@@ -2,8 +2,11 @@
 
 Same habits (``[port]``, ``-b``, ``-d``, ``-p``), plus HTTPS, extra response headers, a bounded
 worker pool, dual-stack IPv4/IPv6 by default, and a clean stop on SIGINT/SIGTERM. A first
-argument naming a subcommand (``proxy``) hands the rest of the command line to that mode, so
-``python -m minihttp 8080`` and ``python -m minihttp proxy 8080`` both work.
+argument naming a subcommand (``proxy``, ``wsgi``, ``run``) hands the rest of the command
+line to that mode, so ``python -m minihttp 8080`` and ``python -m minihttp proxy 8080`` both
+work. The production options (:func:`add_server_arguments`) and the way a server is bound
+(:func:`build_server`) and run (:func:`serve`) are shared by the file server and the
+application commands (:mod:`minihttp.wsgi.command`).
 
 Rules of this module:
 
@@ -35,7 +38,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from types import FrameType
 from typing import Any
@@ -50,17 +53,25 @@ from .static import SimpleHTTPRequestHandler
 __all__ = [
     "SUBCOMMANDS",
     "CertificateError",
+    "add_server_arguments",
     "build_parser",
+    "build_server",
     "main",
     "make_server",
+    "parse_port",
     "raise_open_file_limit",
     "run_until_stopped",
     "serve",
     "server_base",
 ]
 
-#: ``python -m minihttp NAME ...`` runs ``<module>.main(rest_of_argv) -> int``.
-SUBCOMMANDS: dict[str, str] = {"proxy": "minihttp.proxy"}
+#: ``python -m minihttp NAME ...`` runs ``<module>.main(rest_of_argv) -> int`` (or the
+#: function named after a ``:``).
+SUBCOMMANDS: dict[str, str] = {
+    "proxy": "minihttp.proxy",
+    "wsgi": "minihttp.wsgi.command:main_wsgi",
+    "run": "minihttp.wsgi.command:main_run",
+}
 
 log = logging.getLogger("minihttp.cli")
 
@@ -80,7 +91,8 @@ def server_base() -> type[HTTPServer]:
 # -- argument parsing ---------------------------------------------------------------------------
 
 
-def _port(text: str) -> int:
+def parse_port(text: str) -> int:
+    """argparse type of a port number (0-65535)."""
     try:
         value = int(text)
     except ValueError:
@@ -117,33 +129,16 @@ def _trusted(text: str) -> str:
     return text
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the static file server."""
-    parser = argparse.ArgumentParser(
-        prog="python -m minihttp",
-        description="Serve a directory over HTTP/1.1 (GET and HEAD, with ranges, "
-        "conditional requests and directory listings).",
-        epilog="Other modes: 'python -m minihttp proxy --help' runs a forward proxy. "
-        "Stop with Ctrl-C or SIGTERM; in-flight responses are finished first.",
-    )
-    parser.add_argument("port", nargs="?", type=_port, default=8000,
-                        help="port to listen on (default 8000; 0 picks a free port)")
+def add_server_arguments(parser: argparse.ArgumentParser, *,
+                         default_bind: str = "all interfaces, IPv6 and IPv4") -> None:
+    """The production options every server command line shares (static files, ``wsgi``,
+    ``run``): one family, declared once."""
     parser.add_argument("-b", "--bind", metavar="ADDRESS",
-                        help="address to listen on (default: all interfaces, IPv6 and IPv4)")
-    parser.add_argument("-d", "--directory", default=os.getcwd(),
-                        help="directory to serve (default: the current directory)")
-    parser.add_argument("-p", "--protocol", type=_protocol, default="HTTP/1.1",
-                        metavar="VERSION",
-                        help="HTTP version of responses: HTTP/1.1 (default, keep-alive) "
-                        "or HTTP/1.0 (the default of python -m http.server)")
+                        help=f"address to listen on (default: {default_bind})")
     parser.add_argument("--tls-cert", metavar="FILE",
                         help="serve HTTPS with this PEM certificate chain")
     parser.add_argument("--tls-key", metavar="FILE",
                         help="private key of --tls-cert (if not in the same file)")
-    parser.add_argument("--header", action="append", type=_header, default=[],
-                        metavar="NAME:VALUE",
-                        help="add a header to every response, e.g. "
-                        "'Access-Control-Allow-Origin: *' (repeatable)")
     parser.add_argument("--threads", type=_positive, metavar="N",
                         help="most handlers that may block at once (requests are served on "
                         "the event loop; a handler that blocks hands the loop to one of "
@@ -157,11 +152,37 @@ def build_parser() -> argparse.ArgumentParser:
                         default=X_FORWARDED_FOR, type=str.lower,
                         help="which header the trusted proxies write: x-forwarded-for "
                         "(default; nginx, HAProxy) or forwarded (RFC 7239)")
-    parser.add_argument("--follow-symlinks", action="store_true",
-                        help="serve symlinks that point outside the directory (default: 404)")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="do not log requests (handler failures are still logged)")
     parser.add_argument("--version", action="version", version=f"minihttp {__version__}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the static file server."""
+    parser = argparse.ArgumentParser(
+        prog="python -m minihttp",
+        description="Serve a directory over HTTP/1.1 (GET and HEAD, with ranges, "
+        "conditional requests and directory listings).",
+        epilog="Other modes: 'python -m minihttp proxy --help' runs a forward proxy, "
+        "'python -m minihttp wsgi --help' a WSGI application (Flask, Django), "
+        "'python -m minihttp run --help' a handler class. "
+        "Stop with Ctrl-C or SIGTERM; in-flight responses are finished first.",
+    )
+    parser.add_argument("port", nargs="?", type=parse_port, default=8000,
+                        help="port to listen on (default 8000; 0 picks a free port)")
+    parser.add_argument("-d", "--directory", default=os.getcwd(),
+                        help="directory to serve (default: the current directory)")
+    parser.add_argument("-p", "--protocol", type=_protocol, default="HTTP/1.1",
+                        metavar="VERSION",
+                        help="HTTP version of responses: HTTP/1.1 (default, keep-alive) "
+                        "or HTTP/1.0 (the default of python -m http.server)")
+    parser.add_argument("--header", action="append", type=_header, default=[],
+                        metavar="NAME:VALUE",
+                        help="add a header to every response, e.g. "
+                        "'Access-Control-Allow-Origin: *' (repeatable)")
+    parser.add_argument("--follow-symlinks", action="store_true",
+                        help="serve symlinks that point outside the directory (default: 404)")
+    add_server_arguments(parser)
     return parser
 
 
@@ -269,7 +290,7 @@ def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
 
 
 def make_server(args: argparse.Namespace) -> HTTPServer:
-    """Build (bind and listen) the server described by parsed arguments.
+    """Build (bind and listen) the static file server described by parsed arguments.
 
     Raises OSError (port in use, bad address), :class:`CertificateError` or ValueError (bad
     directory, --tls-key alone).
@@ -277,23 +298,33 @@ def make_server(args: argparse.Namespace) -> HTTPServer:
     directory = os.path.abspath(args.directory)
     if not os.path.isdir(directory):
         raise ValueError(f"not a directory: {args.directory}")
-    context = _tls_context(args.tls_cert, args.tls_key)
-    family, host = _family(args.bind, args.port)
-
     handler_attrs: dict[str, Any] = {
         "protocol_version": args.protocol,
         "extra_headers": tuple(args.header),
         "follow_symlinks": args.follow_symlinks,
     }
     handler_class = type("CLIRequestHandler", (_CLIHandler,), handler_attrs)
-    server_attrs: dict[str, Any] = {"address_family": family, "ssl_context": context}
+    return build_server(args, partial(handler_class, directory=directory))
+
+
+def build_server(args: argparse.Namespace, handler: Any,
+                 server_attrs: dict[str, Any] | None = None) -> HTTPServer:
+    """Bind and listen a server for ``handler`` as the shared options say (address, TLS,
+    trusted proxies, threads); ``server_attrs`` are set on its class.
+
+    Raises OSError, :class:`CertificateError` or ValueError.
+    """
+    context = _tls_context(args.tls_cert, args.tls_key)
+    family, host = _family(args.bind, args.port)
+    attrs: dict[str, Any] = {"address_family": family, "ssl_context": context}
     if getattr(args, "forwarded_allow_ips", None):
-        server_attrs["forwarded_allow_ips"] = TrustedProxies(
+        attrs["forwarded_allow_ips"] = TrustedProxies(
             args.forwarded_allow_ips, getattr(args, "forwarded_header", X_FORWARDED_FOR))
     if args.threads:
-        server_attrs["max_workers"] = args.threads
-        server_attrs["max_queue"] = args.threads
-    server_class: type[Any] = type("CLIServer", (_TLS, server_base()), server_attrs)
+        attrs["max_workers"] = args.threads
+        attrs["max_queue"] = args.threads
+    attrs.update(server_attrs or {})
+    server_class: type[Any] = type("CLIServer", (_TLS, server_base()), attrs)
 
     if family == socket.AF_INET6:
         def server_bind(self: Any) -> None:
@@ -303,8 +334,7 @@ def make_server(args: argparse.Namespace) -> HTTPServer:
             super(server_class, self).server_bind()
 
         server_class.server_bind = server_bind
-    return server_class(  # type: ignore[no-any-return]
-        (host, args.port), partial(handler_class, directory=directory))
+    return server_class((host, args.port), handler)  # type: ignore[no-any-return]
 
 
 class _CLIHandler(SimpleHTTPRequestHandler):
@@ -358,13 +388,18 @@ def raise_open_file_limit() -> tuple[int, int] | None:
     return soft, hard
 
 
-def serve(args: argparse.Namespace) -> int:
-    """Run the static file server described by ``args`` until SIGINT/SIGTERM."""
+def serve(args: argparse.Namespace,
+          make: Callable[[argparse.Namespace], HTTPServer] | None = None,
+          announce: Callable[[HTTPServer, argparse.Namespace], None] | None = None) -> int:
+    """Run the server ``make(args)`` builds (default: the static file server) until
+    SIGINT/SIGTERM, in one process or ``--workers`` pre-forked ones; the exit status."""
+    make = make or make_server
+    announce = announce or _announce
     workers = getattr(args, "workers", None)
     _configure_logging(args.quiet, with_pid=bool(workers))
     raise_open_file_limit()
     try:
-        server = make_server(args)
+        server = make(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -381,13 +416,14 @@ def serve(args: argparse.Namespace) -> int:
             print(f"error: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
+    ready = partial(announce, server, args)
     if not workers:
-        return run_until_stopped(server, args.quiet, partial(_announce, server, args))
+        return run_until_stopped(server, args.quiet, ready)
     try:
         return prefork.serve_workers(server, workers,
                                      partial(run_until_stopped, server, args.quiet),
                                      graceful_timeout=args.graceful_timeout,
-                                     on_ready=partial(_announce, server, args))
+                                     on_ready=ready)
     finally:
         server.server_close()
 
@@ -453,9 +489,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m minihttp`` and the ``minihttp`` script; the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] in SUBCOMMANDS:
-        module = importlib.import_module(SUBCOMMANDS[args_list[0]])
+        module_name, _, function = SUBCOMMANDS[args_list[0]].partition(":")
+        entry = getattr(importlib.import_module(module_name), function or "main")
         try:
-            return int(module.main(args_list[1:]))
+            return int(entry(args_list[1:]))
         except SystemExit as exc:  # the subcommand's argparse: --help or a usage error
             return exc.code if isinstance(exc.code, int) else 2
     try:
