@@ -45,7 +45,7 @@ from ..http11 import body_allowed
 from ..logs import error_log
 from ..server import BaseHTTPRequestHandler
 from .body import FileWrapper, Input
-from .environ import base_environ, normalize_root, request_environ
+from .environ import base_environ, normalize_root, remote, request_environ
 from .response import Head, check_headers
 
 __all__ = ["StartResponse", "WSGIApplication", "WSGIRequestHandler", "make_handler"]
@@ -81,6 +81,7 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
     _head_sent: bool
     _client_gone: bool
     _wsgi_base: dict[str, Any] | None = None
+    _base_peer: Any = None
 
     def setup(self) -> None:
         super().setup()
@@ -93,12 +94,14 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _base(self) -> dict[str, Any]:
+        """The connection's constant environ keys (built on its first request)."""
         base = self._wsgi_base
         if base is None:
+            self._base_peer = self.client_address
             base = self._wsgi_base = base_environ(
                 self.server, tls=hasattr(self.request, "getpeercert"), root=self.root_path,
                 multiprocess=bool(getattr(self.server, "wsgi_multiprocess", False)),
-                file_wrapper=self.wsgi_file_wrapper)
+                file_wrapper=self.wsgi_file_wrapper, client_address=self.client_address)
         return base
 
     # -- one request ----------------------------------------------------------------------
@@ -110,10 +113,15 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
             raise RuntimeError("no WSGI application: build the handler with make_handler(app)")
         body = self.rfile
         recorder = None if body is EMPTY_BODY else Input(body)
-        environ = request_environ(self._base(), self, self.root_path, recorder or body)
+        base = self._wsgi_base
+        if base is None:
+            base = self._base()
+        environ = request_environ(base, self, self.root_path, recorder or body)
         if environ is None:
             self.send_error(404, None, f"Outside the application's root path {self.root_path}")
             return
+        if self.client_address is not self._base_peer:  # a trusted proxy named the client
+            environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = remote(self.client_address)
         self._app_head = None
         self._head_sent = self._client_gone = False
         complete = False
