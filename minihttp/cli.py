@@ -44,8 +44,10 @@ from types import FrameType
 from typing import Any
 
 from . import __version__, prefork
+from .accesslog import ACCESS_FIELDS, access_format, with_access_log
 from .forwarded import FORWARDED, X_FORWARDED_FOR, TrustedProxies
 from .http11 import validate_field
+from .listen import Listener, descriptor, systemd_listen_fd
 from .prefork import _positive
 from .server import HTTPServer
 from .static import SimpleHTTPRequestHandler
@@ -63,6 +65,7 @@ __all__ = [
     "run_until_stopped",
     "serve",
     "server_base",
+    "server_url",
 ]
 
 #: ``python -m minihttp NAME ...`` runs ``<module>.main(rest_of_argv) -> int`` (or the
@@ -129,8 +132,14 @@ def _trusted(text: str) -> str:
     return text
 
 
+_THREADS_HELP = ("most handlers that may block at once (requests are served on the event "
+                 "loop; a handler that blocks hands the loop to one of these threads). "
+                 "Default: from the CPU count, at least 32")
+
+
 def add_server_arguments(parser: argparse.ArgumentParser, *,
-                         default_bind: str = "all interfaces, IPv6 and IPv4") -> None:
+                         default_bind: str = "all interfaces, IPv6 and IPv4",
+                         threads_help: str = _THREADS_HELP) -> None:
     """The production options every server command line shares (static files, ``wsgi``,
     ``run``): one family, declared once."""
     parser.add_argument("-b", "--bind", metavar="ADDRESS",
@@ -139,10 +148,7 @@ def add_server_arguments(parser: argparse.ArgumentParser, *,
                         help="serve HTTPS with this PEM certificate chain")
     parser.add_argument("--tls-key", metavar="FILE",
                         help="private key of --tls-cert (if not in the same file)")
-    parser.add_argument("--threads", type=_positive, metavar="N",
-                        help="most handlers that may block at once (requests are served on "
-                        "the event loop; a handler that blocks hands the loop to one of "
-                        "these threads). Default: from the CPU count, at least 32")
+    parser.add_argument("--threads", type=_positive, metavar="N", help=threads_help)
     prefork.add_arguments(parser)
     parser.add_argument("--forwarded-allow-ips", type=_trusted, metavar="IPS",
                         help="comma-separated IPs/CIDRs of trusted reverse proxies ('*': "
@@ -152,8 +158,23 @@ def add_server_arguments(parser: argparse.ArgumentParser, *,
                         default=X_FORWARDED_FOR, type=str.lower,
                         help="which header the trusted proxies write: x-forwarded-for "
                         "(default; nginx, HAProxy) or forwarded (RFC 7239)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--unix", metavar="PATH",
+                       help="listen on a Unix socket at PATH instead of a port (for nginx in "
+                       "front: proxy_pass http://unix:PATH); its peers count as 127.0.0.1")
+    where.add_argument("--fd", type=descriptor, metavar="N",
+                       help="serve the listening socket inherited as descriptor N (systemd "
+                       "socket activation, LISTEN_FDS, is used without this option)")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="do not log requests (handler failures are still logged)")
+    parser.add_argument("--access-log", metavar="FILE",
+                        help="write the access log to FILE ('-': standard output) instead of "
+                        "standard error")
+    parser.add_argument("--access-log-format", metavar="FORMAT", default="common",
+                        type=access_format,
+                        help="'common' (default, Common Log Format), 'combined' (+ referer "
+                        "and user agent), 'json' (one JSON object a line) or a template of "
+                        f"{{fields}}: {', '.join(ACCESS_FIELDS)}")
     parser.add_argument("--version", action="version", version=f"minihttp {__version__}")
 
 
@@ -315,8 +336,19 @@ def build_server(args: argparse.Namespace, handler: Any,
     Raises OSError, :class:`CertificateError` or ValueError.
     """
     context = _tls_context(args.tls_cert, args.tls_key)
-    family, host = _family(args.bind, args.port)
-    attrs: dict[str, Any] = {"address_family": family, "ssl_context": context}
+    attrs: dict[str, Any] = {"ssl_context": context}
+    bases: tuple[type, ...] = (_TLS, server_base())
+    unix, fd = getattr(args, "unix", None), getattr(args, "fd", None)
+    if fd is None and not unix:
+        fd = systemd_listen_fd()
+    if unix or fd is not None:
+        attrs.update(address_family=socket.AF_UNIX if unix else socket.AF_INET,
+                     inherited_fd=-1 if fd is None else fd)
+        bases = (_TLS, Listener, server_base())
+        family, address = attrs["address_family"], unix or ""
+    else:
+        family, host = _family(args.bind, args.port)
+        attrs["address_family"], address = family, (host, args.port)
     if getattr(args, "forwarded_allow_ips", None):
         attrs["forwarded_allow_ips"] = TrustedProxies(
             args.forwarded_allow_ips, getattr(args, "forwarded_header", X_FORWARDED_FOR))
@@ -324,7 +356,8 @@ def build_server(args: argparse.Namespace, handler: Any,
         attrs["max_workers"] = args.threads
         attrs["max_queue"] = args.threads
     attrs.update(server_attrs or {})
-    server_class: type[Any] = type("CLIServer", (_TLS, server_base()), attrs)
+    server_class: type[Any] = type("CLIServer", bases, attrs)
+    handler = with_access_log(handler, getattr(args, "access_log_format", "common"))
 
     if family == socket.AF_INET6:
         def server_bind(self: Any) -> None:
@@ -334,7 +367,7 @@ def build_server(args: argparse.Namespace, handler: Any,
             super(server_class, self).server_bind()
 
         server_class.server_bind = server_bind
-    return server_class((host, args.port), handler)  # type: ignore[no-any-return]
+    return server_class(address, handler)  # type: ignore[no-any-return]
 
 
 class _CLIHandler(SimpleHTTPRequestHandler):
@@ -348,10 +381,30 @@ class _CLIHandler(SimpleHTTPRequestHandler):
         super().end_headers()
 
 
-def _url(server: HTTPServer, tls: bool) -> str:
+def server_url(server: HTTPServer) -> str:
+    """Where ``server`` listens, as the announce line says it: ``http://host:port/`` or
+    ``unix:PATH``."""
+    if isinstance(server.server_address, (str, bytes)):
+        path = server.server_address
+        return f"unix:{path.decode() if isinstance(path, bytes) else path}"
+    tls = bool(getattr(server, "ssl_context", None))
     host, port = server.server_address[:2]
     host = f"[{host}]" if ":" in str(host) else str(host)
     return f"{'https' if tls else 'http'}://{host}:{port}/"
+
+
+def _configure_access_log(path: str | None) -> None:
+    """``--access-log FILE``: the access log goes there (``-``: standard output) alone."""
+    if not path:
+        return
+    access = logging.getLogger("minihttp.access")
+    for old in list(access.handlers):
+        access.removeHandler(old)
+    handler: logging.Handler = (logging.StreamHandler(sys.stdout) if path == "-"
+                                else logging.FileHandler(path, encoding="utf-8"))
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    access.propagate = False
 
 
 def _configure_logging(quiet: bool, with_pid: bool = False) -> None:
@@ -397,6 +450,11 @@ def serve(args: argparse.Namespace,
     announce = announce or _announce
     workers = getattr(args, "workers", None)
     _configure_logging(args.quiet, with_pid=bool(workers))
+    try:
+        _configure_access_log(getattr(args, "access_log", None))
+    except OSError as exc:
+        print(f"error: cannot open the access log: {exc}", file=sys.stderr)
+        return 1
     raise_open_file_limit()
     try:
         server = make(args)
@@ -407,7 +465,9 @@ def serve(args: argparse.Namespace,
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        where = f"{args.bind or '[::]'}:{args.port}"
+        where = (getattr(args, "unix", None)
+                 or (f"descriptor {args.fd}" if getattr(args, "fd", None) is not None else "")
+                 or f"{args.bind or '[::]'}:{args.port}")
         if exc.errno == errno.EADDRINUSE:
             print(f"error: cannot listen on {where}: address already in use", file=sys.stderr)
         elif exc.filename:
@@ -430,7 +490,7 @@ def serve(args: argparse.Namespace,
 
 def _announce(server: HTTPServer, args: argparse.Namespace) -> None:
     tls = bool(server.ssl_context)  # type: ignore[attr-defined]
-    print(f"Serving {'HTTPS' if tls else 'HTTP'} on {_url(server, tls)} "
+    print(f"Serving {'HTTPS' if tls else 'HTTP'} on {server_url(server)} "
           f"(directory {os.path.abspath(args.directory)}) ...", flush=True)
 
 

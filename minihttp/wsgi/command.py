@@ -13,6 +13,14 @@ Rules of this module:
   status 2, and no client ever sees it.
 * The default address is 127.0.0.1 (an application server usually sits behind a proxy; as
   gunicorn and uvicorn do); ``-b 0.0.0.0`` or ``-b ::`` exposes it.
+* Without ``--threads`` requests are served on the event loop itself (the fastest for an
+  application that computes and answers). ``--threads N`` says the application blocks
+  (a database, another service): every request then runs on one of N pool threads and the
+  loop only moves bytes. Measured (a WSGI app sleeping 50 ms per request, wrk -c64, one
+  process): on the loop, each blocking request holds it until the watchdog hands it over,
+  ~2-4 ms, so about 235 req/s whatever N; on N=64 pool threads 1,249-1,262 req/s (0.98 of
+  the 1,280 ideal), p99 54-76 ms. A Flask hello loses little on the pool (9.4k against
+  9.6-10.5k req/s, same run): the framework's own CPU dominates.
 """
 
 from __future__ import annotations
@@ -51,7 +59,11 @@ def _parser(prog: str, what: str, description: str) -> argparse.ArgumentParser:
                         "MODULE:factory('literal', arg=1); the current directory is importable")
     parser.add_argument("port", nargs="?", type=cli.parse_port, default=8000,
                         help="port to listen on (default 8000; 0 picks a free port)")
-    cli.add_server_arguments(parser, default_bind=DEFAULT_BIND)
+    cli.add_server_arguments(
+        parser, default_bind=DEFAULT_BIND,
+        threads_help="the application blocks (database, network): serve every request on "
+        "one of N pool threads, N about the requests that may wait at once (default: "
+        "requests are served on the event loop, best for applications that only compute)")
     parser.set_defaults(bind=DEFAULT_BIND)
     return parser
 
@@ -80,18 +92,18 @@ def _error(message: str) -> int:
 def _announcer(label: str) -> Any:
     def announce(server: HTTPServer, args: argparse.Namespace) -> None:
         tls = bool(getattr(server, "ssl_context", None))
-        host, port = server.server_address[:2]
-        host = f"[{host}]" if ":" in str(host) else str(host)
-        print(f"Serving {'HTTPS' if tls else 'HTTP'} on {'https' if tls else 'http'}://"
-              f"{host}:{port}/ ({label} {args.target}) ...", flush=True)
+        print(f"Serving {'HTTPS' if tls else 'HTTP'} on {cli.server_url(server)} "
+              f"({label} {args.target}) ...", flush=True)
 
     return announce
 
 
 def _serve(args: argparse.Namespace, handler: Any, label: str) -> int:
     def make(parsed: argparse.Namespace) -> HTTPServer:
-        return cli.build_server(parsed, handler,
-                                {"wsgi_multiprocess": bool(getattr(parsed, "workers", None))})
+        attrs: dict[str, Any] = {"wsgi_multiprocess": bool(getattr(parsed, "workers", None))}
+        if parsed.threads:
+            attrs["inline"] = False  # see the module's rules: an application that blocks
+        return cli.build_server(parsed, handler, attrs)
 
     return cli.serve(args, make=make, announce=_announcer(label))
 

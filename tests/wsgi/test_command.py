@@ -8,10 +8,12 @@ is the subprocess's current directory (importable, as the command promises).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -22,6 +24,7 @@ import pytest
 import requests
 
 from tests.helpers.servers import wait_for
+from tests.wsgi.conftest import read_until_close
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 10.0
@@ -42,6 +45,10 @@ APPS = {
                 return [greeting.encode()]
             return app
         NUMBER = 7
+        def which_thread(environ, start_response):
+            import threading
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [threading.current_thread().name.encode()]
     """,
     "hello_handler.py": """
         from minihttp.server import BaseHTTPRequestHandler
@@ -88,13 +95,17 @@ def _readline(proc: subprocess.Popen[str]) -> str:
 
 
 @contextlib.contextmanager
-def command(cwd: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """Run ``python -m minihttp ARGS`` in ``cwd``; yield (process, base URL) once it serves."""
-    proc = subprocess.Popen([sys.executable, "-m", "minihttp", *args], cwd=cwd, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def command(cwd: Path, *args: str, pass_fds: tuple[int, ...] = (),
+            env: dict[str, str] | None = None,
+            argv: list[str] | None = None) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Run ``python -m minihttp ARGS`` in ``cwd``; yield (process, where it serves: the
+    ``http(s)://host:port/`` or ``unix:PATH`` of its first line) once it serves."""
+    proc = subprocess.Popen(argv or [sys.executable, "-m", "minihttp", *args], cwd=cwd,
+                            env=env or _env(), pass_fds=pass_fds, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
         line = _readline(proc)
-        m = re.search(r" on (https?://\S+:\d+/) \(", line)
+        m = re.search(r" on (https?://\S+:\d+/|unix:\S+) \(", line)
         if m is None:
             proc.kill()
             _out, err = proc.communicate(timeout=TIMEOUT)
@@ -107,9 +118,16 @@ def command(cwd: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]
 
 
 def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    """SIGTERM; the exit status and standard error."""
+    code, _out, err = stop_all(proc)
+    return code, err
+
+
+def stop_all(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
+    """SIGTERM; the exit status, standard output and standard error."""
     proc.send_signal(signal.SIGTERM)
-    _out, err = proc.communicate(timeout=TIMEOUT)
-    return proc.returncode, err
+    out, err = proc.communicate(timeout=TIMEOUT)
+    return proc.returncode, out, err
 
 
 def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -173,6 +191,19 @@ def test_wsgi_over_tls(apps: Path, tmp_path: Path) -> None:
         assert stop(proc)[0] == 0
 
 
+def test_threads_mean_requests_run_on_pool_threads(apps: Path) -> None:
+    # Default: served on the event loop (the main thread runs it); --threads N: the
+    # application may block, every request runs on a pool thread and the loop stays free.
+    with command(apps, "wsgi", "hello_wsgi:which_thread", "0", "-q") as (proc, url):
+        assert requests.get(url, timeout=5).text == "MainThread"
+        assert stop(proc)[0] == 0
+    with command(apps, "wsgi", "hello_wsgi:which_thread", "0", "-q",
+                 "--threads", "4") as (proc, url):
+        names = {requests.get(url, timeout=5).text for _ in range(5)}
+        assert "MainThread" not in names and names
+        assert stop(proc)[0] == 0
+
+
 def test_run_a_handler_class(apps: Path) -> None:
     with command(apps, "run", "hello_handler:Hello", "0") as (proc, url):
         assert requests.get(url + "x?y", timeout=5).text == "handler /x?y"
@@ -211,3 +242,125 @@ def test_help_of_both_commands_lists_the_shared_options(apps: Path) -> None:
                        "--forwarded-allow-ips", "--graceful-timeout"):
             assert option in result.stdout, (sub, option)
     assert "--root-path" in run(apps, "wsgi", "--help").stdout
+
+
+# -- listeners: --unix, --fd, systemd socket activation ------------------------------------------
+
+
+def unix_get(path: str, target: str, headers: str = "") -> bytes:
+    """One GET over a Unix socket with ``Connection: close``; the whole response."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(path)
+        s.sendall(f"GET {target} HTTP/1.1\r\nHost: app\r\n{headers}"
+                  "Connection: close\r\n\r\n".encode())
+        return read_until_close(s)
+
+
+def test_unix_socket_peers_are_local_and_the_file_is_removed(apps: Path,
+                                                              tmp_path: Path) -> None:
+    path = str(tmp_path / "app.sock")
+    with command(apps, "wsgi", "hello_wsgi", "--unix", path, "-q",
+                 "--forwarded-allow-ips", "127.0.0.1") as (proc, where):
+        assert where == f"unix:{path}"
+        response = unix_get(path, "/x")
+        assert response.startswith(b"HTTP/1.1 200 OK") and response.endswith(
+            b" /x 127.0.0.1 http False")
+        # nginx over the socket: trusted as loopback
+        response = unix_get(path, "/y", "X-Forwarded-For: 198.51.100.4\r\n"
+                                        "X-Forwarded-Proto: https\r\n")
+        assert response.endswith(b" /y 198.51.100.4 https False")
+        assert stop(proc)[0] == 0
+    assert not os.path.exists(path)
+
+
+def test_unix_socket_stale_file_is_replaced_live_one_refused(apps: Path,
+                                                             tmp_path: Path) -> None:
+    path = str(tmp_path / "app.sock")
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(path)
+    stale.close()  # the file stays: what a killed server leaves
+    with command(apps, "wsgi", "hello_wsgi", "--unix", path, "-q") as (proc, _where):
+        assert unix_get(path, "/").startswith(b"HTTP/1.1 200 OK")
+        second = run(apps, "wsgi", "hello_wsgi", "--unix", path)
+        assert second.returncode == 1
+        assert "address already in use" in second.stderr
+        assert stop(proc)[0] == 0
+    (tmp_path / "plain").write_text("not a socket")
+    result = run(apps, "wsgi", "hello_wsgi", "--unix", str(tmp_path / "plain"))
+    assert result.returncode == 2 and "exists and is not a socket" in result.stderr
+    assert (tmp_path / "plain").read_text() == "not a socket"
+
+
+def test_inherited_descriptor(apps: Path) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    fd = listener.fileno()
+    try:
+        with command(apps, "wsgi", "hello_wsgi", "--fd", str(fd), "-q",
+                     pass_fds=(fd,)) as (proc, where):
+            assert where == f"http://127.0.0.1:{port}/"
+            assert requests.get(where + "z", timeout=5).text == " /z 127.0.0.1 http False"
+            assert stop(proc)[0] == 0
+    finally:
+        listener.close()
+
+
+def test_systemd_socket_activation(apps: Path) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    # What systemd does: the socket as descriptor 3, LISTEN_PID = the server's own pid
+    # (hence a small exec wrapper: exec keeps the pid).
+    wrapper = ("import os, sys; os.dup2(int(sys.argv[1]), 3); "
+               "os.environ['LISTEN_PID'] = str(os.getpid()); os.environ['LISTEN_FDS'] = '1'; "
+               "os.execv(sys.executable, [sys.executable, '-m', 'minihttp', 'wsgi', "
+               "'hello_wsgi', '-q'])")
+    try:
+        with command(apps, argv=[sys.executable, "-c", wrapper, str(listener.fileno())],
+                     pass_fds=(listener.fileno(),)) as (proc, where):
+            assert where == f"http://127.0.0.1:{port}/"
+            assert requests.get(where + "sd", timeout=5).text.startswith(" /sd ")
+            assert stop(proc)[0] == 0
+    finally:
+        listener.close()
+
+
+# -- access log formats ----------------------------------------------------------------------
+
+
+def test_access_log_json_lines_to_a_file(apps: Path, tmp_path: Path) -> None:
+    log_file = tmp_path / "access.jsonl"
+    with command(apps, "wsgi", "hello_wsgi", "0", "--access-log", str(log_file),
+                 "--access-log-format", "json") as (proc, url):
+        requests.get(url + "j?q=1", timeout=5, headers={"User-Agent": 'tester "1"',
+                                                         "Referer": "http://r/"})
+        requests.get(url + "k", timeout=5)
+        code, err = stop(proc)
+    assert code == 0
+    assert '"GET /j' not in err  # the file has the lines, not standard error
+    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert [(e["method"], e["path"], e["status"]) for e in lines] == [
+        ("GET", "/j?q=1", 200), ("GET", "/k", 200)]
+    first = lines[0]
+    assert first["agent"] == 'tester "1"' and first["referer"] == "http://r/"
+    assert first["remote"] == "127.0.0.1" and first["protocol"] == "HTTP/1.1"
+    assert isinstance(first["size"], int) and first["duration_ms"] >= 0
+
+
+def test_access_log_combined_and_template(apps: Path) -> None:
+    with command(apps, "wsgi", "hello_wsgi", "0", "--access-log", "-",
+                 "--access-log-format", "combined") as (proc, url):
+        requests.get(url + "c", timeout=5, headers={"User-Agent": "ua/1"})
+        code, out, _err = stop_all(proc)
+    assert code == 0
+    assert re.search(r'"GET /c HTTP/1.1" 200 \d+ "-" "ua/1"$', out, re.M), out
+    with command(apps, "run", "hello_handler:Hello", "0", "--access-log-format",
+                 "{method} {path} {status} {host}") as (proc, url):
+        requests.get(url + "t", timeout=5)
+        _code, err = stop(proc)
+    assert re.search(r"^GET /t 200 127\.0\.0\.1:\d+$", err, re.M), err
+
+
+def test_bad_access_log_format_is_a_usage_error(apps: Path) -> None:
+    result = run(apps, "wsgi", "hello_wsgi", "--access-log-format", "{nope}")
+    assert result.returncode == 2 and "bad access log format" in result.stderr
