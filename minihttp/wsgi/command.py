@@ -32,9 +32,11 @@ from typing import Any
 
 from .. import cli
 from ..server import BaseHTTPRequestHandler, HTTPServer
+from .admission import with_admission
 from .app import AppLoadError, load_app, load_object
 from .environ import normalize_root
 from .gateway import make_handler
+from .reload import run_with_reload
 
 __all__ = ["build_run_parser", "build_wsgi_parser", "main_run", "main_wsgi"]
 
@@ -65,7 +67,29 @@ def _parser(prog: str, what: str, description: str) -> argparse.ArgumentParser:
         "one of N pool threads, N about the requests that may wait at once (default: "
         "requests are served on the event loop, best for applications that only compute)")
     parser.set_defaults(bind=DEFAULT_BIND)
+    parser.add_argument("--limit-concurrency", type=_count, default=0, metavar="N",
+                        help="answer 503 with Retry-After past N requests in progress in a "
+                        "process (default: no limit)")
+    parser.add_argument("--max-requests", type=_count, default=0, metavar="N",
+                        help="with --workers: a worker finishes what it serves and is "
+                        "replaced after N requests (bounds slow leaks; default: never)")
+    parser.add_argument("--max-requests-jitter", type=_count, default=0, metavar="J",
+                        help="add a random 0..J to each worker's --max-requests (so they do "
+                        "not restart together)")
+    parser.add_argument("--reload", action="store_true",
+                        help="development: restart when a .py file under the current "
+                        "directory changes")
     return parser
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
 
 
 def build_wsgi_parser() -> argparse.ArgumentParser:
@@ -99,6 +123,10 @@ def _announcer(label: str) -> Any:
 
 
 def _serve(args: argparse.Namespace, handler: Any, label: str) -> int:
+    handler = with_admission(handler, limit_concurrency=args.limit_concurrency,
+                             max_requests=args.max_requests,
+                             max_requests_jitter=args.max_requests_jitter)
+
     def make(parsed: argparse.Namespace) -> HTTPServer:
         attrs: dict[str, Any] = {"wsgi_multiprocess": bool(getattr(parsed, "workers", None))}
         if parsed.threads:
@@ -108,9 +136,24 @@ def _serve(args: argparse.Namespace, handler: Any, label: str) -> int:
     return cli.serve(args, make=make, announce=_announcer(label))
 
 
+def _reload_or_problem(name: str, argv: Sequence[str] | None,
+                       args: argparse.Namespace) -> int | None:
+    """The exit status when the command is done here (``--reload``, a bad combination);
+    None to go on and serve."""
+    if args.max_requests and not args.workers:
+        return _error("--max-requests needs --workers (a supervisor replaces the worker)")
+    if args.reload:
+        rest = [a for a in (sys.argv[2:] if argv is None else argv) if a != "--reload"]
+        return run_with_reload([name, *rest])
+    return None
+
+
 def main_wsgi(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m minihttp wsgi``; the exit status."""
     args = build_wsgi_parser().parse_args(argv)
+    done = _reload_or_problem("wsgi", argv, args)
+    if done is not None:
+        return done
     try:
         app = load_app(args.target)
     except AppLoadError as exc:
@@ -121,6 +164,9 @@ def main_wsgi(argv: Sequence[str] | None = None) -> int:
 def main_run(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m minihttp run``; the exit status."""
     args = build_run_parser().parse_args(argv)
+    done = _reload_or_problem("run", argv, args)
+    if done is not None:
+        return done
     try:
         handler = load_object(args.target)
     except AppLoadError as exc:
