@@ -55,8 +55,6 @@ StartResponse = Callable[..., Callable[[bytes], None]]
 #: ``application(environ, start_response) -> iterable of bytes``
 WSGIApplication = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
-_SEQUENCES = (list, tuple)
-
 
 class WSGIRequestHandler(BaseHTTPRequestHandler):
     """Serve ``application`` (a class attribute: see :func:`make_handler`) over HTTP/1.1.
@@ -222,9 +220,8 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
     def _send_result(self, result: Any) -> None:
         """Send the blocks of the application's iterable (see the module's rules)."""
         wfile = self.wfile
-        if isinstance(result, FileWrapper) and self._sendfile(result):
-            return
-        if type(result) in _SEQUENCES:
+        kind = type(result)
+        if kind is list or kind is tuple:
             if not self._head_sent:
                 total = 0
                 for block in result:
@@ -232,13 +229,17 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
                         raise TypeError(f"the application yielded {type(block).__name__}, "
                                         "not bytes")
                     total += len(block)
-                self._send_head(self._length_for(total))
+                head = self._app_head
+                self._send_head(total if head is not None and head.length is None
+                                and self._length_for(total) is not None else None)
             try:
                 for block in result:
                     if block:
                         wfile.write(block)
             except OSError:
                 self._gone()
+            return
+        if isinstance(result, FileWrapper) and self._sendfile(result):
             return
         for block in result:
             if type(block) is not bytes:
