@@ -17,7 +17,9 @@ Rules of this module:
   After the head is out an error can only cut the response: the connection is closed, so
   the client sees an incomplete message, never a wrong one.
 * ``close()`` of the returned iterable is called exactly once, whatever happened: a normal
-  end, an application error, or the client leaving mid-response.
+  end, an application error, or the client leaving mid-response. A response without a
+  body (HEAD, 204, 304) stops iterating once its head is out: an endless stream answered
+  to HEAD would otherwise run forever, every block dropped.
 * Blocks are never held back: each block of a streamed (generic iterable) response is
   flushed as it comes (the first one together with the head: a one-block response is still
   one send). A list or tuple result (all blocks known) is sent with one send, with a
@@ -248,6 +250,8 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
                 continue
             if not self._head_sent:
                 self._send_head(None)
+                if not self._may_carry_body():
+                    return  # HEAD, 204, 304: the rest would be dropped (and may never end)
             try:
                 wfile.write(block)
                 wfile.flush()  # never hold a block back (PEP 3333)
@@ -256,6 +260,10 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
                 return
         if not self._head_sent:
             self._send_head(self._length_for(0))
+
+    def _may_carry_body(self) -> bool:
+        head = self._app_head
+        return head is None or body_allowed(self.command or "GET", head.code)
 
     def _sendfile(self, wrapper: FileWrapper) -> bool:
         """Send a regular file with ``sendfile``; False to iterate the wrapper instead."""

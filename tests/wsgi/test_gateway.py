@@ -90,6 +90,26 @@ def test_head_has_no_body_and_keeps_the_connection_in_step(serve_app: Any) -> No
         assert body == b"hello world"
 
 
+def test_head_of_an_endless_stream_ends_and_closes_it(serve_app: Any) -> None:
+    made: list[Tracked] = []
+
+    def endless() -> Iterator[bytes]:
+        for i in range(10**9):  # "endless": a server that iterates it for HEAD never answers
+            yield b"event %d\n" % i
+
+    def app(environ: dict[str, Any], start_response: Any) -> Tracked:
+        start_response("200 OK", TEXT)
+        made.append(Tracked(endless()))
+        return made[-1]
+
+    with serve_app(app) as port, StrictClient(port) as c:
+        resp, body = c.request("HEAD", "/events")
+        assert (resp.status_code, body) == (200, b"")
+        assert made[0].closed.wait(5)
+        resp, body = c.request("HEAD", "/events")  # the connection is still in step
+        assert resp.status_code == 200
+
+
 def test_custom_reason_and_own_server_and_date_fields(serve_app: Any) -> None:
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         start_response("299 Quite Fine", [*TEXT, ("Server", "mine"),
