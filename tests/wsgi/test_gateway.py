@@ -73,9 +73,13 @@ def test_every_method_reaches_the_app(serve_app: Any) -> None:
         return [body]
 
     with serve_app(app) as port, StrictClient(port) as c:
-        for method in ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "PROPFIND"):
+        for method in ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "PROPFIND",
+                       "VERSION-CONTROL", "QUERY"):
             resp, body = c.request(method, "/")
             assert (resp.status_code, body) == (200, method.encode())
+        resp, body = c.request("FROBNICATE", "/")  # not a registered method
+        assert resp.status_code == 501
+        assert "PROPFIND" in (header(resp, "allow") or "")
 
 
 def test_head_has_no_body_and_keeps_the_connection_in_step(serve_app: Any) -> None:
