@@ -9,7 +9,8 @@ by side, alternated round by round, medians, ratios):
   and granian ``--interface wsgi`` (1 worker); wrk -c16 keep-alive. Targets: one process
   >= 3.5x waitress with p99 <= 10 ms; ``--workers 2`` >= granian's one process.
 * ``--hello``: a trivial WSGI hello through the gateway against minihttp's own
-  ``BaseHTTPRequestHandler`` hello (servers/minihttp_hello.py --pool, same 12-byte answer):
+  ``BaseHTTPRequestHandler`` hello (servers/minihttp_hello.py's handler, same 12-byte
+  answer), both run by ``python -m minihttp`` (``wsgi`` and ``run``) on the same server:
   the gateway may cost at most 30% (ratio >= 0.7).
 * ``--blocking``: an application sleeping 50 ms per request (``wsgi_apps:blocking``) with
   ``--threads 64``: wrk -c64 on ``/slow`` while wrk -c1 measures ``/fast``. Targets: >= 1,100
@@ -92,11 +93,14 @@ NEEDS = {"waitress": "waitress", "gunicorn": "gunicorn", "cheroot": "cheroot",
 
 
 def hello_specs() -> list[h.ServerSpec]:
-    """The gateway's own cost: WSGI hello vs the handler hello, both on the pooled server."""
+    """The gateway's own cost: WSGI hello vs the handler hello (servers/minihttp_hello.py's
+    HelloHandler), both started by the same command line on the same server, so the only
+    difference is the gateway."""
     return [
         h.ServerSpec("minihttp-wsgi", _minihttp(HELLO), cwd=h.REPO_ROOT),
-        h.ServerSpec("minihttp-handler", lambda p: h.python_server_argv(
-            "minihttp_hello.py", "--port", str(p), "--pool")),
+        h.ServerSpec("minihttp-handler", lambda p: [
+            PY, "-m", "minihttp", "run", "benchmarks.servers.minihttp_hello:HelloHandler",
+            str(p), "-q"], cwd=h.REPO_ROOT),
     ]
 
 
