@@ -1,11 +1,11 @@
 """The PEP 3333 gateway: a ``BaseHTTPRequestHandler`` that runs a WSGI application.
 
 Every registered request method (:data:`METHODS`) is dispatched to
-:meth:`WSGIRequestHandler.run_application`, so the
-handler machinery underneath does what it does for any handler: strict parsing, keep-alive,
-the body reader (exactly the body, chunked decoded, ``100 Continue`` on the first read, an
-unread body drained or the connection closed), Content-Length enforcement, automatic chunking,
-HEAD/204/304 without a body, one send per response, the access log. It runs on
+:meth:`WSGIRequestHandler.run_application`, so the handler machinery underneath does what it
+does for any handler: strict parsing, keep-alive, the body reader (exactly the body, chunked
+decoded, ``100 Continue`` on the first read, an unread body drained or the connection
+closed), Content-Length enforcement, automatic chunking, HEAD/204/304 without a body, one
+send per response, the access log. It runs on
 :class:`~minihttp.eventloop.PooledHTTPServer` (an application that blocks loses the event
 loop to a pool thread after ``inline_budget``, as any handler does) and on
 :class:`~minihttp.server.ThreadingHTTPServer`.
