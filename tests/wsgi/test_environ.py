@@ -153,6 +153,17 @@ def test_trusted_proxy_gives_client_and_scheme(serve_app: Any) -> None:
     assert bogus["wsgi.url_scheme"] == "http"
 
 
+def test_forwarded_client_per_request_on_one_connection(serve_app: Any) -> None:
+    with serve_app(echo_environ, forwarded_allow_ips="127.0.0.1") as port, \
+            StrictClient(port) as c:
+        seen = []
+        for fields in ([("X-Forwarded-For", "203.0.113.1")], [("X-Forwarded-For", "203.0.113.2")],
+                       [], [("X-Forwarded-For", "203.0.113.2")], []):
+            _resp, body = c.request("GET", "/", fields)
+            seen.append(json.loads(body)["REMOTE_ADDR"])
+    assert seen == ["203.0.113.1", "203.0.113.2", "127.0.0.1", "203.0.113.2", "127.0.0.1"]
+
+
 def test_trusted_rfc7239_forwarded(serve_app: Any) -> None:
     headers = {"Forwarded": 'for="[2001:db8::1]:4711";proto=https;by=x',
                "X-Forwarded-Proto": "http"}
