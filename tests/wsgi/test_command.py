@@ -292,6 +292,19 @@ def test_unix_socket_peers_are_local_and_the_file_is_removed(apps: Path,
     assert not os.path.exists(path)
 
 
+def test_unix_socket_survives_workers_replaced(apps: Path, tmp_path: Path) -> None:
+    # A retiring worker closes its copy of the server: the socket file must stay (only the
+    # supervisor, which made it, removes it at the end).
+    path = str(tmp_path / "app.sock")
+    with command(apps, "wsgi", "hello_wsgi", "--unix", path, "-q", "--workers", "1",
+                 "--max-requests", "2") as (proc, _where):
+        for _ in range(7):
+            assert unix_get(path, "/r").startswith(b"HTTP/1.1 200 OK")
+        assert os.path.exists(path)
+        assert stop(proc)[0] == 0
+    assert not os.path.exists(path)
+
+
 def test_unix_socket_stale_file_is_replaced_live_one_refused(apps: Path,
                                                              tmp_path: Path) -> None:
     path = str(tmp_path / "app.sock")
