@@ -58,6 +58,7 @@ __all__ = [
     "add_server_arguments",
     "build_parser",
     "build_server",
+    "graceful_stop",
     "main",
     "make_server",
     "parse_port",
@@ -80,6 +81,12 @@ log = logging.getLogger("minihttp.cli")
 
 #: A second SIGINT/SIGTERM this many seconds after the first exits at once.
 FORCE_AFTER = 1.0
+#: A graceful stop first stops accepting, then waits this long before ``shutdown()``: a
+#: connection accepted just before the stop whose request was not read yet would otherwise
+#: be closed unanswered by the drain (seen with SIGHUP and --max-requests replacing workers:
+#: about one fresh connection in a dozen replacements). Within this time its request is
+#: served; a client slower than that is closed as any slow client at a stop.
+ACCEPT_GRACE = 0.2
 #: Seconds a client gets to finish its TLS handshake (the worker it holds is freed after).
 TLS_HANDSHAKE_TIMEOUT = 10.0
 
@@ -211,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Lifecycle:
-    """Mix-in: track open connections so a stop can wake idle keep-alive readers.
+    """Mix-in: track open connections so a stop can wake idle keep-alive readers, and stop
+    accepting before a stop (see :func:`graceful_stop`).
 
     ``shutdown(SHUT_RD)`` on an idle connection makes its blocked ``recv`` return EOF, so the
     handler ends; a response being written is not affected and finishes normally.
@@ -219,6 +227,15 @@ class _Lifecycle:
 
     _cli_conns: set[socket.socket]
     _cli_conns_lock: threading.Lock
+    _refuse_new = False
+
+    def accepting(self) -> bool:
+        return not self._refuse_new and bool(super().accepting())  # type: ignore[misc]
+
+    def stop_accepting(self) -> None:
+        """Leave new connections in the backlog (another worker, or nobody, takes them)."""
+        self._refuse_new = True
+        self.wake_loop()  # type: ignore[attr-defined]
 
     def _track(self, sock: socket.socket, add: bool) -> None:
         if "_cli_conns" not in vars(self):
@@ -513,7 +530,8 @@ def run_until_stopped(server: HTTPServer, quiet: bool = False, on_ready: Any = N
         stopped_at.append(time.monotonic())
         # shutdown() waits for serve_forever, which runs on this very thread: never call it
         # here directly (it would deadlock); a helper thread does.
-        threading.Thread(target=server.shutdown, name="minihttp-stop", daemon=True).start()
+        threading.Thread(target=graceful_stop, args=(server,), name="minihttp-stop",
+                         daemon=True).start()
 
     previous = _install(on_signal)
     try:
@@ -531,6 +549,17 @@ def run_until_stopped(server: HTTPServer, quiet: bool = False, on_ready: Any = N
         finally:
             _install(previous)
     return 0
+
+
+def graceful_stop(server: HTTPServer, grace: float = ACCEPT_GRACE) -> None:
+    """Stop accepting, let connections accepted just before send their request
+    (:data:`ACCEPT_GRACE`), then ``shutdown()`` (in-flight requests finish). Blocks: call it
+    on a thread of its own, never on the serving thread."""
+    stop_accepting = getattr(server, "stop_accepting", None)
+    if stop_accepting is not None:
+        stop_accepting()
+        time.sleep(grace)
+    server.shutdown()
 
 
 def _install(handler: Any) -> list[Any]:

@@ -13,7 +13,9 @@ Rules of this module:
 * Counting is per process and under one lock; a request is counted from its parsed head to
   the end of ``handle_one_request`` (a request refused with 503 is not counted).
 * The retirement is triggered once, by the request that reaches the limit, on a thread of
-  its own (``shutdown()`` waits for the loop, which may be the very thread serving it).
+  its own (``shutdown()`` waits for the loop, which may be the very thread serving it),
+  with :func:`minihttp.cli.graceful_stop` (stop accepting first: no connection accepted
+  just before is dropped unanswered).
 * The mix-in is only added when an option asks for it: a server without them pays nothing.
 """
 
@@ -24,6 +26,8 @@ import os
 import random
 import threading
 from typing import Any
+
+from ..cli import graceful_stop
 
 __all__ = ["RETRY_AFTER", "Admission", "with_admission"]
 
@@ -89,8 +93,8 @@ class Admission:
             if self._admitted and self._counter().done():
                 log.info("worker pid %d served %d requests: retiring", os.getpid(),
                          self._counter().served)
-                threading.Thread(target=self.server.shutdown, name="minihttp-retire",
-                                 daemon=True).start()
+                threading.Thread(target=graceful_stop, args=(self.server,),
+                                 name="minihttp-retire", daemon=True).start()
 
     def _counter(self) -> _Counter:
         counter = self.admission
