@@ -41,7 +41,9 @@ __all__ = [
     "ServerProcess",
     "WrkError",
     "WrkResult",
+    "add_baseline_argument",
     "alternate",
+    "baseline_spec",
     "check_get",
     "free_port",
     "machine_note",
@@ -320,24 +322,40 @@ def group_cpu_seconds(pgid: int) -> float:
     return total / ticks
 
 
-def python_server_argv(script: str, *args: str) -> list[str]:
-    """``[python, benchmarks/servers/<script>, *args]`` with this interpreter."""
-    return [sys.executable, str(SERVERS_DIR / script), *args]
+def python_server_argv(script: str, *args: str, repo: Path | None = None) -> list[str]:
+    """``[python, benchmarks/servers/<script>, *args]`` with this interpreter (the script of
+    checkout ``repo`` when given, for A/B runs against another tree)."""
+    servers = SERVERS_DIR if repo is None else repo / "benchmarks" / "servers"
+    return [sys.executable, str(servers / script), *args]
+
+
+def add_baseline_argument(parser: Any) -> None:
+    """``--baseline DIR``: also measure minihttp from another checkout (A/B in one run)."""
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="another checkout of minihttp (e.g. a git worktree of the commit "
+                             "before a change): its servers run beside this tree's, suffixed @base")
+
+
+def baseline_spec(spec: ServerSpec, repo: Path, script: str, *args: str) -> ServerSpec:
+    """``spec``'s twin from checkout ``repo``: same server script and arguments, other tree."""
+    return ServerSpec(f"{spec.name}@base", lambda p: python_server_argv(
+        script, *[a.format(port=p) for a in args], repo=repo), spec.cwd, repo)
 
 
 @contextlib.contextmanager
 def start_server(name: str, argv: Sequence[str], port: int, *, cwd: str | Path | None = None,
-                 env: Mapping[str, str] | None = None,
-                 ready_timeout: float = 15.0) -> Iterator[ServerProcess]:
+                 env: Mapping[str, str] | None = None, ready_timeout: float = 15.0,
+                 pythonpath: Path | None = None) -> Iterator[ServerProcess]:
     """Start ``argv`` (which must listen on 127.0.0.1:``port``), wait until it accepts.
 
-    The server runs in a new session (its own process group) with the repository root on
-    ``PYTHONPATH`` so ``import minihttp`` works without installing; its output goes to a log
-    file in a temporary directory that is removed on exit, together with the whole group.
+    The server runs in a new session (its own process group) with the repository root (or
+    ``pythonpath``: another checkout, for A/B runs) first on ``PYTHONPATH`` so ``import
+    minihttp`` works without installing; its output goes to a log file in a temporary
+    directory that is removed on exit, together with the whole group.
     """
     full_env = dict(os.environ if env is None else env)
     full_env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO_ROOT), full_env.get("PYTHONPATH", "")) if p)
+        p for p in (str(pythonpath or REPO_ROOT), full_env.get("PYTHONPATH", "")) if p)
     full_env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as logdir:
         log_path = Path(logdir) / "server.log"
@@ -471,11 +489,13 @@ def write_json(name: str, data: Mapping[str, Any], directory: Path = RESULTS_DIR
 # --------------------------------------------------------------------------- script plumbing
 @dataclasses.dataclass(frozen=True)
 class ServerSpec:
-    """How to start one competitor: a name, its argv (built from a port), optional cwd."""
+    """How to start one competitor: a name, its argv (built from a port), optional cwd, and
+    optionally another checkout of minihttp to import (``pythonpath``, for A/B runs)."""
 
     name: str
     argv: Callable[[int], list[str]]
     cwd: Path | None = None
+    pythonpath: Path | None = None
 
 
 def start_all(stack: contextlib.ExitStack, specs: Sequence[ServerSpec],
@@ -491,7 +511,8 @@ def start_all(stack: contextlib.ExitStack, specs: Sequence[ServerSpec],
         port = free_port()
         try:
             running[spec.name] = stack.enter_context(
-                start_server(spec.name, spec.argv(port), port, cwd=spec.cwd))
+                start_server(spec.name, spec.argv(port), port, cwd=spec.cwd,
+                             pythonpath=spec.pythonpath))
         except (RuntimeError, OSError, SystemExit) as exc:
             reason = str(exc).strip().splitlines()
             missing[spec.name] = reason[-1] if reason else type(exc).__name__

@@ -27,13 +27,19 @@ TARGETS = {("minihttp", "stdlib"): 4.0, ("minihttp", "floor"): 0.6,
            ("minihttp-pool", "floor-epoll"): 0.6}
 
 
-def specs(pool: bool) -> list[h.ServerSpec]:
-    """The competitors, in the order they are alternated."""
+def specs(pool: bool, baseline: Path | None = None) -> list[h.ServerSpec]:
+    """The competitors, in the order they are alternated (with ``baseline``, each minihttp
+    server is followed by its twin from that checkout)."""
     out = [h.ServerSpec("minihttp", lambda p: h.python_server_argv(
         "minihttp_hello.py", "--port", str(p)))]
+    if baseline is not None:
+        out.append(h.baseline_spec(out[-1], baseline, "minihttp_hello.py", "--port", "{port}"))
     if pool:
         out.append(h.ServerSpec("minihttp-pool", lambda p: h.python_server_argv(
             "minihttp_hello.py", "--port", str(p), "--pool")))
+        if baseline is not None:
+            out.append(h.baseline_spec(out[-1], baseline, "minihttp_hello.py", "--port",
+                                       "{port}", "--pool"))
     out += [
         h.ServerSpec("stdlib", lambda p: h.python_server_argv(
             "stdlib_hello.py", "--port", str(p))),
@@ -63,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool", action="store_true",
                         help="also measure minihttp.eventloop.PooledHTTPServer")
     parser.add_argument("--json", action="store_true", help="write benchmarks/results/*.json")
+    h.add_baseline_argument(parser)
     args = parser.parse_args(argv)
     h.require_wrk()
 
@@ -70,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     note = h.machine_note()
     with contextlib.ExitStack() as stack:
-        servers, missing = h.start_all(stack, specs(args.pool), log)
+        servers, missing = h.start_all(stack, specs(args.pool, args.baseline), log)
         for name, srv in list(servers.items()):
             try:
                 h.check_get(srv.port, "/", BODY)

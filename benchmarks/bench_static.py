@@ -44,14 +44,22 @@ def make_files(root: Path) -> dict[str, bytes]:
 CLI_CMD = ["-m", "minihttp", "--bind", "127.0.0.1", "--directory", "{dir}", "--quiet", "{port}"]
 
 
-def specs(root: Path, work: Path, pool: bool, cli: bool) -> list[h.ServerSpec]:
-    """The competitors, in the order they are alternated."""
+def specs(root: Path, work: Path, pool: bool, cli: bool,
+          baseline: Path | None = None) -> list[h.ServerSpec]:
+    """The competitors, in the order they are alternated (with ``baseline``, each minihttp
+    server is followed by its twin from that checkout)."""
     d = str(root)
     out = [h.ServerSpec("minihttp", lambda p: h.python_server_argv(
         "minihttp_static.py", "--port", str(p), "--directory", d))]
+    if baseline is not None:
+        out.append(h.baseline_spec(out[-1], baseline, "minihttp_static.py", "--port", "{port}",
+                                   "--directory", d))
     if pool:
         out.append(h.ServerSpec("minihttp-pool", lambda p: h.python_server_argv(
             "minihttp_static.py", "--port", str(p), "--directory", d, "--pool")))
+        if baseline is not None:
+            out.append(h.baseline_spec(out[-1], baseline, "minihttp_static.py", "--port",
+                                       "{port}", "--directory", d, "--pool"))
     if cli:
         out.append(h.ServerSpec("minihttp-cli", lambda p: [sys.executable] + [
             a.format(port=p, dir=d) for a in CLI_CMD]))
@@ -105,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cli", action="store_true",
                         help="also measure `python -m minihttp` (the CLI's default server)")
     parser.add_argument("--json", action="store_true", help="write benchmarks/results/*.json")
+    h.add_baseline_argument(parser)
     args = parser.parse_args(argv)
     h.require_wrk()
 
@@ -116,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         root = stack.enter_context(h.temp_dir("bench-static-root-"))
         work = stack.enter_context(h.temp_dir("bench-static-nginx-"))
         contents = make_files(root)
-        servers, missing = h.start_all(stack, specs(root, work, args.pool, args.cli), log)
+        servers, missing = h.start_all(stack, specs(root, work, args.pool, args.cli,
+                                                       args.baseline), log)
         for name, srv in list(servers.items()):
             try:
                 for label, (fname, _) in FILES.items():

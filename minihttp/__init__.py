@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 from .config import DEFAULT_LIMITS, Limits
 from .errors import HTTPError
+from .eventloop import PooledHTTPServer
 from .headers import Headers
 from .server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from .static import SimpleHTTPRequestHandler
@@ -26,6 +27,7 @@ __all__ = [
     "HTTPServer",
     "Headers",
     "Limits",
+    "PooledHTTPServer",
     "ProxyHandler",
     "ProxyServer",
     "SimpleHTTPRequestHandler",

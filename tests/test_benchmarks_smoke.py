@@ -345,3 +345,20 @@ def test_scripts_have_help() -> None:
                              capture_output=True, text=True, timeout=30, check=False)
         assert out.returncode == 0, out.stderr
         assert "--duration" in out.stdout and "--rounds" in out.stdout
+
+
+def test_baseline_twins_run_the_other_checkout(tmp_path: Path) -> None:
+    """``--baseline DIR`` adds, after each minihttp server, its twin from DIR: DIR's own server
+    script, the same arguments, and DIR first on PYTHONPATH (so it imports DIR's minihttp)."""
+    names = [s.name for s in bench_hello.specs(True, tmp_path)]
+    assert names[:4] == ["minihttp", "minihttp@base", "minihttp-pool", "minihttp-pool@base"]
+    twin = bench_hello.specs(True, tmp_path)[3]
+    assert twin.pythonpath == tmp_path
+    argv = twin.argv(8123)
+    assert argv[1] == str(tmp_path / "benchmarks" / "servers" / "minihttp_hello.py")
+    assert argv[2:] == ["--port", "8123", "--pool"]
+    assert "minihttp@base" not in [s.name for s in bench_hello.specs(True)]
+    static = bench_static.specs(tmp_path, tmp_path, True, False, tmp_path)
+    assert [s.name for s in static][:4] == ["minihttp", "minihttp@base", "minihttp-pool",
+                                            "minihttp-pool@base"]
+    assert static[1].argv(9)[2:] == ["--port", "9", "--directory", str(tmp_path)]

@@ -3,7 +3,7 @@
 :class:`FastPath` gives :meth:`FastPath._forward_fast`, which does what
 :meth:`minihttp.proxy.general.GeneralPath._forward` (with
 :meth:`minihttp.proxy.route.Routing._admit_fields`) does for a handler without a request
-hook, and gives the same answer for every request (tests/test_proxy_fastpath.py checks that).
+hook, and gives the same answer for every request (tests/proxy/test_fast.py checks that).
 
 Rules of this module:
 
@@ -57,7 +57,7 @@ _ABSOLUTE = re.compile(
 def _fast_target(target: str) -> tuple[str, int, str] | None:
     """(host, port, origin-form path) of a plain ``http://reg-name[:port]...`` target, or
     None for anything ``Routing._target`` must look at (it gives the same answer for every
-    target this accepts; tests/test_proxy_fastpath.py checks that)."""
+    target this accepts; tests/proxy/test_fast.py checks that)."""
     match = _ABSOLUTE.fullmatch(target)
     if match is None:
         return None
