@@ -51,13 +51,15 @@ from minihttp.socketserver.workers import WorkerPool
 if TYPE_CHECKING:
     from minihttp.eventloop.server import PooledHTTPServer
 
-__all__ = ["Loop"]
+__all__ = ["ACCEPT_BATCH", "Loop"]
 
 #: accept() failures meaning "out of resources": back off instead of spinning.
 _RESOURCE_ERRNOS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
 _RECV = 64 * 1024
 _INF = float("inf")
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+#: Most connections taken from the listen queue per readiness event (see :meth:`Loop.accept`).
+ACCEPT_BATCH = 128
 
 
 class Loop:
@@ -218,27 +220,45 @@ class Loop:
     # -- accepting -----------------------------------------------------------------------------
 
     def accept(self) -> None:
-        """The listener is readable: accept one connection and start watching it."""
+        """The listener is readable: accept what waits in the listen queue, up to
+        ``ACCEPT_BATCH`` connections, and start watching each.
+
+        One connection per readiness event starves new clients under load: every round also
+        serves one request of each ready connection, so with 500 busy connections a round
+        takes ~10 ms and the 1,000th client of a burst waited seconds for its accept
+        (measured: wrk -c1000, 750 accepts took 3.2 s, 157 timeouts, p99 706 ms; batched:
+        all 1,000 in 0.10-0.23 s, no timeouts). The listener is made non-blocking (as
+        pre-forked workers have it) so the batch ends at EAGAIN; accepted sockets stay
+        blocking. The connection cap is checked after each accept.
+        """
         server = self.server
-        try:
-            sock, addr = server.get_request()
-        except OSError as exc:
-            if exc.errno in _RESOURCE_ERRNOS:
-                error_log.warning("accept() failed (%s); pausing accepts for %.2f s",
-                                  exc, server.accept_backoff)
-                self.paused_until = time.monotonic() + server.accept_backoff
-            return
-        try:
-            if not server.verify_request(sock, addr):
-                server.shutdown_request(sock)
-                return
-            self.add(sock, addr)
-        except Exception:
-            server.handle_error(sock, addr)
+        lsock = server.socket
+        if lsock.gettimeout() != 0.0:
+            lsock.setblocking(False)
+        most = server.max_connections or 1
+        conns = self.conns
+        for _ in range(ACCEPT_BATCH):
             try:
-                server.shutdown_request(sock)
+                sock, addr = server.get_request()
+            except OSError as exc:
+                if exc.errno in _RESOURCE_ERRNOS:
+                    error_log.warning("accept() failed (%s); pausing accepts for %.2f s",
+                                      exc, server.accept_backoff)
+                    self.paused_until = time.monotonic() + server.accept_backoff
+                return  # EAGAIN: the queue is empty (or another process took it)
+            try:
+                if not server.verify_request(sock, addr):
+                    server.shutdown_request(sock)
+                    continue
+                self.add(sock, addr)
             except Exception:
-                pass
+                server.handle_error(sock, addr)
+                try:
+                    server.shutdown_request(sock)
+                except Exception:
+                    pass
+            if len(conns) >= most:
+                return  # the loop stops listening before the next poll
 
     def add(self, sock: Any, addr: Any) -> None:
         """A new connection: a handler for it, its first deadline, into the poller."""
