@@ -12,13 +12,15 @@ Rules of this module:
   deadline older than the state.
 * Transitions (who calls them)::
 
-      NEW/IDLE/HEAD --take()--------> BUSY   loop: a whole request (or a TLS handshake) to serve
+      (accept) -----handshaking()---> HANDSHAKE  loop: a TLS connection's handshake begins
+      HANDSHAKE ----handshaken()----> NEW    loop: the handshake is done (same deadline)
+      NEW/IDLE/HEAD --take()--------> BUSY   loop: a whole request to serve
       NEW/IDLE -----head_started()--> HEAD   loop: the first bytes of a head arrived
       BUSY ---------park()----------> IDLE or HEAD   its owner gives it back to the poller
       BUSY ---------suspend()-------> WAIT   loop: a deferred request waits for another socket
       WAIT ---------resume()--------> BUSY   loop: that socket is readable, or the wait timed out
 
-  ``NEW`` is only the state a connection is born in.
+  ``NEW`` is the state a plain connection is born in (a TLS one: after its handshake).
 * Deadlines live in a heap touched only by the loop thread (see
   :mod:`minihttp.eventloop.deadlines`). Workers never push: they only write ``expires``
   (in :meth:`Conn.park`), which is never earlier than the connection's live entry except
@@ -37,6 +39,13 @@ Rules of this module:
 * ``WAIT``: the loop owns it; the other socket is registered one-shot under its own
   descriptor (``aux``); the client's own events are ignored meanwhile (a level-triggered
   client that sends more is switched to one-shot, so it cannot spin).
+* ``HANDSHAKE``: a TLS connection whose handshake is not done. The loop owns it and drives
+  the handshake (``hs``, a :class:`minihttp.eventloop.tls.Handshake`) one non-blocking step
+  per readiness event (one-shot EPOLLIN, or EPOLLOUT after ``WANT_WRITE``). Its deadline is
+  set at accept (``head_timeout``) and kept when it becomes ``NEW``, so it covers the
+  handshake and the wait for the first request byte. No worker is involved until a request
+  is whole. Its value is above ``BUSY``, so the hot path's ``state < BUSY`` (parked) test
+  does not include it.
 """
 
 from __future__ import annotations
@@ -46,14 +55,15 @@ from typing import Any
 
 from minihttp.eventloop.pollers import Poller
 
-__all__ = ["BUSY", "HEAD", "IDLE", "NEW", "WAIT", "Conn"]
+__all__ = ["BUSY", "HANDSHAKE", "HEAD", "IDLE", "NEW", "WAIT", "Conn"]
 
 #: Connection states (see the module rules). NEW: accepted, no byte yet (head_timeout);
 #: IDLE: between keep-alive requests (keepalive_timeout); HEAD: part of a head buffered
 #: (head_timeout from its first byte, RFC 9112 section 9.8 lets us close); BUSY: being
 #: served (on a worker, or on the loop thread); WAIT: a deferred request waits for another
-#: socket. The states before BUSY are the parked ones (``state < BUSY``).
-NEW, IDLE, HEAD, BUSY, WAIT = range(5)
+#: socket; HANDSHAKE: a TLS handshake in progress, driven by the loop (``Conn.hs``). The
+#: states before BUSY are the parked ones (``state < BUSY``).
+NEW, IDLE, HEAD, BUSY, WAIT, HANDSHAKE = range(6)
 
 _INF = float("inf")
 
@@ -61,7 +71,7 @@ _INF = float("inf")
 class Conn:
     """One client connection of the pooled server."""
 
-    __slots__ = ("addr", "aux", "closed", "deferred", "expires", "fd", "handler",
+    __slots__ = ("addr", "aux", "closed", "deferred", "expires", "fd", "handler", "hs",
                  "level_triggered", "nowait", "raw", "reader", "sock", "state", "timer_seq",
                  "timer_when", "tls", "woken")
 
@@ -92,8 +102,25 @@ class Conn:
         self.aux = -1
         self.woken = False
         self.deferred: Any = None
+        #: HANDSHAKE: the TLS handshake in progress (a ``minihttp.eventloop.tls.Handshake``).
+        self.hs: Any = None
 
     # -- transitions (see the rules) ---------------------------------------------------------
+
+    def handshaking(self, hs: Any, expires: float) -> None:
+        """(accept) -> HANDSHAKE: the loop drives this TLS connection's handshake ``hs``
+        until ``expires`` (head_timeout from accept, kept by :meth:`handshaken`)."""
+        self.tls = True
+        self.hs = hs
+        self.expires = expires
+        self.state = HANDSHAKE
+
+    def handshaken(self) -> None:
+        """HANDSHAKE -> NEW: the handshake is done; the connection (its socket now the
+        SSLSocket) waits for its first request within the deadline set at accept."""
+        self.sock = self.hs.sock
+        self.hs = None
+        self.state = NEW
 
     def take(self) -> None:
         """Parked -> BUSY: the loop gives the connection to whoever serves it next."""

@@ -7,7 +7,9 @@ every parked connection (idle between requests, or with a head or small body sti
 and the sockets deferred requests wait for. Bytes of a parked connection are read without
 blocking and fed to its handler's reader until a whole request is there; the request then
 goes to the inline queue (served by the leader itself, :mod:`minihttp.eventloop.inline`)
-or to a worker (:mod:`minihttp.eventloop.worker`).
+or to a worker (:mod:`minihttp.eventloop.worker`). A TLS connection's handshake runs here
+too, one non-blocking step per readiness event (:meth:`Loop.on_handshake`), so a client
+that never sends its ClientHello, or drips it, holds no thread.
 
 Rules of this module:
 
@@ -39,11 +41,12 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from minihttp.eventloop import worker
-from minihttp.eventloop.conn import BUSY, HEAD, WAIT, Conn
+from minihttp.eventloop.conn import BUSY, HANDSHAKE, HEAD, WAIT, Conn
 from minihttp.eventloop.deadlines import Deadlines
 from minihttp.eventloop.deferral import Waits
 from minihttp.eventloop.inline import serve_round
 from minihttp.eventloop.pollers import Poller, make_poller
+from minihttp.eventloop.tls import Handshake, Step
 from minihttp.logs import error_log
 from minihttp.socketserver._wakeup import Waker
 from minihttp.socketserver.workers import WorkerPool
@@ -193,6 +196,8 @@ class Loop:
                         conn = conns.get(fd)
                         if conn is not None and conn.state < BUSY:
                             on_readable(conn)
+                        elif conn is not None and conn.state == HANDSHAKE:
+                            self.on_handshake(conn)
                         elif fd in waiting:
                             wake(waiting[fd], True)
                         elif (conn is not None and conn.level_triggered
@@ -268,12 +273,13 @@ class Loop:
         conn = Conn(sock, addr, sock.fileno())
         self.conns[conn.fd] = conn
         if server.ssl_context is not None:
-            # Registered (so workers can re-arm it) but owned by a worker for the
-            # handshake: the one-shot event it may produce meanwhile is ignored.
-            conn.tls = True
-            conn.take()
+            # The loop drives the handshake (on_handshake), one-shot, within head_timeout.
+            head_timeout = server.limits.head_timeout
+            now = time.monotonic()
+            conn.handshaking(Handshake(server.ssl_context, sock, addr),
+                             _INF if head_timeout is None else now + head_timeout)
+            self.schedule(conn, now)
             conn.register(poller, False)
-            self.dispatch(conn)
             return
         try:
             server._attach(conn)
@@ -333,6 +339,46 @@ class Loop:
         if not conn.level_triggered:
             self.rearm(conn)
 
+    def on_handshake(self, conn: Conn) -> None:
+        """The socket of a TLS connection in its handshake is ready: one more step.
+
+        The deadline set at accept stays: when the handshake is done the connection waits
+        for its first request as NEW, within the same ``head_timeout``.
+        """
+        hs = conn.hs
+        result = hs.step()
+        conn.sock = hs.sock  # the SSLSocket holds the descriptor once the first byte came
+        if result is Step.WANT_READ:
+            self.rearm(conn)
+            return
+        if result is Step.WANT_WRITE:
+            poller = self.poller
+            try:
+                if poller is None:
+                    raise OSError("the loop has ended")
+                poller.rearm_write(conn.fd)
+            except (OSError, ValueError):
+                self.forget(conn)
+                self.server._close(conn)
+            return
+        if result is Step.FAILED:  # logged by the handshake, at DEBUG
+            self.forget(conn)
+            self.server._close(conn)
+            return
+        server = self.server
+        try:
+            server._attach(conn)
+        except Exception:
+            server.handle_error(conn.sock, conn.addr)
+            self.forget(conn)
+            server._close(conn)
+            return
+        conn.handshaken()
+        if hs.pending():  # decrypted already: the poller would never report it
+            self.on_readable(conn)
+        else:
+            self.rearm(conn)
+
     def rearm(self, conn: Conn) -> None:
         """Watch a one-shot connection for its next bytes (close it if that fails)."""
         poller = self.poller
@@ -351,7 +397,7 @@ class Loop:
     # -- handing requests to whoever serves them ---------------------------------------------
 
     def dispatch(self, conn: Conn) -> None:
-        """A whole request (or a TLS handshake) is ready: serve it inline or on a worker."""
+        """A whole request is ready: serve it inline or on a worker."""
         if self.inline and not conn.tls and not self.closing:
             self.inline_queue.append(conn)
             return
@@ -408,6 +454,8 @@ class Loop:
         self.forget(conn)
         if state == HEAD and (conn.reader.buf.strip() or conn.reader.has_request()):
             _send_408(conn)
+        elif state == HANDSHAKE:  # no request began: no 408, just close
+            error_log.debug("TLS handshake with %s not done within head_timeout", conn.addr)
         self.server._close(conn)
 
     # -- the drain -----------------------------------------------------------------------------

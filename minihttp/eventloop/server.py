@@ -36,7 +36,8 @@ one of them. Here:
   non-blocking ``recv`` and otherwise parks the connection again: with epoll that is one
   thread-safe ``EPOLL_CTL_MOD`` and no wake-up of the loop thread (see
   :mod:`minihttp.eventloop.conn`).
-  TLS connections always take this path (handshake and ``pending()`` bytes on a worker).
+  TLS requests always take this path once the handshake is done (``pending()`` bytes are
+  read on the worker).
 * Deadlines (RFC 9112 section 9.8 lets a server close connections it no longer wants):
   ``Limits.head_timeout`` covers the whole head from its first byte (and the wait for the
   first request); past it a started head gets ``408`` and the connection closes (slowloris).
@@ -49,23 +50,26 @@ one of them. Here:
   (their connections close after the response) for up to ``shutdown_grace`` seconds, then
   shuts the sockets of stragglers so their handlers' I/O fails. ``server_close()`` joins the
   workers: no thread and no descriptor is left behind.
-* TLS (``ssl_context`` set): the handshake runs on a worker with ``head_timeout`` (a blocking
-  handshake on the I/O thread would let one slow client stall every other one); after that a
-  TLS connection is parked like any other, and decrypted bytes the poller cannot see
+* TLS (``ssl_context`` set): the handshake runs on the loop, one non-blocking step per
+  readiness event (:class:`~minihttp.eventloop.tls.Handshake`, state ``HANDSHAKE``), so a
+  connection that never sends its ClientHello, or drips it, holds no thread (a blocking
+  handshake on a worker let a few idle sockets per worker stall HTTPS for ``head_timeout``,
+  issue 12). ``head_timeout`` from accept covers the handshake and the wait for the first
+  request byte; a plain-HTTP request to the HTTPS port gets a short 400. After that a TLS
+  connection is parked like any other, and decrypted bytes the poller cannot see
   (``SSLSocket.pending()``) are read before parking. The CLI's own TLS wrapping in
   ``finish_request`` is not used by this server (``finish_request`` is called only when the
   loop is not running, e.g. by ``handle_request()``).
 
 How the work is divided (each module's docstring states its rules):
 
-* :mod:`~minihttp.eventloop.loop`: the loop (accept, readiness, deadlines and 408,
-  hand-backs from workers, the drain at shutdown);
+* :mod:`~minihttp.eventloop.loop`: the loop (accept, TLS handshakes, readiness, deadlines
+  and 408, hand-backs from workers, the drain at shutdown);
 * :mod:`~minihttp.eventloop.leadership`: which thread leads the loop, the watchdog,
   depositions, the spare thread, ``leave_loop`` (one object, one lock);
 * :mod:`~minihttp.eventloop.inline`: serving on the loop thread;
 * :mod:`~minihttp.eventloop.deferral`: deferred requests waiting for another socket (WAIT);
-* :mod:`~minihttp.eventloop.worker`: serving on a worker (TLS handshake, linger, park,
-  hand back);
+* :mod:`~minihttp.eventloop.worker`: serving on a worker (linger, park, hand back);
 * :mod:`~minihttp.eventloop.after`: what happens after a response, for all of them;
 * :mod:`~minihttp.eventloop.conn`: a connection's states and transitions, and who owns it;
   :mod:`~minihttp.eventloop.deadlines` and :mod:`~minihttp.eventloop.pollers` below.
@@ -151,7 +155,7 @@ class PooledHTTPServer(HTTPServer):
     linger_max: float = 1.0
     #: Use the portable selectors poller even where epoll exists (tests).
     portable_poller: bool = False
-    #: TLS: set to an ``ssl.SSLContext`` to serve HTTPS (handshake on a worker).
+    #: TLS: set to an ``ssl.SSLContext`` to serve HTTPS (handshake on the loop).
     ssl_context: ssl.SSLContext | None = None
     #: Serve requests on the loop thread itself: no thread hand-off per request. A handler
     #: that holds the loop longer than ``inline_budget`` seconds (up to twice that) loses
@@ -286,7 +290,10 @@ class PooledHTTPServer(HTTPServer):
         sockets for its handlers (a proxy's upstreams and tunnels) cuts those too."""
         for conn in list(self._conns.values()):
             try:
-                socket.socket.shutdown(conn.raw, socket.SHUT_RDWR)
+                # ``sock``, not ``raw``: wrap_socket detached the accepted socket of a TLS
+                # connection, whose descriptor the SSLSocket holds (base method: no TLS
+                # close_notify, just the kernel's shutdown).
+                socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)
             except OSError:
                 pass
 

@@ -1,7 +1,8 @@
-"""Serving on a worker thread: TLS handshakes, requests in a row, linger, park, hand back.
+"""Serving on a worker thread: requests in a row, linger, park, hand back.
 
 Workers serve what the loop does not serve inline: every request when ``inline = False``,
-TLS connections (handshake and ``pending()`` bytes), and what is left at shutdown. After a
+TLS requests (with their ``pending()`` bytes; the handshake itself runs on the loop, see
+:meth:`minihttp.eventloop.loop.Loop.on_handshake`), and what is left at shutdown. After a
 response the worker serves a pipelined request already buffered at once. Then, while
 another worker is free and no request waits, it waits for the client's next request itself
 (a blocking ``recv`` bounded by SO_RCVTIMEO slices of ``linger``, up to ``linger_max``):
@@ -19,8 +20,8 @@ Rules of this module:
   :func:`~minihttp.eventloop.after.after_response`, as on the loop.
 * :func:`park` and :func:`hand_back` are also how a handler that lost the loop gives its
   connection back (it is not a worker, but it is no longer the loop's either).
-* The TLS handshake is :func:`handshake`, the one place that knows how a TLS connection
-  starts (a blocking handshake on a worker, bounded by ``head_timeout``).
+* A worker is only ever given a connection with a whole request and a handler (TLS ones
+  after their handshake, which the loop drives): it never does a handshake.
 """
 
 from __future__ import annotations
@@ -31,13 +32,12 @@ from typing import TYPE_CHECKING
 
 from minihttp.eventloop.after import AGAIN, CLOSE, FINISH, HAND_BACK, READ, WORKER, after_response
 from minihttp.eventloop.conn import Conn
-from minihttp.logs import error_log
 
 if TYPE_CHECKING:
     from minihttp.eventloop.loop import Loop
     from minihttp.eventloop.server import PooledHTTPServer
 
-__all__ = ["MAX_IN_PLACE", "hand_back", "handshake", "park", "serve"]
+__all__ = ["MAX_IN_PLACE", "hand_back", "park", "serve"]
 
 _RECV = 64 * 1024
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
@@ -49,12 +49,7 @@ def serve(server: PooledHTTPServer, conn: Conn) -> None:
     """Run on a worker: serve requests while they are there, then park, hand back or close."""
     loop = server._loop
     try:
-        if conn.handler is None:
-            if not handshake(server, conn):
-                return
-            serve_now = False  # look for its first request
-        else:
-            serve_now = True
+        serve_now = True
         handler = conn.handler
         reader = conn.reader
         served = 0
@@ -100,24 +95,6 @@ def serve(server: PooledHTTPServer, conn: Conn) -> None:
     except BaseException:
         server._close(conn)
         raise
-
-
-def handshake(server: PooledHTTPServer, conn: Conn) -> bool:
-    """TLS server handshake, bounded by head_timeout; False if the connection closed."""
-    context = server.ssl_context
-    assert context is not None
-    raw = conn.raw
-    try:
-        raw.settimeout(server.limits.head_timeout)
-        tls = context.wrap_socket(raw, server_side=True)
-        tls.settimeout(None)
-    except (OSError, ValueError) as exc:
-        error_log.debug("TLS handshake with %s failed: %s", conn.addr, exc)
-        server._close(conn)
-        return False
-    conn.sock = tls
-    server._attach(conn)
-    return True
 
 
 def _read_nowait(server: PooledHTTPServer, conn: Conn) -> bool:

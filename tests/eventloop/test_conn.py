@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from minihttp.config import Limits
-from minihttp.eventloop.conn import BUSY, HEAD, IDLE, NEW, WAIT, Conn
+from minihttp.eventloop.conn import BUSY, HANDSHAKE, HEAD, IDLE, NEW, WAIT, Conn
 
 INF = float("inf")
 
@@ -119,6 +119,20 @@ def test_suspend_and_resume() -> None:
     assert c.seen == [(BUSY, INF), (WAIT, 50.0)]
     assert c.resume(True) == 12
     assert (c.state, c.aux, c.woken, c.deferred) == (BUSY, -1, True, deferred)
+
+
+def test_handshaking_then_handshaken_keeps_the_accept_deadline() -> None:
+    # HANDSHAKE is the loop's and not a parked state (the hot path's ``state < BUSY``); the
+    # deadline from accept is stored before the state and kept when the handshake ends, so
+    # head_timeout covers the handshake and the wait for the first request byte.
+    c = conn()
+    hs = type("HS", (), {"sock": "the SSLSocket"})()
+    c.handshaking(hs, 50.0)
+    assert (c.state, c.hs, c.tls, c.expires) == (HANDSHAKE, hs, True, 50.0)
+    assert c.state > BUSY
+    c.handshaken()
+    assert (c.state, c.hs, c.sock, c.expires) == (NEW, None, "the SSLSocket", 50.0)
+    assert c.seen == [(HANDSHAKE, 50.0), (NEW, 50.0)]
 
 
 @pytest.mark.parametrize("level", [True, False])

@@ -1,12 +1,14 @@
 """The loop's queues (minihttp.eventloop.loop): where a whole request goes (inline queue,
 a worker, the backlog) and what workers hand back (requests to serve, partial heads to
-time). A PooledHTTPServer that is not serving, with a fake pool and poller; accept,
-deadlines, 408 and the drain run end to end in test_server.py.
+time), and the TLS handshake's steps on the loop (``on_handshake``) and its deadline. A
+PooledHTTPServer that is not serving, with a fake pool and poller; accept, deadlines, 408
+and the drain run end to end in test_server.py (TLS: test_tls_idle.py).
 """
 
 from __future__ import annotations
 
 import gc
+import logging
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,8 +16,9 @@ from typing import Any
 import pytest
 
 from minihttp.eventloop import PooledHTTPServer, worker
-from minihttp.eventloop.conn import BUSY, HEAD, IDLE, Conn
+from minihttp.eventloop.conn import BUSY, HANDSHAKE, HEAD, IDLE, NEW, Conn
 from minihttp.eventloop.loop import Loop
+from minihttp.eventloop.tls import Step
 from minihttp.server import BaseHTTPRequestHandler
 
 
@@ -39,9 +42,17 @@ class Pool:
 class Poller:
     def __init__(self) -> None:
         self.rearmed: list[int] = []
+        self.write_armed: list[int] = []
+        self.forgotten: list[int] = []
 
     def rearm(self, fd: int) -> None:
         self.rearmed.append(fd)
+
+    def rearm_write(self, fd: int) -> None:
+        self.write_armed.append(fd)
+
+    def forget(self, fd: int) -> None:
+        self.forgotten.append(fd)
 
 
 @pytest.fixture
@@ -143,3 +154,86 @@ def test_the_loop_does_not_keep_its_server_alive() -> None:
             loop.server  # noqa: B018
     finally:
         gc.enable()
+
+
+class FakeHandshake:
+    """A handshake whose next step is set by the test; ``sock`` changes at the first step
+    (as when wrap_socket detaches the accepted socket)."""
+
+    def __init__(self, result: Step, pending: int = 0) -> None:
+        self.result = result
+        self.sock: Any = "raw"
+        self._pending = pending
+
+    def step(self) -> Step:
+        self.sock = "tls"
+        return self.result
+
+    def pending(self) -> int:
+        return self._pending
+
+
+def handshaking(loop: Loop, result: Step, pending: int = 0) -> tuple[Conn, list[Conn]]:
+    """A HANDSHAKE connection whose next step gives ``result``; the list the server's
+    ``_close`` fills. ``_attach`` gives it a marker handler."""
+    closed: list[Conn] = []
+    loop.server._close = closed.append  # type: ignore[method-assign]
+
+    def attach(c: Conn) -> None:
+        c.handler = c.reader = "attached"
+
+    loop.server._attach = attach  # type: ignore[method-assign]
+    c = Conn("raw", ("127.0.0.1", 9), 9)
+    c.handshaking(FakeHandshake(result, pending), 1e12)
+    return c, closed
+
+
+@pytest.mark.parametrize("result", [Step.WANT_READ, Step.WANT_WRITE])
+def test_a_handshake_step_that_waits_rearms_for_what_it_waits_for(loop: Loop,
+                                                                  result: Step) -> None:
+    pool = use_pool(loop, 10)
+    c, closed = handshaking(loop, result)
+    loop.on_handshake(c)
+    poller: Any = loop.poller
+    reading = result is Step.WANT_READ
+    assert (poller.rearmed, poller.write_armed) == (([9], []) if reading else ([], [9]))
+    assert c.state == HANDSHAKE and c.sock == "tls" and not closed and not pool.submitted
+
+
+def test_a_failed_handshake_closes_the_connection(loop: Loop) -> None:
+    c, closed = handshaking(loop, Step.FAILED)
+    loop.on_handshake(c)
+    poller: Any = loop.poller
+    assert closed == [c] and poller.forgotten == [9] and c.sock == "tls"
+    assert not poller.rearmed and not poller.write_armed
+
+
+def test_a_done_handshake_waits_for_its_request_on_the_loop_with_the_same_deadline(
+        loop: Loop) -> None:
+    pool = use_pool(loop, 10)
+    c, closed = handshaking(loop, Step.DONE)
+    loop.on_handshake(c)
+    assert (c.state, c.hs, c.sock, c.handler, c.expires) == (NEW, None, "tls", "attached", 1e12)
+    assert loop.poller.rearmed == [9]  # type: ignore[union-attr]
+    assert not closed and not pool.submitted and not loop.inline_queue  # no worker yet
+
+
+def test_a_done_handshake_with_decrypted_bytes_reads_them_at_once(loop: Loop) -> None:
+    c, _ = handshaking(loop, Step.DONE, pending=5)
+    read: list[Conn] = []
+    loop.on_readable = read.append  # type: ignore[method-assign]
+    loop.on_handshake(c)
+    assert read == [c] and c.state == NEW and not loop.poller.rearmed  # type: ignore[union-attr]
+
+
+def test_an_expired_handshake_closes_silently(loop: Loop,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    c, closed = handshaking(loop, Step.WANT_READ)
+    c.expires = 100.0
+    loop.on_deadline(c, 99.0)  # not yet: timed again
+    assert not closed and c.timer_seq >= 0
+    with caplog.at_level(logging.DEBUG, logger="minihttp.error"):
+        loop.on_deadline(c, 100.0)
+    assert closed == [c] and loop.poller.forgotten == [9]  # type: ignore[union-attr]
+    assert [r.levelno for r in caplog.records] == [logging.DEBUG]
+    assert "not done within head_timeout" in caplog.records[0].getMessage()
