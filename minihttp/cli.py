@@ -40,7 +40,7 @@ from functools import partial
 from types import FrameType
 from typing import Any
 
-from . import __version__, prefork
+from . import __version__, logs, prefork
 from .forwarded import FORWARDED, X_FORWARDED_FOR, TrustedProxies
 from .http11 import validate_field
 from .prefork import _positive
@@ -325,19 +325,9 @@ def _url(server: HTTPServer, tls: bool) -> str:
 
 
 def _configure_logging(quiet: bool, with_pid: bool = False) -> None:
-    root = logging.getLogger("minihttp")
-    if not root.handlers:
-        root.addHandler(logging.StreamHandler(sys.stderr))
-    for handler in root.handlers:
-        handler.setFormatter(logging.Formatter(
-            "[%(process)d] %(message)s" if with_pid else "%(message)s"))
-    root.setLevel(logging.INFO)
-    root.propagate = False
-    if quiet:
-        # Per-request lines: access log, and error responses (INFO on minihttp.error).
-        # Handler failures stay visible: they are logged at ERROR.
-        for name in ("minihttp.access", "minihttp.error"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+    # minihttp's lines to stderr through a batching LineHandler (issue 15 item 13: about
+    # 1 us per access line instead of ~13 us through a StreamHandler); see minihttp.logs.
+    logs.configure(quiet=quiet, with_pid=with_pid)
 
 
 def raise_open_file_limit() -> tuple[int, int] | None:
