@@ -41,7 +41,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DELAY", "LIMIT", "LineWriter", "flush_all"]
+__all__ = ["DELAY", "LIMIT", "LineWriter", "flush_all", "synchronous"]
 
 #: Seconds a line may wait for its batch (the thread's sleep between two writes).
 DELAY = 0.05
@@ -54,6 +54,8 @@ EXIT_TIMEOUT = 5.0
 
 _PIPE_BUF = getattr(select, "PIPE_BUF", 512)
 _writers: weakref.WeakSet[LineWriter] = weakref.WeakSet()
+#: False after synchronous(): no writer thread in this process (a fork()ing supervisor).
+_threads_allowed = True
 
 
 class LineWriter:
@@ -99,8 +101,9 @@ class LineWriter:
         self._out_lock = threading.Lock()  # held while a batch is written: keeps the order
         self._wake = threading.Lock()  # released to wake the thread (a binary semaphore)
         self._wake.acquire()
-        self._stop = threading.Lock()  # released once by close(): ends the thread's sleep
+        self._stop = threading.Lock()  # released to end the thread (close, synchronous)
         self._stop.acquire()
+        self._stopping = False
         #: The thread waits (or is about to) for a wake-up. Read without the lock by
         #: write(); changed under it. A release of _wake happens only on a True -> False
         #: change made by write(), so _wake is never released twice (see _go_idle).
@@ -122,7 +125,7 @@ class LineWriter:
             self._kick()
 
     def _kick(self) -> None:
-        if len(self._pending) >= self.limit:
+        if len(self._pending) >= self.limit or not _threads_allowed:
             self.flush()
             return
         with self._lock:
@@ -138,13 +141,13 @@ class LineWriter:
     def _run(self) -> None:
         while True:
             self._wake.acquire()
-            while not self._closed:
+            if self._stopping:
+                return
+            while True:
                 if self._stop.acquire(timeout=self.delay):  # let a batch gather
-                    break  # closed
+                    return  # stopped
                 if not self._drain() and self._go_idle():
                     break  # nothing came: sleep until the next line wakes us
-            if self._closed:
-                return
 
     def _go_idle(self) -> bool:
         """Nothing was pending: turn idle; False if a line arrived meanwhile (go on)."""
@@ -202,17 +205,31 @@ class LineWriter:
             return
         self._closed = True
         self.limit = 0
-        self._stop.release()
-        self.flush()
-        with self._lock:
-            wake = self._idle
-            self._idle = False
-        if wake:
-            self._wake.release()  # let a waiting thread see _closed
+        self.stop_thread()
+        _writers.discard(self)
+
+    def stop_thread(self) -> None:
+        """Flush, and end the thread (the next line starts another, unless lines are
+        written synchronously or the writer is closed)."""
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
+            self._stopping = True
+            self._stop.release()  # ends its sleep between two batches
+            with self._lock:
+                wake = self._idle
+                self._idle = False
+            if wake:
+                self._wake.release()  # or its wait for a line
             thread.join(self.delay + 1.0)
-        _writers.discard(self)
+            with self._lock:
+                self._stop = threading.Lock()
+                self._stop.acquire()
+                self._wake = threading.Lock()
+                self._wake.acquire()
+                self._stopping = False
+                self._idle = True
+                self._thread = None
+        self.flush()
 
     # -- the system calls ------------------------------------------------------------------
 
@@ -264,7 +281,19 @@ def flush_all(timeout: float = EXIT_TIMEOUT) -> None:
         writer.flush(timeout)
 
 
+def synchronous() -> None:
+    """From now on, in this process, every line is written by its caller, at once, and no
+    writer has a thread: for a process that forks (the pre-fork supervisor: ``fork()`` is
+    safe only with no other thread). A forked child goes back to batching."""
+    global _threads_allowed
+    _threads_allowed = False
+    for writer in list(_writers):
+        writer.stop_thread()
+
+
 def _after_fork_in_child() -> None:
+    global _threads_allowed
+    _threads_allowed = True
     for writer in list(_writers):
         writer._setup()
 

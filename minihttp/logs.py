@@ -257,9 +257,9 @@ def _router(lg: logging.Logger) -> Callable[[], Emit | None]:
             elif not lg.isEnabledFor(_INFO):
                 return None
             else:
-                ours = st[7]
-                if ours is None or (ours.formatter is None and not ours.filters
-                                    and ours.level <= _INFO):
+                ours = st[7]  # our handler alone: is the line still ours to write?
+                if ours is None or ((ours.formatter is None and not ours.filters
+                                     and ours.level <= _INFO) is (st[8] is not VIA_LOGGING)):
                     return st[8]  # type: ignore[no-any-return]
         return compute()
 
@@ -281,10 +281,9 @@ def _router(lg: logging.Logger) -> Callable[[], Emit | None]:
             level = lg.level or pkg.level
             enabled = not lg.disabled and lg.manager.disable < _INFO and level <= _INFO
             emit = _to_stderr if enabled else None
-        elif (len(found) == 1 and isinstance(found[0], LineHandler) and found[0].fast()
-                and not lg.filters):
+        elif len(found) == 1 and isinstance(found[0], LineHandler) and not lg.filters:
             ours = found[0]
-            emit = ours.writer.write
+            emit = ours.writer.write if ours.fast() else VIA_LOGGING
         else:
             emit = VIA_LOGGING
         state = (list(lg.handlers), list(parent.handlers), list(root.handlers),
