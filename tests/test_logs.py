@@ -24,41 +24,11 @@ from hypothesis import strategies as st
 
 from minihttp import _linewriter, logs
 from minihttp._linewriter import LineWriter
-from tests.helpers.logstate import isolated_logging
+from tests.helpers.logstate import PipeReader, isolated_logging
 from tests.helpers.servers import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 PIPE_BUF = select.PIPE_BUF
-
-
-class PipeReader:
-    """The read end of a pipe drained by a thread (``pause`` seconds between reads of at
-    most ``size`` bytes: a slow reader keeps the pipe full)."""
-
-    def __init__(self, fd: int, size: int = 65536, pause: float = 0.0) -> None:
-        self.fd, self.size, self.pause = fd, size, pause
-        self.chunks: list[bytes] = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            data = os.read(self.fd, self.size)
-            if not data:
-                break
-            self.chunks.append(data)
-            if self.pause:
-                time.sleep(self.pause)
-
-    def data(self, timeout: float = 20.0) -> bytes:
-        """Everything, once the write end is closed (bounded wait)."""
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the pipe was not closed"
-        os.close(self.fd)
-        return b"".join(self.chunks)
-
-    def text(self) -> str:
-        return b"".join(self.chunks).decode()
 
 
 def _run_python(code: str, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
