@@ -21,8 +21,11 @@ subclass :class:`BaseHTTPRequestHandler`, write ``do_GET``, call ``send_response
 * ``Expect: 100-continue`` is answered when the handler first reads the body; a handler that
   never reads it gets no ``100`` and the connection is closed rather than drained. A handler
   class that overrides ``handle_expect_100`` gets the standard library's eager call.
-* Logging goes through :mod:`logging`: ``minihttp.access`` (INFO, Common Log Format, written
-  when the request ends so the size is known) and ``minihttp.error``.
+* Logging: ``minihttp.access`` (INFO, Common Log Format, written when the request ends so
+  the size is known) and ``minihttp.error``; where a line goes is decided by
+  :mod:`minihttp.logs` from the logging configuration: nothing configured, ``sys.stderr``
+  as ``http.server``; the command lines' :class:`~minihttp.logs.LineHandler`, only the
+  line's fields handed over (formatted on its writer's thread); otherwise a record.
 
 Speed (a keep-alive request is one ``recv`` and one ``sendall``): blocking sockets with kernel
 timeouts (SO_RCVTIMEO/SO_SNDTIMEO, no ``poll`` per call), prebuilt status / Server / Date /
@@ -1008,7 +1011,8 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         line's handler, only its fields are handed over: the writer's thread formats it
         (measured, benchmarks/cpu_hello.py --pooled --log cli: formatting here cost
         about 1 us per request on the event loop)."""
-        emit = access_route()
+        now = _time()
+        emit = access_route(now)
         if emit is None:
             return
         # An HTTPStatus formats as its number in an f-string (its str() may not, on 3.10).
@@ -1017,7 +1021,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                            control_escape(f'"{self.requestline}" {code} {size}'))
         elif emit is TO_STDERR:
             addr = self.client_address
-            line = (f'{addr[0] if addr else "-"} - - [{log_date(_time())}] '
+            line = (f'{addr[0] if addr else "-"} - - [{log_date(now)}] '
                     f'"{self.requestline}" {code} {size}')
             if line.isprintable() and "\\" not in line:
                 emit(line)
@@ -1026,7 +1030,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                                control_escape(f'"{self.requestline}" {code} {size}'))
         else:
             addr = self.client_address
-            emit((addr[0] if addr else "-", _time(), self.requestline, code, size))
+            emit((addr[0] if addr else "-", now, self.requestline, code, size))
 
     def _log_line(self, emit: Callable[[str], None], logger: logging.Logger, message: str) -> None:
         """``host - - [date] message`` to ``emit`` (a route of :mod:`minihttp.logs`)."""

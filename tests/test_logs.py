@@ -374,3 +374,24 @@ def test_line_handler_writes_records_and_fast_lines_in_order_with_the_pid() -> N
                 handler.close()
             os.close(w)
             reader.data()
+
+
+def test_the_request_path_rechecks_handlers_within_recheck_and_levels_always() -> None:
+    with isolated_logging():
+        route = logs.access_route
+        now = time.time()
+        assert _kind(route(now)) == "stderr"
+        handler = logging.StreamHandler(io.StringIO())
+        logging.root.addHandler(handler)
+        logging.root.setLevel(logging.INFO)
+        assert _kind(route(now + logs.RECHECK / 2)) == "stderr"  # handlers: not yet re-read
+        assert _kind(route()) == "logging"  # without a time: a full check, at once
+        assert _kind(route(now + logs.RECHECK / 2)) == "logging"
+        logs.access_log.setLevel(logging.WARNING)  # a level: on the next line
+        assert _kind(route(now + logs.RECHECK / 2)) == "off"
+        logs.access_log.setLevel(logging.NOTSET)
+        logging.root.removeHandler(handler)
+        assert _kind(route(now + logs.RECHECK * 0.75)) == "logging"
+        assert _kind(route(now + logs.RECHECK * 3)) == "stderr"  # re-read after RECHECK
+        logs.access_log.setLevel(logging.WARNING)
+        assert _kind(route(now + logs.RECHECK * 3.5)) == "off"
