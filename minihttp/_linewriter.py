@@ -24,9 +24,13 @@ Rules of this module:
 * Writing never raises into a request: an error of the descriptor (closed pipe, full disk)
   drops the batch.
 
-measured (``python3 benchmarks/cpu_hello.py --log``, see that file): one ``os.write`` per
-line costs 0.5-0.7 us more per request than batching on a pipe or a regular file, and
-much more on a terminal; :meth:`write` itself is about 0.2 us.
+measured (pooled hello over loopback, serial client, both on one CPU, a quiet and a logging
+server alternated in one process, stderr to a file, 2 runs of 16 rounds): an access line
+handed to this writer costs 1.2-1.3 us a request; built on the request path and written
+with one write per line (``sys.stderr``, what a program that configured no logging gets,
+as with ``http.server``) 2.9-3.0 us; through ``logging`` with a ``StreamHandler`` (before
+this module) 19 us. ``python3 benchmarks/cpu_hello.py --log cli|stderr`` shows the same
+without the network (1.1-1.5 us either way there: /dev/null, no GIL hand-over).
 """
 
 from __future__ import annotations
@@ -176,14 +180,15 @@ class LineWriter:
             return False
         batch = pending[:n]
         del pending[:n]  # lines appended meanwhile are behind the first n: kept
-        if self.render is not None:
-            try:
-                batch = self.render(batch)
-            except Exception:  # a log never breaks a response; say why once per batch
-                batch = [x if isinstance(x, str) else f"(unprintable log line {x!r})"
-                         for x in batch]
         prefix = self.prefix
-        text = (prefix + ("\n" + prefix).join(batch) if prefix else "\n".join(batch)) + "\n"
+        try:
+            if self.render is not None:
+                batch = self.render(batch)
+            text = (prefix + ("\n" + prefix).join(batch) if prefix else "\n".join(batch)) + "\n"
+        except Exception:  # a unit render could not format: never lose the others
+            batch = [x if isinstance(x, str) else f"(unprintable log line {x!r})"
+                     for x in batch]
+            text = (prefix + ("\n" + prefix).join(batch) if prefix else "\n".join(batch)) + "\n"
         self._write_out(text.encode(self.encoding, "backslashreplace"))
         return True
 

@@ -395,3 +395,17 @@ def test_the_request_path_rechecks_handlers_within_recheck_and_levels_always() -
         assert _kind(route(now + logs.RECHECK * 3)) == "stderr"  # re-read after RECHECK
         logs.access_log.setLevel(logging.WARNING)
         assert _kind(route(now + logs.RECHECK * 3.5)) == "off"
+
+
+def test_a_unit_that_cannot_be_formatted_loses_nothing_else() -> None:
+    r, w = os.pipe()
+    reader = PipeReader(r)
+    writer = LineWriter(w, delay=60.0)  # no render function: tuples cannot be joined
+    writer.write("before")
+    writer.write(("a", "tuple"))
+    writer.write("after")
+    assert writer.flush()
+    writer.close()
+    os.close(w)
+    assert reader.data().decode().splitlines() == [
+        "before", "(unprintable log line ('a', 'tuple'))", "after"]
