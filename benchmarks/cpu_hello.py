@@ -166,13 +166,13 @@ def run_pooled(args: argparse.Namespace) -> None:
     clocks = [clock]
     try:
         per_request_pooled(2_000, server, clocks[0])  # warm caches
-        epoch = server._epoch
+        epoch = server._leadership.epoch
         if profile is not None:
             per_request_pooled(args.requests, server, clocks[0])
         else:
             runs = [per_request_pooled(args.requests, server, clocks[0])
                     for _ in range(args.runs)]
-        if server._epoch != epoch:
+        if server._leadership.epoch != epoch:
             raise SystemExit("the watchdog moved the loop to another thread (a handler held "
                              "it past inline_budget: a busy machine); the loop clock would "
                              "miss requests, rerun")

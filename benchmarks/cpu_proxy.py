@@ -267,9 +267,9 @@ def run_pooled(args: argparse.Namespace, up_port: int) -> int:
 
     try:
         one_run(min(args.requests, 2_000))  # warm-up: pool, caches
-        epoch = server._epoch
+        epoch = server._leadership.epoch
         results = [one_run(args.requests) for _ in range(args.runs)]
-        if server._epoch != epoch:
+        if server._leadership.epoch != epoch:
             raise SystemExit("the loop moved to another thread (a busy machine); rerun")
     finally:
         server.shutdown()

@@ -6,6 +6,11 @@ Rules of this module:
   ``sendall`` at the end of the request (or past :data:`FLUSH_AT` bytes, or on ``flush``).
 * It enforces the framing chosen for the response: a declared Content-Length is a promise
   (RFC 9112 section 6.3: a short message must not be followed by another on the connection).
+* How a response ends is decided in one place, :meth:`ResponseWriter.end` (its docstring
+  is the table of rules); the handler only turns the ending into a log line and a close.
+* Its state is its own: other modules call its methods and read ``body_bytes`` and
+  ``started``; the only field they set is ``broken``. Nothing outside this module touches an
+  underscored name of it (tests/test_writer_api.py scans the package to keep it so).
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from ._sockets import ClientDisconnected
 from .http11 import LAST_CHUNK
 
 __all__ = [
-    "CHUNKED", "CLOSE", "FLUSH_AT", "LENGTH", "NOBODY", "PASSTHROUGH", "RAW", "ResponseTooLong",
+    "CHUNKED", "CLOSE", "END_CLOSE", "END_KEEP", "END_NO_RESPONSE", "END_SHORT",
+    "FLUSH_AT", "LENGTH", "NOBODY", "PASSTHROUGH", "RAW", "ResponseNotSent", "ResponseTooLong",
     "ResponseWriter",
 ]
 
@@ -29,8 +35,32 @@ class ResponseTooLong(ValueError):
     """A handler wrote more body bytes than the Content-Length it declared."""
 
 
+class ResponseNotSent(OSError):
+    """:meth:`ResponseWriter.end` could not send: the socket's error is ``__cause__``.
+
+    ``ending`` is how the response ended all the same (an ``END_*``), so that a handler's
+    bug (END_SHORT, END_NO_RESPONSE) is still reported when the client also went away.
+    """
+
+    def __init__(self, ending: int) -> None:
+        super().__init__("the end of the response could not be sent")
+        self.ending = ending
+
 
 RAW, LENGTH, CHUNKED, CLOSE, NOBODY, PASSTHROUGH = range(6)
+
+# How a response ended: what :meth:`ResponseWriter.end` returns. Only END_KEEP lets the
+# connection carry another request; the others say why it must close (the handler logs the
+# two that are a handler's bug).
+#: Complete and delimited by its own framing: the connection may be reused.
+END_KEEP = 0
+#: Delimited by closing the connection, or broken (the handler failed, the client left).
+END_CLOSE = 1
+#: Fewer body bytes than the Content-Length declared: a handler bug; the client would wait
+#: for the rest or read the next response as it (RFC 9112 section 6.3).
+END_SHORT = 2
+#: No head declared and nothing sent before the end: the handler sent no response.
+END_NO_RESPONSE = 3
 
 
 class ResponseWriter:
@@ -44,7 +74,7 @@ class ResponseWriter:
     ``Transfer-Encoding: chunked``).
     """
 
-    __slots__ = ("_buf", "body_bytes", "broken", "closed", "committed", "dropped", "mode",
+    __slots__ = ("_buf", "body_bytes", "broken", "closed", "committed", "mode",
                  "remaining", "sock", "started")
 
     def __init__(self, sock: socket.socket) -> None:
@@ -64,7 +94,6 @@ class ResponseWriter:
         self.body_bytes = 0
         #: The response cannot be completed correctly: close the connection after it.
         self.broken = False
-        self.dropped = 0
 
     # -- called by the server
     def start(self, head: bytes, mode: int, length: int = 0) -> None:
@@ -90,35 +119,70 @@ class ResponseWriter:
         self._reset()
         return True
 
+    def end(self) -> int:
+        """Complete the response, send what is buffered, and say how it ended (``END_*``).
+
+        The rules, in order (the first that matches decides; what is buffered is sent in
+        every case):
+
+        ===========  =======================  ================  ===================
+        mode         when                     added             ending
+        ===========  =======================  ================  ===================
+        any          ``broken``               nothing [1]_      END_CLOSE
+        LENGTH       all declared bytes sent                    END_KEEP
+        LENGTH       bytes missing                              END_SHORT [2]_
+        CHUNKED                               the last chunk    END_KEEP
+        NOBODY                                                  END_KEEP
+        PASSTHROUGH                                             END_KEEP [3]_
+        CLOSE                                                   END_CLOSE
+        RAW          some bytes sent before                     END_CLOSE [4]_
+        RAW          nothing sent before                        END_NO_RESPONSE
+        ===========  =======================  ================  ===================
+
+        .. [1] no last chunk: the client sees a truncated chunked body as truncated.
+        .. [2] RFC 9112 section 6.3: the client would wait for the rest, or take the next
+           response for it.
+        .. [3] the handler framed the body itself (its own ``Transfer-Encoding: chunked``).
+        .. [4] raw bytes (no head through ``start``): no framing to trust.
+
+        Afterwards the writer is ready for the next response, also when the send fails: then
+        it raises :class:`ResponseNotSent` (the connection must close).
+        """
+        # One straight path for every mode, the common one (LENGTH, complete) first; the
+        # handler calls this instead of keeping its own copy (measured: see
+        # BaseHTTPRequestHandler._end_request in server.py).
+        mode = self.mode
+        buf = self._buf
+        if self.broken:
+            ending = END_CLOSE
+        elif mode == LENGTH:
+            ending = END_SHORT if self.remaining else END_KEEP
+        elif mode == CHUNKED:
+            buf += LAST_CHUNK
+            ending = END_KEEP
+        elif mode in (NOBODY, PASSTHROUGH):
+            ending = END_KEEP
+        elif mode == CLOSE or self.committed:
+            ending = END_CLOSE
+        else:
+            ending = END_NO_RESPONSE
+        # _reset(), inlined (the hot path), before the send so that a failure leaves it done;
+        # ``remaining`` is left: it means something only in LENGTH mode, which start() sets.
+        self.mode = RAW
+        self.body_bytes = 0
+        self.started = self.committed = self.broken = False
+        if buf:
+            try:
+                self.sock.sendall(buf)
+            except OSError as err:
+                self._drop_buffer()
+                raise ResponseNotSent(ending) from err
+            buf.clear()
+        return ending
+
     def finish(self) -> bool:
         """Complete the response and send what is buffered; True if the connection is reusable."""
-        mode = self.mode
-        ok = not self.broken
-        if mode == LENGTH and ok and not self.remaining:
-            # The common case: a complete Content-Length response, sent with one sendall.
-            # (BaseHTTPRequestHandler._end_request inlines this branch: keep them in step.)
-            buf = self._buf
-            if buf:
-                self.committed = True
-                try:
-                    self.sock.sendall(buf)
-                finally:
-                    buf.clear()
-            self.mode = RAW
-            self.started = self.committed = False
-            self.body_bytes = self.dropped = 0
-            return True
-        if mode == CHUNKED:
-            if ok:
-                self._buf += LAST_CHUNK
-        elif mode == LENGTH:
-            ok = ok and self.remaining == 0
-        elif mode in (RAW, CLOSE):
-            ok = False
-        if self._buf:
-            self._send()
-        self._reset()
-        return ok
+        return self.end() == END_KEEP
 
     def abort(self) -> None:
         """Send what is buffered without completing the message; the connection must close."""
@@ -131,8 +195,16 @@ class ResponseWriter:
         self.committed = True
         try:
             self.sock.sendall(buf)
-        finally:
-            buf.clear()
+        except BaseException:
+            self._drop_buffer()
+            raise
+        buf.clear()
+
+    def _drop_buffer(self) -> None:
+        """After a failed send: a new buffer, not ``clear()``. ``SSLSocket.sendall`` holds a
+        memoryview of the old one that lives on in the exception's traceback, and while
+        anything keeps that exception (a log record), resizing the buffer raises BufferError."""
+        self._buf = bytearray()
 
     # -- file API
     def writable(self) -> bool:
@@ -166,7 +238,6 @@ class ResponseWriter:
                     f"{self.remaining} left)")
             self.remaining -= n
         elif mode == NOBODY:
-            self.dropped += n
             return n
         elif mode == CHUNKED:
             if not n:

@@ -2,8 +2,11 @@
 
 Same habits (``[port]``, ``-b``, ``-d``, ``-p``), plus HTTPS, extra response headers, a bounded
 worker pool, dual-stack IPv4/IPv6 by default, and a clean stop on SIGINT/SIGTERM. A first
-argument naming a subcommand (``proxy``) hands the rest of the command line to that mode, so
-``python -m minihttp 8080`` and ``python -m minihttp proxy 8080`` both work.
+argument naming a subcommand (``proxy``, ``wsgi``, ``run``) hands the rest of the command
+line to that mode, so ``python -m minihttp 8080`` and ``python -m minihttp proxy 8080`` both
+work. The production options (:func:`add_server_arguments`) and the way a server is bound
+(:func:`build_server`) and run (:func:`serve`) are shared by the file server and the
+application commands (:mod:`minihttp.wsgi.command`).
 
 Rules of this module:
 
@@ -35,14 +38,16 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from types import FrameType
 from typing import Any
 
 from . import __version__, logs, prefork
+from .accesslog import ACCESS_FIELDS, access_format, with_access_log
 from .forwarded import FORWARDED, X_FORWARDED_FOR, TrustedProxies
 from .http11 import validate_field
+from .listen import Listener, descriptor, systemd_listen_fd
 from .prefork import _positive
 from .server import HTTPServer
 from .static import SimpleHTTPRequestHandler
@@ -50,22 +55,38 @@ from .static import SimpleHTTPRequestHandler
 __all__ = [
     "SUBCOMMANDS",
     "CertificateError",
+    "add_server_arguments",
     "build_parser",
+    "build_server",
+    "graceful_stop",
     "main",
     "make_server",
+    "parse_port",
     "raise_open_file_limit",
     "run_until_stopped",
     "serve",
     "server_base",
+    "server_url",
 ]
 
-#: ``python -m minihttp NAME ...`` runs ``<module>.main(rest_of_argv) -> int``.
-SUBCOMMANDS: dict[str, str] = {"proxy": "minihttp.proxy"}
+#: ``python -m minihttp NAME ...`` runs ``<module>.main(rest_of_argv) -> int`` (or the
+#: function named after a ``:``).
+SUBCOMMANDS: dict[str, str] = {
+    "proxy": "minihttp.proxy",
+    "wsgi": "minihttp.wsgi.command:main_wsgi",
+    "run": "minihttp.wsgi.command:main_run",
+}
 
 log = logging.getLogger("minihttp.cli")
 
 #: A second SIGINT/SIGTERM this many seconds after the first exits at once.
 FORCE_AFTER = 1.0
+#: A graceful stop first stops accepting, then waits this long before ``shutdown()``: a
+#: connection accepted just before the stop whose request was not read yet would otherwise
+#: be closed unanswered by the drain (seen with SIGHUP and --max-requests replacing workers:
+#: about one fresh connection in a dozen replacements). Within this time its request is
+#: served; a client slower than that is closed as any slow client at a stop.
+ACCEPT_GRACE = 0.2
 #: Seconds a client gets to finish its TLS handshake (the worker it holds is freed after).
 TLS_HANDSHAKE_TIMEOUT = 10.0
 
@@ -80,7 +101,8 @@ def server_base() -> type[HTTPServer]:
 # -- argument parsing ---------------------------------------------------------------------------
 
 
-def _port(text: str) -> int:
+def parse_port(text: str) -> int:
+    """argparse type of a port number (0-65535)."""
     try:
         value = int(text)
     except ValueError:
@@ -117,37 +139,23 @@ def _trusted(text: str) -> str:
     return text
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the static file server."""
-    parser = argparse.ArgumentParser(
-        prog="python -m minihttp",
-        description="Serve a directory over HTTP/1.1 (GET and HEAD, with ranges, "
-        "conditional requests and directory listings).",
-        epilog="Other modes: 'python -m minihttp proxy --help' runs a forward proxy. "
-        "Stop with Ctrl-C or SIGTERM; in-flight responses are finished first.",
-    )
-    parser.add_argument("port", nargs="?", type=_port, default=8000,
-                        help="port to listen on (default 8000; 0 picks a free port)")
+_THREADS_HELP = ("most handlers that may block at once (requests are served on the event "
+                 "loop; a handler that blocks hands the loop to one of these threads). "
+                 "Default: from the CPU count, at least 32")
+
+
+def add_server_arguments(parser: argparse.ArgumentParser, *,
+                         default_bind: str = "all interfaces, IPv6 and IPv4",
+                         threads_help: str = _THREADS_HELP) -> None:
+    """The production options every server command line shares (static files, ``wsgi``,
+    ``run``): one family, declared once."""
     parser.add_argument("-b", "--bind", metavar="ADDRESS",
-                        help="address to listen on (default: all interfaces, IPv6 and IPv4)")
-    parser.add_argument("-d", "--directory", default=os.getcwd(),
-                        help="directory to serve (default: the current directory)")
-    parser.add_argument("-p", "--protocol", type=_protocol, default="HTTP/1.1",
-                        metavar="VERSION",
-                        help="HTTP version of responses: HTTP/1.1 (default, keep-alive) "
-                        "or HTTP/1.0 (the default of python -m http.server)")
+                        help=f"address to listen on (default: {default_bind})")
     parser.add_argument("--tls-cert", metavar="FILE",
                         help="serve HTTPS with this PEM certificate chain")
     parser.add_argument("--tls-key", metavar="FILE",
                         help="private key of --tls-cert (if not in the same file)")
-    parser.add_argument("--header", action="append", type=_header, default=[],
-                        metavar="NAME:VALUE",
-                        help="add a header to every response, e.g. "
-                        "'Access-Control-Allow-Origin: *' (repeatable)")
-    parser.add_argument("--threads", type=_positive, metavar="N",
-                        help="most handlers that may block at once (requests are served on "
-                        "the event loop; a handler that blocks hands the loop to one of "
-                        "these threads). Default: from the CPU count, at least 32")
+    parser.add_argument("--threads", type=_positive, metavar="N", help=threads_help)
     prefork.add_arguments(parser)
     parser.add_argument("--forwarded-allow-ips", type=_trusted, metavar="IPS",
                         help="comma-separated IPs/CIDRs of trusted reverse proxies ('*': "
@@ -157,11 +165,52 @@ def build_parser() -> argparse.ArgumentParser:
                         default=X_FORWARDED_FOR, type=str.lower,
                         help="which header the trusted proxies write: x-forwarded-for "
                         "(default; nginx, HAProxy) or forwarded (RFC 7239)")
-    parser.add_argument("--follow-symlinks", action="store_true",
-                        help="serve symlinks that point outside the directory (default: 404)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--unix", metavar="PATH",
+                       help="listen on a Unix socket at PATH instead of a port (for nginx in "
+                       "front: proxy_pass http://unix:PATH); its peers count as 127.0.0.1")
+    where.add_argument("--fd", type=descriptor, metavar="N",
+                       help="serve the listening socket inherited as descriptor N (systemd "
+                       "socket activation, LISTEN_FDS, is used without this option)")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="do not log requests (handler failures are still logged)")
+    parser.add_argument("--access-log", metavar="FILE",
+                        help="write the access log to FILE ('-': standard output) instead of "
+                        "standard error")
+    parser.add_argument("--access-log-format", metavar="FORMAT", default="common",
+                        type=access_format,
+                        help="'common' (default, Common Log Format), 'combined' (+ referer "
+                        "and user agent), 'json' (one JSON object a line) or a template of "
+                        f"{{fields}}: {', '.join(ACCESS_FIELDS)}")
     parser.add_argument("--version", action="version", version=f"minihttp {__version__}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the static file server."""
+    parser = argparse.ArgumentParser(
+        prog="python -m minihttp",
+        description="Serve a directory over HTTP/1.1 (GET and HEAD, with ranges, "
+        "conditional requests and directory listings).",
+        epilog="Other modes: 'python -m minihttp proxy --help' runs a forward proxy, "
+        "'python -m minihttp wsgi --help' a WSGI application (Flask, Django), "
+        "'python -m minihttp run --help' a handler class. "
+        "Stop with Ctrl-C or SIGTERM; in-flight responses are finished first.",
+    )
+    parser.add_argument("port", nargs="?", type=parse_port, default=8000,
+                        help="port to listen on (default 8000; 0 picks a free port)")
+    parser.add_argument("-d", "--directory", default=os.getcwd(),
+                        help="directory to serve (default: the current directory)")
+    parser.add_argument("-p", "--protocol", type=_protocol, default="HTTP/1.1",
+                        metavar="VERSION",
+                        help="HTTP version of responses: HTTP/1.1 (default, keep-alive) "
+                        "or HTTP/1.0 (the default of python -m http.server)")
+    parser.add_argument("--header", action="append", type=_header, default=[],
+                        metavar="NAME:VALUE",
+                        help="add a header to every response, e.g. "
+                        "'Access-Control-Allow-Origin: *' (repeatable)")
+    parser.add_argument("--follow-symlinks", action="store_true",
+                        help="serve symlinks that point outside the directory (default: 404)")
+    add_server_arguments(parser)
     return parser
 
 
@@ -169,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Lifecycle:
-    """Mix-in: track open connections so a stop can wake idle keep-alive readers.
+    """Mix-in: track open connections so a stop can wake idle keep-alive readers, and stop
+    accepting before a stop (see :func:`graceful_stop`).
 
     ``shutdown(SHUT_RD)`` on an idle connection makes its blocked ``recv`` return EOF, so the
     handler ends; a response being written is not affected and finishes normally.
@@ -177,6 +227,15 @@ class _Lifecycle:
 
     _cli_conns: set[socket.socket]
     _cli_conns_lock: threading.Lock
+    _refuse_new = False
+
+    def accepting(self) -> bool:
+        return not self._refuse_new and bool(super().accepting())  # type: ignore[misc]
+
+    def stop_accepting(self) -> None:
+        """Leave new connections in the backlog (another worker, or nobody, takes them)."""
+        self._refuse_new = True
+        self.wake_loop()  # type: ignore[attr-defined]
 
     def _track(self, sock: socket.socket, add: bool) -> None:
         if "_cli_conns" not in vars(self):
@@ -269,7 +328,7 @@ def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
 
 
 def make_server(args: argparse.Namespace) -> HTTPServer:
-    """Build (bind and listen) the server described by parsed arguments.
+    """Build (bind and listen) the static file server described by parsed arguments.
 
     Raises OSError (port in use, bad address), :class:`CertificateError` or ValueError (bad
     directory, --tls-key alone).
@@ -277,23 +336,45 @@ def make_server(args: argparse.Namespace) -> HTTPServer:
     directory = os.path.abspath(args.directory)
     if not os.path.isdir(directory):
         raise ValueError(f"not a directory: {args.directory}")
-    context = _tls_context(args.tls_cert, args.tls_key)
-    family, host = _family(args.bind, args.port)
-
     handler_attrs: dict[str, Any] = {
         "protocol_version": args.protocol,
         "extra_headers": tuple(args.header),
         "follow_symlinks": args.follow_symlinks,
     }
     handler_class = type("CLIRequestHandler", (_CLIHandler,), handler_attrs)
-    server_attrs: dict[str, Any] = {"address_family": family, "ssl_context": context}
+    return build_server(args, partial(handler_class, directory=directory))
+
+
+def build_server(args: argparse.Namespace, handler: Any,
+                 server_attrs: dict[str, Any] | None = None) -> HTTPServer:
+    """Bind and listen a server for ``handler`` as the shared options say (address, TLS,
+    trusted proxies, threads); ``server_attrs`` are set on its class.
+
+    Raises OSError, :class:`CertificateError` or ValueError.
+    """
+    context = _tls_context(args.tls_cert, args.tls_key)
+    attrs: dict[str, Any] = {"ssl_context": context}
+    bases: tuple[type, ...] = (_TLS, server_base())
+    unix, fd = getattr(args, "unix", None), getattr(args, "fd", None)
+    if fd is None and not unix:
+        fd = systemd_listen_fd()
+    if unix or fd is not None:
+        attrs.update(address_family=socket.AF_UNIX if unix else socket.AF_INET,
+                     inherited_fd=-1 if fd is None else fd)
+        bases = (_TLS, Listener, server_base())
+        family, address = attrs["address_family"], unix or ""
+    else:
+        family, host = _family(args.bind, args.port)
+        attrs["address_family"], address = family, (host, args.port)
     if getattr(args, "forwarded_allow_ips", None):
-        server_attrs["forwarded_allow_ips"] = TrustedProxies(
+        attrs["forwarded_allow_ips"] = TrustedProxies(
             args.forwarded_allow_ips, getattr(args, "forwarded_header", X_FORWARDED_FOR))
     if args.threads:
-        server_attrs["max_workers"] = args.threads
-        server_attrs["max_queue"] = args.threads
-    server_class: type[Any] = type("CLIServer", (_TLS, server_base()), server_attrs)
+        attrs["max_workers"] = args.threads
+        attrs["max_queue"] = args.threads
+    attrs.update(server_attrs or {})
+    server_class: type[Any] = type("CLIServer", bases, attrs)
+    handler = with_access_log(handler, getattr(args, "access_log_format", "common"))
 
     if family == socket.AF_INET6:
         def server_bind(self: Any) -> None:
@@ -303,8 +384,7 @@ def make_server(args: argparse.Namespace) -> HTTPServer:
             super(server_class, self).server_bind()
 
         server_class.server_bind = server_bind
-    return server_class(  # type: ignore[no-any-return]
-        (host, args.port), partial(handler_class, directory=directory))
+    return server_class(address, handler)  # type: ignore[no-any-return]
 
 
 class _CLIHandler(SimpleHTTPRequestHandler):
@@ -318,10 +398,23 @@ class _CLIHandler(SimpleHTTPRequestHandler):
         super().end_headers()
 
 
-def _url(server: HTTPServer, tls: bool) -> str:
+def server_url(server: HTTPServer) -> str:
+    """Where ``server`` listens, as the announce line says it: ``http://host:port/`` or
+    ``unix:PATH``."""
+    if isinstance(server.server_address, (str, bytes)):
+        path = server.server_address
+        return f"unix:{path.decode() if isinstance(path, bytes) else path}"
+    tls = bool(getattr(server, "ssl_context", None))
     host, port = server.server_address[:2]
     host = f"[{host}]" if ":" in str(host) else str(host)
     return f"{'https' if tls else 'http'}://{host}:{port}/"
+
+
+def _configure_access_log(path: str | None) -> None:
+    """``--access-log FILE``: the access log goes there (``-``: standard output) alone,
+    through a batching :class:`~minihttp.logs.LineHandler` (see logs.access_to)."""
+    if path:
+        logs.access_to(path)
 
 
 def _configure_logging(quiet: bool, with_pid: bool = False) -> None:
@@ -348,13 +441,23 @@ def raise_open_file_limit() -> tuple[int, int] | None:
     return soft, hard
 
 
-def serve(args: argparse.Namespace) -> int:
-    """Run the static file server described by ``args`` until SIGINT/SIGTERM."""
+def serve(args: argparse.Namespace,
+          make: Callable[[argparse.Namespace], HTTPServer] | None = None,
+          announce: Callable[[HTTPServer, argparse.Namespace], None] | None = None) -> int:
+    """Run the server ``make(args)`` builds (default: the static file server) until
+    SIGINT/SIGTERM, in one process or ``--workers`` pre-forked ones; the exit status."""
+    make = make or make_server
+    announce = announce or _announce
     workers = getattr(args, "workers", None)
     _configure_logging(args.quiet, with_pid=bool(workers))
+    try:
+        _configure_access_log(getattr(args, "access_log", None))
+    except OSError as exc:
+        print(f"error: cannot open the access log: {exc}", file=sys.stderr)
+        return 1
     raise_open_file_limit()
     try:
-        server = make_server(args)
+        server = make(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -362,7 +465,9 @@ def serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        where = f"{args.bind or '[::]'}:{args.port}"
+        where = (getattr(args, "unix", None)
+                 or (f"descriptor {args.fd}" if getattr(args, "fd", None) is not None else "")
+                 or f"{args.bind or '[::]'}:{args.port}")
         if exc.errno == errno.EADDRINUSE:
             print(f"error: cannot listen on {where}: address already in use", file=sys.stderr)
         elif exc.filename:
@@ -371,20 +476,21 @@ def serve(args: argparse.Namespace) -> int:
             print(f"error: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
+    ready = partial(announce, server, args)
     if not workers:
-        return run_until_stopped(server, args.quiet, partial(_announce, server, args))
+        return run_until_stopped(server, args.quiet, ready)
     try:
         return prefork.serve_workers(server, workers,
                                      partial(run_until_stopped, server, args.quiet),
                                      graceful_timeout=args.graceful_timeout,
-                                     on_ready=partial(_announce, server, args))
+                                     on_ready=ready)
     finally:
         server.server_close()
 
 
 def _announce(server: HTTPServer, args: argparse.Namespace) -> None:
     tls = bool(server.ssl_context)  # type: ignore[attr-defined]
-    print(f"Serving {'HTTPS' if tls else 'HTTP'} on {_url(server, tls)} "
+    print(f"Serving {'HTTPS' if tls else 'HTTP'} on {server_url(server)} "
           f"(directory {os.path.abspath(args.directory)}) ...", flush=True)
 
 
@@ -407,7 +513,8 @@ def run_until_stopped(server: HTTPServer, quiet: bool = False, on_ready: Any = N
         stopped_at.append(time.monotonic())
         # shutdown() waits for serve_forever, which runs on this very thread: never call it
         # here directly (it would deadlock); a helper thread does.
-        threading.Thread(target=server.shutdown, name="minihttp-stop", daemon=True).start()
+        threading.Thread(target=graceful_stop, args=(server,), name="minihttp-stop",
+                         daemon=True).start()
 
     previous = _install(on_signal)
     try:
@@ -427,6 +534,17 @@ def run_until_stopped(server: HTTPServer, quiet: bool = False, on_ready: Any = N
     return 0
 
 
+def graceful_stop(server: HTTPServer, grace: float = ACCEPT_GRACE) -> None:
+    """Stop accepting, let connections accepted just before send their request
+    (:data:`ACCEPT_GRACE`), then ``shutdown()`` (in-flight requests finish). Blocks: call it
+    on a thread of its own, never on the serving thread."""
+    stop_accepting = getattr(server, "stop_accepting", None)
+    if stop_accepting is not None:
+        stop_accepting()
+        time.sleep(grace)
+    server.shutdown()
+
+
 def _install(handler: Any) -> list[Any]:
     """Install ``handler`` (or a list of previous handlers) for SIGINT and SIGTERM."""
     if threading.current_thread() is not threading.main_thread():
@@ -443,9 +561,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m minihttp`` and the ``minihttp`` script; the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] in SUBCOMMANDS:
-        module = importlib.import_module(SUBCOMMANDS[args_list[0]])
+        module_name, _, function = SUBCOMMANDS[args_list[0]].partition(":")
+        entry = getattr(importlib.import_module(module_name), function or "main")
         try:
-            return int(module.main(args_list[1:]))
+            return int(entry(args_list[1:]))
         except SystemExit as exc:  # the subcommand's argparse: --help or a usage error
             return exc.code if isinstance(exc.code, int) else 2
     try:

@@ -55,8 +55,10 @@ __all__ = [
     "TO_STDERR",
     "VIA_LOGGING",
     "LineHandler",
+    "RouteFunction",
     "access_log",
     "access_route",
+    "access_to",
     "configure",
     "control_escape",
     "error_log",
@@ -185,10 +187,13 @@ class LineHandler(logging.Handler):
     :meth:`fast`). ``fd`` is not closed by :meth:`close`.
     """
 
-    def __init__(self, fd: int, *, with_pid: bool = False, level: int = logging.NOTSET) -> None:
+    def __init__(self, fd: int, *, with_pid: bool = False, level: int = logging.NOTSET,
+                 close_fd: bool = False) -> None:
         super().__init__(level)
         self.writer = LineWriter(fd, render=render_access)
         self.with_pid = with_pid
+        #: Close ``fd`` with the handler (a file :func:`access_to` opened).
+        self.close_fd = close_fd
         self.reset_prefix()
         _line_handlers.add(self)
 
@@ -214,6 +219,12 @@ class LineHandler(logging.Handler):
 
     def close(self) -> None:
         self.writer.close()
+        if self.close_fd:
+            self.close_fd = False
+            try:
+                os.close(self.writer.fd)
+            except OSError:
+                pass
         super().close()
 
 
@@ -359,6 +370,25 @@ def configure(quiet: bool = False, with_pid: bool = False, fd: int | None = None
     # Handler failures stay visible: they are logged at ERROR.
     for logger in (access_log, error_log):
         logger.setLevel(logging.WARNING if quiet else logging.NOTSET)
+
+
+def access_to(path: str) -> LineHandler:
+    """``--access-log FILE``: the access log alone to ``path``, appended (created if
+    needed; ``-``: standard output), through a :class:`LineHandler` on
+    ``minihttp.access`` that does not propagate. Raises OSError if it cannot be opened."""
+    if path == "-":
+        sys.stdout.flush()
+        handler = LineHandler(sys.stdout.fileno())
+    else:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0),
+                     0o644)
+        handler = LineHandler(fd, close_fd=True)
+    for old in list(access_log.handlers):
+        access_log.removeHandler(old)
+        old.close()
+    access_log.addHandler(handler)
+    access_log.propagate = False
+    return handler
 
 
 def _default_handler(fd: int | None) -> logging.Handler:

@@ -52,6 +52,7 @@ EOF/an error is pending); ``handle_one_request()`` may be called once per reques
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
 import select
@@ -61,16 +62,26 @@ import time
 from collections.abc import Callable
 from http import HTTPStatus
 from time import time as _time
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import forwarded
 from ._body import EMPTY_BODY, BodyReader, ChunkedBody, LengthBody
 from ._reader import FileSource, SocketReader
 from ._sockets import set_send_timeout
-from ._writer import CHUNKED, CLOSE, LENGTH, NOBODY, PASSTHROUGH, RAW, ResponseWriter
+from ._writer import (
+    CHUNKED,
+    CLOSE,
+    END_NO_RESPONSE,
+    END_SHORT,
+    LENGTH,
+    NOBODY,
+    PASSTHROUGH,
+    ResponseNotSent,
+    ResponseWriter,
+)
 from .config import DEFAULT_LIMITS, Limits
 from .errors import HTTPError
-from .http11 import body_allowed, validate_field
+from .http11 import body_allowed, reason_phrase, validate_field
 from .http11._head import head_fields
 from .logs import (
     TO_STDERR,
@@ -88,7 +99,11 @@ __all__ = [
     "DEFAULT_ERROR_CONTENT_TYPE",
     "DEFAULT_ERROR_MESSAGE",
     "BaseHTTPRequestHandler",
+    "Deferred",
+    "HTTPSServer",
     "HTTPServer",
+    "SimpleHTTPRequestHandler",
+    "ThreadingHTTPSServer",
     "ThreadingHTTPServer",
 ]
 
@@ -225,6 +240,12 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
     rfile: Any
     wfile: Any
     _headers_buffer: list[bytes]
+    #: The writer ``end_headers`` hands a final head to directly: the connection's writer,
+    #: or None when the class overrides ``flush_headers`` (its heads go through it) or there
+    #: is no socket. Decided once per connection in ``setup``.
+    _direct_writer: ResponseWriter | None = None
+    #: ``_fast_classes[type(self)]``, looked up by the connection's first ``send_response``.
+    _send_fast: int | None = None
 
     def __init__(self, request: Any, client_address: Any, server: Any) -> None:
         self._init_state()
@@ -295,7 +316,11 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         # With Python timeouts (TLS, or a handler ``timeout``) sends use the socket's timeout.
         set_send_timeout(sock, limits.send_timeout)
         self.reader = SocketReader(sock, limits)
-        self._writer = ResponseWriter(sock)
+        self._writer = writer = ResponseWriter(sock)
+        if type(self).flush_headers is _base_flush_headers:
+            # measured: this check per response cost ~0.4k of the ~51k instructions of a
+            # hello request (callgrind, see _end_request); per connection it is free.
+            self._direct_writer = writer
         self.rfile = self.reader
         self.wfile = self._writer
 
@@ -357,8 +382,12 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             src = self._file_source = FileSource(rfile, self._limits())
         return src
 
-    def handle_one_request(self) -> None:
-        """Read one request head, dispatch to ``do_<command>``, finish the response."""
+    def handle_one_request(self) -> Deferred | None:
+        """Read one request head, dispatch to ``do_<command>``, finish the response.
+
+        Returns None when the response is complete, or the :class:`Deferred` the method
+        asked for (:meth:`defer_until_readable`): the server then waits for it and calls
+        :meth:`resume_request`."""
         self.close_connection = True
         rfile = self.rfile
         source = rfile if rfile is self.reader and rfile is not None else self._source()
@@ -367,12 +396,12 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             head = source.read_head()
         except HTTPError as err:
             self._reject_head(err)
-            return
+            return None
         except OSError as err:
             error_log.debug("connection error reading a request head: %r", err)
-            return
+            return None
         if head is None:
-            return  # EOF or idle keep-alive timeout: close silently
+            return None  # EOF or idle keep-alive timeout: close silently
         self._head = head
         try:
             if self.parse_request():
@@ -385,21 +414,21 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                     try:
                         method()
                     except Exception as err:
-                        self._deferred_then = None
+                        self._deferred = None
                         self._method_failed(err)
         except Exception:
             self._request_failed()
             raise
         finally:
-            if self._deferred_then is None:  # else the response is finished by resume_request
+            deferred = self._deferred
+            if deferred is None:  # else the response is finished by resume_request
                 self._end_request()
+        return deferred
 
     # -- deferred responses: the server waits for the handler ----------------------------
 
-    #: The rest of a deferred request (see :meth:`defer_until_readable`), and what it waits
-    #: for: ``(socket, timeout)``. None while no request is deferred.
-    _deferred_then: Callable[[bool], None] | None = None
-    _deferred_wait: tuple[Any, float | None] | None = None
+    #: The deferred request under way (see :meth:`defer_until_readable`); None while none.
+    _deferred: Deferred | None = None
 
     def defer_until_readable(self, sock: Any, then: Callable[[bool], None],
                              timeout: float | None) -> bool:
@@ -417,33 +446,45 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         Why: on an event loop a handler that blocks for a round trip stalls every other
         connection (or costs a thread hand-over); deferred, the loop serves others
         meanwhile and the request holds no thread at all.
+
+        The server learns of the deferral from what ``handle_one_request`` and
+        ``resume_request`` return (a :class:`Deferred`). A handler class that overrides
+        either of them (code written for ``http.server`` returns None) is therefore never
+        deferred: this returns False and the method waits itself.
         """
         defer = getattr(self.server, "defer_readable", None)
-        if defer is None or not defer(self):
+        if defer is None:
             return False
-        self._deferred_then = then
-        self._deferred_wait = (sock, timeout)
+        ok = _defer_ok.get(type(self))
+        if ok is None:
+            ok = _may_defer(type(self))
+        if not ok or not defer(self):
+            return False
+        self._deferred = Deferred(sock, then, timeout)
         return True
 
-    def resume_request(self, ready: bool) -> None:
+    def resume_request(self, ready: bool) -> Deferred | None:
         """Go on with a deferred request: ``then(ready)``, then finish the response as
-        ``handle_one_request`` does (unless it deferred again). Called by the server."""
-        then = self._deferred_then
-        if then is None:
+        ``handle_one_request`` does, unless it deferred again (then that :class:`Deferred`
+        is returned, else None). Called by the server."""
+        deferred = self._deferred
+        if deferred is None:
             raise RuntimeError("no deferred request to resume")
-        self._deferred_then = self._deferred_wait = None
+        self._deferred = None
         try:
             try:
-                then(ready)
+                deferred.then(ready)
             except Exception as err:
-                self._deferred_then = None
+                self._deferred = None
                 self._method_failed(err)
         except Exception:
             self._request_failed()
             raise
         finally:
-            if self._deferred_then is None:
+            again = self._deferred
+            if again is None:
                 self._end_request()
+        return again
 
     def finish_deferred(self, until: float | None = None) -> None:
         """Wait on this thread for what a deferred request waits for, and finish it.
@@ -453,12 +494,13 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         ``until`` (a ``time.monotonic()`` value) bounds every wait: past it the request
         resumes as timed out (a server whose shutdown grace is over).
         """
-        while self._deferred_then is not None:
-            sock, timeout = self._deferred_wait or (None, None)
+        deferred = self._deferred
+        while deferred is not None:
+            timeout = deferred.timeout
             if until is not None:
                 left = max(until - time.monotonic(), 0.0)
                 timeout = left if timeout is None else min(timeout, left)
-            self.resume_request(_readable(sock, timeout))
+            deferred = self.resume_request(_readable(deferred.sock, timeout))
 
     def _reject_head(self, err: HTTPError) -> None:
         """Answer a head that cannot be read (408, 414, 431, 400) and close."""
@@ -621,39 +663,31 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         size: int | str
         if writer is not None and self.wfile is writer:
             size = writer.body_bytes
-            mode = writer.mode
-            if mode == LENGTH and not writer.remaining and not writer.broken:
-                # The common case, ResponseWriter.finish()'s first branch inlined: a complete
-                # Content-Length response goes out with one sendall of head and body.
-                buf = writer._buf
-                writer.mode = RAW
-                writer.started = writer.committed = False
-                writer.body_bytes = 0
-                if buf:
-                    try:
-                        writer.sock.sendall(buf)
-                    except OSError as err:
-                        writer.committed = True
-                        error_log.debug("%s: could not send the response: %r",
-                                        self.address_string(), err)
-                        self.close_connection = True
-                    finally:
-                        buf.clear()
-            else:
-                if mode == LENGTH and writer.remaining and not writer.broken:
+            # measured: the handler used to inline end() here and start() in end_headers,
+            # reading and writing the writer's fields. Calling them is two Python calls,
+            # ~0.9k of ~51k instructions per hello request; won back by deciding per
+            # connection what was decided per response (setup's flush_headers check,
+            # send_response's class lookup) and send_header's exact-str test. Instructions
+            # per request (valgrind --tool=callgrind, PYTHONHASHSEED=0, on
+            # benchmarks/cpu_hello.py's per_request(n), n=6000 minus n=1000): 51.0k before,
+            # 51.9k with the two calls, 51.3k now. `python3 benchmarks/cpu_hello.py`, 10
+            # runs alternating with the old tree: median 4.45 us before, 4.48 now (both
+            # spread 4.1-5.6 on the shared machine); `--pooled`: the same within noise.
+            try:
+                ending = writer.end()  # the rules of how a response ends live there
+            except ResponseNotSent as err:
+                ending = err.ending
+                error_log.debug("%s: could not send the response: %r",
+                                self.address_string(), err.__cause__)
+                self.close_connection = True
+            if ending:  # not END_KEEP: close, and say so when it is the handler's bug
+                self.close_connection = True
+                if ending == END_SHORT:
                     error_log.error("%s: response to %r shorter than its Content-Length; "
                                     "closing", self.address_string(), self.requestline)
-                elif (mode == RAW and not writer.committed and self.command is not None
-                      and not writer.broken):  # broken: the client left mid-body, not a bug
+                elif ending == END_NO_RESPONSE and self.command is not None:
                     error_log.error("%s: handler for %r sent no response; closing",
                                     self.address_string(), self.requestline)
-                try:
-                    if not writer.finish():
-                        self.close_connection = True
-                except OSError as err:
-                    error_log.debug("%s: could not send the response: %r",
-                                    self.address_string(), err)
-                    self.close_connection = True
         else:
             size = "-"
             flush = getattr(self.wfile, "flush", None)
@@ -725,17 +759,26 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
 
     def send_error(self, code: int, message: str | None = None,
                    explain: str | None = None) -> None:
-        """Send and log an error response with an HTML body (escaped; none for HEAD)."""
+        """Send and log an error response with an HTML body (escaped; none for HEAD).
+
+        As in ``http.server``, ``message`` (default: the standard phrase) is the status
+        line's reason phrase and the body's message, ``explain`` the body's explanation.
+        Unlike it, a CR, LF or other control character in ``message`` cannot end the status
+        line: it is a space in the reason phrase and the log (RFC 9112 section 4), and
+        characters beyond latin-1 are ``?`` there (the standard library raises).
+        """
         try:
             shortmsg, longmsg = self.responses[code]
         except KeyError:
             shortmsg, longmsg = "???", "???"
         if message is None:
-            message = shortmsg
+            message = reason = shortmsg
+        else:
+            reason = reason_phrase(message)
         if explain is None:
             explain = longmsg
-        self.log_error("code %d, message %s", code, message)
-        self.send_response(code, message)
+        self.log_error("code %d, message %s", code, reason)
+        self.send_response(code, reason)
         if not self._error_keepalive:
             self.send_header("Connection", "close")
         for name, value in self._error_headers or ():
@@ -752,7 +795,10 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             body = content.encode("UTF-8", "replace")
             self.send_header("Content-Type", self.error_content_type)
             self.send_header("Content-Length", str(len(body)))
-        elif code >= 200:
+        elif code == HTTPStatus.RESET_CONTENT:
+            # RFC 9110 section 15.3.6 allows Content-Length: 0 on a 205, which frames it on a
+            # kept-alive connection. Never on 1xx or 204 (section 8.6: MUST NOT), nor on 304,
+            # where it would have to be the selected representation's length (section 8.6).
             self.send_header("Content-Length", "0")
         self.end_headers()
         if self.command != "HEAD" and body:
@@ -760,10 +806,14 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
 
     def send_response(self, code: int, message: str | None = None) -> None:
         """Queue the status line plus ``Server`` and ``Date``; log the request."""
-        cls = type(self)
-        fast = _fast_classes.get(cls)
-        if fast is None:
-            fast = _fast_classes[cls] = (1 + (_log_mode(cls) != 0)) if _is_fast_class(cls) else 0
+        fast = self._send_fast
+        if fast is None:  # the connection's first response (measured: see _end_request)
+            cls = type(self)
+            fast = _fast_classes.get(cls)
+            if fast is None:
+                fast = _fast_classes[cls] = (
+                    (1 + (_log_mode(cls) != 0)) if _is_fast_class(cls) else 0)
+            self._send_fast = fast
         if fast and message is None and self._head is not None:
             # The default methods, inlined: log_request (deferred to the request's end),
             # send_response_only, and the prebuilt status + Server line with the Date line.
@@ -835,7 +885,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
 
     def send_header(self, keyword: str, value: Any) -> None:
         """Queue a header field. Raises ValueError on CR, LF or NUL (header injection)."""
-        if not isinstance(value, str):
+        if value.__class__ is not str:  # measured: cheaper than isinstance (see _end_request)
             value = str(value)
         key = (keyword, value)
         cached = _field_cache.get(key)
@@ -875,20 +925,16 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         length = self._resp_length
         if (length is not None and not self.close_connection and self._resp_te is None
                 and self.command == "GET" and self.request_version == "HTTP/1.1"):
-            writer = self._writer
+            writer = self._direct_writer
             status = self._status
             if (writer is not None and self.wfile is writer and status is not None
-                    and status >= 200 and status != 204 and status != 304
-                    and type(self).flush_headers is _base_flush_headers):
+                    and status >= 200 and status != 204 and status != 304):
                 # _framing's common case, inlined: a keep-alive HTTP/1.1 GET answered with a
                 # Content-Length needs no added field; the head goes to the writer at once.
                 buf = self._headers_buffer
                 buf.append(b"\r\n")
                 self._headers_buffer = []
-                writer._buf += b"".join(buf)  # writer.start(), inlined
-                writer.mode = LENGTH
-                writer.remaining = length
-                writer.started = True
+                writer.start(b"".join(buf), LENGTH, length)
                 return
         if self.request_version == "HTTP/0.9":
             return
@@ -901,7 +947,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         if writer is not None and self.wfile is writer and status is not None and status >= 200:
             mode = self._framing(buf, status)
             buf.append(b"\r\n")
-            if type(self).flush_headers is _base_flush_headers:
+            if writer is self._direct_writer:
                 self._headers_buffer = []
                 writer.start(b"".join(buf), mode[0], mode[1])
                 return
@@ -1066,6 +1112,35 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         return str(addr[0]) if addr else "-"
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Deferred:
+    """A request whose handler deferred the rest of its response
+    (:meth:`BaseHTTPRequestHandler.defer_until_readable`): what ``handle_one_request`` and
+    ``resume_request`` return instead of None. The server waits until ``sock`` is readable
+    or ``timeout`` seconds pass (None: no limit), then calls ``resume_request(ready)``,
+    which calls ``then(ready)``."""
+
+    sock: Any
+    then: Callable[[bool], None]
+    timeout: float | None
+
+
+_base_handle_one_request = BaseHTTPRequestHandler.handle_one_request
+_base_resume_request = BaseHTTPRequestHandler.resume_request
+#: Handler class -> whether its requests may be deferred (it keeps both methods whose
+#: return value carries the deferral to the server).
+_defer_ok: dict[type, bool] = {}
+
+
+def _may_defer(cls: type) -> bool:
+    ok = _defer_ok.get(cls)
+    if ok is None:
+        ok = _defer_ok[cls] = (
+            getattr(cls, "handle_one_request", None) is _base_handle_one_request
+            and getattr(cls, "resume_request", None) is _base_resume_request)
+    return ok
+
+
 def _readable(sock: Any, timeout: float | None) -> bool:
     """Wait until ``sock`` is readable (True) or ``timeout`` seconds pass (False).
 
@@ -1148,3 +1223,50 @@ def _log_mode(cls: type) -> int:
 
 
 _base_flush_headers = BaseHTTPRequestHandler.flush_headers
+
+
+# -- the rest of http.server's names (PEP 562) -----------------------------------------------
+# Code ported from http.server imports every name of its __all__ from here. These live in
+# modules that import this one, so they are loaded on first use, not at the top.
+
+if TYPE_CHECKING:
+    from .https import HTTPSServer, ThreadingHTTPSServer
+    from .static.handler import SimpleHTTPRequestHandler
+
+#: Names served lazily: attribute -> module that defines it.
+_LAZY = {
+    "SimpleHTTPRequestHandler": "minihttp.static.handler",
+    "HTTPSServer": "minihttp.https",
+    "ThreadingHTTPSServer": "minihttp.https",
+}
+
+#: http.server names minihttp does not provide, and why (raised as ImportError).
+_NOT_PROVIDED = {
+    "CGIHTTPRequestHandler": (
+        "minihttp does not provide CGIHTTPRequestHandler: it is deprecated in http.server "
+        "since Python 3.13, for removal in 3.15 (a process per request, and the script's "
+        "environment built from request data). Keep http.server for CGI scripts, or port "
+        "each script to a handler's do_GET / do_POST."
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        reason = _NOT_PROVIDED.get(name)
+        if reason is not None:
+            # ImportError, not AttributeError: "from minihttp.server import X" shows this
+            # text (Python would replace an AttributeError by "cannot import name"). So
+            # hasattr() raises it too, on purpose: a port that needs CGI fails loudly.
+            raise ImportError(reason, name=__name__)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,3 +24,13 @@ def proxy_kind(request: Any) -> Iterator[str]:
 
     with use(request.param):
         yield request.param
+
+
+@pytest.fixture
+def socket_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A connected pair ``(ours, peer)``; the peer's reads time out after 5 s."""
+    a, b = socket.socketpair()
+    b.settimeout(5)
+    yield a, b
+    a.close()
+    b.close()

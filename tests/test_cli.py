@@ -275,7 +275,7 @@ def _one_line_error(result: subprocess.CompletedProcess[str], code: int, needle:
     assert result.returncode == code, result
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) >= 1 and needle in result.stderr, result.stderr
+    assert len(lines) == 1 and needle in lines[0], result.stderr
 
 
 def test_port_in_use() -> None:
@@ -335,10 +335,77 @@ def test_main_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--bogus"]) == 2
 
 
+def _scripts_table(text: str) -> dict[str, str]:
+    """The ``[project.scripts]`` table of a pyproject.toml without tomllib (Python 3.10):
+    just its ``name = "module:attr"`` lines, which is all that table may hold."""
+    scripts: dict[str, str] = {}
+    inside = False
+    for raw_line in text.splitlines():
+        line = raw_line.strip()
+        if line.startswith("["):
+            inside = line == "[project.scripts]"
+        elif inside and line and not line.startswith("#"):
+            m = re.fullmatch(r'("?)([A-Za-z0-9._-]+)\1\s*=\s*"([^"]*)"\s*(#.*)?', line)
+            assert m, f"unexpected line in [project.scripts]: {raw_line!r}"
+            scripts[m[2]] = m[3]
+    return scripts
+
+
+def _pyproject_scripts() -> dict[str, str]:
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        return _scripts_table(text)
+    return dict(tomllib.loads(text)["project"]["scripts"])
+
+
 def test_entry_point_matches_pyproject() -> None:
+    """pyproject.toml's ``minihttp`` console script names ``cli.main``, the function that
+    ``python -m minihttp`` runs."""
+    import importlib
+
     from minihttp.__main__ import main
 
+    scripts = _pyproject_scripts()
+    assert set(scripts) == {"minihttp"}, scripts
+    module, _, attr = scripts["minihttp"].partition(":")
+    target = importlib.import_module(module)
+    for name in attr.split("."):
+        target = getattr(target, name)
+    assert target is cli.main
     assert main is cli.main
+
+
+def test_installed_entry_point_matches_pyproject() -> None:
+    """The installed console script (``pip install -e .``) is the one pyproject.toml
+    declares: a stale install would run something else."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("minihttp")
+    except metadata.PackageNotFoundError:
+        pytest.skip("minihttp is not installed (only imported from the source tree)")
+    installed = {ep.name: ep.value for ep in dist.entry_points
+                 if ep.group == "console_scripts"}
+    assert installed == _pyproject_scripts()
+    (ep,) = [ep for ep in dist.entry_points if ep.group == "console_scripts"]
+    assert ep.load() is cli.main
+
+
+def test_scripts_table_fallback_agrees_with_tomllib(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Python 3.10 fallback reads this pyproject.toml as tomllib does, and a few
+    spellings TOML allows."""
+    tomllib = pytest.importorskip("tomllib")
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    with_tomllib = _pyproject_scripts()
+    assert _scripts_table(text) == dict(tomllib.loads(text)["project"]["scripts"])
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # as on 3.10: the import fails
+    assert _pyproject_scripts() == with_tomllib
+    sample = ('[project]\nname = "x"\n\n[project.scripts]\n# a comment\n'
+              'a = "m.cli:main"  # trailing\n"b-c" = "m:run"\n\n[tool.x]\nd = "no"\n')
+    assert _scripts_table(sample) == tomllib.loads(sample)["project"]["scripts"] == {
+        "a": "m.cli:main", "b-c": "m:run"}
 
 
 def test_threads_option_sets_pool_size(site: Path) -> None:

@@ -19,7 +19,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import h11
@@ -28,7 +28,7 @@ import pytest
 from minihttp.config import Limits
 from minihttp.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from tests.helpers.adversarial import connect, read_responses, serving
-from tests.helpers.servers import open_fds
+from tests.helpers.servers import open_fds, wait_for
 
 LIMITS = Limits(head_timeout=3.0, keepalive_timeout=3.0, body_timeout=3.0, send_timeout=1.0,
                 discard_timeout=0.5)
@@ -136,15 +136,6 @@ def get(addr: Any, path: str = "/small", timeout: float = 10.0) -> tuple[int, by
     return ex.responses[0].status, ex.responses[0].body
 
 
-def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
-
-
 def rst_close(sock: socket.socket) -> None:
     """Close with SO_LINGER 0: the kernel sends RST instead of FIN."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -195,7 +186,7 @@ def test_client_reset(kind: str, fault: str) -> None:
                 time.sleep(0.05)  # let the server start reading what was sent
             rst_close(sock)
             assert get(addr) == (200, b"ok /small")
-        assert wait_for(lambda: settled(base_threads, base_fds)), (
+        assert wait_for(lambda: settled(base_threads, base_fds), 10.0), (
             threading.active_count(), base_threads, open_fds(), base_fds)
     assert len(logs.records) <= 3, [r.getMessage() for r in logs.records]  # <= 1 per fault
     assert not [r for r in logs.records if r.exc_info], "no traceback for a client reset"

@@ -409,3 +409,26 @@ def test_a_unit_that_cannot_be_formatted_loses_nothing_else() -> None:
     os.close(w)
     assert reader.data().decode().splitlines() == [
         "before", "(unprintable log line ('a', 'tuple'))", "after"]
+
+
+def test_access_log_file_is_appended_through_a_line_handler(tmp_path: Path) -> None:
+    """``--access-log FILE`` (cli._configure_access_log): the fast route, appended, in
+    order with records, the descriptor closed with the handler."""
+    path = tmp_path / "access.log"
+    path.write_text("earlier\n")
+    with isolated_logging():
+        logs.package_log.setLevel(logging.INFO)  # as configure() sets it first
+        handler = logs.access_to(str(path))
+        try:
+            emit = logs.access_route()
+            assert _kind(emit) == "line-handler" and emit is not None
+            emit(("127.0.0.1", 1_700_000_000.0, "GET / HTTP/1.1", 200, 5))
+            logs.access_log.info("a record")
+            handler.flush()
+            assert path.read_text().splitlines() == [
+                "earlier", f'127.0.0.1 - - [{logs.log_date(1_700_000_000.0)}] '
+                           f'"GET / HTTP/1.1" 200 5', "a record"]
+        finally:
+            handler.close()
+        with pytest.raises(OSError):
+            os.fstat(handler.writer.fd)

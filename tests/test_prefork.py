@@ -17,10 +17,12 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.servers import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
@@ -54,16 +56,6 @@ def _children(pid: int) -> set[int]:
             if int(fields[1]) == pid and fields[0] != "Z":
                 found.add(int(entry))
     return found
-
-
-def _until(check: Callable[[], object], timeout: float = 10.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 class Server:
@@ -119,7 +111,7 @@ def prefork_server(site: Path, *extra: str, pause: float = 0.0) -> Iterator[Serv
         m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
         assert m, line
         server = Server(proc, int(m.group(1)), pause)
-        _until(lambda: len(server.workers()) == 2)
+        assert wait_for(lambda: len(server.workers()) == 2, 10.0)
         seen |= server.workers()
         yield server
         seen |= server.workers()
@@ -157,7 +149,7 @@ def _spread(server: Server) -> set[int]:
 def _stop(server: Server, workers: set[int]) -> None:
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(15) == 0
-    _until(lambda: not any(_alive(p) for p in workers))
+    assert wait_for(lambda: not any(_alive(p) for p in workers), 10.0)
     assert "Traceback" not in server.stderr()
 
 
@@ -179,8 +171,9 @@ def test_killed_worker_is_replaced(site: Path) -> None:
         old = server.workers()
         victim = min(old)
         os.kill(victim, signal.SIGKILL)
-        now = _until(lambda: (w := server.workers()) and len(w) == 2 and victim not in w and w)
-        assert isinstance(now, set)
+        assert wait_for(lambda: len(w := server.workers()) == 2 and victim not in w, 10.0)
+        now = server.workers()  # settled: two workers, the victim replaced
+        assert len(now) == 2 and victim not in now
         assert len(now & old) == 1
         for _ in range(5):
             assert server.get()[0] == 200
@@ -192,9 +185,10 @@ def test_sighup_replaces_workers_gracefully(site: Path) -> None:
     with prefork_server(site) as server:
         old = server.workers()
         server.proc.send_signal(signal.SIGHUP)
-        new = _until(lambda: (w := server.workers()) and not (w & old) and len(w) == 2 and w)
-        assert isinstance(new, set)
-        _until(lambda: not any(_alive(p) for p in old))
+        assert wait_for(lambda: len(w := server.workers()) == 2 and not (w & old), 10.0)
+        new = server.workers()  # settled: two new workers
+        assert len(new) == 2 and not (new & old)
+        assert wait_for(lambda: not any(_alive(p) for p in old), 10.0)
         assert server.get()[0] == 200
         assert "SIGHUP: starting 2 new workers, draining 2 old" in server.stderr()
         _stop(server, new)
@@ -205,7 +199,7 @@ def test_workers_die_with_the_supervisor(site: Path) -> None:
         workers = server.workers()
         server.proc.kill()  # no chance to clean up: PR_SET_PDEATHSIG must do it
         server.proc.wait(10)
-        _until(lambda: not any(_alive(p) for p in workers))
+        assert wait_for(lambda: not any(_alive(p) for p in workers), 10.0)
 
 
 def test_forwarded_allow_ips_in_worker_log(site: Path) -> None:
@@ -216,7 +210,7 @@ def test_forwarded_allow_ips_in_worker_log(site: Path) -> None:
             assert conn.getresponse().read() == b"hello\n"
         finally:
             conn.close()
-        _until(lambda: "] 192.0.2.77 - - " in server.stderr())
+        assert wait_for(lambda: "] 192.0.2.77 - - " in server.stderr(), 10.0), server.stderr()
         assert "6.6.6.6" not in server.stderr()
         _stop(server, server.workers())
 

@@ -148,14 +148,19 @@ def connect(port: int) -> socket.socket:
 
 
 def recv_all(sock: socket.socket, deadline: float = TIMEOUT) -> bytes:
-    """Everything until the server closes (bounded in time)."""
+    """Everything until the server closes; a server that has not closed within ``deadline``
+    seconds fails the test (every caller expects the close)."""
     end = time.monotonic() + deadline
     chunks = []
-    while time.monotonic() < end:
+    while True:
+        sock.settimeout(max(0.01, end - time.monotonic()))
         try:
             data = sock.recv(65536)
-        except (ConnectionResetError, TimeoutError):
+        except ConnectionResetError:
             break
+        except TimeoutError:
+            pytest.fail(f"the server did not close within {deadline} s; got "
+                        f"{b''.join(chunks)[:300]!r}")
         if not data:
             break
         chunks.append(data)
@@ -557,7 +562,8 @@ def test_expect_100_sent_when_body_is_read() -> None:
 
 
 def test_expect_100_not_sent_when_body_not_read() -> None:
-    with serve() as port:
+    # A long discard_timeout: a server that waits for the body instead of closing fails.
+    with serve(limits=DEFAULT_LIMITS.replace(discard_timeout=60.0)) as port:
         sock = connect(port)
         with sock:
             sock.sendall(b"POST /ignore HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
@@ -621,7 +627,8 @@ def test_head_deadline_gives_408() -> None:
 
 
 def test_idle_keepalive_timeout_closes_silently() -> None:
-    limits = DEFAULT_LIMITS.replace(keepalive_timeout=0.2)
+    # head_timeout far longer: the wait after a request must be the keep-alive one.
+    limits = DEFAULT_LIMITS.replace(keepalive_timeout=0.2, head_timeout=60.0)
     with serve(limits=limits) as port:
         client = H11Client(port)
         try:
@@ -633,11 +640,20 @@ def test_idle_keepalive_timeout_closes_silently() -> None:
 
 
 def test_idle_first_request_uses_head_timeout() -> None:
-    limits = DEFAULT_LIMITS.replace(head_timeout=0.2)
+    """A connection that never sends a byte is closed after head_timeout, not after the
+    (here much longer) keep-alive timeout: the client must see the server's EOF, and a
+    client timeout (the server still waiting) fails the test."""
+    limits = DEFAULT_LIMITS.replace(head_timeout=0.2, keepalive_timeout=60.0)
     with serve(limits=limits) as port:
         sock = connect(port)
         with sock:
-            assert recv_all(sock) == b""
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                pytest.fail(f"no close within {TIMEOUT} s: head_timeout was not applied")
+            except ConnectionResetError:
+                data = b""
+    assert data == b""  # closed silently: no 408 for a connection that sent nothing
 
 
 def test_body_timeout_gives_408() -> None:

@@ -1,7 +1,7 @@
 """Hello world on minihttp: stdlib_hello.py with only the import changed.
 
 Everything between the import block and the ``__main__`` block is identical to
-stdlib_hello.py (tests/test_benchmarks_smoke.py checks it): code written for http.server must
+stdlib_hello.py (tests/benchmarks/test_smoke.py checks it): code written for http.server must
 run on minihttp after changing only its imports. ``--pool`` serves with
 ``minihttp.eventloop.PooledHTTPServer`` instead of ``ThreadingHTTPServer``; ``--log cli`` or
 ``--log stderr`` turns the access log on (see :func:`run`).

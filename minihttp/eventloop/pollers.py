@@ -7,6 +7,10 @@ Rules of this module:
   (``EPOLL_CTL_MOD`` with ``EPOLLONESHOT``) is thread-safe and costs one syscall, so a worker
   parks a connection without waking the loop thread at all. The selectors fallback queues
   re-arms for the loop thread and wakes it (a selector is not thread-safe).
+* Write interest (``rearm_write``) is one-shot too and replaces the read interest until the
+  event: it is for a TLS handshake whose send buffer was full (``Step.WANT_WRITE``, see
+  :mod:`minihttp.eventloop.tls`), which only the loop thread drives; ``rearm`` goes back
+  to reading.
 * Level-triggered registrations (``add_level``, ``to_level``; epoll only,
   ``supports_level``) are for descriptors that never leave the loop thread: the listener,
   the wake-up socket, and connections served inline (parking them again costs nothing).
@@ -47,6 +51,11 @@ class Poller:
         """Watch a connection for one more readiness event. Any thread."""
         raise NotImplementedError
 
+    def rearm_write(self, fd: int) -> None:
+        """Watch a registered connection for one writability event (instead of
+        readability). Loop thread only."""
+        raise NotImplementedError
+
     def forget(self, fd: int) -> None:
         """Stop watching a connection the I/O thread is about to close. I/O thread only."""
 
@@ -63,6 +72,7 @@ if hasattr(select, "epoll"):
         """Linux epoll: one-shot registrations re-armed from any thread (one syscall)."""
 
         _ARM = select.EPOLLIN | select.EPOLLONESHOT
+        _ARM_WRITE = select.EPOLLOUT | select.EPOLLONESHOT
         supports_level = True
 
         def __init__(self, wake: Callable[[], None]) -> None:
@@ -85,6 +95,9 @@ if hasattr(select, "epoll"):
 
         def rearm(self, fd: int) -> None:
             self._ep.modify(fd, self._ARM)
+
+        def rearm_write(self, fd: int) -> None:
+            self._ep.modify(fd, self._ARM_WRITE)
 
         def forget(self, fd: int) -> None:
             pass  # closing the descriptor removes it from the interest list
@@ -127,6 +140,12 @@ class SelectorPoller(Poller):
     def rearm(self, fd: int) -> None:
         self._pending.append(fd)
         self._wake()
+
+    def rearm_write(self, fd: int) -> None:
+        try:
+            self._sel.register(fd, selectors.EVENT_WRITE)
+        except KeyError:  # registered for reading still: switch
+            self._sel.modify(fd, selectors.EVENT_WRITE)
 
     def forget(self, fd: int) -> None:
         try:

@@ -56,6 +56,36 @@ one of them. Here:
   ``finish_request`` is not used by this server (``finish_request`` is called only when the
   loop is not running, e.g. by ``handle_request()``).
 
+How the work is divided (each module's docstring states its rules):
+
+* :mod:`~minihttp.eventloop.loop`: the loop (accept, readiness, deadlines and 408,
+  hand-backs from workers, the drain at shutdown);
+* :mod:`~minihttp.eventloop.leadership`: which thread leads the loop, the watchdog,
+  depositions, the spare thread, ``leave_loop`` (one object, one lock);
+* :mod:`~minihttp.eventloop.inline`: serving on the loop thread;
+* :mod:`~minihttp.eventloop.deferral`: deferred requests waiting for another socket (WAIT);
+* :mod:`~minihttp.eventloop.worker`: serving on a worker (TLS handshake, linger, park,
+  hand back);
+* :mod:`~minihttp.eventloop.after`: what happens after a response, for all of them;
+* :mod:`~minihttp.eventloop.conn`: a connection's states and transitions, and who owns it;
+  :mod:`~minihttp.eventloop.deadlines` and :mod:`~minihttp.eventloop.pollers` below.
+
+This module keeps the server class: its settings, its public methods, the connection table
+and handler creation.
+
+Rules of this module:
+
+* The server owns one :class:`~minihttp.eventloop.loop.Loop` (``_loop``) and one
+  :class:`~minihttp.eventloop.leadership.Leadership` (``_leadership``) for its whole life;
+  the loop refers back to it weakly, so nothing here is kept alive by a reference cycle.
+* What the package's other modules may use of the server, besides its public API and the
+  ``socketserver`` hooks (``get_request``, ``verify_request``, ``handle_error``, ...):
+  ``_loop``, ``_leadership``, ``_conns`` (open connections by descriptor: the loop adds,
+  removals under ``_lock``), ``_close(conn)`` (once, from whichever thread owns the
+  connection), ``_attach(conn)`` (a handler for it), ``_serving_ended()`` (the loop's last
+  act), ``pool``. Nothing else, and nothing of the handler but its public methods and
+  what they return.
+
 Handlers are created with ``BaseHTTPRequestHandler.attach`` (``setup()`` only); a
 ``functools.partial`` of a handler class (``directory=`` of the static handler) is honoured.
 Code written for ``http.server`` handlers runs unchanged.
@@ -63,34 +93,24 @@ Code written for ``http.server`` handlers runs unchanged.
 
 from __future__ import annotations
 
-import collections
-import errno
 import functools
 import resource
 import socket
 import ssl
 import threading
-import time
 from typing import Any
 
-from minihttp.eventloop.conn import BUSY, HEAD, IDLE, WAIT, Conn
-from minihttp.eventloop.deadlines import Deadlines
-from minihttp.eventloop.pollers import Poller, make_poller
+from minihttp.eventloop.conn import BUSY, Conn
+from minihttp.eventloop.leadership import Leadership
+from minihttp.eventloop.loop import Loop
 from minihttp.logs import error_log
 from minihttp.server import HTTPServer
 from minihttp.socketserver import WorkerPool
-from minihttp.socketserver._wakeup import Waker
 from minihttp.socketserver.workers import default_max_workers
 
 __all__ = ["PooledHTTPServer", "default_max_connections"]
 
-#: accept() failures meaning "out of resources": back off instead of spinning.
-_RESOURCE_ERRNOS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
-_RECV = 64 * 1024
-_INF = float("inf")
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
-#: Requests a worker serves in a row on one connection before letting others go first.
-MAX_IN_PLACE = 64
 
 
 def default_max_connections() -> int:
@@ -135,8 +155,8 @@ class PooledHTTPServer(HTTPServer):
     ssl_context: ssl.SSLContext | None = None
     #: Serve requests on the loop thread itself: no thread hand-off per request. A handler
     #: that holds the loop longer than ``inline_budget`` seconds (up to twice that) loses
-    #: it to a worker, which goes on with the loop (see :meth:`_watch`). False: every
-    #: request goes to a worker (the thread-per-connection-like ``linger`` path).
+    #: it to a worker, which goes on with the loop (see minihttp.eventloop.leadership).
+    #: False: every request goes to a worker (the thread-per-connection-like ``linger`` path).
     inline: bool = True
     #: Seconds a handler may hold the loop thread before another thread takes the loop.
     inline_budget: float = 0.002
@@ -149,47 +169,17 @@ class PooledHTTPServer(HTTPServer):
 
     def __init__(self, server_address: Any, RequestHandlerClass: Any,
                  bind_and_activate: bool = True) -> None:
+        #: Guards the connection table's removals and the pool's creation.
         self._lock = threading.Lock()
+        #: Open connections by descriptor (parked, or being served).
         self._conns: dict[int, Conn] = {}
-        self._ready: collections.deque[Conn] = collections.deque()  # workers -> I/O thread
-        self._retime: collections.deque[Conn] = collections.deque()  # partial heads parked
-        self._backlog: collections.deque[Conn] = collections.deque()  # waiting for the pool
-        self._poller: Poller | None = None
-        self._waker: Waker | None = None
-        self._stop = False
-        self._closing = False
-        self._paused_until = 0.0
-        self._listening = False
         self._serving_thread: threading.Thread | None = None
-        self._done = threading.Event()
-        self._done.set()
         self._factory_cache: tuple[Any, Any] | None = None
-        self._poll_interval = 0.5
-        self._timers = Deadlines()
-        # Inline serving (see _run_inline/_watch): requests ready on the loop thread, the
-        # leader's epoch, and what the watchdog looks at.
-        self._runnable: collections.deque[Conn] = collections.deque()
-        self._inline_lock = threading.Lock()
-        self._epoch = 0
-        self._seq = 0
-        self._running = 0
-        self._watch_idle = False
-        self._watch_stop = True
-        self._watch_wake = threading.Event()
-        self._spare_cond = threading.Condition(self._inline_lock)
-        self._spare_ready = False  # the serve_forever thread waits to lead again
-        self._spare_epoch = 0
-        self._running_conn: Conn | None = None
-        self._leader = 0  # thread ident of the loop's current leader
-        #: Deferred requests (state WAIT) by the descriptor they wait for.
-        self._waits: dict[int, Conn] = {}
-        #: While draining: when the grace ends (deferred requests on workers wait no longer).
-        self._grace_end: float | None = None
+        self._loop = Loop(self)
+        self._leadership = Leadership(self._loop.run, self._loop.pool, self._loop.release)
         super().__init__(server_address, RequestHandlerClass, bind_and_activate)
         if self.max_connections is None:
             self.max_connections = default_max_connections()
-
-    # -- the pool --------------------------------------------------------------------------
 
     @property
     def pool(self) -> WorkerPool:
@@ -208,10 +198,10 @@ class PooledHTTPServer(HTTPServer):
 
     @property
     def connection_count(self) -> int:
-        """Connections open right now (parked or on a worker)."""
+        """Connections open right now (parked or being served)."""
         return len(self._conns)
 
-    # -- the loop --------------------------------------------------------------------------
+    # -- serving ---------------------------------------------------------------------------
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         """Serve until ``shutdown()``; then drain gracefully (see the module docstring).
@@ -219,331 +209,56 @@ class PooledHTTPServer(HTTPServer):
         With ``inline`` the loop may move to a worker thread while this one finishes a slow
         handler; this call still returns only when serving has ended.
         """
-        self._done.clear()
-        self._stop = self._closing = False
-        self._grace_end = None
-        waker = Waker()
-        poller = make_poller(waker.wake, self.portable_poller)
-        with self._lock:
-            self._waker, self._poller = waker, poller
+        leadership = self._leadership
+        loop = self._loop
+        epoch = leadership.begin()
+        loop.open(poll_interval)
         self._serving_thread = threading.current_thread()
-        self._listening = False
-        self._poll_interval = poll_interval
-        self._timers = Deadlines()
-        with self._inline_lock:
-            self._epoch += 1
-            epoch = self._epoch
-        watch = None
         try:
-            poller.add_level(waker.fileno())
+            assert loop.waker is not None and loop.poller is not None
+            loop.poller.add_level(loop.waker.fileno())
             for conn in list(self._conns.values()):  # served before, by handle_request()
                 if conn.state != BUSY:
                     self._close(conn)
             if self.inline:
-                self._watch_stop = False
-                self._watch_wake.clear()
-                watch = threading.Thread(target=self._watch, name="minihttp-watch",
-                                         daemon=True)
-                watch.start()
+                leadership.start_watching(self.inline_budget)
         except BaseException:
-            self._finish_serving(poller, waker)
+            loop.finish()
+            leadership.stop_watching()
             raise
         try:
-            self._lead(epoch)
-            self._follow()
+            loop.run(epoch)
+            leadership.follow()
         except BaseException:
             # Interrupted (Ctrl-C) while another thread runs the loop: stop it, then go.
-            self._stop = True
-            self.wake_loop()
-            self._done.wait(self.shutdown_grace + 1.0)
+            loop.stop = True
+            loop.wake()
+            leadership.wait_done(self.shutdown_grace + 1.0)
             raise
         finally:
-            if watch is not None:
-                self._watch_stop = True
-                self._watch_wake.set()
-                watch.join()
+            leadership.stop_watching()
 
-    def _follow(self) -> None:
-        """A deposed ``serve_forever`` thread: the next leader the watchdog picks, until done."""
-        cond = self._spare_cond
-        while True:
-            with cond:
-                self._spare_ready = True
-                while not self._spare_epoch and not self._done.is_set():
-                    cond.wait()
-                self._spare_ready = False
-                epoch, self._spare_epoch = self._spare_epoch, 0
-            if not epoch:
-                return
-            self._lead(epoch)
-
-    def _lead(self, epoch: int) -> None:
-        """Run the loop while this thread leads it (``epoch`` current); clean up at the end.
-
-        Returns early, leaving everything in place, when the watchdog gave the loop to another
-        thread because a handler run here held it too long (see :meth:`_watch`).
-        """
-        poller, waker = self._poller, self._waker
-        assert poller is not None and waker is not None
-        timers = self._timers
-        poll_interval = self._poll_interval
-        lfd = self.socket.fileno()
-        wfd = waker.fileno()
-        conns = self._conns
-        runnable = self._runnable
-        waits = self._waits
-        self._leader = threading.get_ident()
-        try:
-            while not self._stop:
-                if self._epoch != epoch:
-                    return  # deposed: the new leader owns the loop's state now
-                now = time.monotonic()
-                want = (now >= self._paused_until and self.accepting()
-                        and len(conns) < (self.max_connections or 1))
-                if want != self._listening:
-                    (poller.add_level if want else poller.remove_level)(lfd)
-                    self._listening = want
-                wait = poll_interval
-                first = timers.next_time()
-                if first is not None:
-                    wait = min(wait, max(first - now, 0.0))
-                if now < self._paused_until:
-                    wait = min(wait, self._paused_until - now)
-                if self._ready or self._retime or runnable:
-                    wait = 0.0
-                for fd, _ev in poller.poll(wait):
-                    if fd == lfd:
-                        self._accept(poller, timers)
-                    elif fd == wfd:
-                        waker.drain()
-                    else:
-                        ready_conn = conns.get(fd)
-                        if ready_conn is not None and ready_conn.state < BUSY:
-                            self._on_readable(ready_conn, poller, timers)
-                        elif fd in waits:
-                            self._wake(waits[fd], True)
-                        elif ready_conn is not None and ready_conn.level and \
-                                ready_conn.state == WAIT:
-                            self._to_oneshot(ready_conn)  # it sent more: stop the events
-                self._take_handbacks(timers)
-                self._dispatch_backlog()
-                now = time.monotonic()
-                for conn in timers.pop_due(now):
-                    self._on_deadline(conn, now, poller, timers)
-                self.service_actions()
-                if runnable and not self._run_inline(epoch):
-                    return
-            self._drain(poller, waker, lfd)
-        except BaseException:
-            if self._epoch == epoch:
-                self._finish_serving(poller, waker)
-            raise
-        self._finish_serving(poller, waker)
-
-    def _finish_serving(self, poller: Poller, waker: Waker) -> None:
-        """The last leader's cleanup: release the poller and wake ``serve_forever``."""
-        self._closing = True
-        with self._lock:
-            self._waker = self._poller = None
+    def _serving_ended(self) -> None:
+        """The loop has cleaned up (its last leader, :meth:`Loop.finish`)."""
         self._serving_thread = None
-        self._listening = False
-        self._watch_stop = True
-        self._watch_wake.set()
-        self._running_conn = None
-        poller.close()
-        waker.close()
-        self._stop = False
-        with self._spare_cond:
-            self._done.set()
-            self._spare_cond.notify_all()
+        self._leadership.end()
 
-    # -- serving on the loop thread (inline) -----------------------------------------------
+    def shutdown(self) -> None:
+        """Stop accepting, let in-flight requests finish (``shutdown_grace``), and wait.
 
-    def _run_inline(self, epoch: int) -> bool:
-        """Serve the requests waiting in ``_runnable``, one each; False if deposed meanwhile.
-
-        One request per connection per round, then the loop polls again: connections take
-        turns, and a pipelined request waits behind the others' (fairness).
+        Called from a handler it only asks the loop to stop (waiting would deadlock when the
+        handler's own request is one of those being waited for).
         """
-        runnable = self._runnable
-        for _ in range(len(runnable)):
-            if not runnable or self._stop:
-                return True
-            conn = runnable.popleft()
-            handler = conn.handler
-            self._running_conn = conn
-            self._seq += 1
-            self._running = self._seq
-            if self._watch_idle:
-                self._watch_wake.set()
-            try:
-                if handler._deferred_then is None:
-                    handler.handle_one_request()
-                else:
-                    handler.resume_request(conn.woken)
-                if handler._deferred_then is not None:  # deferred: the loop waits for it
-                    if self._epoch == epoch and self._suspend(conn):
-                        if self._handler_done(epoch):
-                            return False  # the new leader resumes it
-                        continue
-                    handler.finish_deferred()  # cannot wait on the loop: wait here
-            except Exception:
-                deposed = self._handler_done(epoch)
-                self.handle_error(conn.sock, conn.addr)
-                self._close(conn)
-                if deposed:
-                    return False
-                continue
-            except BaseException:
-                self._handler_done(epoch)
-                self._close(conn)
-                raise
-            deposed = self._handler_done(epoch)
-            if handler.close_connection or self._closing:
-                self._close(conn)
-            elif (conn.reader.buf and conn.reader.has_request()
-                  and not conn.reader.body_missing(self.prefetch_body)):
-                if deposed:
-                    self._hand_back(conn)
-                else:
-                    runnable.append(conn)
-            elif deposed:
-                self._park(conn)
-            else:
-                self._park_inline(conn)
-            if deposed:
-                return False
-        return True
+        self._loop.stop = True
+        self._loop.wake()
+        current = threading.current_thread()
+        if current is self._serving_thread or current.name.startswith("minihttp-pool"):
+            return
+        self._leadership.wait_done()
 
-    def defer_readable(self, handler: Any) -> bool:
-        """Whether ``handler`` may defer its request (see
-        ``BaseHTTPRequestHandler.defer_until_readable``): only a handler running inline on
-        the thread leading the loop, with an epoll poller, while the server is not closing.
-        The wait itself is set up when the handler returns (:meth:`_suspend`)."""
-        conn = self._running_conn
-        # ``_running`` is zeroed when the watchdog deposes the leader, so a handler that just
-        # lost the loop is refused even before the new leader runs (and sets ``_leader``).
-        return (conn is not None and conn.handler is handler and self._running != 0
-                and not self._closing and self._leader == threading.get_ident()
-                and self._poller is not None and self._poller.supports_level)
-
-    def _suspend(self, conn: Conn) -> bool:
-        """Register what a deferred request waits for; False when that cannot be done.
-
-        The descriptor is armed one-shot: EPOLL_CTL_MOD when it is registered already (a
-        pooled upstream socket waited for before), ADD the first time. It stays registered
-        while unused (disarmed, it reports nothing) and leaves the interest list when it is
-        closed.
-        """
-        sock, timeout = conn.handler._deferred_wait
-        poller = self._poller
-        try:
-            fd = sock.fileno()
-            if fd < 0 or poller is None or fd in self._conns:
-                return False
-            try:
-                poller.rearm(fd)
-            except FileNotFoundError:
-                poller.add(fd)
-        except (OSError, ValueError, AttributeError):
-            return False
-        conn.aux = fd
-        conn.woken = False
-        self._waits[fd] = conn
-        now = time.monotonic() if timeout is not None else 0.0
-        conn.expires = _INF if timeout is None else now + timeout
-        conn.state = WAIT
-        # The connection's live timer (it always has one, at most the shortest server
-        # timeout ahead) looks again when it falls due; a new entry only when the wait ends
-        # before that (no heap push per request for the usual long timeout).
-        if conn.expires < conn.timer_when:
-            self._schedule(conn, self._timers, now)
-        return True
-
-    def _wake(self, conn: Conn, ready: bool) -> None:
-        """A deferred request's socket is readable (or its wait timed out): resume it."""
-        self._waits.pop(conn.aux, None)
-        conn.aux = -1
-        conn.woken = ready
-        conn.state = BUSY
-        self._runnable.append(conn)
-
-    def _park_inline(self, conn: Conn) -> None:
-        """The loop thread parks a connection it served: no system call when it is
-        level-triggered already; a partial head is timed here (the loop owns the timers)."""
-        if self._start_wait(conn):
-            self._schedule(conn, self._timers, time.monotonic())
-        if not conn.level:
-            poller = self._poller
-            try:
-                if poller is None:
-                    self._close(conn)
-                elif poller.supports_level:
-                    poller.to_level(conn.fd)
-                    conn.level = True
-                else:
-                    poller.rearm(conn.fd)
-            except (OSError, ValueError):
-                self._close(conn)
-
-    @staticmethod
-    def _start_wait(conn: Conn) -> bool:
-        """Set a connection's state and deadline for parking: True when part of the next
-        head is buffered (HEAD, head_timeout), False when idle (keepalive_timeout)."""
-        limits = conn.reader.limits
-        head = bool(conn.reader.buf)
-        timeout = limits.head_timeout if head else limits.keepalive_timeout
-        conn.expires = _INF if timeout is None else time.monotonic() + timeout
-        # The state last: once it is not BUSY the loop may expire the connection, and it
-        # must then see the new deadline (see minihttp.eventloop.conn's ownership rule).
-        conn.state = HEAD if head else IDLE
-        return head
-
-    def _handler_done(self, epoch: int) -> bool:
-        """An inline handler returned: clear ``_running`` if this thread still leads; True if
-        it was deposed meanwhile (then ``_running`` is the new leader's, left alone)."""
-        with self._inline_lock:
-            if self._epoch != epoch:
-                return True
-            self._running = 0
-            return False
-
-    def _watch(self) -> None:
-        """Watchdog: give the loop to another thread when a handler holds it too long.
-
-        Inline serving saves the two thread hand-offs per request that a worker pool costs
-        under the GIL, but while a handler runs on the loop thread no other connection is
-        served. So this thread looks every ``inline_budget`` seconds: if the same handler is
-        still running (it blocks on a slow client, a database, ``time.sleep``...), it deposes
-        that thread (a new ``epoch``) and submits a new leader to the worker pool, which goes
-        on with the loop; the slow handler finishes on its thread as a worker would. While
-        the loop serves nothing the watchdog sleeps until a handler starts (no idle ticks).
-        """
-        wake = self._watch_wake
-        tick = max(self.inline_budget, 0.0005)
-        seen_running = 0
-        seen_seq = -1
-        while not self._watch_stop:
-            running = self._running
-            if not running and self._seq == seen_seq:
-                wake.clear()
-                self._watch_idle = True
-                if not self._running and not self._watch_stop:
-                    wake.wait()
-                # Cleared, or the tick below would return at once and the handler that
-                # woke us would be deposed microseconds after it started.
-                wake.clear()
-                self._watch_idle = False
-                seen_running, seen_seq = 0, self._seq
-                continue
-            seen_seq = self._seq
-            if running and running == seen_running:
-                self._depose(running)
-                seen_running = 0
-            else:
-                seen_running = running
-            wake.wait(tick)
-            wake.clear()
+    def wake_loop(self) -> None:
+        """Make the loop look at its queues now. Thread-safe, never blocks."""
+        self._loop.wake()
 
     def leave_loop(self, handler: Any) -> bool:
         """For a handler about to block for long (a CONNECT tunnel): hand the loop to
@@ -553,101 +268,17 @@ class PooledHTTPServer(HTTPServer):
         is free to take it (every worker is busy): the handler should then refuse (503)
         rather than hold the loop, which would stall every other client.
         """
-        running = self._running
-        conn = self._running_conn
-        if (not running or conn is None or conn.handler is not handler
-                or self._leader != threading.get_ident()):
-            return True
-        self._depose(running, voluntary=True)
-        return self._running != running
+        return self._leadership.leave(handler)
 
-    def _depose(self, running: int, voluntary: bool = False) -> None:
-        """Hand the loop to a worker if handler ``running`` still holds it."""
-        with self._inline_lock:
-            if self._running != running:
-                return  # that handler has finished (also when stopping: the new leader drains)
-            conn = self._running_conn
-            if conn is not None and conn.level:
-                self._to_oneshot(conn)  # it stays with the deposed thread
-            self._epoch += 1
-            if self._spare_ready:  # the serve_forever thread is free: it leads again
-                self._spare_ready = False
-                self._spare_epoch = self._epoch
-                self._spare_cond.notify()
-                self._running = 0
-                to = "the spare thread"
-            else:
-                try:
-                    # Now or not at all: a queued leader would leave the loop unserved until
-                    # some worker finished; kept, it goes on when its handler returns.
-                    submitted = self.pool.try_run_now(self._lead, self._epoch)
-                except RuntimeError:
-                    submitted = False
-                if not submitted:
-                    self._epoch -= 1  # no room for a new leader: try again next tick
-                    return
-                self._running = 0
-                to = "a pool worker"
-        # Worth knowing when tuning: a handler that often blocks costs a thread wake-up each.
-        if voluntary:
-            error_log.debug("a handler for %s left the loop; loop handed to %s",
-                            conn.addr if conn is not None else "-", to)
-        else:
-            error_log.debug("a handler for %s held the loop over %.1f ms; loop handed to %s",
-                            conn.addr if conn is not None else "-", self.inline_budget * 1e3,
-                            to)
-
-    def shutdown(self) -> None:
-        """Stop accepting, let in-flight requests finish (``shutdown_grace``), and wait.
-
-        Called from a handler it only asks the loop to stop (waiting would deadlock when the
-        handler's own request is one of those being waited for).
-        """
-        self._stop = True
-        self.wake_loop()
-        current = threading.current_thread()
-        if current is self._serving_thread or current.name.startswith("minihttp-pool"):
-            return
-        self._done.wait()
-
-    def wake_loop(self) -> None:
-        """Make the I/O thread look at its queues now. Thread-safe, never blocks."""
-        waker = self._waker
-        if waker is not None:
-            waker.wake()
-
-    def _drain(self, poller: Poller, waker: Waker, lfd: int) -> None:
-        """Graceful stop: close parked connections, wait for busy ones up to the grace."""
-        self._closing = True
-        if self._listening:
-            poller.remove_level(lfd)
-            self._listening = False
-        deadline = time.monotonic() + self.shutdown_grace
-        # Deferred requests stop waiting a little before the stragglers are cut, so that
-        # their timed-out answer (a proxy's 504) can still go out.
-        self._grace_end = deadline - min(0.1, self.shutdown_grace / 4)
-        for conn in list(self._waits.values()):  # deferred: workers wait for them
-            self._wake(conn, True)
-        while self._runnable:  # complete requests: answered by workers, then closed
-            self._dispatch(self._runnable.popleft())
-        for conn in list(self._conns.values()):
-            if conn.state != BUSY:
-                poller.forget(conn.fd)
-                self._close(conn)
-        wfd = waker.fileno()
-        while self._conns or self._backlog:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            for fd, _ev in poller.poll(min(left, 0.05)):
-                if fd == wfd:
-                    waker.drain()
-            self._take_handbacks(None)
-            self._dispatch_backlog()
-        for conn in list(self._backlog):
-            self._close(conn)
-        self._backlog.clear()
-        self.cut_stragglers()
+    def defer_readable(self, handler: Any) -> bool:
+        """Whether ``handler`` may defer its request (see
+        ``BaseHTTPRequestHandler.defer_until_readable``): only a handler running inline on
+        the thread leading the loop, with an epoll poller, while the server is not closing.
+        The wait itself is set up when the handler returns (minihttp.eventloop.deferral)."""
+        loop = self._loop
+        poller = loop.poller
+        return (not loop.closing and poller is not None and poller.supports_level
+                and self._leadership.may_defer(handler))
 
     def cut_stragglers(self) -> None:
         """Past ``shutdown_grace``: make the blocking I/O of handlers still running fail,
@@ -661,68 +292,21 @@ class PooledHTTPServer(HTTPServer):
 
     def server_close(self) -> None:
         """Close the listener and every connection; join the workers."""
-        self._closing = True
+        loop = self._loop
+        loop.closing = True
         super().server_close()
         for conn in list(self._conns.values()):
             if conn.state != BUSY:
                 self._close(conn)
-        for conn in list(self._backlog):
+        for conn in list(loop.backlog):
             self._close(conn)
-        self._backlog.clear()
+        loop.backlog.clear()
         pool = self._pool
         if pool is not None:
             pool.shutdown(wait=True, timeout=self.shutdown_grace + 5.0)
             self._pool = None
 
-    # -- the I/O thread --------------------------------------------------------------------
-
-    def _accept(self, poller: Poller, timers: Deadlines) -> None:
-        try:
-            sock, addr = self.get_request()
-        except OSError as exc:
-            if exc.errno in _RESOURCE_ERRNOS:
-                error_log.warning("accept() failed (%s); pausing accepts for %.2f s",
-                                  exc, self.accept_backoff)
-                self._paused_until = time.monotonic() + self.accept_backoff
-            return
-        try:
-            if not self.verify_request(sock, addr):
-                self.shutdown_request(sock)
-                return
-            self._add(sock, addr, poller, timers)
-        except Exception:
-            self.handle_error(sock, addr)
-            try:
-                self.shutdown_request(sock)
-            except Exception:
-                pass
-
-    def _add(self, sock: Any, addr: Any, poller: Poller, timers: Deadlines) -> None:
-        conn = Conn(sock, addr, sock.fileno())
-        self._conns[conn.fd] = conn
-        if self.ssl_context is not None:
-            # Registered (so workers can re-arm it) but owned by a worker for the
-            # handshake: the one-shot event it may produce meanwhile is ignored.
-            conn.tls = True
-            conn.state = BUSY
-            poller.add(conn.fd)
-            self._dispatch(conn)
-            return
-        try:
-            self._attach(conn)
-        except BaseException:
-            with self._lock:
-                self._conns.pop(conn.fd, None)
-                conn.closed = True
-            raise
-        head_timeout = conn.reader.limits.head_timeout
-        conn.expires = _INF if head_timeout is None else time.monotonic() + head_timeout
-        self._schedule(conn, timers, time.monotonic())
-        if self.inline and poller.supports_level:
-            poller.add_level(conn.fd)
-            conn.level = True
-        else:
-            poller.add(conn.fd)
+    # -- connections -----------------------------------------------------------------------
 
     def _attach(self, conn: Conn) -> None:
         """Create the connection's handler (``setup()`` only) and note how to read it."""
@@ -738,316 +322,6 @@ class PooledHTTPServer(HTTPServer):
         conn.handler, conn.reader = handler, reader
         conn.nowait = (not conn.tls and _DONTWAIT != 0
                        and conn.sock.gettimeout() is None)
-
-    def _on_readable(self, conn: Conn, poller: Poller, timers: Deadlines) -> None:
-        """Bytes (or EOF) for a parked connection: feed them; dispatch a complete head."""
-        reader = conn.reader
-        try:
-            data = self._recv_parked(conn)
-        except OSError:
-            data = b""
-        if data is None:
-            if not conn.level:
-                self._rearm(conn, poller)
-            return
-        if not data:
-            if not reader.buf:
-                poller.forget(conn.fd)
-                self._close(conn)
-                return
-            reader.feed(b"")
-        else:
-            reader.feed(data)
-        # A GET (first byte "G") is not checked for a body to wait for: it has none in
-        # practice, and the check would cost the usual request ~0.4 us for nothing.
-        if reader.has_request() and not (data and data[0] != 0x47
-                                         and reader.body_missing(self.prefetch_body)):
-            conn.state = BUSY
-            self._dispatch(conn)
-            return
-        if conn.state != HEAD:
-            # The head has started: its deadline runs from this first byte.
-            conn.state = HEAD
-            head_timeout = reader.limits.head_timeout
-            if head_timeout is not None:
-                conn.expires = time.monotonic() + head_timeout
-                self._schedule(conn, timers, time.monotonic())
-        if not conn.level:
-            self._rearm(conn, poller)
-
-    def _recv_parked(self, conn: Conn) -> bytes | None:
-        """Read what is there without blocking: bytes, ``b''`` at EOF, None if nothing."""
-        sock = conn.sock
-        if not conn.tls:
-            try:
-                data: bytes = sock.recv(_RECV, _DONTWAIT) if _DONTWAIT else sock.recv(_RECV)
-                return data
-            except BlockingIOError:
-                return None
-        previous = sock.gettimeout()
-        sock.settimeout(0.0)
-        try:
-            chunks = []
-            try:
-                chunks.append(sock.recv(_RECV))
-                while chunks[-1] and sock.pending():
-                    chunks.append(sock.recv(sock.pending()))
-            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                if not chunks:
-                    return None
-            except ssl.SSLError:
-                return b""
-            return b"".join(chunks)
-        finally:
-            sock.settimeout(previous)
-
-    def _to_oneshot(self, conn: Conn) -> None:
-        """Before a level-triggered connection leaves the loop thread (see _conn's rules)."""
-        poller = self._poller
-        conn.level = False
-        if poller is not None:
-            try:
-                poller.rearm(conn.fd)  # one-shot, armed
-            except (OSError, ValueError):
-                pass  # closed meanwhile: its owner finds out on its next I/O
-
-    def _rearm(self, conn: Conn, poller: Poller) -> None:
-        try:
-            poller.rearm(conn.fd)
-        except OSError:
-            self._close(conn)
-
-    def _schedule(self, conn: Conn, timers: Deadlines, now: float) -> None:
-        """Time the connection: at its deadline, but no later than ``now`` + the shortest
-        timeout, because a worker may later set a deadline that short without telling the
-        I/O thread (see :mod:`minihttp.eventloop.conn`)."""
-        limits = conn.reader.limits if conn.reader is not None else self.limits
-        step = min((t for t in (limits.head_timeout, limits.keepalive_timeout)
-                    if t is not None), default=_INF)
-        when = now + step if conn.state == BUSY else min(conn.expires, now + step)
-        timers.schedule(conn, when)
-
-    def _on_deadline(self, conn: Conn, now: float, poller: Poller,
-                     timers: Deadlines) -> None:
-        """A connection's timer fell due: expire it, or look again later."""
-        state = conn.state
-        if state == BUSY or conn.expires > now:
-            self._schedule(conn, timers, now)
-            return
-        if state == WAIT:
-            self._wake(conn, False)
-            return
-        poller.forget(conn.fd)
-        if state == HEAD and (conn.reader.buf.strip() or conn.reader.has_request()):
-            self._send_timeout(conn)
-        self._close(conn)
-
-    def _send_timeout(self, conn: Conn) -> None:
-        """408 for a head that missed its deadline (RFC 9110 section 15.5.9), never blocking."""
-        handler = conn.handler
-        what = "request body" if conn.reader.has_request() else "request head"
-        body = f"Request Timeout: the {what} was not received in time.\n".encode()
-        head = (f"{getattr(handler, 'protocol_version', 'HTTP/1.0')} 408 Request Timeout\r\n"
-                f"Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
-        try:
-            if conn.tls:
-                conn.sock.settimeout(0.0)
-                conn.sock.send(head + body)
-            else:
-                conn.sock.send(head + body, _DONTWAIT)
-        except (OSError, ValueError):
-            pass  # the client is gone or not reading: closing is all that is left
-        try:
-            error_log.info("%s - - code 408, %s not received in time",
-                           conn.addr[0] if conn.addr else "-", what)
-        except Exception:
-            pass
-
-    def _take_handbacks(self, timers: Deadlines | None) -> None:
-        """Connections handed back by workers: ready to serve, or parked mid-head."""
-        ready = self._ready
-        while ready:
-            self._dispatch(ready.popleft())
-        retime = self._retime
-        while retime:
-            conn = retime.popleft()
-            if timers is not None and conn.state == HEAD and not conn.closed:
-                self._schedule(conn, timers, time.monotonic())
-            elif timers is None and conn.state != BUSY:
-                self._close(conn)
-
-    def _dispatch(self, conn: Conn) -> None:
-        if self.inline and not conn.tls and not self._closing:
-            self._runnable.append(conn)
-            return
-        if conn.level:
-            self._to_oneshot(conn)
-        if self._backlog or not self.pool.try_submit(self._serve, conn):
-            self._backlog.append(conn)
-
-    def _dispatch_backlog(self) -> None:
-        backlog = self._backlog
-        while backlog:
-            if not self.pool.try_submit(self._serve, backlog[0]):
-                return
-            backlog.popleft()
-
-    # -- the workers -----------------------------------------------------------------------
-
-    def _serve(self, conn: Conn) -> None:
-        """Run on a worker: serve requests while they are there, then park or close."""
-        try:
-            if conn.handler is None:
-                if not self._handshake(conn):
-                    return
-                fresh = True
-            else:
-                fresh = False
-            handler = conn.handler
-            reader = conn.reader
-            served = 0
-            while True:
-                if not fresh:
-                    if handler._deferred_then is None:
-                        handler.handle_one_request()
-                    else:  # a deferred request, given at shutdown: it waits up to the grace
-                        handler.finish_deferred(self._grace_end if self._closing else None)
-                    served += 1
-                    if handler.close_connection or self._closing:
-                        self._close(conn)
-                        return
-                    if reader.buf and reader.has_request():
-                        if served < MAX_IN_PLACE or not self._pressed():
-                            continue
-                        self._hand_back(conn)
-                        return
-                fresh = False
-                if self._read_nowait(conn) and reader.has_request():
-                    if served < MAX_IN_PLACE or not self._pressed():
-                        continue
-                    self._hand_back(conn)
-                    return
-                self._park(conn)
-                return
-        except Exception:
-            self.handle_error(conn.sock, conn.addr)
-            self._close(conn)
-        except BaseException:
-            self._close(conn)
-            raise
-
-    def _handshake(self, conn: Conn) -> bool:
-        """TLS server handshake, bounded by head_timeout; False if the connection closed."""
-        context = self.ssl_context
-        assert context is not None
-        timeout = self.limits.head_timeout
-        raw = conn.raw
-        try:
-            raw.settimeout(timeout)
-            tls = context.wrap_socket(raw, server_side=True)
-            tls.settimeout(None)
-        except (OSError, ValueError) as exc:
-            error_log.debug("TLS handshake with %s failed: %s", conn.addr, exc)
-            self._close(conn)
-            return False
-        conn.sock = tls
-        self._attach(conn)
-        return True
-
-    def _read_nowait(self, conn: Conn) -> bool:
-        """Feed the reader what the client already sent; True if anything (or EOF) came."""
-        sock = conn.sock
-        if conn.tls:
-            n = sock.pending()
-            if not n:
-                return False
-            data = sock.recv(n)
-        elif conn.nowait and self.speculative_read:
-            lingered = self._linger(conn)
-            if lingered is None:
-                return False
-            data = lingered
-        else:
-            return False
-        conn.reader.feed(data)
-        return True
-
-    def _pressed(self) -> bool:
-        """True when a request waits for a worker: time for this one to let others go."""
-        return bool(self._backlog or self._ready or self.pool.pending)
-
-    def _linger(self, conn: Conn) -> bytes | None:
-        """Wait on the worker for the client's next request while threads are plentiful.
-
-        Parking costs two thread hand-offs per request (worker -> poller -> worker), each
-        expensive under the GIL; a worker that simply waits costs none, like
-        thread-per-connection. So while another worker is free and no request waits, the
-        worker does a blocking ``recv`` bounded by SO_RCVTIMEO (``linger`` seconds; a kernel
-        timeout, so one syscall and one GIL release per request, as with a thread per
-        connection), re-checks for pressure or shutdown after each expiry, and parks after
-        ``linger_max`` (never past the keep-alive timeout). Under pressure it only looks
-        whether the next request is there. Bytes, ``b''`` at EOF, or None (park).
-        """
-        sock = conn.sock
-        pool = self.pool
-        reader = conn.reader
-        linger = self.linger
-        if (not linger or not reader.kernel_timeouts or self._backlog
-                or pool.busy >= pool.max_workers):
-            try:
-                data: bytes = sock.recv(_RECV, _DONTWAIT)
-            except BlockingIOError:
-                return None
-            except OSError:
-                return b""
-            return data
-        reader.set_wait_timeout(linger)
-        deadline = -1.0
-        while True:
-            try:
-                data = sock.recv(_RECV)
-                return data
-            except BlockingIOError:
-                pass  # SO_RCVTIMEO expired
-            except OSError:
-                return b""
-            if self._closing or self._pressed() or pool.busy >= pool.max_workers:
-                return None
-            now = time.monotonic()
-            if deadline < 0:
-                most = self.linger_max
-                keepalive = reader.limits.keepalive_timeout
-                if keepalive is not None:
-                    most = min(most, keepalive)
-                deadline = now + most - linger
-            if now >= deadline:
-                return None
-
-    def _park(self, conn: Conn) -> None:
-        """Give the connection back to the poller (no thread waits on it)."""
-        if self._closing:
-            self._close(conn)
-            return
-        poller = self._poller
-        if poller is None:
-            self._close(conn)
-            return
-        if self._start_wait(conn):
-            self._retime.append(conn)  # the loop re-times it (workers never touch the heap)
-            self.wake_loop()
-        try:
-            poller.rearm(conn.fd)
-        except (OSError, ValueError):
-            if not self._closing:
-                self._close(conn)
-
-    def _hand_back(self, conn: Conn) -> None:
-        """A request is buffered but this worker has served enough in a row: requeue."""
-        self._ready.append(conn)
-        self.wake_loop()
-
-    # -- closing ---------------------------------------------------------------------------
 
     def _close(self, conn: Conn) -> None:
         """Finish the handler and close the socket, once, from whichever thread owns it."""
@@ -1073,9 +347,10 @@ class PooledHTTPServer(HTTPServer):
                     self.close_request(conn.raw)
                 except Exception:
                     pass
+        loop = self._loop
         max_conns = self.max_connections or 1
-        if (left == max_conns - 1 and not self._listening) or (self._closing and not left):
-            self.wake_loop()
+        if (left == max_conns - 1 and not loop.listening) or (loop.closing and not left):
+            loop.wake()
 
     # -- outside serve_forever (handle_request) --------------------------------------------
 

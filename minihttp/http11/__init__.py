@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from ._chunked import ChunkedDecoder
 from ._head import Request, find_head_end, parse_head
-from ._response import LAST_CHUNK, body_allowed, encode_chunk, response_head, validate_field
+from ._response import (
+    LAST_CHUNK,
+    body_allowed,
+    encode_chunk,
+    reason_phrase,
+    response_head,
+    validate_field,
+)
 
 __all__ = [
     "LAST_CHUNK",
@@ -23,6 +30,7 @@ __all__ = [
     "encode_chunk",
     "find_head_end",
     "parse_head",
+    "reason_phrase",
     "response_head",
     "validate_field",
 ]

@@ -18,8 +18,11 @@ Rules of this module:
   as ``http.server`` does. Another major digit (``HTTP/2.0``, ``HTTP/0.9``) is 505; a line
   without a version (HTTP/0.9's ``GET /``) is 400.
 * Targets (RFC 9112 section 3.2): origin-form (``/...``) for any method; absolute-form only
-  as ``scheme://authority...``; authority-form (``host:port``) only and always for CONNECT;
-  ``*`` only for OPTIONS. Any other shape is 400. Characters: VCHAR only.
+  as ``scheme://authority`` then nothing, ``/...`` or ``?...``, its authority a valid host by
+  the rules of Host (reg-name, IPv4 or IP-literal, optional port) without userinfo;
+  authority-form (``host:port``) only and always for CONNECT; ``*`` only for OPTIONS. Any
+  other shape is 400. Characters: the URI grammar's only (``_rules.TARGET_CHARS``), so a
+  fragment (``#``), ``"<>\\^`{|}``, controls and raw non-ASCII are 400 in every form.
 * Framing decisions (RFC 9112 section 6), all strict against request smuggling:
 
   ==============================================  ==========================================
@@ -61,6 +64,7 @@ from ._rules import (
     HOST,
     REQUEST_LINE,
     SPECIAL_FIELDS,
+    TARGET,
     TOKEN,
     parse_field_block,
 )
@@ -389,23 +393,46 @@ def _diagnose(text: str, i: int, limits: Limits) -> None:
     if major != "1":
         # RFC 9110 section 15.6.6; HTTP/0.9's versionless line is a 400 above.
         raise VersionNotSupported("only HTTP/1.x is supported")
+    if TARGET.fullmatch(target) is None:
+        raise _bad_target_chars(target)
     if target[0] != "/" or method == "CONNECT":
         _check_target_form(method, target)
     # Fields (RFC 9112 section 5): raises 431 on too many, 400 on the first bad line.
     parse_field_block(text[line_end + 2 : n - 2], limits.max_header_count)
 
 
+def _bad_target_chars(target: str) -> BadRequest:
+    """The 400 for a target with a character outside the URI grammar (RFC 3986 section 2)."""
+    if "#" in target:
+        # RFC 9110 section 4.2.5: the fragment is for the user agent, never sent.
+        return BadRequest("fragment ('#') in the request target (RFC 9110 section 4.2.5)")
+    return BadRequest("character not allowed in a request target (RFC 3986 section 2)")
+
+
 def _check_target_form(method: str, target: str) -> None:
-    """RFC 9112 section 3.2: which request-target form each method may use."""
+    """RFC 9112 section 3.2: which request-target form each method may use.
+
+    ``target`` is made of :data:`~._rules.TARGET_CHARS` already (the head regex or
+    :func:`_diagnose` saw to that).
+    """
     if method == "CONNECT":
         if AUTHORITY_FORM.fullmatch(target) is None:
+            if "@" in target:
+                raise BadRequest("userinfo in the request target (RFC 9110 section 4.2.4)")
             raise BadRequest("CONNECT needs an authority-form target (host:port)")
     elif target[0] == "/":
         return  # origin-form
     elif target == "*":
         if method != "OPTIONS":
             raise BadRequest("asterisk-form is only for OPTIONS")
-    elif ABSOLUTE_FORM.match(target) is None:
+    elif ABSOLUTE_FORM.fullmatch(target) is None:
+        scheme, sep, rest = target.partition("://")
+        authority = rest.partition("/")[0].partition("?")[0]
+        if sep and "@" in authority:
+            # RFC 9110 section 4.2.4: a sender MUST NOT generate userinfo in an http(s) URI.
+            raise BadRequest("userinfo in the request target (RFC 9110 section 4.2.4)")
+        if sep and authority and ABSOLUTE_FORM.match(scheme + "://x") is not None:
+            raise BadRequest("invalid authority (host[:port]) in an absolute-form request target")
         raise BadRequest("invalid request target")
 
 

@@ -7,6 +7,7 @@ Rules of this module:
   or reason (header injection, RFC 9110 section 5.5) - it counts line ends instead of
   running a regex per field.
 * :func:`validate_field` is the full check (token name, safe value) for ``send_header``.
+* :func:`reason_phrase` makes any text a valid reason-phrase; it never raises.
 * ``encode_chunk(b"")`` is ``b""``: an empty chunk would be the last-chunk and end the body.
 """
 
@@ -17,7 +18,14 @@ from collections.abc import Iterable
 
 from ._rules import TCHAR
 
-__all__ = ["LAST_CHUNK", "body_allowed", "encode_chunk", "response_head", "validate_field"]
+__all__ = [
+    "LAST_CHUNK",
+    "body_allowed",
+    "encode_chunk",
+    "reason_phrase",
+    "response_head",
+    "validate_field",
+]
 
 #: last-chunk with an empty trailer section (RFC 9112 section 7.1).
 LAST_CHUNK = b"0\r\n\r\n"
@@ -48,6 +56,24 @@ def validate_field(name: str, value: str) -> None:
         raise ValueError(f"invalid header field name {name!r}")
     if _UNSAFE_VALUE.search(value) is not None:
         raise ValueError(f"CR, LF or NUL in the value of header field {name!r}")
+
+
+#: What a reason-phrase may not hold (RFC 9112 section 4: HTAB, SP, VCHAR, obs-text only).
+_NOT_REASON = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]+")
+
+
+def reason_phrase(text: str) -> str:
+    """``text`` as a valid reason-phrase: each run of control characters (CR, LF, NUL, ...)
+    becomes one space, and a character beyond latin-1 a ``?`` (heads are latin-1).
+
+    For messages that may come from request data (``send_error(404, f"No {name}")``): a CR
+    or LF there would end the status line and let the rest be read as header fields.
+    """
+    if _NOT_REASON.search(text) is not None:
+        text = _NOT_REASON.sub(" ", text)
+    if not text.isascii():
+        text = text.encode("latin-1", "replace").decode("latin-1")
+    return text
 
 
 def body_allowed(method: str, status: int) -> bool:

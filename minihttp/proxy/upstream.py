@@ -28,6 +28,7 @@ field list class is used as given only when a probe at import shows it behaves a
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from typing import Any, NoReturn
 
@@ -167,13 +168,28 @@ class Context:
         self.xff = str(self.client[0]).encode("latin-1") if cfg.forwarded_for else None
 
 
+@dataclasses.dataclass(slots=True)
+class _Job:
+    """The exchange under way on one client request: what its continuations (a retry, the
+    deferred wait for the response head, the body relay) need."""
+
+    #: The ``h11.Request`` sent upstream.
+    request: Any
+    #: Whether the client's request has a body (sent from ``rfile``).
+    has_body: bool
+    host: str
+    port: int
+    #: What the response hook is given (None when there is no hook).
+    hook_request: ProxyRequest | None
+    ctx: Context
+
+
 class Exchange(Routing):
     """Sending a built request upstream and relaying the response (see above)."""
 
-    #: The exchange under way: (h11 request, has body, host, port, hook's request, context),
-    #: the connection it was sent on (until the response head is read), and whether it was
-    #: retried on a fresh connection already.
-    _job: tuple[Any, bool, str, int, ProxyRequest | None, Context]
+    #: The exchange under way, the connection it was sent on (until the response head is
+    #: read), and whether it was retried on a fresh connection already.
+    _job: _Job
     _upstream: UpstreamConnection | None = None
     _retried = False
     #: The connection whose response body is being relayed.
@@ -189,21 +205,22 @@ class Exchange(Routing):
         no thread while the upstream works); otherwise this thread waits.
         """
         self._body_started = False
-        self._job = (h11_request, has_body, host, port, request, ctx)
+        self._job = _Job(h11_request, has_body, host, port, request, ctx)
         self._retried = False
         self._send_upstream(ctx.pool.acquire((host.lower(), port)))
 
     def _send_upstream(self, conn: UpstreamConnection | None) -> None:
         """One attempt: send the request on ``conn`` (a new one if None), then wait."""
-        h11_request, has_body, host, port, _request, ctx = self._job
+        job = self._job
+        ctx = job.ctx
         if conn is None:
-            conn = self._connect(host, port, ctx.cfg)
+            conn = self._connect(job.host, job.port, ctx.cfg)
         try:
             try:
-                if has_body:
-                    self._send_body(conn, h11_request, ctx.timeout)
+                if job.has_body:
+                    self._send_body(conn, job.request, ctx.timeout)
                 else:  # the common case, without a call of its own
-                    conn.send_bodyless(h11_request, ctx.timeout)
+                    conn.send_bodyless(job.request, ctx.timeout)
             except _ClientGone:
                 raise
             except (OSError, h11.ProtocolError) as exc:
@@ -230,7 +247,8 @@ class Exchange(Routing):
         conn = self._upstream
         assert conn is not None
         self._upstream = None
-        _h11_request, _has_body, _host, _port, request, ctx = self._job
+        job = self._job
+        ctx = job.ctx
         try:
             if not ready:
                 raise UpstreamTimeout("upstream timed out")
@@ -245,7 +263,7 @@ class Exchange(Routing):
             self._drop(conn)
             raise
         try:
-            self._relay_response(request, conn, response, ctx)
+            self._relay_response(job.hook_request, conn, response, ctx)
         except BaseException:
             ctx.pool.release(conn)  # closes it unless the exchange is complete
             raise
@@ -264,7 +282,7 @@ class Exchange(Routing):
             self._retried = True
             self._send_upstream(None)
             return
-        if self._job[1]:
+        if self._job.has_body:
             self.close_connection = True  # the client's body may be half read
         raise Refuse(exc.status, self._gateway_text(exc)) from exc
 
@@ -438,7 +456,7 @@ class Exchange(Routing):
                 conn.receive()
             while not conn.relay_buffered(wfile.write):
                 wfile.flush()  # the client sees what has arrived before we wait
-                if self.defer_until_readable(conn.sock, self._relay_body, self._job[5].timeout):
+                if self.defer_until_readable(conn.sock, self._relay_body, self._job.ctx.timeout):
                     return
                 conn.receive()
         except (OSError, h11.ProtocolError, UpstreamError):
@@ -447,7 +465,7 @@ class Exchange(Routing):
             self._abort_client()
             return
         self._relaying = None
-        self._job[5].pool.release(conn)
+        self._job.ctx.pool.release(conn)
 
     def _hook_request(self) -> ProxyRequest:
         """The request as a hook sees it, rebuilt (only when a caller passed none)."""

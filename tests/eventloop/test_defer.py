@@ -21,7 +21,7 @@ from minihttp.eventloop import PooledHTTPServer
 from minihttp.proxy import PooledProxyServer, ProxyConfig
 from minihttp.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from tests.helpers.proxy import Reply, Seen, Upstream
-from tests.helpers.servers import open_fds, running
+from tests.helpers.servers import open_fds, running, wait_for
 
 #: The sockets handlers wait for, by name (``/wait/<name>/<timeout>``): the far ends the
 #: test writes to are in PEERS.
@@ -170,13 +170,6 @@ def next_defer(path: str) -> bool:
     got, deferred = DEFERS.get(timeout=5)
     assert got == path
     return deferred
-
-
-def wait_for(cond: Callable[[], object], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not cond() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return bool(cond())
 
 
 # -- the contract --------------------------------------------------------------------------

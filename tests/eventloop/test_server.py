@@ -18,7 +18,7 @@ from minihttp.config import Limits
 from minihttp.eventloop import PooledHTTPServer, default_max_connections
 from minihttp.server import BaseHTTPRequestHandler
 from minihttp.static import SimpleHTTPRequestHandler
-from tests.helpers.servers import open_fds, running
+from tests.helpers.servers import open_fds, running, wait_for
 
 REQ = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
 
@@ -108,15 +108,6 @@ def get(server: PooledHTTPServer, path: str = "/") -> bytes:
     with connect(server) as s:
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
         return read_response(s)
-
-
-def wait_for(cond: Any, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return bool(cond())
 
 
 @pytest.fixture
@@ -589,9 +580,9 @@ def test_inline_watchdog_sleeps_while_nothing_is_served() -> None:
     server = make(inline_budget=0.005)
     with running(server):
         assert get(server, "/a").endswith(b"hello /a")
-        assert wait_for(lambda: server._watch_idle, 5.0)
+        assert wait_for(lambda: server._leadership.watch_idle, 5.0)
         assert get(server, "/b").endswith(b"hello /b")  # and it wakes for the next one
-        assert wait_for(lambda: server._watch_idle, 5.0)
+        assert wait_for(lambda: server._leadership.watch_idle, 5.0)
     assert not any(t.name == "minihttp-watch" for t in threading.enumerate())
 
 

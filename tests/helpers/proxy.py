@@ -209,19 +209,40 @@ def proxy_url(server: ProxyServer) -> str:
 
 
 def raw_exchange(port: int, data: bytes, *, timeout: float = 5.0, until_close: bool = True) -> bytes:
-    """Send ``data`` to 127.0.0.1:port and read until the peer closes (bounded)."""
+    """Send ``data`` to 127.0.0.1:port and return the raw bytes that come back.
+
+    ``until_close``: everything until the peer closes; a peer still silent after ``timeout``
+    seconds fails the test (a proxy that should close but does not must not pass as one
+    that did). Otherwise the first response only, as far as an h11 client reads it for a
+    GET, the connection left open (for requests that keep the connection alive).
+    """
+    client = None
+    if not until_close:
+        client = h11.Connection(h11.CLIENT)
+        client.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
+        client.send(h11.EndOfMessage())
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(data)
-        chunks = []
+        chunks: list[bytes] = []
         for _ in range(10_000):
             try:
                 piece = s.recv(65536)
             except TimeoutError:
-                break
-            if not piece:
-                break
+                raise AssertionError(f"no {'close' if until_close else 'response'} within "
+                                     f"{timeout} s; got {b''.join(chunks)[:300]!r}") from None
+            except ConnectionResetError:
+                piece = b""
             chunks.append(piece)
-            if not until_close:
+            if client is None:
+                if not piece:
+                    break
+                continue
+            client.receive_data(piece)
+            event = client.next_event()
+            while event is not h11.NEED_DATA and not isinstance(
+                    event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                event = client.next_event()
+            if event is not h11.NEED_DATA:
                 break
         return b"".join(chunks)
 

@@ -23,6 +23,14 @@ Documented deviations (we reject, h11 accepts)::
     control bytes in field values (BEL, ESC, DEL...)  400    9110 5.5
     obs-fold (continuation lines)                     400    9112 5.2 (server MAY reject)
     invalid Host value (spaces, '/', bad port)        400    9110 7.2, 9112 3.2
+    request-target characters outside the URI         400    9112 3.2, RFC 3986 2
+      grammar ('"' '<' '>' '\\' '^' '`' '{' '|' '}')
+      (h11 takes any VCHAR)
+    a fragment ('#...') in any target form            400    9110 4.2.5 (never sent)
+    userinfo ('u@') in an absolute-form or CONNECT    400    9110 4.2.4
+      target
+    absolute-form authority that is no valid host     400    9112 3.2.2, 9110 7.2
+      (``s://]ufd/:``, bad or doubled port)
     Content-Length with Transfer-Encoding             400    9112 6.1 (MAY reject; smuggling)
     Transfer-Encoding in an HTTP/1.0 request          400    9112 6.1 (faulty framing)
     repeated Content-Length, even equal, or "5, 5"    400    9110 8.6 (MAY collapse; we don't)
@@ -67,6 +75,10 @@ DEVIATIONS: dict[str, str] = {
     "control character in a header field value": "9110 5.5",
     "obsolete line folding": "9112 5.2",
     "invalid Host header field": "9110 7.2",
+    "character not allowed in a request target": "9112 3.2, RFC 3986 2",
+    "fragment ('#') in the request target": "9110 4.2.5",
+    "userinfo in the request target": "9110 4.2.4",
+    "invalid authority (host[:port]) in an absolute-form": "9112 3.2.2, 9110 7.2",
     "both Content-Length and Transfer-Encoding": "9112 6.1",
     "Transfer-Encoding in an HTTP/1.0 request": "9112 6.1",
     "more than one Content-Length header field": "9110 8.6",
@@ -173,9 +185,10 @@ ODD_BYTES = [b"\x00", b"\x01", b"\x07", b"\x1b", b"\x7f", b"\x80", b"\xff", b"\r
 # side only, so that acceptance and the parsed fields are compared often, not just rejection.
 METHODS = (["GET", "POST", "PUT", "DELETE", "PATCH", "get", "M-SEARCH", "HEAD"],
            ["OPTIONS", "CONNECT", "G(T"])
-TARGETS = (["/", "/a/b?c=d&e", "/%7Euser", "/a#b", "/~!$&'()*+,;=:@", "http://example.com/x?y",
-            "https://h:8/"],
-           ["*", "example.com:443", "a/b", "[::1]:80", "http:///x"])
+TARGETS = (["/", "/a/b?c=d&e", "/%7Euser", "/~!$&'()*+,;=:@", "http://example.com/x?y",
+            "https://h:8/", "http://[::1]:8/p", "/a?[x]"],
+           ["*", "example.com:443", "a/b", "[::1]:80", "http:///x", "/a#b", "http://h/#",
+            "s://]ufd/:", "http://u@h/", "http://h:8x/", '/a"b', "/a\\b", "/{x}", "/a|b^`<>"])
 VERSIONS = (["HTTP/1.1"] * 3 + ["HTTP/1.0"], ["HTTP/2.0", "HTTP/1.2", "HTTP/0.9"])
 HOSTS = (["example.com", "example.com:8080", "[::1]:80", ""], ["a b", "x/y", "h:8x", None])
 VALUES = (["close", "keep-alive", "100-continue", "caf\xe9", "text/html; charset=utf-8", ""],
@@ -345,6 +358,16 @@ EXPLICIT: list[tuple[str, bytes, int]] = [
     ("DEL in value", b"GET / HTTP/1.1\r\n" + H + b"X: a\x7fb\r\n\r\n", 400),
     ("obs-fold", b"GET / HTTP/1.1\r\n" + H + b"X: a\r\n b\r\n\r\n", 400),
     ("bad Host", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    *[(f"target char {c!r}", b"GET /a" + c + b" HTTP/1.1\r\n" + H + b"\r\n", 400)
+      for c in (b'"', b"\\", b"|", b"<", b">", b"{", b"}", b"^", b"`")],
+    ("target fragment", b"GET /a#b HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("absolute-form fragment", b"GET http://a/#b HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("asterisk-form fragment", b"OPTIONS *#b HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("CONNECT fragment", b"CONNECT a:443#b HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("absolute-form userinfo", b"GET http://u:p@a/ HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("CONNECT userinfo", b"CONNECT u@a:443 HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("absolute-form bad host", b"PUT s://]ufd/: HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("absolute-form bad port", b"GET http://a:8x/ HTTP/1.1\r\n" + H + b"\r\n", 400),
     ("CL + TE", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 5\r\n" + CH + b"\r\n0\r\n\r\n", 400),
     ("TE on HTTP/1.0", b"POST / HTTP/1.0\r\n" + CH + b"\r\n0\r\n\r\n", 400),
     ("CL duplicate equal", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 1\r\n" * 2 + b"\r\nx", 400),

@@ -219,6 +219,57 @@ VECTORS: list[tuple[str, bytes, Any, str]] = [
      {"keep_alive": False}, "9.3"),
 ]
 
+# --- request-target grammar (RFC 9112 section 3.2, RFC 3986; SHOULD answer 400) -------------
+#: Characters VCHAR allows and the URI grammar does not (RFC 3986 section 2), by name.
+OUTSIDE_URI = {"dquote": b'"', "backslash": b"\\", "pipe": b"|", "lt": b"<", "gt": b">",
+               "lbrace": b"{", "rbrace": b"}", "caret": b"^", "backtick": b"`",
+               "nonascii": b"\xc3\xa9", "latin1": b"\xff"}
+#: The four target forms, each with a slot for the odd character(s).
+FORMS = {"origin": b"GET /a%sb", "absolute": b"GET http://h/a%sb",
+         "absolute-query": b"GET http://h?q=%s", "authority": b"CONNECT h%s:443",
+         "asterisk": b"OPTIONS *%s"}
+VECTORS += [
+    (f"target-{form}-{name}", get(line=line % ch + b" HTTP/1.1"), 400, "3.2 / RFC 3986 2")
+    for name, ch in OUTSIDE_URI.items() for form, line in FORMS.items()
+]
+VECTORS += [
+    (f"target-{form}-fragment", get(line=line % b"#f" + b" HTTP/1.1"), 400, "9110 4.2.5")
+    for form, line in FORMS.items()
+]
+VECTORS += [
+    ("target-fragment-empty", get(line=b"GET /a# HTTP/1.1"), 400, "9110 4.2.5"),
+    ("target-fragment-only", get(line=b"GET /# HTTP/1.1"), 400, "9110 4.2.5"),
+    ("target-uri-chars", get(line=b"GET /~!$&'()*+,;=:@-._/%20?/?[]@ HTTP/1.1"),
+     {"target": "/~!$&'()*+,;=:@-._/%20?/?[]@"}, "RFC 3986 3.3, 3.4"),
+    ("target-percent-nonascii", get(line=b"GET /caf%C3%A9 HTTP/1.1"),
+     {"target": "/caf%C3%A9"}, "RFC 3986 2.1"),
+    # absolute-form: the authority is a host by the rules of Host, no userinfo
+    ("absolute-bad-authority", get(line=b"PUT s://]ufd/: HTTP/1.1"), 400, "3.2.2 / 9110 7.2"),
+    ("absolute-bracket-open", get(line=b"GET http://[::1/ HTTP/1.1"), 400, "RFC 3986 3.2.2"),
+    ("absolute-bad-port", get(line=b"GET http://h:8x/ HTTP/1.1"), 400, "RFC 3986 3.2.3"),
+    ("absolute-two-ports", get(line=b"GET http://h:80:80/ HTTP/1.1"), 400, "RFC 3986 3.2.3"),
+    ("absolute-port-only", get(line=b"GET http://:80/ HTTP/1.1"), 400, "9110 4.2.1"),
+    ("absolute-userinfo", get(line=b"GET http://u@h/ HTTP/1.1"), 400, "9110 4.2.4"),
+    ("absolute-userinfo-pass", get(line=b"GET http://u:p@h:80/x HTTP/1.1"), 400, "9110 4.2.4"),
+    ("absolute-userinfo-empty", get(line=b"GET http://@h/ HTTP/1.1"), 400, "9110 4.2.4"),
+    ("absolute-no-slashes", get(line=b"GET http:h/ HTTP/1.1"), 400, "3.2.2 hierarchical"),
+    ("absolute-bad-scheme", get(line=b"GET 1http://h/ HTTP/1.1"), 400, "RFC 3986 3.1"),
+    ("absolute-ipv6", get(line=b"GET http://[::1]:80/x HTTP/1.1"),
+     {"target": "http://[::1]:80/x"}, "3.2.2"),
+    ("absolute-ipv4", get(line=b"GET http://127.0.0.1:8/a HTTP/1.1"),
+     {"target": "http://127.0.0.1:8/a"}, "3.2.2"),
+    ("absolute-no-path", get(line=b"GET http://h HTTP/1.1"), {"target": "http://h"}, "3.2.2"),
+    ("absolute-query-only", get(line=b"GET http://h?x HTTP/1.1"), {"target": "http://h?x"},
+     "RFC 3986 3.3 path-abempty"),
+    ("absolute-empty-port", get(line=b"GET http://h:/ HTTP/1.1"), {"target": "http://h:/"},
+     "RFC 3986 3.2.3"),
+    ("absolute-other-scheme", get(line=b"GET ftp://h.example/f HTTP/1.1"),
+     {"target": "ftp://h.example/f"}, "3.2.2 absolute-URI"),
+    ("absolute-upper-scheme", get(line=b"GET HTTP://H/ HTTP/1.1"), {"target": "HTTP://H/"},
+     "RFC 3986 3.1"),
+    ("connect-userinfo", get(line=b"CONNECT u@h:443 HTTP/1.1"), 400, "3.2.3 / 9110 4.2.4"),
+]
+
 IDS = [v[0] for v in VECTORS]
 assert len(set(IDS)) == len(IDS), "duplicate vector ids"
 
@@ -325,7 +376,7 @@ def test_parse_head_rejects_incomplete_or_extra() -> None:
 def test_all_lists_public_names() -> None:
     assert sorted(http11.__all__) == sorted([
         "LAST_CHUNK", "ChunkedDecoder", "Request", "body_allowed", "encode_chunk",
-        "find_head_end", "parse_head", "response_head", "validate_field"])
+        "find_head_end", "parse_head", "reason_phrase", "response_head", "validate_field"])
     for name in http11.__all__:
         assert hasattr(http11, name)
 

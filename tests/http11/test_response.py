@@ -14,6 +14,7 @@ from minihttp.http11 import (
     ChunkedDecoder,
     body_allowed,
     encode_chunk,
+    reason_phrase,
     response_head,
     validate_field,
 )
@@ -148,3 +149,18 @@ def test_trailers_are_separate_headers() -> None:
     dec.feed(b"0\r\nX-A: 1\r\nx-a: 2\r\n\r\n")
     assert dec.trailers.get_all("X-A") == ["1", "2"]
     assert "x-a" in dec.trailers
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Not Found", "Not Found"),
+    ("", ""),
+    ("a\r\nX: y", "a X: y"),
+    ("a\nb\rc", "a b c"),
+    ("tab\tkept, caf\xe9 kept", "tab\tkept, caf\xe9 kept"),
+    ("\x00\x01\x1f\x7fend", " end"),
+    ("\u20ac and \U0001f600", "? and ?"),
+])
+def test_reason_phrase(text: str, expected: str) -> None:
+    reason = reason_phrase(text)
+    assert reason == expected
+    response_head("HTTP/1.1", 404, reason, [])  # raises on CR, LF, NUL or non-latin-1

@@ -116,7 +116,8 @@ def _upstream_reply(req: Seen) -> Reply:
 @pytest.mark.parametrize("handler", [ProxyHandler, _General])
 def test_request_and_response_fields(handler: type[ProxyHandler]) -> None:
     with Upstream(_upstream_reply) as up, proxy(QUICK, handler) as px:
-        out = raw_exchange(px.server_address[1], _REQUEST.format(base=up.base).encode())
+        out = raw_exchange(px.server_address[1], _REQUEST.format(base=up.base).encode(),
+                           until_close=False)  # the request keeps the connection alive
     head, _, body = out.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ") and body == b"ok"
     lines = head.decode("latin-1").split("\r\n")[1:]
@@ -138,7 +139,8 @@ def test_fast_and_general_paths_send_the_same_fields() -> None:
     seen: list[list[tuple[str, str]]] = []
     for handler in (ProxyHandler, _General):
         with Upstream(_upstream_reply) as up, proxy(QUICK, handler) as px:
-            raw_exchange(px.server_address[1], _REQUEST.format(base=up.base).encode())
+            raw_exchange(px.server_address[1], _REQUEST.format(base=up.base).encode(),
+                         until_close=False)
         seen.append([(n, v.replace(str(up.port), "PORT")) for n, v in up.seen[0].headers])
     assert seen[0] == seen[1]
 

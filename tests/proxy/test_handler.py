@@ -350,11 +350,30 @@ def test_broken_body_after_head_closes_client(quick: ProxyConfig) -> None:
         assert not out.endswith(b"0\r\n\r\n")  # never made to look complete
 
 
-def test_short_content_length_body_closes_client(quick: ProxyConfig) -> None:
+def test_short_content_length_body_closes_client() -> None:
+    """The upstream closes 91 bytes short of its Content-Length: the client gets the head and
+    the bytes that came, then the proxy closes the connection at once (a truncated body
+    must never look complete, nor leave the client waiting). The upstream timeout is far
+    longer than the client's, so a proxy that waits instead of closing fails the test."""
     raw = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-this"
-    with Upstream(lambda req: Raw(raw)) as up, proxy(quick) as px, _session(px) as s, \
-            pytest.raises(requests.exceptions.RequestException):
-        s.get(f"{up.base}/", timeout=5).content  # noqa: B018
+    slow = ProxyConfig(upstream_timeout=60, tunnel_idle_timeout=5, quiet=True)
+    with Upstream(lambda req: Raw(raw)) as up, proxy(slow) as px, \
+            socket.create_connection(("127.0.0.1", px.server_address[1]), timeout=5) as c:
+        c.sendall(f"GET {up.base}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode())  # keep-alive
+        data = b""
+        for _ in range(1000):
+            try:
+                piece = c.recv(65536)
+            except TimeoutError:
+                pytest.fail(f"the proxy left the client waiting after {data!r}")
+            except ConnectionResetError:
+                break
+            if not piece:
+                break
+            data += piece
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"\r\nContent-Length: 100" in head, data
+    assert body == b"only-this"
 
 
 # -- hooks ------------------------------------------------------------------------------------

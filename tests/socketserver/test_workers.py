@@ -27,7 +27,7 @@ from minihttp.socketserver import (
     WorkerPool,
 )
 from minihttp.socketserver.workers import default_max_workers
-from tests.helpers.servers import open_fds, recv_line, running
+from tests.helpers.servers import open_fds, recv_line, running, wait_for
 
 TIMEOUT = 10.0
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,15 +42,6 @@ def roundtrip(address: Any, payload: bytes) -> bytes:
     with socket.create_connection(address, timeout=TIMEOUT) as c:
         c.sendall(payload + b"\n")
         return recv_line(c, TIMEOUT)
-
-
-def wait_until(predicate: Any, timeout: float = TIMEOUT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return bool(predicate())
 
 
 # -- WorkerPool on its own ------------------------------------------------------------------------
@@ -237,7 +228,7 @@ def test_pool_server_more_clients_than_workers() -> None:
     assert stats["peak_open"] <= 2 + 2, stats  # running + queued; the rest wait in the backlog
     assert stats["open"] == 0
     assert server.pool.worker_count == 0  # server_close joined the workers
-    assert wait_until(lambda: threading.active_count() <= threads_before)
+    assert wait_for(lambda: threading.active_count() <= threads_before, TIMEOUT)
 
 
 def test_pool_server_accepts_again_promptly_after_backpressure() -> None:
@@ -264,7 +255,7 @@ def test_pool_server_accepts_again_promptly_after_backpressure() -> None:
     try:
         for t in clients:
             t.start()
-        assert wait_until(lambda: server.pool.full())
+        assert wait_for(lambda: server.pool.full(), TIMEOUT)
         assert not server.accepting()
         gate.set()
         for t in clients:
@@ -300,7 +291,7 @@ def test_pool_server_close_without_block_on_close_returns_while_busy() -> None:
         assert server.pool.worker_count == 1  # still finishing, not joined
         gate.set()
         assert c.recv(10) == b"late\n"
-    assert wait_until(lambda: server.pool.worker_count == 0)
+    assert wait_for(lambda: server.pool.worker_count == 0, TIMEOUT)
 
 
 # -- running out of descriptors --------------------------------------------------------------------
@@ -449,11 +440,11 @@ def test_no_threads_or_fds_left_after_1000_connections(cls: type) -> None:
         answers = hammer(server.server_address, 1000, 4)
         if cls is ThreadingTCPServer:
             # Finished threads are reaped as they go, not kept in a growing list.
-            assert wait_until(lambda: len(server._threads) == 0)
+            assert wait_for(lambda: len(server._threads) == 0, TIMEOUT)
     assert len(answers) == 1000 and all(a.endswith(b"\n") for a in answers)
-    assert wait_until(lambda: {t.ident for t in threading.enumerate()} <= threads_before), \
-        threading.enumerate()
-    assert wait_until(lambda: open_fds() == fds_before), (open_fds(), fds_before)
+    assert wait_for(lambda: {t.ident for t in threading.enumerate()} <= threads_before,
+                    TIMEOUT), threading.enumerate()
+    assert wait_for(lambda: open_fds() == fds_before, TIMEOUT), (open_fds(), fds_before)
 
 
 def test_no_children_or_fds_left_after_forking_run() -> None:
@@ -473,4 +464,4 @@ def test_soak_pool_server_10000_connections() -> None:
     with running(server):
         answers = hammer(server.server_address, 10000, 16)
     assert len(answers) == 10000
-    assert wait_until(lambda: open_fds() == fds_before)
+    assert wait_for(lambda: open_fds() == fds_before, TIMEOUT)

@@ -87,6 +87,7 @@ def make_static_tree(root: Path) -> Path:
     (www / "a.txt").write_bytes(b"hello\n")
     (www / "sub" / "b.txt").write_bytes(b"bee\n")
     (www / ".hidden").write_bytes(b"dot\n")
+    (www / "caf\u00e9.txt").write_bytes(b"cafe\n")  # requested as /caf%C3%A9.txt
     with contextlib.suppress(OSError):
         (www / "escape").symlink_to(root / "secret.txt")
     return www

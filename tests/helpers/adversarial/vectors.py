@@ -69,6 +69,10 @@ R_LINE = "RFC 9112 3: request-line = method SP request-target SP HTTP-version CR
 R_VER = "RFC 9110 6.2 / 15.6.6: major version other than 1: 505"
 R_METH = "RFC 9110 9.1: method = token; an unknown method is 501 (connection kept)"
 R_TARGET = "RFC 9112 3.2: request-target forms; others and non-VCHAR bytes are 400"
+R_URI = ("RFC 9112 3.2 / RFC 3986 2 / RFC 9110 4.2.5: a target holds URI characters only, and "
+         "no fragment; else 400 (SHOULD), close")
+R_AUTH = ("RFC 9112 3.2.2-3 / RFC 9110 4.2.4, 7.2: an absolute-form authority is a valid "
+          "host[:port], no userinfo; else 400, close")
 R_LONG = "RFC 9112 3 / RFC 9110 15.5.15: request line over the limit: 414, close"
 R_EMPTY = "RFC 9112 2.2: a server SHOULD ignore at least one empty line before the request-line"
 R_LEFT = ("RFC 9112 6.3 / 9.6: after a framing error the rest of the stream cannot be trusted: "
@@ -284,6 +288,26 @@ add("target-star-get", req(b"GET * HTTP/1.1", b"Host: a") + SMUGGLED, (400,), Tr
     "RFC 9112 3.2.4: asterisk-form only for OPTIONS")
 add("target-authority-get", req(b"GET a:443 HTTP/1.1", b"Host: a") + SMUGGLED, (400,), True,
     "RFC 9112 3.2.3: authority-form only for CONNECT")
+# RFC 9112 3.2 / RFC 3986 2: characters outside the URI grammar, a fragment, userinfo and an
+# absolute-form authority that is no host are 400 in every form; the connection closes.
+for form, line in [(b"origin", b"GET /a%sb"), (b"absolute", b"GET http://a/%s"),
+                   (b"connect", b"CONNECT a%s:443"), (b"asterisk", b"OPTIONS *%s")]:
+    for name, ch in [(b"dquote", b'"'), (b"backslash", b"\\"), (b"pipe", b"|"), (b"lt", b"<"),
+                     (b"gt", b">"), (b"lbrace", b"{"), (b"rbrace", b"}"), (b"caret", b"^"),
+                     (b"backtick", b"`"), (b"nonascii", b"\xc3\xa9"), (b"fragment", b"#f")]:
+        add(f"target-{form.decode()}-{name.decode()}",
+            req(line % ch + b" HTTP/1.1", b"Host: a") + SMUGGLED, (400,), True, R_URI)
+for i, t in enumerate([b"s://]ufd/:", b"http://[::1/", b"http://a:8x/", b"http://a:1:2/",
+                       b"http://:80/", b"http://u@a/", b"http://u:p@a:80/x", b"http://@a/"]):
+    add(f"target-absolute-authority-{i}", req(b"PUT " + t + b" HTTP/1.1", b"Host: a",
+                                              b"Content-Length: 0") + SMUGGLED,
+        (400,), True, R_AUTH)
+add("target-connect-userinfo", req(b"CONNECT u@a:443 HTTP/1.1", b"Host: a") + SMUGGLED, (400,),
+    True, R_AUTH)
+add("ok-absolute-form-ipv6-port", get(b"http://[::1]:8/x?y"), (200,), False,
+    "RFC 9112 3.2.2: absolute-form with an IP-literal and port")
+add("ok-target-uri-chars", get(b"/~!$&'()*+,;=:@-._/%20?/?[]"), (200,), False,
+    "RFC 3986 3.3/3.4: every pchar and query character")
 add("line-too-long", get(b"/" + b"a" * 1100) + SMUGGLED, (414,), True, R_LONG)
 add("line-too-long-no-end", b"GET /" + b"a" * 2000, (414,), True, R_LONG)
 add("leading-empty-line", CRLF + get(), (200,), False, R_EMPTY)
@@ -326,12 +350,16 @@ add("static-ok", get(b"/a.txt"), (200,), False, R_OK, body=b"hello\n", **S)
 for i, t in enumerate([
     b"/../secret.txt", b"/sub/../../secret.txt", b"/%2e%2e/secret.txt", b"/%2E%2E/secret.txt",
     b"/sub/%2e%2e/%2e%2e/secret.txt", b"/..%2fsecret.txt", b"/sub/..%2f..%2fsecret.txt",
-    b"/%2e%2e%2fsecret.txt", b"/..%5csecret.txt", b"/..\\secret.txt", b"/escape",
+    b"/%2e%2e%2fsecret.txt", b"/..%5csecret.txt", b"/escape",
     b"/a.txt/", b"/a.txt%00", b"/a.txt%00.html", b"/nonexistent", b"/.%2e/secret.txt",
     b"/sub/%2e%2e%2f%2e%2e%2fsecret.txt", b"/%252e%252e/secret.txt",
 ]):
     # 404 (400 for a decoded NUL) from the static handler closes, as http.server's send_error
     add(f"static-traversal-{i}", get(t), (400,) if b"%00" in t else (404,), True, R_STATIC, **S)
+add("static-traversal-raw-backslash", get(b"/..\\secret.txt"), (400,), True,
+    R_URI + " (the parser refuses a raw backslash before the static handler sees it)", **S)
+add("static-percent-nonascii", get(b"/caf%C3%A9.txt"), (200,), False,
+    "RFC 3986 2.1: a percent-encoded UTF-8 name maps to the file", body=b"cafe\n", **S)
 add("static-dotdot-refused", get(b"/sub/../a.txt"), (404,), True,
     "RFC 3986 5.2.4: clients remove dot segments; one that survives is an attack (404)", **S)
 add("static-dir-redirect", get(b"/sub"), (301,), False,
