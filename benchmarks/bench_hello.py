@@ -3,8 +3,9 @@
 The servers run side by side; wrk measures them in turn (A B C A B C ...) for ``--rounds``
 rounds and the medians are compared as ratios. Targets: minihttp/stdlib >= 4,
 minihttp/floor >= 0.6. ``--pool`` adds minihttp's PooledHTTPServer (the CLI's server, which
-serves on an event loop) and the event-loop floor (floor.py --epoll), the stricter of the two
-floors. See benchmarks/README.md.
+serves on an event loop), the same with its access log on as ``python -m minihttp`` sets it up
+(minihttp-pool-log: target >= 0.9 of minihttp-pool, issue 15 item 13) and the event-loop
+floor (floor.py --epoll), the stricter of the two floors. See benchmarks/README.md.
 
     python3 benchmarks/bench_hello.py [--duration 5] [--rounds 3] [--connections 16] [--pool]
 """
@@ -24,7 +25,7 @@ from benchmarks import _harness as h
 BODY = b"Hello World\n"
 TARGETS = {("minihttp", "stdlib"): 4.0, ("minihttp", "floor"): 0.6,
            ("minihttp-pool", "stdlib"): 4.0, ("minihttp-pool", "floor"): 0.6,
-           ("minihttp-pool", "floor-epoll"): 0.6}
+           ("minihttp-pool", "floor-epoll"): 0.6, ("minihttp-pool-log", "minihttp-pool"): 0.9}
 
 
 def specs(pool: bool, baseline: Path | None = None) -> list[h.ServerSpec]:
@@ -40,6 +41,10 @@ def specs(pool: bool, baseline: Path | None = None) -> list[h.ServerSpec]:
         if baseline is not None:
             out.append(h.baseline_spec(out[-1], baseline, "minihttp_hello.py", "--port",
                                        "{port}", "--pool"))
+        # The access log on, as the command line sets it up (the lines go to the server's
+        # log file, as a service's stderr goes to a file or a journal).
+        out.append(h.ServerSpec("minihttp-pool-log", lambda p: h.python_server_argv(
+            "minihttp_hello.py", "--port", str(p), "--pool", "--log", "cli")))
     out += [
         h.ServerSpec("stdlib", lambda p: h.python_server_argv(
             "stdlib_hello.py", "--port", str(p))),

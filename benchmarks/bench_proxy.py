@@ -16,10 +16,12 @@ absolute URL (and ``Host`` to match) while wrk connects to the proxy's port.
                                       [--threaded] [--workers N]
 
 "proxy" is the command line's default: :class:`minihttp.proxy.handler.PooledProxyServer`, one
-process (its event loop defers each upstream wait). ``--threaded`` adds "proxy-threads", the
-same proxy with a thread per client (``--threads`` of the proxy's command line);
-``--workers N`` adds "proxy-wN", N pre-forked proxy processes. All are measured in the same
-alternating rounds, so they are compared under the same machine load.
+process (its event loop defers each upstream wait), run ``--quiet``; "proxy-log" is the same
+command without ``--quiet``, its access log on as by default (target: >= 0.9 of "proxy",
+issue 15 item 13; the lines go to the server's log file). ``--threaded`` adds
+"proxy-threads", the same proxy with a thread per client (``--threads`` of the proxy's
+command line); ``--workers N`` adds "proxy-wN", N pre-forked proxy processes. All are
+measured in the same alternating rounds, so they are compared under the same machine load.
 
 The proxy's command line is a template (``--proxy-cmd``, ``{python}`` and ``{port}`` are
 filled in) so it is one flag to adjust if the CLI changes.
@@ -43,6 +45,8 @@ BODY = b"Hello World\n"
 TARGET_RATIO = 0.35
 #: How the proxy is started; ``{python}`` and ``{port}`` are substituted.
 DEFAULT_PROXY_CMD = "{python} -m minihttp.proxy --bind 127.0.0.1 --quiet {port}"
+#: proxy-log / proxy: what the access log may cost.
+LOG_TARGET = 0.9
 #: The proxy with a thread per client (``--threads``).
 THREADS_CMD = DEFAULT_PROXY_CMD + " --threads"
 #: N proxy processes (``--workers N``).
@@ -126,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         h.ServerSpec("proxy", lambda p: proxy_argv(args.proxy_cmd, p)),
     ]
     proxies = ["proxy"]
+    if " --quiet" in args.proxy_cmd:  # the same proxy with its access log on
+        log_cmd = args.proxy_cmd.replace(" --quiet", "")
+        specs.append(h.ServerSpec("proxy-log", lambda p: proxy_argv(log_cmd, p)))
+        proxies.append("proxy-log")
     if args.threaded:
         specs.append(h.ServerSpec("proxy-threads", lambda p: proxy_argv(THREADS_CMD, p)))
         proxies.append("proxy-threads")
@@ -182,9 +190,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.rounds} alternating rounds\n")
     print(h.markdown_table(h.SUMMARY_HEADERS, h.summary_rows(throughput)))
     print()
-    print(h.markdown_table(["ratio", "value", "target", "met"],
-                           [[f"{n} / direct", ratios[n], f">= {TARGET_RATIO:g}",
-                             "yes" if ratios[n] >= TARGET_RATIO else "NO"] for n in proxies]))
+    ratio_table = [[f"{n} / direct", ratios[n], f">= {TARGET_RATIO:g}",
+                    "yes" if ratios[n] >= TARGET_RATIO else "NO"] for n in proxies]
+    if "proxy-log" in medians:
+        log_ratio = h.ratio(medians["proxy-log"], medians["proxy"])
+        ratio_table.append(["proxy-log / proxy", log_ratio, f">= {LOG_TARGET:g}",
+                            "yes" if log_ratio >= LOG_TARGET else "NO"])
+    print(h.markdown_table(["ratio", "value", "target", "met"], ratio_table))
     if cpu:
         print(f"\nCPU per request under load (-c{args.connections}, medians; the server wrk "
               "talks to, all its processes: the upstream for direct, the proxy otherwise): "

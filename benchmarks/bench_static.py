@@ -2,7 +2,10 @@
 
 A temporary directory holds a 4 KiB and a 1 MiB file; the three servers serve it side by side
 and wrk measures each (size, server) pair in turn for ``--rounds`` rounds; medians are compared
-as ratios. Targets: 4 KiB minihttp/stdlib >= 4; 1 MiB minihttp/nginx >= 0.8.
+as ratios. Targets: 4 KiB minihttp/stdlib >= 4; 1 MiB minihttp/nginx >= 0.8. With the access
+log on (issue 15 item 13), 4 KiB: ``--pool`` adds minihttp-pool-log (>= 0.9 of minihttp-pool),
+``--cli`` adds minihttp-cli-log, ``python -m minihttp`` without ``--quiet`` (>= 0.9 of
+minihttp-cli, the CLI with ``--quiet``).
 
     python3 benchmarks/bench_static.py [--duration 5] [--rounds 3] [--connections 8] [--json]
 """
@@ -26,6 +29,9 @@ from benchmarks import _nginx
 FILES = {"4 KiB": ("4k.bin", 4 * 1024), "1 MiB": ("1m.bin", 1024 * 1024)}
 #: (file, numerator, denominator) -> target ratio of median req/s
 TARGETS = {("4 KiB", "minihttp", "stdlib"): 4.0, ("1 MiB", "minihttp", "nginx"): 0.8}
+#: The access log's cost: (file, logging on, the same server quiet) -> target ratio.
+LOG_TARGETS = {("4 KiB", "minihttp-pool-log", "minihttp-pool"): 0.9,
+               ("4 KiB", "minihttp-cli-log", "minihttp-cli"): 0.9}
 #: Ratios shown in addition to the targets, for context.
 EXTRA_RATIOS = [("4 KiB", "minihttp", "nginx"), ("1 MiB", "minihttp", "stdlib")]
 
@@ -60,9 +66,13 @@ def specs(root: Path, work: Path, pool: bool, cli: bool,
         if baseline is not None:
             out.append(h.baseline_spec(out[-1], baseline, "minihttp_static.py", "--port",
                                        "{port}", "--directory", d, "--pool"))
+        out.append(h.ServerSpec("minihttp-pool-log", lambda p: h.python_server_argv(
+            "minihttp_static.py", "--port", str(p), "--directory", d, "--pool", "--log", "cli")))
     if cli:
         out.append(h.ServerSpec("minihttp-cli", lambda p: [sys.executable] + [
             a.format(port=p, dir=d) for a in CLI_CMD]))
+        out.append(h.ServerSpec("minihttp-cli-log", lambda p: [sys.executable] + [
+            a.format(port=p, dir=d) for a in CLI_CMD if a != "--quiet"]))
     out += [
         h.ServerSpec("stdlib", lambda p: h.python_server_argv(
             "stdlib_static.py", "--port", str(p), "--directory", d)),
@@ -79,6 +89,7 @@ def ratio_rows(medians: dict[tuple[str, str], float]) -> list[list[object]]:
     for variant in ("minihttp-pool", "minihttp-cli"):
         if any(name == variant for _, name in medians):
             pairs += [((f, variant, b), t) for (f, _, b), t in TARGETS.items()]
+    pairs += list(LOG_TARGETS.items())
     rows: list[list[object]] = []
     for (label, a, b), target in pairs:
         if (label, a) in medians and (label, b) in medians:

@@ -23,7 +23,16 @@ handler is benchmarks/servers/minihttp_hello.py. Two measures:
   thread when the machine is busy (a run where it did anyway is refused: the loop clock
   would miss requests). Loopback only.
 
+``--log cli`` / ``--log stderr`` measure with the access log on (issue 15 item 13): the
+handler without its ``log_message`` override, and logging set up as ``python -m minihttp``
+does (``cli``: a batching :class:`minihttp.logs.LineHandler` on standard error) or left
+alone as a library program does (``stderr``: http.server's line on ``sys.stderr``, one
+write per line). Redirect standard error (``2>/dev/null``, ``2>file``, ``2>&1 | cat``):
+where the lines go is part of the cost. With ``--pooled`` the figure to read is the
+process one (in brackets): the log writer's thread is not the loop thread.
+
     python3 benchmarks/cpu_hello.py [--pooled [--no-pin]] [--requests N] [--runs N] [--profile]
+                                    [--log {cli,stderr}]
 
 ``--profile`` runs cProfile on one run (for ``--pooled``: on the loop thread only).
 """
@@ -47,12 +56,28 @@ from benchmarks._fakesock import FakeServer, FakeSocket, cpu_per_request, start_
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
 
+#: The handler measured; ``--log`` swaps in :func:`logging_handler`'s.
+HANDLER: Any = minihttp_hello.HelloHandler
+
+
+def logging_handler(mode: str) -> type:
+    """The hello handler with its access log on; ``mode`` "cli" sets logging up as
+    ``python -m minihttp`` does, "stderr" leaves it alone (library mode)."""
+    from minihttp.server import BaseHTTPRequestHandler
+
+    if mode == "cli":
+        from minihttp import logs
+
+        logs.configure()
+    return type("LoggingHelloHandler", (minihttp_hello.HelloHandler,),
+                {"log_message": BaseHTTPRequestHandler.log_message})
+
 
 def per_request(n: int) -> float:
     """Seconds of process CPU time per request over ``n`` requests on one connection."""
     a, b = socket.socketpair(socket.AF_UNIX)
     try:
-        handler = minihttp_hello.HelloHandler.attach(a, ("127.0.0.1", 1), FakeServer())
+        handler = HANDLER.attach(a, ("127.0.0.1", 1), FakeServer())
         handler.reader.sock = FakeSocket(REQUEST)
         handler._writer.sock = FakeSocket(REQUEST)
         return cpu_per_request(handler, n)
@@ -131,7 +156,7 @@ def run_pooled(args: argparse.Namespace) -> None:
     """``--pooled``: a PooledHTTPServer on a thread, measured by :func:`per_request_pooled`."""
     from minihttp.eventloop import PooledHTTPServer
 
-    server = PooledHTTPServer(("127.0.0.1", 0), minihttp_hello.HelloHandler)
+    server = PooledHTTPServer(("127.0.0.1", 0), HANDLER)
     profile = None
     if args.profile:
         import cProfile
@@ -162,9 +187,13 @@ def run_pooled(args: argparse.Namespace) -> None:
         return
     loop_best = min(r[0] for r in runs)
     process_best = min(r[1] for r in runs)
-    print(f"minihttp hello, pooled over loopback TCP: {loop_best * 1e6:.2f} us of loop-thread "
-          f"CPU per request ({process_best * 1e6:.2f} us process minus client; best of "
-          f"{args.runs} x {args.requests})")
+    print(f"minihttp hello{_label(args)}, pooled over loopback TCP: {loop_best * 1e6:.2f} us "
+          f"of loop-thread CPU per request ({process_best * 1e6:.2f} us process minus client; "
+          f"best of {args.runs} x {args.requests})")
+
+
+def _label(args: argparse.Namespace) -> str:
+    return f" (access log: {args.log})" if args.log else ""
 
 
 def main() -> None:
@@ -177,7 +206,12 @@ def main() -> None:
     parser.add_argument("--no-pin", action="store_true",
                         help="--pooled: do not pin the process to one CPU")
     parser.add_argument("--profile", action="store_true", help="cProfile one run instead")
+    parser.add_argument("--log", choices=["cli", "stderr"],
+                        help="access log on: set up as the command line does, or left alone")
     args = parser.parse_args()
+    global HANDLER
+    if args.log:
+        HANDLER = logging_handler(args.log)
     if args.pooled:
         args.requests = args.requests or 4_000
         args.runs = args.runs or 15
@@ -195,7 +229,7 @@ def main() -> None:
         pstats.Stats(profile).sort_stats("tottime").print_stats(25)
         return
     best = min(per_request(args.requests) for _ in range(args.runs))
-    print(f"minihttp hello: {best * 1e6:.2f} us of Python CPU per request "
+    print(f"minihttp hello{_label(args)}: {best * 1e6:.2f} us of Python CPU per request "
           f"(best of {args.runs} x {args.requests})")
 
 

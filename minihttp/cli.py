@@ -43,7 +43,7 @@ from functools import partial
 from types import FrameType
 from typing import Any
 
-from . import __version__, prefork
+from . import __version__, logs, prefork
 from .accesslog import ACCESS_FIELDS, access_format, with_access_log
 from .forwarded import FORWARDED, X_FORWARDED_FOR, TrustedProxies
 from .http11 import validate_field
@@ -411,33 +411,16 @@ def server_url(server: HTTPServer) -> str:
 
 
 def _configure_access_log(path: str | None) -> None:
-    """``--access-log FILE``: the access log goes there (``-``: standard output) alone."""
-    if not path:
-        return
-    access = logging.getLogger("minihttp.access")
-    for old in list(access.handlers):
-        access.removeHandler(old)
-    handler: logging.Handler = (logging.StreamHandler(sys.stdout) if path == "-"
-                                else logging.FileHandler(path, encoding="utf-8"))
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access.addHandler(handler)
-    access.propagate = False
+    """``--access-log FILE``: the access log goes there (``-``: standard output) alone,
+    through a batching :class:`~minihttp.logs.LineHandler` (see logs.access_to)."""
+    if path:
+        logs.access_to(path)
 
 
 def _configure_logging(quiet: bool, with_pid: bool = False) -> None:
-    root = logging.getLogger("minihttp")
-    if not root.handlers:
-        root.addHandler(logging.StreamHandler(sys.stderr))
-    for handler in root.handlers:
-        handler.setFormatter(logging.Formatter(
-            "[%(process)d] %(message)s" if with_pid else "%(message)s"))
-    root.setLevel(logging.INFO)
-    root.propagate = False
-    if quiet:
-        # Per-request lines: access log, and error responses (INFO on minihttp.error).
-        # Handler failures stay visible: they are logged at ERROR.
-        for name in ("minihttp.access", "minihttp.error"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+    # minihttp's lines to stderr through a batching LineHandler (issue 15 item 13: about
+    # 1 us per access line instead of ~13 us through a StreamHandler); see minihttp.logs.
+    logs.configure(quiet=quiet, with_pid=with_pid)
 
 
 def raise_open_file_limit() -> tuple[int, int] | None:

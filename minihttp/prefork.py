@@ -47,6 +47,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ._linewriter import flush_all, synchronous
+
 __all__ = ["CRASH_WINDOW", "MAX_BACKOFF", "Supervisor", "add_arguments", "serve_workers"]
 
 log = logging.getLogger("minihttp.prefork")
@@ -135,6 +137,7 @@ class Supervisor:
             log.exception("worker pid %d failed", os.getpid())
         finally:
             logging.shutdown()
+            flush_all()  # batched log lines of writers outside logging: os._exit skips atexit
             for stream in (sys.stdout, sys.stderr):
                 with contextlib.suppress(Exception):
                     stream.flush()
@@ -144,6 +147,7 @@ class Supervisor:
 
     def run(self) -> int:
         """Supervise until stopped by SIGTERM/SIGINT; the exit status (0 after a drain)."""
+        synchronous()  # no log-writer thread here: fork() only from a single-threaded process
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)

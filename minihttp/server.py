@@ -21,8 +21,11 @@ subclass :class:`BaseHTTPRequestHandler`, write ``do_GET``, call ``send_response
 * ``Expect: 100-continue`` is answered when the handler first reads the body; a handler that
   never reads it gets no ``100`` and the connection is closed rather than drained. A handler
   class that overrides ``handle_expect_100`` gets the standard library's eager call.
-* Logging goes through :mod:`logging`: ``minihttp.access`` (INFO, Common Log Format, written
-  when the request ends so the size is known) and ``minihttp.error``.
+* Logging: ``minihttp.access`` (INFO, Common Log Format, written when the request ends so
+  the size is known) and ``minihttp.error``; where a line goes is decided by
+  :mod:`minihttp.logs` from the logging configuration: nothing configured, ``sys.stderr``
+  as ``http.server``; the command lines' :class:`~minihttp.logs.LineHandler`, only the
+  line's fields handed over (formatted on its writer's thread); otherwise a record.
 
 Speed (a keep-alive request is one ``recv`` and one ``sendall``): blocking sockets with kernel
 timeouts (SO_RCVTIMEO/SO_SNDTIMEO, no ``poll`` per call), prebuilt status / Server / Date /
@@ -80,7 +83,16 @@ from .config import DEFAULT_LIMITS, Limits
 from .errors import HTTPError
 from .http11 import body_allowed, reason_phrase, validate_field
 from .http11._head import head_fields
-from .logs import access_log, control_escape, error_log
+from .logs import (
+    TO_STDERR,
+    VIA_LOGGING,
+    access_log,
+    access_route,
+    control_escape,
+    error_log,
+    error_route,
+    log_date,
+)
 from .socketserver import StreamRequestHandler, TCPServer, ThreadingMixIn
 
 __all__ = [
@@ -694,10 +706,12 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             log = _log_modes.get(type(self))
             if log is None:
                 log = _log_mode(type(self))
-            if log and (log == 2 or access_log.isEnabledFor(_INFO)):
+            if log == 2:  # an override: called as http.server calls it
                 if isinstance(code, HTTPStatus):
                     code = code.value
                 self.log_message('"%s" %s %s', self.requestline, str(code), str(size))
+            elif log:
+                self._log_access(code, size, log == 1)
 
     def _drain(self, body: BodyReader) -> None:
         """Discard the body the handler left unread, or decide to close instead."""
@@ -1016,19 +1030,61 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         self.log_message('"%s" %s %s', self.requestline, str(code), str(size))
 
     def log_error(self, format: str, *args: Any) -> None:
-        """Log an error response on ``minihttp.error`` (INFO: it is usually the client's)."""
+        """Log an error response on ``minihttp.error`` (INFO: it is usually the client's).
+
+        Unless logging is configured for it, printed on stderr as ``http.server`` does (see
+        :mod:`minihttp.logs`).
+        """
         if type(self).log_message is not _base_log_message:
             self.log_message(format, *args)  # the standard library's route
             return
-        if error_log.isEnabledFor(_INFO):
-            error_log.info("%s - - [%s] %s", self.address_string(),
-                           self.log_date_time_string(), control_escape(format % args))
+        emit = error_route()
+        if emit is not None:
+            self._log_line(emit, error_log, control_escape(format % args))
 
     def log_message(self, format: str, *args: Any) -> None:
-        """Log a line on ``minihttp.access``: ``host - - [date] message``, control chars escaped."""
-        if access_log.isEnabledFor(_INFO):
-            access_log.info("%s - - [%s] %s", self.address_string(),
-                            self.log_date_time_string(), control_escape(format % args))
+        """Log a line on ``minihttp.access``: ``host - - [date] message``, control chars
+        escaped. Unless logging is configured for it, printed on stderr as ``http.server``
+        does (see :mod:`minihttp.logs`)."""
+        emit = access_route()
+        if emit is not None:
+            self._log_line(emit, access_log, control_escape(format % args))
+
+    def _log_access(self, code: Any, size: Any, plain: bool) -> None:
+        """The default ``log_request`` line, at the request's end: ``log_message``'s line
+        without its ``%``-formatting. When ``plain`` (the class keeps ``address_string``,
+        ``log_date_time_string`` and ``monthname``) and the line goes to the command
+        line's handler, only its fields are handed over: the writer's thread formats it
+        (measured, benchmarks/cpu_hello.py --pooled --log cli: formatting here cost
+        about 1 us per request on the event loop)."""
+        now = _time()
+        emit = access_route(now)
+        if emit is None:
+            return
+        # An HTTPStatus formats as its number in an f-string (its str() may not, on 3.10).
+        if not plain or emit is VIA_LOGGING:
+            self._log_line(emit, access_log,
+                           control_escape(f'"{self.requestline}" {code} {size}'))
+        elif emit is TO_STDERR:
+            addr = self.client_address
+            line = (f'{addr[0] if addr else "-"} - - [{log_date(now)}] '
+                    f'"{self.requestline}" {code} {size}')
+            if line.isprintable() and "\\" not in line:
+                emit(line)
+            else:  # escape the message only, as log_message does
+                self._log_line(emit, access_log,
+                               control_escape(f'"{self.requestline}" {code} {size}'))
+        else:
+            addr = self.client_address
+            emit((addr[0] if addr else "-", now, self.requestline, code, size))
+
+    def _log_line(self, emit: Callable[[str], None], logger: logging.Logger, message: str) -> None:
+        """``host - - [date] message`` to ``emit`` (a route of :mod:`minihttp.logs`)."""
+        if emit is VIA_LOGGING:
+            logger.info("%s - - [%s] %s", self.address_string(), self.log_date_time_string(),
+                        message)
+        else:
+            emit(f"{self.address_string()} - - [{self.log_date_time_string()}] {message}")
 
     # -- small helpers of the standard library -------------------------------------------
 
@@ -1044,8 +1100,11 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
 
     def log_date_time_string(self) -> str:
         """The current local time formatted for logging."""
+        monthname = self.monthname
+        if monthname is _MONTHS:
+            return log_date(_time())  # cached for the second
         year, month, day, hh, mm, ss, _x, _y, _z = time.localtime(time.time())
-        return f"{day:02d}/{self.monthname[month]!s:>3}/{year:04d} {hh:02d}:{mm:02d}:{ss:02d}"
+        return f"{day:02d}/{monthname[month]!s:>3}/{year:04d} {hh:02d}:{mm:02d}:{ss:02d}"
 
     def address_string(self) -> str:
         """The client's address (host part)."""
@@ -1108,6 +1167,8 @@ _base_date_time_string = BaseHTTPRequestHandler.date_time_string
 _base_send_header = BaseHTTPRequestHandler.send_header
 _base_log_request = BaseHTTPRequestHandler.log_request
 _base_send_response_only = BaseHTTPRequestHandler.send_response_only
+_base_address_string = BaseHTTPRequestHandler.address_string
+_base_log_date_time_string = BaseHTTPRequestHandler.log_date_time_string
 
 
 def _is_fast_class(cls: type) -> bool:
@@ -1140,8 +1201,10 @@ def _does_nothing(func: Any) -> bool:
     return True
 
 
-#: Handler class -> 0 (access logging off: skip), 1 (our log_message: check the logger),
-#: 2 (an overriding log_message that does something: call it).
+#: Handler class -> 0 (access logging off: skip), 1 (our log_message and its helpers: the
+#: line is built inline), 2 (an overriding log_message that does something: call it),
+#: 3 (our log_message, some of address_string / log_date_time_string / monthname
+#: overridden: call them).
 _log_modes: dict[type, int] = {}
 
 
@@ -1150,6 +1213,11 @@ def _log_mode(cls: type) -> int:
     if mode is None:
         func = getattr(cls, "log_message", None)
         mode = 1 if func is _base_log_message else 0 if _does_nothing(func) else 2
+        if mode == 1 and (getattr(cls, "address_string", None) is not _base_address_string
+                          or getattr(cls, "log_date_time_string", None)
+                          is not _base_log_date_time_string
+                          or getattr(cls, "monthname", None) is not _MONTHS):
+            mode = 3
         _log_modes[cls] = mode
     return mode
 

@@ -104,8 +104,24 @@ def test_serves_and_stops_cleanly(site: Path, sig: int) -> None:
 def test_quiet_has_no_access_log(site: Path) -> None:
     with cli_server("0", "-b", "127.0.0.1", "-d", str(site), "--quiet") as (proc, port):
         assert requests.get(f"http://127.0.0.1:{port}/hello.txt", timeout=TIMEOUT).ok
+        assert requests.get(f"http://127.0.0.1:{port}/missing", timeout=TIMEOUT).status_code \
+            == 404
         code, err = stop(proc)
-    assert code == 0 and "GET /hello.txt" not in err
+    assert code == 0 and "GET /" not in err and "code 404" not in err, err
+
+
+def test_no_access_line_is_lost_at_a_stop(site: Path) -> None:
+    """The lines wait for their batch (minihttp.logs.LineHandler): a stop right after the
+    last response still writes every one of them, once."""
+    with cli_server("0", "-b", "127.0.0.1", "-d", str(site)) as (proc, port), \
+            requests.Session() as session:
+        for i in range(300):
+            assert session.get(f"http://127.0.0.1:{port}/hello.txt?n={i}", timeout=TIMEOUT).ok
+        code, err = stop(proc)
+    assert code == 0
+    got = re.findall(r'^127\.0\.0\.1 - - \[[^\]]+\] "GET /hello\.txt\?n=(\d+) HTTP/1\.1" 200 6$',
+                     err, re.M)
+    assert sorted(map(int, got)) == list(range(300))
 
 
 def test_in_flight_response_finishes_after_sigterm(site: Path) -> None:

@@ -59,21 +59,25 @@ def _children(pid: int) -> set[int]:
 
 
 class Server:
-    """A running ``python -m minihttp --workers`` with its stderr collected by a thread."""
+    """A running ``python -m minihttp --workers`` with its stderr collected by a thread
+    (``pause`` seconds after each read of at most 4 KiB: a slow reader keeps the pipe full)."""
 
-    def __init__(self, proc: subprocess.Popen[str], port: int) -> None:
-        self.proc, self.port = proc, port
-        self.lines: list[str] = []
+    def __init__(self, proc: subprocess.Popen[str], port: int, pause: float = 0.0) -> None:
+        self.proc, self.port, self.pause = proc, port, pause
+        self.chunks: list[bytes] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
+        fd = self.proc.stderr.fileno()
+        while data := os.read(fd, 4096 if self.pause else 65536):
+            self.chunks.append(data)
+            if self.pause:
+                time.sleep(self.pause)
 
     def stderr(self) -> str:
-        return "".join(self.lines)
+        return b"".join(self.chunks).decode(errors="replace")
 
     def get(self, path: str = "/a.txt") -> tuple[int, bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
@@ -92,7 +96,7 @@ class Server:
 
 
 @contextlib.contextmanager
-def prefork_server(site: Path, *extra: str) -> Iterator[Server]:
+def prefork_server(site: Path, *extra: str, pause: float = 0.0) -> Iterator[Server]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "minihttp", "0", "-b", "127.0.0.1", "-d", str(site),
          "--workers", "2", "--graceful-timeout", "5", *extra],
@@ -106,7 +110,7 @@ def prefork_server(site: Path, *extra: str) -> Iterator[Server]:
         line = proc.stdout.readline()
         m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
         assert m, line
-        server = Server(proc, int(m.group(1)))
+        server = Server(proc, int(m.group(1)), pause)
         assert wait_for(lambda: len(server.workers()) == 2, 10.0)
         seen |= server.workers()
         yield server
@@ -253,3 +257,38 @@ def test_open_file_limit_raised() -> None:
         pytest.skip("soft limit already at the hard limit")
     assert result.stdout.split() == [f"({lowered},", f"{hard})", str(hard)], result
     assert f"raised open-file limit from {lowered} to {hard}" in result.stderr
+
+
+def test_access_lines_of_two_workers_on_one_stderr_never_interleave(site: Path) -> None:
+    """Both workers write their batched access lines to the one stderr pipe, which a slow
+    reader keeps full: every line arrives whole (each write() holds whole lines, at most
+    PIPE_BUF bytes), none is lost, none twice."""
+    clients, per_client, per_connection = 8, 250, 25
+    with prefork_server(site, pause=0.05) as server:
+        def client(c: int) -> None:
+            for start in range(0, per_client, per_connection):
+                conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+                try:
+                    for i in range(start, start + per_connection):
+                        conn.request("GET", f"/a.txt?n={c}-{i}")
+                        resp = conn.getresponse()
+                        assert resp.status == 200 and resp.read() == b"hello\n"
+                finally:
+                    conn.close()
+
+        threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not any(t.is_alive() for t in threads)
+        _stop(server, server.workers())
+        server._reader.join(10)
+    access = [line for line in server.stderr().splitlines() if "GET /a.txt?n=" in line]
+    pattern = re.compile(r'\[(\d+)\] 127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4} \d\d:\d\d:\d\d\] '
+                         r'"GET /a\.txt\?n=(\d+-\d+) HTTP/1\.1" 200 6')
+    matches = [pattern.fullmatch(line) for line in access]
+    assert all(matches), [line for line, m in zip(access, matches, strict=True) if not m][:3]
+    assert sorted(m.group(2) for m in matches if m) == sorted(
+        f"{c}-{i}" for c in range(clients) for i in range(per_client))
+    assert len({m.group(1) for m in matches if m}) == 2  # both workers wrote

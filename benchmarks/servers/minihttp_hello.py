@@ -3,9 +3,10 @@
 Everything between the import block and the ``__main__`` block is identical to
 stdlib_hello.py (tests/benchmarks/test_smoke.py checks it): code written for http.server must
 run on minihttp after changing only its imports. ``--pool`` serves with
-``minihttp.eventloop.PooledHTTPServer`` instead of ``ThreadingHTTPServer``.
+``minihttp.eventloop.PooledHTTPServer`` instead of ``ThreadingHTTPServer``; ``--log cli`` or
+``--log stderr`` turns the access log on (see :func:`run`).
 
-    python3 benchmarks/servers/minihttp_hello.py --port 8080 [--pool]
+    python3 benchmarks/servers/minihttp_hello.py --port 8080 [--pool] [--log cli|stderr]
 """
 
 from __future__ import annotations
@@ -59,10 +60,27 @@ def main(server_class: Any = ThreadingHTTPServer) -> None:
 # --- end of the code shared by stdlib_hello.py and minihttp_hello.py ---
 
 
-def run(main: Any) -> None:
-    """Call ``main()``, or ``main(PooledHTTPServer)`` when ``--pool`` is on the command line."""
+def run(main: Any, handler: Any = None) -> None:
+    """Call ``main()``, or ``main(PooledHTTPServer)`` when ``--pool`` is on the command line.
+
+    ``--log cli`` / ``--log stderr`` turn the access log of ``handler`` (default
+    :class:`HelloHandler`) on by removing its ``log_message`` override: with logging set
+    up as ``python -m minihttp`` does (a batching handler on standard error), or left
+    alone as a library program leaves it (http.server's line on ``sys.stderr``).
+    """
     import sys
 
+    if "--log" in sys.argv:
+        at = sys.argv.index("--log")
+        mode = sys.argv[at + 1] if at + 1 < len(sys.argv) else ""
+        del sys.argv[at:at + 2]
+        if mode not in ("cli", "stderr"):
+            raise SystemExit("--log takes cli or stderr")
+        del (handler or HelloHandler).log_message
+        if mode == "cli":
+            from minihttp import logs
+
+            logs.configure()
     if "--pool" in sys.argv:
         sys.argv.remove("--pool")
         from minihttp.eventloop import PooledHTTPServer

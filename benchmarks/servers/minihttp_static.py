@@ -2,9 +2,11 @@
 
 ``minihttp.static.handler.SimpleHTTPRequestHandler`` on ``minihttp.server.ThreadingHTTPServer``
 (``--pool``: on ``minihttp.eventloop.PooledHTTPServer``), with the same handler settings as the
-stdlib side so the comparison is of the serving code alone.
+stdlib side so the comparison is of the serving code alone. ``--log cli|stderr``: the access
+log on (see ``minihttp_hello.run``).
 
     python3 benchmarks/servers/minihttp_static.py --port 8080 --directory DIR [--pool]
+                                                  [--log cli|stderr]
 """
 
 from __future__ import annotations
@@ -51,4 +53,4 @@ def main(server_class: Any = ThreadingHTTPServer) -> None:
 if __name__ == "__main__":
     from minihttp_hello import run  # type: ignore[import-not-found]  # same folder
 
-    run(main)
+    run(main, StaticHandler)

@@ -53,7 +53,6 @@ which real traffic repeats as much as the benchmark).
 from __future__ import annotations
 
 import functools
-import logging
 import socket
 import sys
 import threading
@@ -352,12 +351,12 @@ def main(argv: list[str] | None = None, handler: type[ProxyHandler] = ProxyHandl
     except OSError as exc:
         print(f"error: cannot listen on {args.bind}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    from minihttp import prefork
+    from minihttp import logs, prefork
     from minihttp.cli import run_until_stopped
 
-    if not config.quiet:
-        fmt = "[%(process)d] %(message)s" if args.workers else "%(message)s"
-        logging.basicConfig(level=logging.INFO, format=fmt)
+    # The file server's logging (a batching handler on "minihttp"); quiet too, so that the
+    # library's http.server-style fallback to stderr does not apply.
+    logs.configure(quiet=config.quiet, with_pid=bool(args.workers))
     host, port = server.server_address[:2]
 
     def announce() -> None:

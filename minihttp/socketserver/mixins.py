@@ -19,6 +19,8 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
+from .._linewriter import flush_all
+
 if TYPE_CHECKING:
     from .servers import BaseServer
 
@@ -213,6 +215,7 @@ if hasattr(os, "fork"):
                 try:
                     self.shutdown_request(request)
                 finally:
+                    flush_all()  # batched log lines: os._exit skips atexit
                     os._exit(status)
 
         def server_close(self) -> None:
