@@ -522,7 +522,7 @@ def run_until_stopped(server: HTTPServer, quiet: bool = False, on_ready: Any = N
             on_ready()
         server.serve_forever()
         if not quiet:
-            print("Stopping: finishing in-flight requests ...", file=sys.stderr, flush=True)
+            _say_whole("Stopping: finishing in-flight requests ...")
     finally:
         try:
             stop_reading = getattr(server, "stop_reading", None)
@@ -532,6 +532,18 @@ def run_until_stopped(server: HTTPServer, quiet: bool = False, on_ready: Any = N
         finally:
             _install(previous)
     return 0
+
+
+def _say_whole(text: str) -> None:
+    """One line on stderr in ONE write(): pre-forked workers and the access-log writer share
+    that descriptor, and a line written in two pieces (text, then its newline) let another
+    process's access line land in between (seen in test_prefork's interleaving test)."""
+    data = (text + "\n").encode("utf-8", "replace")
+    try:
+        sys.stderr.flush()
+        os.write(sys.stderr.fileno(), data)
+    except (AttributeError, OSError, ValueError):  # no real descriptor (captured stderr)
+        print(text, file=sys.stderr, flush=True)
 
 
 def graceful_stop(server: HTTPServer, grace: float = ACCEPT_GRACE) -> None:
