@@ -81,16 +81,16 @@ async def rsgi_hello(scope: Any, proto: Any) -> None:
 
 
 # The hello server with the access log on: minihttp_hello.py's handler without its
-# ``log_message`` override, and the ``minihttp`` loggers at INFO on stderr as the command
-# line sets them up (minihttp.cli). stderr is the harness's log file.
+# ``log_message`` override, and the ``minihttp`` loggers set up exactly as the command line
+# does (``minihttp.logs.configure``: the batching line writer on stderr). stderr is the
+# harness's log file.
 _LOGGING_SERVER = """\
-import logging, sys
+import sys
 sys.path.insert(0, {servers!r})
 import minihttp_hello as m
+from minihttp import logs
 del m.HelloHandler.log_message
-root = logging.getLogger("minihttp")
-root.addHandler(logging.StreamHandler(sys.stderr))
-root.setLevel(logging.INFO)
+logs.configure()
 m.run(m.main)
 """
 
