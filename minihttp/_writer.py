@@ -104,9 +104,16 @@ class ResponseWriter:
         self.started = True
 
     def interim(self, head: bytes) -> None:
-        """Send a 1xx response head now: the client is waiting for it."""
+        """Send a 1xx response head now: the client is waiting for it.
+
+        A 1xx is not part of the final response (RFC 9110 section 15.2: a final response
+        follows it), so sending one does not commit that: a handler that fails after
+        ``100 Continue`` still gets its 500 instead of a silently closed connection.
+        """
+        committed = self.committed or bool(self._buf)
         self._buf += head
         self._send()
+        self.committed = committed
 
     def discard_unsent(self) -> bool:
         """Forget a response that is still wholly buffered (to replace it with an error).

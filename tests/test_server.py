@@ -785,3 +785,44 @@ def test_expect_not_read_with_big_body_still_answers() -> None:
         r = requests.post(f"http://127.0.0.1:{port}/ignore", data=b"y" * 2_000_000,
                           timeout=TIMEOUT)
     assert r.status_code == 200 and r.content == b"ignored"
+
+
+def test_handler_failing_after_100_continue_still_answers_500() -> None:
+    """The 100 Continue sent on the first body read is not the final response: a handler
+    that then fails gets its 500 (the connection used to close with no answer at all)."""
+
+    class Fails(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read()
+            raise RuntimeError("boom after reading the body")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Fails)
+    logger = logging.getLogger("minihttp.error")
+    previous = logger.disabled
+    logger.disabled = True  # the handler's traceback is expected
+    try:
+        with running(server), socket.create_connection(server.server_address[:2],
+                                                       timeout=5) as c:
+            c.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
+                      b"Expect: 100-continue\r\n\r\n")
+            got = b""
+            deadline = time.monotonic() + 5
+            while b"100 Continue\r\n\r\n" not in got and time.monotonic() < deadline:
+                got += c.recv(4096)
+            c.sendall(b"abc")
+            while time.monotonic() < deadline:
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+                if b"\r\n\r\n" in got.split(b"100 Continue\r\n\r\n", 1)[-1]:
+                    break
+    finally:
+        logger.disabled = previous
+    assert got.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), got
+    assert got.split(b"\r\n\r\n", 1)[1].startswith(b"HTTP/1.1 500 "), got

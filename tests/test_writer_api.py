@@ -207,8 +207,10 @@ ROWS: list[tuple[str, Callable[[ResponseWriter], object], int, bytes]] = [
     ("close", lambda w: (w.start(HEAD, CLOSE), w.write(b"until close")), END_CLOSE,
      HEAD + b"until close"),
     ("raw, sent before (flush)", _raw_flushed, END_CLOSE, b""),
-    ("raw, sent before (interim 100)", lambda w: w.interim(b"HTTP/1.1 100 Continue\r\n\r\n"),
-     END_CLOSE, b""),
+    # A 1xx is not the final response (RFC 9110 section 15.2): after it alone, nothing of the
+    # response was sent, so a failing handler can still be answered 500.
+    ("raw, only an interim 100 sent", lambda w: w.interim(b"HTTP/1.1 100 Continue\r\n\r\n"),
+     END_NO_RESPONSE, b""),
     ("raw, nothing at all", lambda w: None, END_NO_RESPONSE, b""),
     ("raw, buffered but nothing sent before", lambda w: w.write(b"raw"), END_NO_RESPONSE,
      b"raw"),
