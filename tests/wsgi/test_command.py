@@ -52,9 +52,10 @@ APPS = {
             return [threading.current_thread().name.encode()]
     """,
     "holding.py": """
-        import os, time
+        import os, time, uuid
         def application(environ, start_response):
             if environ["PATH_INFO"] == "/hold":
+                open("in-" + uuid.uuid4().hex, "w").close()  # the test sees who is inside
                 for _ in range(3000):  # bounded: 30 s
                     if os.path.exists("release"):
                         break
@@ -418,14 +419,11 @@ def test_limit_concurrency_answers_503_with_retry_after(apps: Path) -> None:
                  "--limit-concurrency", "2") as (proc, url), \
             concurrent.futures.ThreadPoolExecutor(2) as pool:
         held = [pool.submit(requests.get, url + "hold", timeout=15) for _ in range(2)]
-        refused = None
-        deadline = time.monotonic() + 20  # a busy machine may take seconds to start both
-        while refused is None and time.monotonic() < deadline:  # until both holders are in
-            r = requests.get(url + "other", timeout=5)
-            if r.status_code == 503:
-                refused = r
-            time.sleep(0.01)
-        assert refused is not None, "never refused"
+        # Both holders inside the application (each leaves a file as it enters), bounded.
+        assert wait_for(lambda: len(list(apps.glob("in-*"))) == 2, timeout=20), (
+            "the holders did not both get in", [f.done() and f.exception() for f in held])
+        refused = requests.get(url + "other", timeout=5)
+        assert refused.status_code == 503, (refused.status_code, refused.text)
         assert refused.headers["Retry-After"] == "1"
         (apps / "release").write_text("")
         assert [f.result().status_code for f in held] == [200, 200]
