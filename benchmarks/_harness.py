@@ -44,6 +44,7 @@ __all__ = [
     "add_baseline_argument",
     "alternate",
     "baseline_spec",
+    "check_and_alternate",
     "check_get",
     "free_port",
     "machine_note",
@@ -518,6 +519,29 @@ def start_all(stack: contextlib.ExitStack, specs: Sequence[ServerSpec],
             missing[spec.name] = reason[-1] if reason else type(exc).__name__
             log(f"{spec.name}: not measured ({missing[spec.name]})")
     return running, missing
+
+
+def check_and_alternate(servers: dict[str, ServerProcess], missing: dict[str, str], args: Any,
+                        body: bytes, path: str = "/") -> dict[str, list[WrkResult]]:
+    """The measuring part every wrk script shares: drop (into ``missing``) each server that
+    fails the correctness check on ``path``, warm the rest up (``args.warmup`` seconds), then
+    alternate wrk over them for ``args.rounds`` rounds (``args.connections``,
+    ``args.duration``, ``args.threads``)."""
+    for name, srv in list(servers.items()):
+        try:
+            check_get(srv.port, path, body)
+        except (RuntimeError, OSError) as exc:
+            missing[name] = f"failed the correctness check: {exc}"
+            log(f"{name}: not measured ({missing[name]})")
+            del servers[name]
+    for srv in servers.values():
+        run_wrk(srv.url(), connections=args.connections, duration=args.warmup,
+                threads=args.threads)
+    return alternate(
+        list(servers), args.rounds,
+        lambda n: run_wrk(servers[n].url(), connections=args.connections,
+                          duration=args.duration, threads=args.threads),
+        progress=log)
 
 
 def summary_rows(results: Mapping[str, Sequence[WrkResult]],

@@ -83,21 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     note = h.machine_note()
     with contextlib.ExitStack() as stack:
         servers, missing = h.start_all(stack, specs(args.pool, args.baseline), log)
-        for name, srv in list(servers.items()):
-            try:
-                h.check_get(srv.port, "/", BODY)
-            except (RuntimeError, OSError) as exc:
-                missing[name] = f"failed the correctness check: {exc}"
-                log(f"{name}: not measured ({missing[name]})")
-                del servers[name]
-        for srv in servers.values():
-            h.run_wrk(srv.url(), connections=args.connections, duration=args.warmup,
-                      threads=args.threads)
-        results = h.alternate(
-            list(servers), args.rounds,
-            lambda n: h.run_wrk(servers[n].url(), connections=args.connections,
-                                duration=args.duration, threads=args.threads),
-            progress=log)
+        results = h.check_and_alternate(servers, missing, args, BODY)
 
     medians = {n: h.median([r.requests_per_sec for r in rs]) for n, rs in results.items()}
     print(f"### Hello world, keep-alive, wrk -t{args.threads} -c{args.connections} "

@@ -132,20 +132,7 @@ def compare(specs: list[h.ServerSpec], args: argparse.Namespace, title: str) -> 
     with contextlib.ExitStack() as stack:
         servers, failed = h.start_all(stack, specs, h.log)
         missing.update(failed)
-        for name, srv in list(servers.items()):
-            try:
-                h.check_get(srv.port, "/", BODY)
-            except (RuntimeError, OSError) as exc:
-                missing[name] = f"failed the correctness check: {exc}"
-                del servers[name]
-        for srv in servers.values():
-            h.run_wrk(srv.url(), connections=args.connections, duration=args.warmup,
-                      threads=args.threads)
-        results = h.alternate(
-            list(servers), args.rounds,
-            lambda n: h.run_wrk(servers[n].url(), connections=args.connections,
-                                duration=args.duration, threads=args.threads),
-            progress=h.log)
+        results = h.check_and_alternate(servers, missing, args, BODY)
     medians = {n: h.median([r.requests_per_sec for r in rs]) for n, rs in results.items()}
     print(f"### {title}, wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
           f"median of {args.rounds} alternating rounds\n")
