@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from minihttp import prefork
+from minihttp.proxy import chain as _chain
 from minihttp.proxy.connections import IPNetwork
 
 __all__ = ["ProxyConfig", "config_from_args", "parse_args"]
@@ -60,6 +61,13 @@ class ProxyConfig:
     via_name: str = field(default_factory=lambda: "minihttp-" + secrets.token_hex(3))
     #: Do not log requests (the CLI then configures no access log).
     quiet: bool = False
+    # -- chaining, PAC and SOCKS5 (minihttp.proxy.chain, minihttp.proxy.socks) --------------
+    #: Parent proxies by destination domain (None: every request goes direct).
+    chain: _chain.Chain | None = None
+    #: Proxy auto-config served at ``/proxy.pac`` to direct requests (None: not served).
+    pac: bytes | None = None
+    #: Port of the SOCKS5 listener beside the HTTP one (None: none; 0: any free port).
+    socks_port: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "allow", _networks(self.allow))
@@ -72,6 +80,8 @@ class ProxyConfig:
             raise ValueError("ProxyConfig.max_idle_per_host must be >= 0")
         if any(not 0 < p < 65536 for p in self.connect_ports):
             raise ValueError("ProxyConfig.connect_ports must be TCP ports")
+        if self.socks_port is not None and not 0 <= self.socks_port < 65536:
+            raise ValueError("ProxyConfig.socks_port must be a TCP port")
         if not REG_NAME.fullmatch(self.via_name):
             raise ValueError("ProxyConfig.via_name must be a token")
 
@@ -108,6 +118,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "default minihttp.eventloop.PooledHTTPServer, whose event loop "
                              "waits for upstream responses without holding a thread")
     prefork.add_arguments(parser)
+    _chain.add_arguments(parser)
     args = parser.parse_args(argv)
     args.pool = not args.threads
     return args
@@ -133,4 +144,5 @@ def config_from_args(args: argparse.Namespace) -> ProxyConfig:
         changes["auth"] = (user, password)
     if args.via:
         changes["via_name"] = args.via
+    changes.update(_chain.config_changes(args))
     return ProxyConfig(**changes)

@@ -60,11 +60,14 @@ import weakref
 from typing import Any
 
 from minihttp.eventloop.server import PooledHTTPServer
+from minihttp.proxy.chain import Parent, connect_via
 from minihttp.proxy.config import ProxyConfig, config_from_args, parse_args
 from minihttp.proxy.connections import (
     ConnectionPool,
     DestinationDenied,
     UpstreamError,
+    UpstreamTimeout,
+    address_in,
     open_connection,
 )
 from minihttp.proxy.fast import FastPath
@@ -286,16 +289,11 @@ class ProxyHandler(FastPath, GeneralPath):
             return
         if result is not None and result.url != request.url:
             host, port = self._split_authority(result.url, default_port=None)
-        try:
-            upstream = open_connection(host, port, timeout=cfg.upstream_timeout, deny=cfg.deny)
-        except DestinationDenied as exc:
-            raise Refuse(403, "Forbidden: destination not allowed.") from exc
-        except UpstreamError as exc:
-            raise Refuse(exc.status, self._gateway_text(exc)) from exc
+        upstream, early, parent = self._open_tunnel(host, port)
         self.server_track(upstream, True)
         self.server_track(self.connection, True)
         try:
-            if self._is_self(host, port, upstream):
+            if parent is None and self._is_self(host, port, upstream):
                 raise Refuse(508, "Loop Detected: the target is this proxy.")
             # A tunnel blocks for its whole life: on an event loop it takes a thread of its
             # own now (not after the loop's budget), or is refused when none is free.
@@ -304,12 +302,36 @@ class ProxyHandler(FastPath, GeneralPath):
                 raise Refuse(503, "Service Unavailable: too many tunnels open; try again.")
             self.close_connection = True
             initial = self._start_tunnel()
+            if early:  # the destination spoke first, through the parent
+                self.connection.sendall(early)
             relay(self.connection, upstream, idle_timeout=cfg.tunnel_idle_timeout,
                   initial=initial)
         finally:
             self.server_track(self.connection, False)
             self.server_track(upstream, False)
             upstream.close()
+
+    def _open_tunnel(self, host: str, port: int) -> tuple[socket.socket, bytes, Parent | None]:
+        """The upstream socket of a tunnel to ``host:port``: direct, or through the parent
+        proxy the chain names (a CONNECT to it; :func:`~minihttp.proxy.chain.connect_via`),
+        with bytes the parent relayed already and the parent used (None: direct)."""
+        cfg = self.config
+        parent = cfg.chain.parent_for(host) if cfg.chain is not None else None
+        try:
+            if parent is None:
+                sock = open_connection(host, port, timeout=cfg.upstream_timeout, deny=cfg.deny)
+                return sock, b"", None
+            if cfg.deny and address_in(host, cfg.deny):  # names are the parent's to check
+                raise DestinationDenied(host)
+            sock, early = connect_via(parent, host, port, cfg.upstream_timeout, cfg.via_name)
+            return sock, early, parent
+        except DestinationDenied as exc:
+            raise Refuse(403, "Forbidden: destination not allowed.") from exc
+        except UpstreamError as exc:
+            if parent is None:
+                raise Refuse(exc.status, self._gateway_text(exc)) from exc
+            kind = "Gateway Timeout" if isinstance(exc, UpstreamTimeout) else "Bad Gateway"
+            raise Refuse(exc.status, f"{kind}: {exc}.") from exc
 
     def _start_tunnel(self) -> bytes:
         """Send the 2xx head now; return client bytes already read past the CONNECT head.
