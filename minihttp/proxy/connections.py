@@ -36,6 +36,7 @@ from typing import Any
 import h11
 
 from minihttp._sockets import KERNEL_TIMEOUTS, timeval
+from minihttp.proxy.strict import AmbiguousResponse, check_response_heads
 
 __all__ = [
     "ConnectionPool",
@@ -150,6 +151,9 @@ class UpstreamConnection:
         self._view = memoryview(self._buf)
         self._timeout: float | None = -1.0  # not set yet
         self._kernel = KERNEL_TIMEOUTS and type(sock) is socket.socket
+        #: The bytes of the response so far, kept while its head is read (None otherwise),
+        #: for the strict check h11 does not make (:mod:`minihttp.proxy.strict`).
+        self._collect: bytearray | None = None
 
     def set_timeout(self, timeout: float | None) -> None:
         """Bound each later send and recv by ``timeout`` seconds (None: no bound).
@@ -229,6 +233,8 @@ class UpstreamConnection:
             raise TimeoutError("upstream read timed out") from None  # SO_RCVTIMEO
         if n:
             self.got_response_bytes = True
+            if self._collect is not None:
+                self._collect += self._view[:n]
             # h11 copies into its own buffer (bytearray +=), so a view is enough; its
             # annotation says bytes only (no cast(): it is a call, once per response).
             self.h11.receive_data(self._view[:n])  # type: ignore[arg-type]
@@ -240,16 +246,34 @@ class UpstreamConnection:
 
         100/103 are ours to drop (RFC 9110 section 15.2); a 101 is never asked for (no
         Upgrade is forwarded; h11 refuses it). Raises :class:`UpstreamError` when the
-        upstream closes before a head.
+        upstream closes before a head, or when a head is ambiguous
+        (:func:`minihttp.proxy.strict.check_response_heads`, on the bytes received: h11
+        accepts some ambiguous heads, and for those it refuses this says why).
         """
-        while True:
-            event = self.next_event()
-            kind = type(event)
-            if kind is h11.Response:
-                return event
-            if kind is h11.InformationalResponse:
-                continue
-            raise UpstreamError("upstream closed without a response")
+        self._collect = collected = bytearray()
+        try:
+            while True:
+                event = self.next_event()
+                kind = type(event)
+                if kind is h11.Response:
+                    break
+                if kind is h11.InformationalResponse:
+                    continue
+                raise UpstreamError("upstream closed without a response")
+        except h11.RemoteProtocolError as exc:
+            # Say what was wrong when it is a framing ambiguity; h11's words otherwise.
+            try:
+                check_response_heads(collected)
+            except AmbiguousResponse as ambiguous:
+                raise UpstreamError(str(ambiguous)) from exc
+            raise UpstreamError(f"upstream sent a malformed response ({exc})") from exc
+        finally:
+            self._collect = None
+        try:
+            check_response_heads(collected)
+        except AmbiguousResponse as exc:
+            raise UpstreamError(str(exc)) from exc
+        return event
 
     def relay_buffered(self, write: Callable[[bytes], Any]) -> bool:
         """Pass the body h11 has buffered to ``write``: True at its end (EndOfMessage),
