@@ -57,6 +57,9 @@ REFUSED_RESPONSES: dict[str, tuple[bytes, str]] = {
                            "malformed field line"),
     "nul-in-value": (b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 2\r\n\r\nok",
                      "control byte"),
+    "obs-fold-after-1xx": (b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+                           b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok",
+                           "obs-fold"),
     "obs-fold-in-1xx": (b"HTTP/1.1 100 Continue\r\nX-A: a\r\n b\r\n\r\n"
                         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "obs-fold"),
 }
@@ -173,7 +176,7 @@ def test_forwarded_framing_is_normalised() -> None:
     # What does go out has exactly one framing field, in its plain form (RFC 9112 6.3).
     with Upstream() as up, proxy() as p:
         where = f"127.0.0.1:{up.port}".encode()
-        chunked = (b"POST http://U/c HTTP/1.1\r\nHost: U\r\nTransfer-Encoding: chunked\r\n"
+        chunked = (b"POST http://U/c HTTP/1.1\r\nHost: U\r\nTransfer-Encoding: Chunked\r\n"
                    b"Connection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
         length = (b"POST http://U/l HTTP/1.1\r\nHost: U\r\nContent-Length:  3 \r\n"
                   b"Connection: close\r\n\r\nabc")
