@@ -232,6 +232,8 @@ class ProxyHandler(FastPath, GeneralPath):
     def do_GET(self) -> None:
         """Forward one absolute-form request (used for every method except CONNECT)."""
         try:
+            if self.path[:1] == "/" and self._serve_pac():
+                return
             ctx = self._admit()
             command = self.command
             if ctx.fast and command != "OPTIONS" and command != "TRACE":
