@@ -54,6 +54,11 @@ _STATUS = re.compile(rb"HTTP/1\.[01] ([0-9]{3})(?: ([^\r\n]*))?\r?\n")
 class ParentRefused(UpstreamError):
     """The parent proxy answered, but not with the tunnel or response we asked for (502)."""
 
+    def __init__(self, message: str, parent_status: int | None = None) -> None:
+        super().__init__(message)
+        #: The parent's status code, when it answered with one.
+        self.parent_status = parent_status
+
 
 @dataclass(frozen=True)
 class Parent:
@@ -174,9 +179,9 @@ def connect_via(parent: Parent, host: str, port: int, timeout: float,
 def refusal(status: int, reason: str) -> ParentRefused:
     """The error a parent's non-2xx answer to CONNECT (or 407 to a request) is for us."""
     if status == 407:
-        return ParentRefused("the parent proxy refused our credentials (407)")
+        return ParentRefused("the parent proxy refused our credentials (407)", status)
     text = f"{status} {reason}".strip()
-    return ParentRefused(f"the parent proxy refused the tunnel: {text}")
+    return ParentRefused(f"the parent proxy refused the tunnel: {text}", status)
 
 
 def _read_answer(sock: socket.socket, timeout: float) -> tuple[int, str, bytes]:

@@ -52,7 +52,6 @@ which real traffic repeats as much as the benchmark).
 
 from __future__ import annotations
 
-import functools
 import socket
 import sys
 import threading
@@ -82,6 +81,7 @@ from minihttp.proxy.headers import (
     via_has,
 )
 from minihttp.proxy.route import Refuse
+from minihttp.proxy.socks import listen_beside, serving
 from minihttp.proxy.tunnel import relay
 from minihttp.proxy.upstream import IDEMPOTENT, Context
 from minihttp.server import ThreadingHTTPServer
@@ -375,6 +375,12 @@ def main(argv: list[str] | None = None, handler: type[ProxyHandler] = ProxyHandl
     except OSError as exc:
         print(f"error: cannot listen on {args.bind}:{args.port}: {exc}", file=sys.stderr)
         return 1
+    try:
+        socks = listen_beside(server, config)
+    except OSError as exc:
+        server.server_close()
+        print(f"error: cannot listen on {args.bind}:{config.socks_port}: {exc}", file=sys.stderr)
+        return 1
     from minihttp import logs, prefork
     from minihttp.cli import run_until_stopped
 
@@ -387,19 +393,26 @@ def main(argv: list[str] | None = None, handler: type[ProxyHandler] = ProxyHandl
         if not config.quiet:
             print(f"Serving HTTP proxy on {host} port {port} (Via: {config.via_name}) ...",
                   flush=True)
+            if socks is not None:
+                print(f"Serving SOCKS5 on {host} port {socks.server_address[1]} ...",
+                      flush=True)
+
+    def run_one(on_ready: Any = None) -> int:
+        with serving(socks):  # the SOCKS listener, beside the HTTP one, in every worker
+            return run_until_stopped(server, config.quiet, on_ready)
 
     try:
         if not args.workers:
-            return run_until_stopped(server, config.quiet, announce)
+            return run_one(announce)
         # Each worker has its own upstream pool and event loop; the Via name is shared, so
         # a loop through any of them is still seen.
-        return prefork.serve_workers(server, args.workers,
-                                     functools.partial(run_until_stopped, server,
-                                                       config.quiet),
+        return prefork.serve_workers(server, args.workers, run_one,
                                      graceful_timeout=args.graceful_timeout,
                                      on_ready=announce)
     except KeyboardInterrupt:  # before the signal handlers were in place
         return 130
     finally:
         server.server_close()
+        if socks is not None:
+            socks.server_close()
 

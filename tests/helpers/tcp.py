@@ -9,13 +9,16 @@ from collections.abc import Callable, Iterator
 
 
 @contextlib.contextmanager
-def tcp_server(handler: Callable[[socket.socket], None]) -> Iterator[int]:
+def tcp_server(handler: Callable[[socket.socket], None], host: str = "127.0.0.1") -> Iterator[int]:
     """Run ``handler(conn)`` for each connection (closed after it); yields the port.
+
+    ``host``: a loopback address to listen on (``::1`` for IPv6).
 
     Connections have a 5 s timeout; on exit the listener closes and every handler thread
     must end within 5 s.
     """
-    srv = socket.create_server(("127.0.0.1", 0))
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    srv = socket.create_server((host, 0), family=family)
     srv.settimeout(0.1)
     stop = threading.Event()
     threads: list[threading.Thread] = []
