@@ -208,7 +208,8 @@ def test_stalled_or_garbage_handshakes_are_closed_and_the_server_goes_on() -> No
 
 def test_server_close_cuts_open_tunnels() -> None:
     with tcp_server(echo) as port:
-        s = SocksServer(("127.0.0.1", 0), _cfg(port))
+        # A long idle timeout: only the cut can end the tunnel within the test's wait.
+        s = SocksServer(("127.0.0.1", 0), _cfg(port).replace(tunnel_idle_timeout=60))
         with running(s):
             sock, reply = open_tunnel(_port(s), "127.0.0.1", port)
             assert reply is not None and reply.code == 0
