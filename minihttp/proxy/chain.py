@@ -42,6 +42,7 @@ __all__ = [
     "config_changes",
     "connect_via",
     "parse_parent",
+    "refusal",
 ]
 
 #: Longest CONNECT answer head read from a parent.

@@ -22,12 +22,15 @@ relayed response; the per-connection :class:`~minihttp.proxy.upstream.Context`) 
 (hook-less requests in one pass). Beside them: :mod:`minihttp.proxy.config` (policy and
 command line), :mod:`minihttp.proxy.headers` (hop-by-hop rules, Via, the heads hooks see),
 :mod:`minihttp.proxy.connections` (resolving, connecting, pooled h11 upstream connections),
-:mod:`minihttp.proxy.tunnel` (CONNECT relay).
+:mod:`minihttp.proxy.tunnel` (CONNECT relay), :mod:`minihttp.proxy.chain` (parent proxies:
+requests and CONNECT through them), :mod:`minihttp.proxy.socks` (the SOCKS5 listener beside
+this one), :mod:`minihttp.proxy.strict` (upstream response heads refused as ambiguous).
 
 Rules of this module (RFC 9110 section 7.6, RFC 9112 sections 3.2 and 9.3):
 
 * Only absolute-form ``http://`` targets are forwarded; origin-form requests get 400 (we are
-  a proxy, not an origin server) and ``https://`` must come through CONNECT.
+  a proxy, not an origin server; ``/proxy.pac`` is served when ``--pac`` is given) and
+  ``https://`` must come through CONNECT.
 * Hop-by-hop fields are removed in both directions: Connection and every name it lists,
   plus the fixed set :data:`HOP_BY_HOP`. A Connection header that lists an end-to-end
   field we depend on (:data:`PROTECTED`) gets 400 rather than silently losing the field.

@@ -225,3 +225,36 @@ def test_command_line() -> None:
                 ["--upstream", "http://p:1/path"]):
         with pytest.raises(ValueError):
             config_from_args(parse_args(bad))
+
+
+def test_connect_through_the_parent_to_a_server_that_speaks_first() -> None:
+    # A fake parent answers the CONNECT and relays the destination's banner in the same
+    # segment: the banner (read past the parent's head) reaches the client after our 200.
+    seen: list[bytes] = []
+
+    def parent(conn: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.recv(4096)
+        seen.append(head)
+        conn.sendall(b"HTTP/1.1 200 Connection Established\r\n\r\n220 banner\r\n")
+        echo(conn)
+
+    with tcp_server(parent) as port, \
+            proxy(_cfg(chain=Chain(parse_parent(f"http://u:p@127.0.0.1:{port}")),
+                       connect_ports=frozenset({443}))) as child:
+        s, head = _tunnel(child.server_address[1], "origin.test:443")
+        with s:
+            assert head.startswith(b"HTTP/1.1 200"), head
+            got = head.partition(b"\r\n\r\n")[2]
+            for _ in range(100):
+                if got.endswith(b"\r\n"):
+                    break
+                got += s.recv(4096)
+            assert got == b"220 banner\r\n"
+            s.sendall(b"ping")
+            assert s.recv(4096) == b"ping"
+    # What the parent was asked: CONNECT in authority-form, our credentials and Via.
+    assert seen[0].startswith(b"CONNECT origin.test:443 HTTP/1.1\r\n")
+    assert b"\r\nProxy-Authorization: Basic dTpw\r\n" in seen[0]
+    assert b"\r\nVia: 1.1 " in seen[0]
