@@ -233,7 +233,10 @@ class Exchange(Routing):
         fields = [(n, v) for n, v in req.headers.raw_items()]
         if parent.authorization:
             fields.append((b"Proxy-Authorization", parent.authorization.encode("latin-1")))
-        return h11.Request(method=req.method, target=target, headers=fields)
+        try:
+            return h11.Request(method=req.method, target=target, headers=fields)
+        except h11.LocalProtocolError as exc:  # a target h11 refuses in absolute-form
+            raise Refuse(500, "Internal Server Error: request cannot be forwarded.") from exc
 
     def _send_upstream(self, conn: UpstreamConnection | None) -> None:
         """One attempt: send the request on ``conn`` (a new one if None), then wait."""
