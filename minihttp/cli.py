@@ -61,6 +61,7 @@ __all__ = [
     "graceful_stop",
     "main",
     "make_server",
+    "overflow_for",
     "parse_port",
     "raise_open_file_limit",
     "run_until_stopped",
