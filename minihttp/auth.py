@@ -84,7 +84,14 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.b64decode(text.encode("ascii"), validate=True)
+    """Strict base64; ValueError ("... base64") on anything else."""
+    try:
+        data = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise ValueError("salt and key must be base64") from None
+    if len(data) < 8:  # an empty key would match every password
+        raise ValueError("salt and key must be at least 8 bytes")
+    return data
 
 
 class Verifier(Protocol):
@@ -193,21 +200,16 @@ def _int(text: str, low: int, high: int, what: str) -> int:
 def parse_hashed(text: str) -> Scrypt | PBKDF2:
     """The stored hash ``text`` (after ``USER:``); ValueError saying what is wrong."""
     scheme, *fields = text.strip().split("$")
-    try:
-        if scheme == "scrypt" and len(fields) == 5:
-            n = _int(fields[0], 2, _MAX_N, "scrypt N")
-            if n & (n - 1):
-                raise ValueError("scrypt N must be a power of 2")
-            return Scrypt(n, _int(fields[1], 1, _MAX_R, "scrypt r"),
-                          _int(fields[2], 1, _MAX_P, "scrypt p"),
-                          _unb64(fields[3]), _unb64(fields[4]))
-        if scheme == "pbkdf2-sha256" and len(fields) == 3:
-            return PBKDF2(_int(fields[0], 1000, _MAX_ITERATIONS, "pbkdf2 iterations"),
-                          _unb64(fields[1]), _unb64(fields[2]))
-    except (binascii.Error, ValueError) as exc:
-        if isinstance(exc, binascii.Error) or "base64" in str(exc) or "ASCII" in str(exc):
-            raise ValueError("salt and key must be base64") from None
-        raise
+    if scheme == "scrypt" and len(fields) == 5:
+        n = _int(fields[0], 2, _MAX_N, "scrypt N")
+        if n & (n - 1):
+            raise ValueError("scrypt N must be a power of 2")
+        return Scrypt(n, _int(fields[1], 1, _MAX_R, "scrypt r"),
+                      _int(fields[2], 1, _MAX_P, "scrypt p"),
+                      _unb64(fields[3]), _unb64(fields[4]))
+    if scheme == "pbkdf2-sha256" and len(fields) == 3:
+        return PBKDF2(_int(fields[0], 1000, _MAX_ITERATIONS, "pbkdf2 iterations"),
+                      _unb64(fields[1]), _unb64(fields[2]))
     raise ValueError("expected scrypt$N$r$p$SALT$KEY or pbkdf2-sha256$ITERATIONS$SALT$KEY "
                      "(see python -m minihttp hash-password)")
 

@@ -372,7 +372,7 @@ def _make_server(args: Any, *, handler: type[ProxyHandler], config: ProxyConfig)
 
 
 def _announce(server: Any, args: Any) -> None:
-    if not args.quiet:
-        host, port = server.server_address[:2]
-        print(f"Serving HTTP proxy on {host} port {port} "
-              f"(Via: {server.proxy_config.via_name}) ...", flush=True)
+    """Where it listens, on standard output (also with ``-q``, as the file server)."""
+    host, port = server.server_address[:2]
+    print(f"Serving HTTP proxy on {host} port {port} "
+          f"(Via: {server.proxy_config.via_name}) ...", flush=True)
