@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,3 +192,29 @@ def test_cors_preflight_is_never_challenged(site: Path) -> None:
                       timeout=TIMEOUT)
         assert r.status_code != 401
         assert s.options(url(srv), timeout=TIMEOUT).status_code == 401
+
+
+def test_user_is_not_carried_to_a_rejected_head(site: Path, access_lines: list[str]) -> None:
+    with running(server(site, "--auth", "alice:pw")) as srv:
+        out = raw(srv, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nAuthorization: "
+                  + basic(b"alice:pw").encode() + b"\r\n\r\nGET /\x00 HTTP/1.1\r\n\r\n")
+        assert out.startswith(b"HTTP/1.1 200 ") and b"HTTP/1.1 400 " in out
+        # a head too large to parse is answered before parse_request (431)
+        out = raw(srv, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nAuthorization: "
+                  + basic(b"alice:pw").encode() + b"\r\n\r\nGET / HTTP/1.1\r\nX: "
+                  + b"A" * 200_000 + b"\r\n\r\n")
+        assert out.startswith(b"HTTP/1.1 200 ") and b"HTTP/1.1 431 " in out
+    assert [line.split(" ")[2] for line in access_lines] == ["alice", "-", "alice", "-"]
+
+
+@pytest.mark.parametrize("fmt, pattern", [
+    ("combined", r'^127\.0\.0\.1 - alice \[.*\] "GET /hello.txt HTTP/1.1" 200 6 "-" '),
+    ("json", r'"user": "alice"'),
+    ("{user}|{status}", r"^alice\|200$"),
+])
+def test_user_field_in_other_log_formats(site: Path, access_lines: list[str], fmt: str,
+                                         pattern: str) -> None:
+    with running(server(site, "--auth", "alice:pw", "--access-log-format", fmt)) as srv, \
+            session() as s:
+        assert s.get(url(srv), auth=("alice", "pw"), timeout=TIMEOUT).status_code == 200
+    assert any(re.search(pattern, line) for line in access_lines), access_lines
