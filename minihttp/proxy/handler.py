@@ -2,10 +2,10 @@
 
 Run it (loopback only, port 8080)::
 
-    python -m minihttp.proxy 8080
-    python -m minihttp.proxy 3128 -b 0.0.0.0 --allow 10.0.0.0/8 --auth alice:secret
-    python -m minihttp.proxy 8080 --threads    # a thread per client (ProxyServer)
-    python -m minihttp.proxy 8080 --workers 2  # two processes (the GIL binds one to a core)
+    python -m minihttp proxy 8080
+    MINIHTTP_AUTH=alice:secret python -m minihttp proxy 3128 -b 0.0.0.0 --allow 10.0.0.0/8
+    python -m minihttp proxy 8080 --threads    # a thread per client (ProxyServer)
+    python -m minihttp proxy 8080 --workers 2  # two processes (the GIL binds one to a core)
 
 or subclass :class:`ProxyHandler` and override :meth:`ProxyHandler.request_hook` /
 :meth:`ProxyHandler.response_hook` to inspect and change traffic (see
