@@ -34,7 +34,7 @@ from typing import TextIO, TypeVar, cast
 from .auth import BasicAuthMixin, Credentials, Plain, Verifier, hash_password, parse_hashed
 
 __all__ = ["ENVIRONMENT", "add_arguments", "credentials_from_args", "main_hash_password",
-           "parse_user_pass", "warn_without_tls", "with_auth"]
+           "parse_user_pass", "read_auth_file", "warn_without_tls", "with_auth"]
 
 H = TypeVar("H", bound=type)
 
