@@ -21,9 +21,9 @@ Rules of this module:
   is checked against a dummy entry of the same kind as the store's costliest entry (with
   plain and hashed entries mixed, a plain user still answers faster than a hashed one).
 * A hashed entry's KDF runs once per (user, password) within :data:`CACHE_SECONDS`: a
-  successful check is remembered in memory (keyed by an HMAC of the pair under a per-process
-  random key, never the password itself), at most :data:`CACHE_SIZE` entries. Failures are
-  never cached, so guessing always pays the KDF.
+  successful check is remembered in memory (under a keyed BLAKE2b hash of the pair with a
+  per-process random key, never the password itself), at most :data:`CACHE_SIZE` entries.
+  Failures are never cached, so guessing always pays the KDF.
 * Anything wrong in an ``Authorization`` field (another scheme, bad base64, no colon, not
   UTF-8, control characters, longer than :data:`MAX_TOKEN`, the field twice) is simply "not
   authenticated": 401 with a fresh challenge, never a 500 and never a traceback.
@@ -215,10 +215,14 @@ def parse_hashed(text: str) -> Scrypt | PBKDF2:
 
 
 def _nfc(text: str) -> str:
-    return unicodedata.normalize("NFC", text)
+    # ASCII is already in form C (measured: the check of a plain entry went from 6.1 to
+    # 3.6 us with the ASCII shortcuts here and in _has_control; timeit on this machine)
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
 def _has_control(text: str) -> bool:
+    if text.isascii():
+        return not text.isprintable()  # ASCII's non-printables are C0 and DEL
     return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text)
 
 
@@ -281,8 +285,10 @@ class Credentials:
             return False
         if not verifier.costly:
             return verifier.verify(raw)
-        key = hmac.new(self._cache_key, user.encode("utf-8") + b"\0" + raw,
-                       hashlib.sha256).digest()
+        # keyed BLAKE2b, not hmac.new: measured (timeit) 8.6 us a cached check with HMAC,
+        # about 4 with this
+        key = hashlib.blake2b(user.encode("utf-8") + b"\0" + raw, key=self._cache_key,
+                              digest_size=32).digest()
         now = time.monotonic()
         with self._lock:
             until = self._cache.get(key)
