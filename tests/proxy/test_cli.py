@@ -104,3 +104,28 @@ def test_auth_without_tls_on_a_public_address_warns() -> None:
     lines = result.stderr.splitlines()
     assert lines[0].startswith("warning: authentication without TLS on 192.0.2.1")
     assert lines[1].startswith("error: cannot listen on 192.0.2.1:0")
+
+
+def test_access_log_file_and_format(tmp_path: Path) -> None:
+    """--access-log and --access-log-format, the file server's options, work on the proxy."""
+    log = tmp_path / "access.log"
+    argv = ["-m", "minihttp", "proxy", "0", "--auth", "alice:pw", "--access-log", str(log),
+            "--access-log-format", "{user} {method} {status}"]
+    with Upstream() as up:
+        proc = subprocess.Popen([sys.executable, *argv], env=_env(), cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            port = int(proc.stdout.readline().split(" port ")[1].split()[0])
+            with requests.Session() as s:
+                s.trust_env = False
+                s.proxies = {"http": f"http://alice:pw@127.0.0.1:{port}"}
+                assert s.get(f"{up.base}/x", timeout=5).status_code == 200
+            proc.send_signal(signal.SIGINT)
+            _out, err = proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=5)
+    assert proc.returncode == 0, err
+    assert log.read_text() == "alice GET 200\n"
