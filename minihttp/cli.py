@@ -365,8 +365,8 @@ def make_server(args: argparse.Namespace) -> HTTPServer:
         "extra_headers": tuple(args.header),
         "follow_symlinks": args.follow_symlinks,
     }
-    handler_class = auth_cli.with_auth(
-        type("CLIRequestHandler", (_CLIHandler,), handler_attrs), args)
+    handler_class = type("CLIRequestHandler", (_CLIHandler,), handler_attrs)
+    handler_class = auth_cli.with_auth(handler_class, args)  # last: it wraps the final class
     return build_server(args, partial(handler_class, directory=directory))
 
 
