@@ -20,7 +20,7 @@ from minihttp import auth_cli
 from minihttp.auth import Credentials
 from minihttp.proxy.connections import IPNetwork
 
-__all__ = ["ProxyConfig", "config_from_args", "parse_args"]
+__all__ = ["ProxyConfig", "build_parser", "config_from_args", "parse_args"]
 
 #: A reg-name (RFC 3986 section 3.2.2), also used for our Via pseudonym.
 REG_NAME = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=%-]+")
@@ -84,7 +84,8 @@ class ProxyConfig:
         return dataclasses.replace(self, **changes)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m minihttp proxy``."""
     parser = argparse.ArgumentParser(
         prog="python -m minihttp proxy", description="minihttp forward HTTP proxy")
     _add_common_arguments(parser)
@@ -106,7 +107,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="a thread per client connection (ProxyServer) instead of the "
                              "default minihttp.eventloop.PooledHTTPServer, whose event loop "
                              "waits for upstream responses without holding a thread")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The proxy's command line parsed (``argv`` None: ``sys.argv``); exits on usage errors."""
+    args = build_parser().parse_args(argv)
     args.pool = not args.threads
     return args
 

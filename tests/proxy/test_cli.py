@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from minihttp import __version__
+from minihttp.proxy import config as proxy_config
 from tests.helpers.proxy import Upstream
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,3 +130,19 @@ def test_access_log_file_and_format(tmp_path: Path) -> None:
                 proc.communicate(timeout=5)
     assert proc.returncode == 0, err
     assert log.read_text() == "alice GET 200\n"
+
+
+def test_readme_summary_lists_every_proxy_option() -> None:
+    """The README's proxy summary keeps up with the parser (options come from several
+    people's work)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## A forward proxy: `python -m minihttp proxy`"):]
+    m = re.search(r"```\n(python -m minihttp proxy \[port\].*?)```", section, re.S)
+    assert m, "no summary block in the README's proxy section"
+    parser = proxy_config.build_parser()
+    options = [opt for action in parser._actions for opt in action.option_strings
+               if opt not in ("-h", "--help")]
+    assert "--auth-file" in options and "-q" in options  # the parser was read
+    missing = [opt for opt in options
+               if not re.search(rf"(?<![\w-]){re.escape(opt)}(?![\w-])", m.group(1))]
+    assert not missing, f"README's proxy CLI summary lacks {missing}"
