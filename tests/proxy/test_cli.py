@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import selectors
 import signal
 import socket
 import subprocess
@@ -33,6 +34,18 @@ def _env() -> dict[str, str]:
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, *argv], env=_env(), capture_output=True,
                           text=True, timeout=20, cwd=ROOT)
+
+
+def _announced_port(proc: subprocess.Popen[str], timeout: float = 10.0) -> int:
+    """The port of the proxy's "Serving HTTP proxy on ..." line, waiting at most
+    ``timeout`` seconds for it."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        assert sel.select(timeout), "the proxy announced nothing in time"
+    line = proc.stdout.readline()
+    assert line.startswith("Serving HTTP proxy on 127.0.0.1 port "), line
+    return int(line.split(" port ")[1].split()[0])
 
 
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
@@ -75,10 +88,7 @@ def test_quiet_and_authenticated_user_in_the_log() -> None:
             proc = subprocess.Popen([sys.executable, *argv], env=_env(), cwd=ROOT,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             try:
-                assert proc.stdout is not None  # announced with -q too, as the file server
-                line = proc.stdout.readline()
-                assert line.startswith("Serving HTTP proxy on 127.0.0.1 port "), line
-                port = int(line.split(" port ")[1].split()[0])
+                port = _announced_port(proc)  # announced with -q too, as the file server
                 with requests.Session() as s:
                     s.trust_env = False
                     s.proxies = {"http": f"http://alice:pw@127.0.0.1:{port}"}
@@ -116,8 +126,7 @@ def test_access_log_file_and_format(tmp_path: Path) -> None:
         proc = subprocess.Popen([sys.executable, *argv], env=_env(), cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            assert proc.stdout is not None
-            port = int(proc.stdout.readline().split(" port ")[1].split()[0])
+            port = _announced_port(proc)
             with requests.Session() as s:
                 s.trust_env = False
                 s.proxies = {"http": f"http://alice:pw@127.0.0.1:{port}"}
