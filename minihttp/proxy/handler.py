@@ -2,10 +2,10 @@
 
 Run it (loopback only, port 8080)::
 
-    python -m minihttp.proxy 8080
-    python -m minihttp.proxy 3128 -b 0.0.0.0 --allow 10.0.0.0/8 --auth alice:secret
-    python -m minihttp.proxy 8080 --threads    # a thread per client (ProxyServer)
-    python -m minihttp.proxy 8080 --workers 2  # two processes (the GIL binds one to a core)
+    python -m minihttp proxy 8080
+    MINIHTTP_AUTH=alice:secret python -m minihttp proxy 3128 -b 0.0.0.0 --allow 10.0.0.0/8
+    python -m minihttp proxy 8080 --threads    # a thread per client (ProxyServer)
+    python -m minihttp proxy 8080 --workers 2  # two processes (the GIL binds one to a core)
 
 or subclass :class:`ProxyHandler` and override :meth:`ProxyHandler.request_hook` /
 :meth:`ProxyHandler.response_hook` to inspect and change traffic (see
@@ -55,12 +55,15 @@ which real traffic repeats as much as the benchmark).
 
 from __future__ import annotations
 
+import functools
 import socket
 import sys
 import threading
 import weakref
 from typing import Any
 
+from minihttp.accesslog import with_access_log
+from minihttp.auth_cli import warn_without_tls
 from minihttp.eventloop.server import PooledHTTPServer
 from minihttp.proxy.chain import Parent, connect_via
 from minihttp.proxy.config import ProxyConfig, config_from_args, parse_args
@@ -114,7 +117,14 @@ class ProxyServerMixIn:
     constructor takes ``(server_address, RequestHandlerClass, bind_and_activate)``; it must
     come first in the bases, e.g. ``class PooledProxyServer(ProxyServerMixIn,
     PooledHTTPServer)``. :class:`ProxyServer` is the thread-per-connection one.
+
+    With ``ProxyConfig.socks_port`` set it also owns the SOCKS5 listener
+    (:mod:`minihttp.proxy.socks`), bound with it and served while ``serve_forever`` runs
+    (in every pre-forked worker too).
     """
+
+    #: The SOCKS5 listener beside this one (None without ``socks_port``).
+    socks: Any = None
 
     def __init__(
         self,
@@ -135,6 +145,18 @@ class ProxyServerMixIn:
         self._live_lock = threading.Lock()
         super().__init__(  # type: ignore[call-arg]
             server_address, RequestHandlerClass or ProxyHandler, bind_and_activate)
+        if bind_and_activate and self.proxy_config.socks_port is not None:
+            try:
+                self.socks = listen_beside(self, self.proxy_config)
+            except OSError as exc:
+                super().server_close()  # type: ignore[misc]
+                raise ValueError(f"cannot listen on port {self.proxy_config.socks_port} "
+                                 f"for SOCKS5: {exc.strerror or exc}") from exc
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Serve HTTP (and SOCKS5 in a thread beside it, when configured) until shutdown."""
+        with serving(self.socks):
+            super().serve_forever(poll_interval)  # type: ignore[misc]
 
     def track(self, sock: socket.socket, alive: bool) -> None:
         """Remember (or forget) an upstream socket so server_close can cut it."""
@@ -149,6 +171,8 @@ class ProxyServerMixIn:
         """
         self.proxy_pool.close()
         self._cut_upstreams()
+        if self.socks is not None:
+            self.socks.server_close()
         super().server_close()  # type: ignore[misc]
 
     def cut_stragglers(self) -> None:
@@ -360,62 +384,47 @@ class ProxyHandler(FastPath, GeneralPath):
 
 
 def main(argv: list[str] | None = None, handler: type[ProxyHandler] = ProxyHandler) -> int:
-    """Run the proxy until interrupted; the exit status (2 on bad arguments)."""
-    args = parse_args(argv)
+    """Run the proxy until interrupted; the exit status (2 on bad arguments).
+
+    The file server's way (:func:`minihttp.cli.serve`): its logging, its error sentences
+    (a port in use reads the same), its stop and its ``--workers``.
+    """
+    from minihttp import cli
+
     try:
+        args = parse_args(argv)
         config = config_from_args(args)
+    except SystemExit as exc:  # --help, --version, or a usage error (already printed)
+        return exc.code if isinstance(exc.code, int) else 2
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if config.auth is not None:
+        warn_without_tls(args)
+    try:
+        return cli.serve(args, functools.partial(_make_server, handler=handler,
+                                                 config=config), _announce)
+    except KeyboardInterrupt:  # before the signal handlers were in place
+        return 130
+
+
+def _make_server(args: Any, *, handler: type[ProxyHandler], config: ProxyConfig) -> Any:
+    """The proxy server the parsed arguments describe (bound and listening)."""
     family = socket.AF_INET6 if ":" in args.bind else socket.AF_INET
     base: type[Any] = PooledProxyServer if args.pool else ProxyServer
 
     class _Server(base):  # type: ignore[misc]
         address_family = family
 
-    try:
-        server = _Server((args.bind, args.port), handler, config=config)
-    except OSError as exc:
-        print(f"error: cannot listen on {args.bind}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    try:
-        socks = listen_beside(server, config)
-    except OSError as exc:
-        server.server_close()
-        print(f"error: cannot listen on {args.bind}:{config.socks_port}: {exc}", file=sys.stderr)
-        return 1
-    from minihttp import logs, prefork
-    from minihttp.cli import run_until_stopped
+    return _Server((args.bind, args.port), with_access_log(handler, args.access_log_format),
+                   config=config)
 
-    # The file server's logging (a batching handler on "minihttp"); quiet too, so that the
-    # library's http.server-style fallback to stderr does not apply.
-    logs.configure(quiet=config.quiet, with_pid=bool(args.workers))
+
+def _announce(server: Any, args: Any) -> None:
+    """Where it listens, on standard output (also with ``-q``, as the file server)."""
     host, port = server.server_address[:2]
-
-    def announce() -> None:
-        if not config.quiet:
-            print(f"Serving HTTP proxy on {host} port {port} (Via: {config.via_name}) ...",
-                  flush=True)
-            if socks is not None:
-                print(f"Serving SOCKS5 on {host} port {socks.server_address[1]} ...",
-                      flush=True)
-
-    def run_one(on_ready: Any = None) -> int:
-        with serving(socks):  # the SOCKS listener, beside the HTTP one, in every worker
-            return run_until_stopped(server, config.quiet, on_ready)
-
-    try:
-        if not args.workers:
-            return run_one(announce)
-        # Each worker has its own upstream pool and event loop; the Via name is shared, so
-        # a loop through any of them is still seen.
-        return prefork.serve_workers(server, args.workers, run_one,
-                                     graceful_timeout=args.graceful_timeout,
-                                     on_ready=announce)
-    except KeyboardInterrupt:  # before the signal handlers were in place
-        return 130
-    finally:
-        server.server_close()
-        if socks is not None:
-            socks.server_close()
-
+    print(f"Serving HTTP proxy on {host} port {port} "
+          f"(Via: {server.proxy_config.via_name}) ...", flush=True)
+    socks = getattr(server, "socks", None)
+    if socks is not None:
+        print(f"Serving SOCKS5 on {host} port {socks.server_address[1]} ...", flush=True)

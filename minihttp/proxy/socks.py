@@ -12,8 +12,9 @@ Rules of this module (RFC 1928, RFC 1929):
 * Only CONNECT: BIND and UDP ASSOCIATE get reply 0x07 (command not supported); an unknown
   address type 0x08. IPv4, IPv6 and domain-name destinations are taken.
 * Authentication: with ``ProxyConfig.auth`` set, only username/password (0x02) is offered
-  (no-auth is not, even when the client lists it) and the pair is compared in constant
-  time; without it, only no-auth (0x00). No acceptable method: 0xFF, then close.
+  (no-auth is not, even when the client lists it) and the pair is checked by
+  :class:`minihttp.auth.Credentials` as Proxy-Authorization is; without it, only no-auth
+  (0x00). No acceptable method: 0xFF, then close.
 * Policy, as for CONNECT: a client outside ``allow`` is told no method is acceptable
   (0xFF) before anything else; a destination port outside ``connect_ports``, a destination
   on the deny-list, or this proxy itself get 0x02 (not allowed by ruleset).
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hmac
 import ipaddress
 import re
 import socket
@@ -39,6 +39,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
+from minihttp.auth import Credentials
 from minihttp.proxy.chain import ParentRefused, connect_via
 from minihttp.proxy.config import ProxyConfig
 from minihttp.proxy.connections import (
@@ -253,13 +254,22 @@ class SocksHandler(BaseRequestHandler):
             raise _Fail(NOT_ALLOWED)
         return host, port
 
-    def _authenticate(self, auth: tuple[str, str]) -> None:
-        """RFC 1929: version 1, user, password; status 0 on success, else 1 and close."""
+    def _authenticate(self, auth: Credentials | tuple[str, str]) -> None:
+        """RFC 1929: version 1, user, password; status 0 on success, else 1 and close.
+
+        Checked by :class:`minihttp.auth.Credentials`, as ``Proxy-Authorization`` is (the
+        same users, hashed passwords and constant-time comparison); names and passwords
+        are taken as UTF-8, as curl and browsers send them.
+        """
+        if not isinstance(auth, Credentials):  # a pair: ProxyConfig turns it into these
+            auth = Credentials.plain([auth])
         version, length = self._read(2)
         user = self._read(length)
         password = self._read(self._read(1)[0])
-        expected = f"{auth[0]}\0{auth[1]}".encode()
-        ok = version == 1 and hmac.compare_digest(user + b"\0" + password, expected)
+        try:
+            ok = version == 1 and auth.verify(user.decode("utf-8"), password.decode("utf-8"))
+        except UnicodeDecodeError:
+            ok = False
         self.request.sendall(bytes((1, 0 if ok else 1)))
         if not ok:
             raise _Fail(None)
