@@ -259,13 +259,14 @@ def test_curl_socks5_hostname() -> None:
                 assert result.returncode != 0 and result.stdout == b""
 
 
-def test_command_line_serves_socks_beside_http() -> None:
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one", "workers"])
+def test_command_line_serves_socks_beside_http(workers: list[str]) -> None:
     curl = _curl()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with Upstream() as up:
         proc = subprocess.Popen(
             [sys.executable, "-m", "minihttp.proxy", "0", "--socks", "0",
-             "--connect-port", str(up.port)],
+             "--connect-port", str(up.port), *workers],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(ROOT))
         try:
             assert proc.stdout is not None
@@ -274,11 +275,12 @@ def test_command_line_serves_socks_beside_http() -> None:
             socks_port = int(lines[1].split(" port ")[1].split()[0])
             http_port = int(lines[0].split(" port ")[1].split()[0])
             assert socks_port not in (0, http_port)
-            result = subprocess.run(
-                [curl, "-sS", "--max-time", "10", "-x", f"socks5h://127.0.0.1:{socks_port}",
-                 f"http://127.0.0.1:{up.port}/y"],
-                capture_output=True, timeout=20, check=False)
-            assert result.returncode == 0 and result.stdout == b"ok:", result.stderr
+            for _ in range(4):  # with workers, whichever takes each connection serves it
+                result = subprocess.run(
+                    [curl, "-sS", "--max-time", "10", "-x",
+                     f"socks5h://127.0.0.1:{socks_port}", f"http://127.0.0.1:{up.port}/y"],
+                    capture_output=True, timeout=20, check=False)
+                assert result.returncode == 0 and result.stdout == b"ok:", result.stderr
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -288,3 +290,15 @@ def test_command_line_serves_socks_beside_http() -> None:
                 proc.wait(5)
                 raise
         assert proc.returncode == 0, proc.stderr.read() if proc.stderr else b""
+
+
+def test_command_line_socks_port_in_use() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "minihttp.proxy", "0", "--socks", str(port)],
+            capture_output=True, timeout=30, env=env, cwd=str(ROOT), check=False)
+    assert result.returncode != 0
+    assert f"cannot listen on port {port} for SOCKS5".encode() in result.stderr, result.stderr
+    assert b"Traceback" not in result.stderr
