@@ -258,3 +258,19 @@ def test_connect_through_the_parent_to_a_server_that_speaks_first() -> None:
     assert seen[0].startswith(b"CONNECT origin.test:443 HTTP/1.1\r\n")
     assert b"\r\nProxy-Authorization: Basic dTpw\r\n" in seen[0]
     assert b"\r\nVia: 1.1 " in seen[0]
+
+
+def test_deny_list_still_applies_to_ip_literals_when_chained() -> None:
+    with Upstream() as up, proxy(_cfg(via_name="parent-p")) as parent:
+        chain = Chain(_parent(parent))
+        with proxy(_cfg(chain=chain, deny=("127.0.0.0/8",),
+                        connect_ports=frozenset({up.port}))) as child:
+            r = _get(child, up.base + "/denied")
+            assert r.status_code == 403
+            answer = raw_exchange(child.server_address[1],
+                                  f"CONNECT 127.0.0.1:{up.port} HTTP/1.1\r\n"
+                                  f"Host: x\r\n\r\n".encode())
+            assert answer.startswith(b"HTTP/1.1 403 ")
+            # A name is the parent's to resolve and check: it goes through.
+            assert _get(child, f"http://localhost:{up.port}/name").status_code == 200
+        assert [s.target for s in up.seen] == ["/name"]
