@@ -9,7 +9,8 @@ Underneath, each concern lives in its own pure module:
 * :mod:`minihttp.static.conditional` builds ETag / Last-Modified and evaluates preconditions;
 * :mod:`minihttp.static.ranges` answers ``Range`` (206, multipart/byteranges, 416);
 * :mod:`minihttp.static.encoding` picks a precompressed ``.br`` / ``.gz`` sibling;
-* :mod:`minihttp.static.listing` renders directory listings.
+* :mod:`minihttp.static.listing` renders directory listings;
+* :mod:`minihttp.static.types` names media types (our table; the machine's only for the rest).
 
 Rules of this module:
 
@@ -35,7 +36,6 @@ of the URL and the directory); media types are cached per extension.
 from __future__ import annotations
 
 import io
-import mimetypes
 import os
 import posixpath
 import secrets
@@ -76,6 +76,7 @@ from minihttp.static.ranges import (
     multipart_layout,
     parse_range,
 )
+from minihttp.static.types import WEB_TYPES, machine_type
 
 __all__ = ["FileBody", "SimpleHTTPRequestHandler"]
 
@@ -83,37 +84,6 @@ __all__ = ["FileBody", "SimpleHTTPRequestHandler"]
 CHUNK_SIZE = 64 * 1024
 #: Smallest file segment sent with ``sendfile``; smaller ones go out with the head in one send.
 SENDFILE_MIN = 64 * 1024
-
-# Media types of the modern web, independent of the host's /etc/mime.types.
-_WEB_TYPES = {
-    ".js": "text/javascript",  # RFC 9239
-    ".mjs": "text/javascript",
-    ".cjs": "text/javascript",
-    ".css": "text/css",
-    ".html": "text/html",
-    ".htm": "text/html",
-    ".txt": "text/plain",
-    ".md": "text/markdown",
-    ".csv": "text/csv",
-    ".json": "application/json",
-    ".map": "application/json",
-    ".webmanifest": "application/manifest+json",
-    ".wasm": "application/wasm",
-    ".svg": "image/svg+xml",
-    ".webp": "image/webp",
-    ".avif": "image/avif",
-    ".png": "image/png",
-    ".ico": "image/vnd.microsoft.icon",
-    ".woff": "font/woff",
-    ".woff2": "font/woff2",
-    ".mp4": "video/mp4",
-    ".webm": "video/webm",
-    ".zst": "application/zstd",
-}
-
-
-#: mimetypes' answers by lower-case extension (bounded: extensions come from requests).
-_guessed: dict[str, str] = {}
 
 #: Request fields (lower case) that make a file's answer anything but a plain 200.
 _PRECONDITION_FIELDS = frozenset(
@@ -221,7 +191,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         ".Z": "application/octet-stream",
         ".bz2": "application/x-bzip2",
         ".xz": "application/x-xz",
-        **_WEB_TYPES,
+        **WEB_TYPES,
     }
     #: Follow symlinks that lead outside ``directory`` (off: such links are 404).
     follow_symlinks: bool = False
@@ -274,7 +244,9 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         return translate(self.directory, path)
 
     def guess_type(self, path: str | os.PathLike[str]) -> str:
-        """Media type from the extension: ``extensions_map`` first, then ``mimetypes``."""
+        """Media type from the extension: ``extensions_map`` (our table,
+        :data:`~minihttp.static.types.WEB_TYPES`) first, the machine's ``mimetypes`` only
+        for the rest."""
         return self._type_of(posixpath.splitext(os.fspath(path))[1])
 
     def _type_of(self, ext: str) -> str:
@@ -284,14 +256,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         ext = ext.lower()
         if ext in self.extensions_map:
             return self.extensions_map[ext]
-        guess = _guessed.get(ext)
-        if guess is None:
-            # mimetypes.guess_type costs microseconds; its answer depends on the extension
-            # only (encodings like .gz are in extensions_map), so it is cached per extension.
-            guess = mimetypes.guess_type("f" + ext)[0] or "application/octet-stream"
-            if len(_guessed) < 1024:
-                _guessed[ext] = guess
-        return guess
+        return machine_type(ext)  # only for extensions our table does not name
 
     def content_type(self, path: str) -> str:
         """Content-Type field value: :meth:`guess_type` plus a charset for text types."""
