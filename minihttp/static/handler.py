@@ -14,9 +14,12 @@ Underneath, each concern lives in its own pure module:
 
 Rules of this module:
 
-* Only GET and HEAD are defined; any other method gets the server's 501, as with the
-  standard library (RFC 9110 section 15.6.2 allows 501 for methods the resource does not
-  implement).
+* Only GET and HEAD are defined; OPTIONS gets the server's 204 with ``Allow`` (RFC 9110
+  section 9.3.7), any other method the server's 501, as with the standard library (RFC 9110
+  section 15.6.2 allows 501 for methods the resource does not implement).
+* Site options (:mod:`minihttp.static.site`: ``spa``, ``not_found_page``,
+  ``directory_listing``, ``hide_dotfiles``) cost nothing while off, and are consulted only
+  before serving (dotfiles) or when the answer would be 404.
 * ``send_head`` returns a readable object or None, as in ``http.server``. For files it returns
   a :class:`FileBody` that knows which byte segments to send, so ``copyfile`` can send them
   zero-copy with ``sendfile`` (when the writer offers it) and otherwise in 64 KiB pieces; a
@@ -76,6 +79,7 @@ from minihttp.static.ranges import (
     multipart_layout,
     parse_range,
 )
+from minihttp.static.site import PAGE_MAX, hidden_name, hidden_path, spa_route
 from minihttp.static.types import WEB_TYPES, machine_type
 
 __all__ = ["FileBody", "SimpleHTTPRequestHandler"]
@@ -203,6 +207,15 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     use_sendfile: bool = True
     #: Small files kept in memory, revalidated by ``lstat`` on each hit (None: no cache).
     small_file_cache: SmallFileCache | None = _SMALL_FILES
+    # Site options (:mod:`minihttp.static.site`), consulted off the hot path only.
+    #: A missing path that a browser navigates to (no extension) gets the root's index page.
+    spa: bool = False
+    #: A page at the root sent as the body of every 404 when it exists (None: off).
+    not_found_page: str | None = None
+    #: List directories that have no index page (off: they are 404).
+    directory_listing: bool = True
+    #: 404 for path segments that start with a dot (``.well-known`` excepted); not listed.
+    hide_dotfiles: bool = False
 
     def __init__(self, *args: Any, directory: str | os.PathLike[str] | None = None,
                  **kwargs: Any) -> None:
@@ -229,8 +242,12 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     def send_head(self) -> _Body | None:
         """Send the response head; return the body to copy (caller closes it) or None."""
         try:
+            if self.hide_dotfiles and hidden_path(split_target(self.path)[0]):
+                raise NotFound()
             return self._send_head()
         except HTTPError as exc:
+            if exc.status == 404 and (self.spa or self.not_found_page):
+                return self._send_missing(exc)
             self.send_error(exc.status, exc.message)
             return None
 
@@ -271,8 +288,13 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         """Send the head of a listing of ``path`` and return its body (None on error)."""
         path = os.fspath(path)
         root = self.directory
+        if not self.directory_listing:
+            raise NotFound()  # as if absent (see minihttp.static.site)
+        hide = self.hide_dotfiles
 
         def visible(entry: os.DirEntry[str]) -> bool:
+            if hide and hidden_name(entry.name):
+                return False
             return self.follow_symlinks or not entry.is_symlink() or contained(entry.path, root)
 
         try:
@@ -307,6 +329,35 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
                 self._send_segment(source.file, piece[0], piece[1], outputfile)
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _send_missing(self, exc: HTTPError) -> _Body | None:
+        """Answer a 404 as the site options say: the SPA's index page (200) for a client-side
+        route, else the custom 404 page with status 404, else the plain error."""
+        raw_path, _query = split_target(self.path)
+        if self.spa and self.command in ("GET", "HEAD") and spa_route(
+                raw_path, self.headers.get("Accept")):
+            for name in self.index_pages:
+                try:
+                    return self._send_file(os.path.join(self.directory, name))
+                except HTTPError:
+                    continue
+        page = self.not_found_page
+        if page:
+            try:
+                f, st = self._open(os.path.join(self.directory, page))
+            except HTTPError:
+                f = None
+            if f is not None:
+                with f:
+                    body = f.read(PAGE_MAX + 1) if st.st_size <= PAGE_MAX else b""
+                if body and len(body) <= PAGE_MAX:
+                    self.send_response(404)
+                    self.send_header("Content-Type", self.content_type(page))
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    return io.BytesIO(body)
+        self.send_error(exc.status, exc.message)
+        return None
 
     def _zero_copy(self, out: Any, count: int) -> Any:
         """``out.sendfile`` when zero-copy pays: a big segment on a plain TCP socket.
