@@ -302,11 +302,11 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         except OSError:
             self.send_error(404, "No permission to list directory")
             return None
-        raw_path, _query = split_target(self.path)
+        raw_path, query = split_target(self.path)
         display = "/" + "/".join(url_segments(raw_path))
         if display != "/":
             display += "/"
-        body = render_listing(display, entries, parent=display != "/")
+        body = render_listing(display, entries, parent=display != "/", query=query)
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))

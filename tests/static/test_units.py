@@ -289,7 +289,7 @@ def test_render_listing_escapes_and_orders() -> None:
     assert "<title>Index of /x y/&lt;b&gt;/</title>" in page
     assert "<script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.txt" in page
-    assert 'href="%3Cscript%3Ealert%281%29%3C/script%3E.txt"' in page
+    assert 'href="%3Cscript%3Ealert%281%29%3C%2Fscript%3E.txt"' in page
     assert 'href="q%22uote%26%23%3F.txt"' in page
     assert 'href="a%20dir/"' in page
     assert 'href="bad%FF"' in page and "bad\ufffd" in page
