@@ -392,7 +392,8 @@ def test_parse_range_is_total_and_clean(value: str, length: int) -> None:
 @pytest.mark.parametrize(
     "module",
     ["minihttp.static.handler", "minihttp.cli", "minihttp.static.ranges", "minihttp.static.conditional",
-     "minihttp.static.paths", "minihttp.static.encoding", "minihttp.static.listing", "minihttp.static.cache"],
+     "minihttp.static.paths", "minihttp.static.encoding", "minihttp.static.listing", "minihttp.static.cache",
+     "minihttp.static.cors", "minihttp.static.site", "minihttp.static.types"],
 )
 def test_all_lists_public_names(module: str) -> None:
     import importlib
