@@ -69,7 +69,10 @@ def natural_key(name: str) -> tuple[tuple[str | int, ...], str]:
 
 def parse_sort(query: str) -> tuple[str, bool]:
     """``(column, descending)`` from a query string; the default for anything unknown."""
-    fields = urllib.parse.parse_qs(query, max_num_fields=8) if query else {}
+    try:
+        fields = urllib.parse.parse_qs(query, max_num_fields=8) if query else {}
+    except ValueError:  # more fields than any sort link has: not ours, the default order
+        fields = {}
     column = fields.get("sort", ["name"])[-1]
     if column not in SORT_KEYS:
         column = "name"
