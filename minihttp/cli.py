@@ -221,9 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "'X-Robots-Tag: noindex' (repeatable)")
     parser.add_argument("--follow-symlinks", action="store_true",
                         help="serve symlinks that point outside the directory (default: 404)")
+    add_server_arguments(parser)
     cors.add_arguments(parser)
     site.add_arguments(parser)
-    add_server_arguments(parser)
     return parser
 
 

@@ -197,6 +197,15 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         ".xz": "application/x-xz",
         **WEB_TYPES,
     }
+    # Site options (:mod:`minihttp.static.site`), consulted off the hot path only.
+    #: A missing path that a browser navigates to (no extension) gets the root's index page.
+    spa: bool = False
+    #: A page at the root sent as the body of every 404 when it exists (None: off).
+    not_found_page: str | None = None
+    #: List directories that have no index page (off: they are 404).
+    directory_listing: bool = True
+    #: 404 for path segments that start with a dot (``.well-known`` excepted); not listed.
+    hide_dotfiles: bool = False
     #: Follow symlinks that lead outside ``directory`` (off: such links are 404).
     follow_symlinks: bool = False
     #: Precompressed siblings looked for next to each file, preferred first.
@@ -207,15 +216,6 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     use_sendfile: bool = True
     #: Small files kept in memory, revalidated by ``lstat`` on each hit (None: no cache).
     small_file_cache: SmallFileCache | None = _SMALL_FILES
-    # Site options (:mod:`minihttp.static.site`), consulted off the hot path only.
-    #: A missing path that a browser navigates to (no extension) gets the root's index page.
-    spa: bool = False
-    #: A page at the root sent as the body of every 404 when it exists (None: off).
-    not_found_page: str | None = None
-    #: List directories that have no index page (off: they are 404).
-    directory_listing: bool = True
-    #: 404 for path segments that start with a dot (``.well-known`` excepted); not listed.
-    hide_dotfiles: bool = False
 
     def __init__(self, *args: Any, directory: str | os.PathLike[str] | None = None,
                  **kwargs: Any) -> None:

@@ -21,7 +21,8 @@ Rules of this module:
   the exact name, so the order is total and stable.
 * The page's markup is a contract with the browser tests: rows are ``<tr>`` in one
   ``<table>``, names are ``<a>`` links, column headings link with ``sort=``, the breadcrumb is
-  ``<nav class="crumbs">``; ``footer`` (e.g. an upload form) comes right after the table.
+  ``<nav class="crumbs">``; ``footer`` (e.g. an upload form) comes right after the table,
+  ``extra`` right before it.
 """
 
 from __future__ import annotations
@@ -206,12 +207,13 @@ _STYLE = (
 
 
 def render_listing(display_path: str, entries: Iterable[Entry], *, parent: bool,
-                   query: str = "", footer: str = "") -> bytes:
+                   query: str = "", footer: str = "", extra: str = "") -> bytes:
     """The listing page for ``display_path`` (the decoded URL path) as UTF-8 bytes.
 
     ``parent`` adds a link to the enclosing directory (false at the served root); ``query``
     is the request's query string (it chooses the order, see :func:`parse_sort`); ``footer``
-    is an HTML fragment placed after the table, inserted as it is (the caller escapes).
+    and ``extra`` are HTML fragments inserted as they are (the caller escapes), ``footer``
+    after the table, ``extra`` between the heading and the table.
     """
     column, descending = parse_sort(query)
     title = f"Index of {_shown(display_path)}"
@@ -232,7 +234,7 @@ def render_listing(display_path: str, entries: Iterable[Entry], *, parent: bool,
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<meta name="color-scheme" content="light dark">\n'
         f"<title>{title}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
-        f"{_crumbs(display_path)}\n<table>\n"
+        f"{_crumbs(display_path)}\n{extra + chr(10) if extra else ''}<table>\n"
         f"<thead>{_heading_row(column, descending)}</thead>\n<tbody>\n"
         + "\n".join(rows)
         + "\n</tbody>\n</table>\n"

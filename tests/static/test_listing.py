@@ -172,6 +172,8 @@ def test_footer_comes_after_the_table() -> None:
     html = render_listing("/", ENTRIES, parent=False, footer='<form id="up"></form>').decode()
     assert html.index("</table>") < html.index('<form id="up"></form>') < html.index("</body>")
     assert "<form" not in render_listing("/", ENTRIES, parent=False).decode()
+    html = render_listing("/", ENTRIES, parent=False, extra='<p id="x"></p>').decode()
+    assert html.index("</nav>") < html.index('<p id="x"></p>') < html.index("<table>")
 
 
 ODD = ['q"uote\'s.txt', "<b>&amp;.txt", "new\nline.txt", "bad\udcff.txt", "hash#.txt",
