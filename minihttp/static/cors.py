@@ -164,7 +164,10 @@ class CORSMixin(BaseHTTPRequestHandler):
             if self._cors_sent:
                 self._cors_sent = False
             else:
-                headers = getattr(self, "headers", None)  # None: the head was unreadable
+                # No command: this head did not parse, and ``headers`` (if any) are still
+                # the previous request's on this connection; its Origin is not this one's.
+                parsed = getattr(self, "command", None) is not None
+                headers = getattr(self, "headers", None) if parsed else None
                 origin = headers.get("Origin") if headers is not None else None
                 for name, value in policy.response_fields(origin):
                     self.send_header(name, value)

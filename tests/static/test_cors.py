@@ -151,3 +151,16 @@ def test_plain_options_without_cors(root: Path) -> None:
 def test_bad_cors_argument_is_a_usage_error(root: Path) -> None:
     with pytest.raises(SystemExit), file_server(root, "--cors", "null"):
         pass
+
+
+def test_unparsable_head_does_not_echo_the_previous_origin(root: Path) -> None:
+    """A 400 for a bad head after a good request on one connection: the old Origin is not
+    this request's, so it is not echoed."""
+    with file_server(root, "--cors", APP) as base:
+        status, fields, body = raw_exchange(base, (
+            b"GET /data.json HTTP/1.1\r\nHost: t\r\nOrigin: https://app.example\r\n\r\n"
+            b"GET /x HTTP/1.1\r\nHost: t\r\nBad Field: x\r\nConnection: close\r\n\r\n"))
+    _first, _, second = body.partition(b"HTTP/1.1 ")
+    assert status == 200 and dict(fields)["access-control-allow-origin"] == APP
+    assert second.startswith(b"400 ")
+    assert b"access-control-allow-origin" not in second.partition(b"\r\n\r\n")[0].lower()
