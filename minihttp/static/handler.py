@@ -349,7 +349,10 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
                 f = None
             if f is not None:
                 with f:
-                    body = f.read(PAGE_MAX + 1) if st.st_size <= PAGE_MAX else b""
+                    try:
+                        body = f.read(PAGE_MAX + 1) if st.st_size <= PAGE_MAX else b""
+                    except OSError:
+                        body = b""  # unreadable now: the plain error below
                 if body and len(body) <= PAGE_MAX:
                     self.send_response(404)
                     self.send_header("Content-Type", self.content_type(page))

@@ -14,7 +14,9 @@ Rules of this module:
   route) and its last segment has no extension. A missing ``/app.js`` or ``/logo.png`` stays
   404, as in ``sirv --single``: HTML served for a script breaks with a confusing MIME error
   (``serve --single`` rewrites those too; we do not). A ``fetch()`` (``Accept: */*``) of a
-  missing path gets 404, not HTML.
+  missing path gets 404, not HTML. (The fallback answer is the index file's own, validators
+  included; it carries no ``Vary: Accept``, since the file answer has no hook for it: a
+  browser's cached HTML for a route could be reused by a script fetching that same URL.)
 * **404 page**: ``404.html`` at the root, when it exists (a regular file inside the root, at
   most :data:`PAGE_MAX` bytes), is the body of every 404 of the command line, with status 404.
 * **Hidden dotfiles** (``--hide-dotfiles``): any path segment starting with a dot is 404 and
