@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from minihttp.static.site import accepts_html, hidden_path, spa_route
+from minihttp.static.site import PAGE_MAX, accepts_html, hidden_path, spa_route
 from tests.helpers.cliserver import file_server
 
 TIMEOUT = 5.0
@@ -112,6 +112,14 @@ def test_without_404_page_the_plain_error(root: Path) -> None:
         missing = get(base + "/nope.txt")
     assert missing.status_code == 404 and "lost?" not in missing.text
     assert "404" in missing.text
+
+
+def test_oversized_404_page_is_not_used(root: Path) -> None:
+    (root / "404.html").write_bytes(b"<!-- big -->" + b" " * PAGE_MAX)
+    with file_server(root) as base:
+        missing = get(base + "/nope.txt")
+    assert missing.status_code == 404 and b"big" not in missing.content
+    assert len(missing.content) < 4096
 
 
 def test_no_listing(root: Path) -> None:
