@@ -182,18 +182,18 @@ class CORSMixin(BaseHTTPRequestHandler):
             self.send_options()
             return
         fields = policy.preflight_fields(origin, headers.get("Access-Control-Request-Headers"),
-                                         self.methods())
+                                         self.cors_methods())
         if fields is None:
             self.send_options()  # the browser sees no Allow-Origin and blocks the request
             return
         self.send_response(204)
-        self.send_header("Allow", ", ".join(self.methods()))
+        self.send_header("Allow", ", ".join(self.cors_methods()))
         for name, value in fields:
             self.send_header(name, value)
         self._cors_sent = True
         self.end_headers()
 
-    def methods(self) -> list[str]:
+    def cors_methods(self) -> list[str]:
         """The methods this handler answers (its ``do_*``), sorted."""
         cls = type(self)
         return sorted(n[3:] for n in dir(cls) if n.startswith("do_") and callable(getattr(cls, n)))
