@@ -51,6 +51,7 @@ from .listen import Listener, descriptor, systemd_listen_fd
 from .prefork import _positive
 from .server import HTTPServer
 from .static import SimpleHTTPRequestHandler
+from .static import compress as _compress
 
 __all__ = [
     "SUBCOMMANDS",
@@ -210,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "'Access-Control-Allow-Origin: *' (repeatable)")
     parser.add_argument("--follow-symlinks", action="store_true",
                         help="serve symlinks that point outside the directory (default: 404)")
+    _compress.add_arguments(parser)
     add_server_arguments(parser)
     return parser
 
@@ -340,6 +342,7 @@ def make_server(args: argparse.Namespace) -> HTTPServer:
         "protocol_version": args.protocol,
         "extra_headers": tuple(args.header),
         "follow_symlinks": args.follow_symlinks,
+        **_compress.handler_attrs(args),
     }
     handler_class = type("CLIRequestHandler", (_CLIHandler,), handler_attrs)
     return build_server(args, partial(handler_class, directory=directory))
