@@ -782,12 +782,13 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         super().end_headers()
 
     def _prebuilt_ok(self) -> bool:
-        """Whether this request's plain 200 answer is the same bytes for every request of
-        its kind: GET/HEAD on HTTP/1.1 keep-alive (no Connection field added), without
-        preconditions, Range or Origin."""
+        """Whether this request's plain 200 answer is the same fields for every request of
+        its kind: GET/HEAD on a kept-alive connection of an HTTP/1.1 handler, without
+        preconditions, Range or Origin. (The framing fields, such as HTTP/1.0's
+        ``Connection: keep-alive``, are added by ``end_headers`` on every answer.)"""
         command = self.command
         if ((command != "GET" and command != "HEAD") or self.close_connection
-                or self.request_version != "HTTP/1.1" or self.protocol_version != "HTTP/1.1"):
+                or self.protocol_version != "HTTP/1.1"):
             return False
         has_any = getattr(self.headers, "has_any", None)
         return has_any is not None and not has_any(_NOT_PREBUILT)
