@@ -269,7 +269,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     #: Whole plain 200 answers of small unchanged files, by class and path, revalidated by
     #: ``lstat`` on each hit (None: none). They hold what this class's ``end_headers`` added
     #: for a request without Origin: a subclass whose fields depend on other request fields
-    #: sets this to None.
+    #: (or on the time) sets this to None.
     response_cache: ByteCache | None = _RESPONSES
     #: Compress text-like responses on the fly (``--compress``; see the module docstring).
     compress: bool = False
@@ -284,9 +284,9 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     #: Compressed bodies of unchanged files, revalidated by ``lstat`` (None: no cache).
     compressed_cache: ByteCache | None = _COMPRESSED
 
-    #: Set by ``_answer`` for ``end_headers`` when the answer may be kept whole:
-    #: (header lines before the fields to keep, coding, body).
-    _rc_capture: tuple[int, str | None, bytes] | None = None
+    #: Set by ``_answer`` for ``end_headers`` when the answer may be kept whole: (the head's
+    #: line list, how many of its lines precede the fields to keep, coding, body).
+    _rc_capture: tuple[list[bytes], int, str | None, bytes] | None = None
     #: What the caller of ``_answer`` knows for keeping it: (path, stat, read since, codings).
     _rc_ctx: tuple[str, os.stat_result, float, tuple[str, ...]] | None = None
 
@@ -831,15 +831,17 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(answer.body)
         return True
 
-    def _keep_prebuilt(self, capture: tuple[int, str | None, bytes]) -> None:
+    def _keep_prebuilt(self, capture: tuple[list[bytes], int, str | None, bytes]) -> None:
         """Keep the head now ending (and its body) as a prebuilt answer, if it is one."""
         ctx, responses = self._rc_ctx, self.response_cache
         self._rc_ctx = None
         if ctx is None or responses is None or not self._prebuilt_ok():
             return
         path, st, started, codings = ctx
-        mark, coding, body = capture
-        lines = self._headers_buffer[mark:]
+        buf, mark, coding, body = capture
+        if buf is not self._headers_buffer:
+            return  # another head (an error answer replaced the one _answer began)
+        lines = buf[mark:]
         length_line = b"Content-Length: %d\r\n" % len(body)
         fields = [line for line in lines if line != length_line]
         if len(fields) != len(lines) - 1:
@@ -944,7 +946,8 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         if decision.status == 200:
             self.send_response(200)
             if data is not None and self._rc_ctx is not None:
-                self._rc_capture = (len(self._headers_buffer), coding, data)
+                buf = self._headers_buffer
+                self._rc_capture = (buf, len(buf), coding, data)
             pieces, length = [(0, size) if data is None else data], size
             self.send_header("Content-Type", ctype)
         elif len(decision.ranges) == 1:
