@@ -27,7 +27,6 @@ from minihttp.static import SimpleHTTPRequestHandler
 from minihttp.static import cache as _smallfiles
 from minihttp.static import compress as _compress
 from minihttp.static import handler as _handler
-from minihttp.static import respcache as _respcache
 from minihttp.static.cache import SmallFileCache
 from minihttp.static.encoding import choose_encoding
 from minihttp.static.respcache import ByteCache
@@ -308,15 +307,3 @@ def test_cli_flag() -> None:
     assert _compress.handler_attrs(args) == {"compress": True}
     assert _compress.handler_attrs(build_parser().parse_args([])) == {"compress": False}
 
-
-@pytest.mark.parametrize("module", [_compress, _respcache])
-def test_all_lists_public_names(module: object) -> None:
-    import inspect
-
-    name = getattr(module, "__name__", "")
-    defined = {n for n, v in vars(module).items()
-               if not n.startswith("_") and (inspect.isclass(v) or inspect.isfunction(v))
-               and v.__module__ == name}
-    public = set(getattr(module, "__all__", ()))
-    assert defined and defined <= public
-    assert all(hasattr(module, n) for n in public)

@@ -247,3 +247,31 @@ def test_bytecache_refuses_racy_and_stale(tmp_path: Path) -> None:
     time.sleep(0.01)
     st2 = _stat(tmp_path, "f", b"two")
     assert cache.get("f", st2) is None and len(cache) == 0  # stale: dropped
+
+
+def test_prebuilt_answer_is_logged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The access log sees a prebuilt answer like any other: status and body size."""
+    monkeypatch.setattr(_smallfiles, "RACY_SECONDS", -3600.0)
+    (tmp_path / "a.txt").write_bytes(DATA)
+    lines: list[str] = []
+    calls: list[str] = []
+
+    class Handler(SimpleHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        small_file_cache = SmallFileCache()
+        response_cache = ByteCache()
+
+        def content_type(self, path: str) -> str:
+            calls.append(path)
+            return super().content_type(path)
+
+        def log_message(self, format: str, *args: object) -> None:
+            lines.append(format % args)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(tmp_path)))
+    with running(server):
+        site = Site(tmp_path, server.server_address[1], Handler.response_cache, calls)
+        _warm(site, "/a.txt")
+        site.get("/a.txt", "HEAD")
+        assert site.general() == 0
+    assert lines[-2:] == [f'"GET /a.txt HTTP/1.1" 200 {len(DATA)}', '"HEAD /a.txt HTTP/1.1" 200 0']
