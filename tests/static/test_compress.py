@@ -14,6 +14,7 @@ import http.client
 import io
 import os
 import random
+import socket
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -281,6 +282,25 @@ def test_large_file_is_streamed(site: Site) -> None:
     etag = h["etag"]
     status, _, body = site.get("/big.txt", Accept_Encoding="gzip", If_None_Match=etag)
     assert status == 304 and body == b""
+
+
+def test_large_file_streamed_to_http10_until_close(site: Site) -> None:
+    """No chunked coding in HTTP/1.0: the streamed body ends with the connection."""
+    big = _text(1024 * 1024 + 70_000, seed=6)
+    (site.root / "big.txt").write_bytes(big)
+    with socket.create_connection(("127.0.0.1", site.port), timeout=TIMEOUT) as s:
+        s.sendall(b"GET /big.txt HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n")
+        data = bytearray()
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"\r\nContent-Encoding: gzip" in head
+    assert b"Transfer-Encoding" not in head and b"Content-Length" not in head
+    assert gzip.decompress(body) == big
 
 
 def test_off_by_default(tmp_path: Path) -> None:

@@ -189,11 +189,13 @@ def test_origin_takes_the_general_path(site: Site) -> None:
     assert "access-control-allow-origin" not in h and site.general() == 0
 
 
-def test_sibling_appearing_is_served(site: Site) -> None:
-    _warm(site, "/sub/b.js", Accept_Encoding="gzip")
+@pytest.mark.parametrize("name", ["a.txt", "sub/b.js"])
+def test_sibling_appearing_is_served(site: Site, name: str) -> None:
+    """In the root (its own lstat is the proof) and below it (the parent's, from the walk)."""
+    _warm(site, f"/{name}", Accept_Encoding="gzip")
     sibling = gzip.compress(b"from the sibling")
-    (site.root / "sub" / "b.js.gz").write_bytes(sibling)
-    status, h, body = site.get("/sub/b.js", Accept_Encoding="gzip")
+    (site.root / f"{name}.gz").write_bytes(sibling)
+    status, h, body = site.get(f"/{name}", Accept_Encoding="gzip")
     assert status == 200 and body == sibling and h["content-encoding"] == "gzip"
 
 
