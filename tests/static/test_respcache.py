@@ -277,3 +277,36 @@ def test_prebuilt_answer_is_logged(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         site.get("/a.txt", "HEAD")
         assert site.general() == 0
     assert lines[-2:] == [f'"GET /a.txt HTTP/1.1" 200 {len(DATA)}', '"HEAD /a.txt HTTP/1.1" 200 0']
+
+
+def test_prebuilt_answers_stay_behind_the_password(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line's server with --auth, --header and --compress: an answer kept for an
+    authorised client is never given to one without credentials (the gate runs first)."""
+    import base64
+
+    from minihttp import cli
+    from minihttp.static import handler as _handler
+
+    monkeypatch.setattr(_smallfiles, "RACY_SECONDS", -3600.0)
+    monkeypatch.setattr(_handler, "_RESPONSES", ByteCache())
+    monkeypatch.setattr(SimpleHTTPRequestHandler, "response_cache", _handler._RESPONSES)
+    (tmp_path / "a.txt").write_bytes(DATA)
+    args = cli.build_parser().parse_args(
+        ["0", "-b", "127.0.0.1", "-d", str(tmp_path), "--auth", "alice:secret", "--compress",
+         "--header", "X-Site: one", "--quiet"])
+    server = cli.make_server(args)
+    good = "Basic " + base64.b64encode(b"alice:secret").decode()
+    with running(server):
+        site = Site(tmp_path, server.server_address[1], _handler._RESPONSES, [])
+        for accept in ("identity", "gzip"):
+            for _ in range(2):
+                status, h, body = site.get("/a.txt", Authorization=good, Accept_Encoding=accept)
+                assert status == 200 and h["x-site"] == "one"
+        assert len(_handler._RESPONSES) == 1  # kept (both codings of the one file)
+        for accept in ("identity", "gzip"):
+            status, h, body = site.get("/a.txt", Accept_Encoding=accept)
+            assert status == 401 and DATA not in body and b"hello" not in body
+            status, _, _ = site.get("/a.txt", Authorization="Basic " + base64.b64encode(
+                b"alice:wrong").decode(), Accept_Encoding=accept)
+            assert status == 401
