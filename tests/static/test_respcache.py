@@ -310,3 +310,29 @@ def test_prebuilt_answers_stay_behind_the_password(tmp_path: Path,
             status, _, _ = site.get("/a.txt", Authorization="Basic " + base64.b64encode(
                 b"alice:wrong").decode(), Accept_Encoding=accept)
             assert status == 401
+
+
+def test_cors_from_the_command_line_with_prebuilt_answers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--cors ORIGIN: a kept answer (made without Origin) never stands in for a CORS one."""
+    from minihttp import cli
+    from minihttp.static import handler as _handler
+
+    monkeypatch.setattr(_smallfiles, "RACY_SECONDS", -3600.0)
+    monkeypatch.setattr(_handler, "_RESPONSES", ByteCache())
+    monkeypatch.setattr(SimpleHTTPRequestHandler, "response_cache", _handler._RESPONSES)
+    (tmp_path / "a.txt").write_bytes(DATA)
+    args = cli.build_parser().parse_args(
+        ["0", "-b", "127.0.0.1", "-d", str(tmp_path), "--cors", "https://a.example",
+         "--compress", "--quiet"])
+    server = cli.make_server(args)
+    with running(server):
+        site = Site(tmp_path, server.server_address[1], _handler._RESPONSES, [])
+        for _ in range(2):
+            status, h, body = site.get("/a.txt")
+            assert status == 200 and body == DATA
+        assert len(_handler._RESPONSES) == 1
+        status, h, body = site.get("/a.txt", Origin="https://a.example")
+        assert status == 200 and h.get("access-control-allow-origin") == "https://a.example"
+        status, h, body = site.get("/a.txt", Origin="https://b.example")
+        assert status == 200 and "access-control-allow-origin" not in h
