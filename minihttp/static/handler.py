@@ -210,6 +210,37 @@ class _Cached:
 _base_date_time_string = BaseHTTPRequestHandler.date_time_string
 
 
+#: Handler classes -> whether their answers' fields may be prebuilt (see _fixed_fields).
+_fixed: dict[type, bool] = {}
+_HEAD_METHODS = ("end_headers", "send_header", "send_response", "send_response_only")
+
+
+def _fixed_fields(cls: type) -> bool:
+    """Whether ``cls``'s answers may be replayed from the response cache.
+
+    A subclass written by a user that adds fields in ``end_headers`` (or ``send_header``,
+    ``send_response``) may add per-request ones (a request id, the time): replaying its
+    kept head would be wrong, so its answers are not prebuilt unless the user's class says
+    it knows (sets ``response_cache`` itself). minihttp's own classes add fixed fields only
+    (``--header``, CORS without Origin).
+    """
+    ok = _fixed.get(cls)
+    if ok is None:
+        ok = True
+        for klass in cls.__mro__:
+            if klass.__module__.startswith("minihttp.") or klass is object:
+                continue
+            own = vars(klass)
+            if "response_cache" in own:
+                break  # the user's class chose, knowing its fields
+            if any(name in own for name in _HEAD_METHODS):
+                ok = False
+                break
+        if len(_fixed) < 1024:
+            _fixed[cls] = ok
+    return ok
+
+
 def _base_date(handler: BaseHTTPRequestHandler, timestamp: int) -> str:
     """The default ``date_time_string(timestamp)``, memoized by timestamp (a pure function)."""
     date = _dates.get(timestamp)
@@ -254,8 +285,9 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     small_file_cache: SmallFileCache | None = _SMALL_FILES
     #: Whole plain 200 answers of small unchanged files, by class and path, revalidated by
     #: ``lstat`` on each hit (None: none). They hold what this class's ``end_headers`` added
-    #: for a request without Origin: a subclass whose fields depend on other request fields
-    #: (or on the time) sets this to None.
+    #: for a request without Origin. A subclass of yours that overrides ``end_headers``,
+    #: ``send_header`` or ``send_response`` is not prebuilt (its fields may be per request)
+    #: unless it sets this attribute itself; one whose fields depend on the request sets None.
     response_cache: ByteCache | None = _RESPONSES
     #: Compress text-like responses on the fly (``--compress``; see the module docstring).
     compress: bool = False
@@ -810,7 +842,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         ``Connection: keep-alive``, are added by ``end_headers`` on every answer.)"""
         command = self.command
         if ((command != "GET" and command != "HEAD") or self.close_connection
-                or self.protocol_version != "HTTP/1.1"):
+                or self.protocol_version != "HTTP/1.1" or not _fixed_fields(type(self))):
             return False
         has_any = getattr(self.headers, "has_any", None)
         return has_any is not None and not has_any(_NOT_PREBUILT)

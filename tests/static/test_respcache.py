@@ -336,3 +336,29 @@ def test_cors_from_the_command_line_with_prebuilt_answers(
         assert status == 200 and h.get("access-control-allow-origin") == "https://a.example"
         status, h, body = site.get("/a.txt", Origin="https://b.example")
         assert status == 200 and "access-control-allow-origin" not in h
+
+
+def test_user_fields_per_request_are_never_replayed(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A subclass written for http.server that adds a per-request field in end_headers
+    (a request id) keeps getting it fresh: its answers are not prebuilt unless the class
+    sets ``response_cache`` itself."""
+    monkeypatch.setattr(_smallfiles, "RACY_SECONDS", -3600.0)
+    (tmp_path / "a.txt").write_bytes(DATA)
+    counter = iter(range(1000))
+
+    class RequestId(SimpleHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def end_headers(self) -> None:
+            self.send_header("X-Request-Id", str(next(counter)))
+            super().end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(RequestId, directory=str(tmp_path)))
+    with running(server):
+        site = Site(tmp_path, server.server_address[1], ByteCache(), [])
+        ids = {site.get("/a.txt")[1]["x-request-id"] for _ in range(4)}
+    assert len(ids) == 4, f"a kept head was replayed: request ids {ids}"
