@@ -193,6 +193,16 @@ def page_text(driver: Any) -> str:
     return str(driver.execute_script("return document.body ? document.body.innerText : ''"))
 
 
+def navigation_status(driver: Any) -> int | None:
+    """HTTP status of the response the current page came from (Navigation Timing's
+    ``responseStatus``); the one way to see a 401 in headless Chromium, which shows a
+    challenged page as blank (where a person would get the login dialog)."""
+    status = driver.execute_script(
+        "const e = performance.getEntriesByType('navigation')[0];"
+        " return e ? e.responseStatus : null")
+    return None if status is None else int(status)
+
+
 def wait_text(driver: Any, css: str, expected: str, timeout: float = TIMEOUT) -> str:
     """Wait until the element ``css`` exists and its text contains ``expected``; its text."""
     from selenium.webdriver.common.by import By
