@@ -33,12 +33,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.helpers.servers import wait_for
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -247,7 +250,21 @@ class FileServer:
     process: subprocess.Popen[str]
 
     def log(self) -> str:
-        """What the server wrote to stderr so far (the access log, warnings)."""
+        """The server's stderr (the access log, warnings) up to now, every line of the
+        requests answered so far included.
+
+        The access log is written in batches (minihttp/_linewriter.py), so this asks for a
+        marker path and waits (bounded) until its line is there: lines are written in the
+        order they were handed over, so every earlier request's line is there too.
+        """
+        marker = f"/log-marker-{uuid.uuid4().hex}"
+        with socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT) as c:
+            c.sendall(f"GET {marker} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                      .encode())
+            while c.recv(65536):
+                pass
+        assert wait_for(lambda: marker in self.log_path.read_text(errors="replace"), TIMEOUT), \
+            f"no access log line for {marker} (a quiet server, -q, has no log)"
         return self.log_path.read_text(errors="replace")
 
 
