@@ -66,9 +66,9 @@ def test_log_in_then_browse(browser: Any, server: FileServer, shots: Path) -> No
     assert browser.title == "Index of /", page_text(browser)
     browser.save_screenshot(str(shots / "auth-logged-in.png"))
     # Chromium keeps the credentials for the origin: clicked links work...
-    click_link(browser, "reports/")
+    click_link(browser, "reports/", within="tbody")
     assert browser.title == "Index of /reports/"
-    click_link(browser, "q3.txt")
+    click_link(browser, "q3.txt", within="tbody")
     assert page_text(browser) == "quarterly figures\n"
     # ... and so does an address typed without them.
     browser.get(server.url + "/readme.txt")

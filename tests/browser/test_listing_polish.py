@@ -116,7 +116,7 @@ def test_breadcrumb_leads_back_up(browser: Any, site: FileServer) -> None:
         "[...document.querySelectorAll('nav.crumbs a')].find(a => a.textContent === arguments[0])"
         ".click()", docs_text)
     wait_until(browser, lambda d: d.current_url == site.url + "/docs/", "the docs crumb")
-    assert "deeper/" in links(browser)
+    assert "deeper/" in links(browser, within="tbody")
 
 
 def test_dark_mode_follows_the_browser(browser: Any, site: FileServer, shots: Path) -> None:
@@ -128,10 +128,15 @@ def test_dark_mode_follows_the_browser(browser: Any, site: FileServer, shots: Pa
         return tuple(browser.execute_script("""
             const lum = (c) => { const m = c.match(/[\\d.]+/g).map(Number);
                                  return (0.2126*m[0] + 0.7152*m[1] + 0.0722*m[2]) / 255; };
+            // The first opaque background up the tree; else the canvas, whose colour (the
+            // system colour Canvas) follows the page's color-scheme: read it from a probe.
+            const canvas = () => { const p = document.createElement('div');
+                p.style.backgroundColor = 'Canvas'; document.body.append(p);
+                const c = getComputedStyle(p).backgroundColor; p.remove(); return c; };
             const bg = (el) => { for (; el; el = el.parentElement) {
                 const c = getComputedStyle(el).backgroundColor;
                 if (c !== 'rgba(0, 0, 0, 0)' && c !== 'transparent') return c; }
-                return 'rgb(255, 255, 255)'; };
+                return canvas(); };
             const cell = document.querySelector('tbody td');
             return [lum(bg(cell)), lum(getComputedStyle(cell).color)];"""))
     try:
@@ -147,7 +152,7 @@ def test_dark_mode_follows_the_browser(browser: Any, site: FileServer, shots: Pa
 def test_links_still_work_on_a_phone(browser: Any, site: FileServer) -> None:
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
     browser.get(site.url + "/")
-    click_link(browser, "docs/")
-    click_link(browser, "deeper/")
-    click_link(browser, "leaf.txt")
+    click_link(browser, "docs/", within="tbody")
+    click_link(browser, "deeper/", within="tbody")
+    click_link(browser, "leaf.txt", within="tbody")
     assert browser.current_url == site.url + "/docs/deeper/leaf.txt"

@@ -217,19 +217,22 @@ def wait_text(driver: Any, css: str, expected: str, timeout: float = TIMEOUT) ->
     return str(wait_until(driver, check, f"{css} to contain {expected!r}", timeout))
 
 
-def links(driver: Any) -> dict[str, str]:
-    """The page's links as ``{text: href attribute}`` (the attribute as written, not resolved)."""
+def links(driver: Any, *, within: str = "body") -> dict[str, str]:
+    """The links inside the elements ``within`` (a CSS selector) as ``{text: href
+    attribute}`` (the attribute as written, not resolved)."""
     return dict(driver.execute_script(
-        "const o = {}; for (const a of document.querySelectorAll('a[href]'))"
-        " o[a.textContent] = a.getAttribute('href'); return o;"))
+        "const o = {}; for (const a of document.querySelectorAll(arguments[0] + ' a[href]'))"
+        " o[a.textContent] = a.getAttribute('href'); return o;", within))
 
 
-def click_link(driver: Any, text: str) -> None:
-    """Click the link whose whole text is ``text`` and wait for the next page to load."""
+def click_link(driver: Any, text: str, *, within: str = "body") -> None:
+    """Click the first link inside ``within`` (a CSS selector) whose whole text is ``text``
+    and wait for the next page to load."""
     from selenium.webdriver.common.by import By
 
     before = driver.execute_script("return performance.timeOrigin")
-    anchors = [a for a in driver.find_elements(By.TAG_NAME, "a") if a.text == text]
+    anchors = [a for a in driver.find_elements(By.CSS_SELECTOR, within + " a")
+               if a.text == text]
     assert anchors, f"no link {text!r} on {driver.current_url}; links: {sorted(links(driver))}"
     anchors[0].click()
     wait_until(driver, lambda d: d.execute_script(
