@@ -25,11 +25,12 @@ PHONE = {"width": 360, "height": 740, "deviceScaleFactor": 2, "mobile": True}
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileServer]:
     root = tmp_path_factory.mktemp("polish")
     now = time.time()
-    # Natural order is item-1, item-2, item-10; sizes and dates run the other way round.
-    for i, n in enumerate((1, 2, 10)):
+    # Natural order is item-1, item-2, item-10; by size (2000, 3000, 1000 bytes) and by date
+    # (newest, oldest, between) neither that order nor its reverse.
+    for n, size, age in ((1, 2000, 1), (2, 3000, 3), (10, 1000, 2)):
         p = root / f"item-{n}.txt"
-        p.write_bytes(b"x" * (3000 - 1000 * i))
-        os.utime(p, (now - 86400 * (3 - i), now - 86400 * (3 - i)))
+        p.write_bytes(b"x" * size)
+        os.utime(p, (now - 86400 * age, now - 86400 * age))
     # A name as long as a phone's photo names, with no space to break it at.
     (root / "IMG_20261205_123456789_HDR_PORTRAIT_from_the_phone_camera.jpg").write_bytes(
         b"\xff\xd8" + b"\0" * 123456)
@@ -91,8 +92,8 @@ def test_sort_links_in_the_headings(browser: Any, site: FileServer) -> None:
     heads = browser.execute_script(
         "return [...document.querySelectorAll('thead th a')].map(a => a.getAttribute('href'))")
     assert any("sort=" in h for h in heads), heads
-    for heading, expected in (("Size", ["item-10.txt", "item-2.txt", "item-1.txt"]),
-                              ("Modified", ["item-1.txt", "item-2.txt", "item-10.txt"])):
+    for heading, expected in (("Size", ["item-10.txt", "item-1.txt", "item-2.txt"]),
+                              ("Modified", ["item-2.txt", "item-10.txt", "item-1.txt"])):
         browser.get(site.url + "/")
         anchor = browser.execute_script(
             "return [...document.querySelectorAll('thead th a')]"
@@ -101,7 +102,8 @@ def test_sort_links_in_the_headings(browser: Any, site: FileServer) -> None:
         anchor.click()
         assert "sort=" in browser.current_url
         items = [n for n in _names(browser) if n.startswith("item-")]
-        assert items in (expected, expected[::-1]), (heading, items)  # either direction
+        # Either direction (smallest or biggest first) is a sort by that column.
+        assert items in (expected, expected[::-1]), (heading, items)
 
 
 def test_breadcrumb_leads_back_up(browser: Any, site: FileServer) -> None:
