@@ -13,7 +13,7 @@ Rules of this module:
   reason; an installed browser that fails to start is a failure, not a skip.
 * The browser only talks to loopback: no proxy, no background networking, no component
   updates, and a host resolver that resolves nothing (tests use ``127.0.0.1`` literals).
-* One Chromium per test session (``chromium``); each test gets it back reset (``browser``):
+* One Chromium per test module (``chromium``); each test gets it back reset (``browser``):
   a blank page, no cookies, no emulated device, no extra headers.
 * Every wait is bounded: the server's start line, page loads, scripts, element waits, the
   WebDriver HTTP calls themselves, and the servers' and the browser's shutdown.
@@ -143,9 +143,13 @@ def reset(driver: Any) -> None:
     driver.execute_cdp_cmd("Network.clearBrowserCache", {})
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The session's headless Chromium (skips the test where none is installed)."""
+    """The module's headless Chromium (skips the test where none is installed).
+
+    One per test module, not per session: starting one costs about half a second, and a
+    browser per module keeps its caches (credentials, visited links) to one module and does
+    not keep running through the rest of the suite."""
     reason = why_no_browser()
     if reason:
         pytest.skip(reason)
@@ -159,7 +163,7 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture
 def browser(chromium: Any) -> Iterator[Any]:
-    """The session's Chromium, reset for this test."""
+    """The module's Chromium, reset for this test."""
     reset(chromium)
     yield chromium
 
