@@ -43,7 +43,7 @@ from functools import partial
 from types import FrameType
 from typing import Any
 
-from . import __version__, logs, prefork
+from . import __version__, auth_cli, logs, prefork
 from .accesslog import ACCESS_FIELDS, access_format, with_access_log
 from .forwarded import FORWARDED, X_FORWARDED_FOR, TrustedProxies
 from .http11 import validate_field
@@ -61,6 +61,7 @@ __all__ = [
     "graceful_stop",
     "main",
     "make_server",
+    "overflow_for",
     "parse_port",
     "raise_open_file_limit",
     "run_until_stopped",
@@ -75,6 +76,7 @@ SUBCOMMANDS: dict[str, str] = {
     "proxy": "minihttp.proxy",
     "wsgi": "minihttp.wsgi.command:main_wsgi",
     "run": "minihttp.wsgi.command:main_run",
+    "hash-password": "minihttp.auth_cli:main_hash_password",
 }
 
 log = logging.getLogger("minihttp.cli")
@@ -157,11 +159,32 @@ def overflow_for(threads: int) -> int:
 
 def add_server_arguments(parser: argparse.ArgumentParser, *,
                          default_bind: str = "all interfaces, IPv6 and IPv4",
-                         threads_help: str = _THREADS_HELP) -> None:
+                         threads_help: str = _THREADS_HELP, transport: bool = True) -> None:
     """The production options every server command line shares (static files, ``wsgi``,
-    ``run``): one family, declared once."""
+    ``run``, ``proxy``): one family, declared once. ``transport=False`` leaves out what
+    only servers built by :func:`build_server` offer (TLS, ``--threads N``, trusted
+    proxies, ``--unix`` / ``--fd``): the proxy's."""
     parser.add_argument("-b", "--bind", metavar="ADDRESS",
                         help=f"address to listen on (default: {default_bind})")
+    if transport:
+        _add_transport_arguments(parser, threads_help)
+    else:
+        prefork.add_arguments(parser)
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="do not log requests (handler failures are still logged)")
+    parser.add_argument("--access-log", metavar="FILE",
+                        help="write the access log to FILE ('-': standard output) instead of "
+                        "standard error")
+    parser.add_argument("--access-log-format", metavar="FORMAT", default="common",
+                        type=access_format,
+                        help="'common' (default, Common Log Format), 'combined' (+ referer "
+                        "and user agent), 'json' (one JSON object a line) or a template of "
+                        f"{{fields}}: {', '.join(ACCESS_FIELDS)}")
+    parser.add_argument("--version", action="version", version=f"minihttp {__version__}")
+
+
+def _add_transport_arguments(parser: argparse.ArgumentParser, threads_help: str) -> None:
+    """TLS, threads, pre-forking, trusted proxies, inherited or Unix sockets."""
     parser.add_argument("--tls-cert", metavar="FILE",
                         help="serve HTTPS with this PEM certificate chain")
     parser.add_argument("--tls-key", metavar="FILE",
@@ -183,17 +206,6 @@ def add_server_arguments(parser: argparse.ArgumentParser, *,
     where.add_argument("--fd", type=descriptor, metavar="N",
                        help="serve the listening socket inherited as descriptor N (systemd "
                        "socket activation, LISTEN_FDS, is used without this option)")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="do not log requests (handler failures are still logged)")
-    parser.add_argument("--access-log", metavar="FILE",
-                        help="write the access log to FILE ('-': standard output) instead of "
-                        "standard error")
-    parser.add_argument("--access-log-format", metavar="FORMAT", default="common",
-                        type=access_format,
-                        help="'common' (default, Common Log Format), 'combined' (+ referer "
-                        "and user agent), 'json' (one JSON object a line) or a template of "
-                        f"{{fields}}: {', '.join(ACCESS_FIELDS)}")
-    parser.add_argument("--version", action="version", version=f"minihttp {__version__}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
         "conditional requests and directory listings).",
         epilog="Other modes: 'python -m minihttp proxy --help' runs a forward proxy, "
         "'python -m minihttp wsgi --help' a WSGI application (Flask, Django), "
-        "'python -m minihttp run --help' a handler class. "
+        "'python -m minihttp run --help' a handler class, "
+        "'python -m minihttp hash-password USER' a line for --auth-file. "
         "Stop with Ctrl-C or SIGTERM; in-flight responses are finished first.",
     )
     parser.add_argument("port", nargs="?", type=parse_port, default=8000,
@@ -221,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "'Access-Control-Allow-Origin: *' (repeatable)")
     parser.add_argument("--follow-symlinks", action="store_true",
                         help="serve symlinks that point outside the directory (default: 404)")
+    auth_cli.add_arguments(parser)
     add_server_arguments(parser)
     return parser
 
@@ -353,6 +367,7 @@ def make_server(args: argparse.Namespace) -> HTTPServer:
         "follow_symlinks": args.follow_symlinks,
     }
     handler_class = type("CLIRequestHandler", (_CLIHandler,), handler_attrs)
+    handler_class = auth_cli.with_auth(handler_class, args)  # last: it wraps the final class
     return build_server(args, partial(handler_class, directory=directory))
 
 

@@ -232,6 +232,9 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
     path: str
     request_version: str
     requestline: str = ""
+    #: The user a request authenticated as (:mod:`minihttp.auth` sets it): the access
+    #: log's third field (Common Log Format's authuser), ``-`` while None.
+    remote_user: str | None = None
     raw_requestline: bytes
     headers: Any
     close_connection: bool
@@ -507,6 +510,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         self.command = None
         self.requestline = ""
         self.request_version = ""
+        self.remote_user = None
         self._head = None
         self._linger = True
         try:
@@ -1062,7 +1066,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         if emit is None:
             return
         # An HTTPStatus formats as its number in an f-string (its str() may not, on 3.10).
-        if not plain or emit is VIA_LOGGING:
+        if not plain or emit is VIA_LOGGING or self.remote_user is not None:
             self._log_line(emit, access_log,
                            control_escape(f'"{self.requestline}" {code} {size}'))
         elif emit is TO_STDERR:
@@ -1079,8 +1083,17 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             emit((addr[0] if addr else "-", now, self.requestline, code, size))
 
     def _log_line(self, emit: Callable[[str], None], logger: logging.Logger, message: str) -> None:
-        """``host - - [date] message`` to ``emit`` (a route of :mod:`minihttp.logs`)."""
-        if emit is VIA_LOGGING:
+        """``host - user [date] message`` to ``emit`` (a route of :mod:`minihttp.logs`)."""
+        user = self.remote_user
+        if user is not None:  # escaped as request data; a space would split the field
+            user = control_escape(user).replace(" ", "\\x20")
+            if emit is VIA_LOGGING:
+                logger.info("%s - %s [%s] %s", self.address_string(), user,
+                            self.log_date_time_string(), message)
+            else:
+                emit(f"{self.address_string()} - {user} [{self.log_date_time_string()}] "
+                     f"{message}")
+        elif emit is VIA_LOGGING:
             logger.info("%s - - [%s] %s", self.address_string(), self.log_date_time_string(),
                         message)
         else:
