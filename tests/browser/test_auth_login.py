@@ -29,7 +29,6 @@ from tests.helpers.browser import (
     links,
     navigation_status,
     page_text,
-    wait_until,
 )
 
 USER = "alice"
@@ -98,37 +97,3 @@ def test_credentials_sent_as_a_header(browser: Any, server: FileServer) -> None:
     status = browser.execute_script(
         "return fetch('/readme.txt').then(r => r.status + ' ' + r.headers.get('content-type'))")
     assert status.startswith("200 text/plain"), status
-
-
-def test_upload_only_asks_when_uploading(browser: Any, site: Path, tmp_path: Path) -> None:
-    """``--auth-upload-only`` with ``--upload`` (needs the ``upload`` branch too): the listing
-    is open; the form's POST is challenged, and stored once Chromium sends credentials."""
-    picked = tmp_path / "report.txt"
-    picked.write_text("signed\n")
-
-    def submit() -> None:
-        browser.find_element("css selector", "form input[type=file]").send_keys(str(picked))
-        before = browser.execute_script("return performance.timeOrigin")
-        browser.find_element("css selector", "form [type=submit]").click()
-        wait_until(browser, lambda d: d.execute_script(
-            "return document.readyState === 'complete' && performance.timeOrigin")
-            not in (False, before), "the page after the upload")
-
-    with file_server(site, "--upload", "--auth", f"{USER}:{PASSWORD}",
-                     "--auth-upload-only") as server:
-        browser.get(server.url + "/reports/")
-        assert navigation_status(browser) == 200  # reading needs no password
-        submit()
-        assert navigation_status(browser) == 401
-        assert not (site / "reports" / "report.txt").exists()
-        # The listing never challenged, so Chromium has no credentials to offer: send them.
-        token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-        browser.execute_cdp_cmd("Network.setExtraHTTPHeaders",
-                                {"headers": {"Authorization": f"Basic {token}"}})
-        browser.get(server.url + "/reports/")
-        submit()
-        assert navigation_status(browser) == 200
-        assert browser.title == "Index of /reports/"
-        assert "report.txt" in links(browser, within="tbody")
-        assert (site / "reports" / "report.txt").read_text() == "signed\n"
-        assert f'127.0.0.1 - {USER} [' in server.log()

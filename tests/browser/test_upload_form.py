@@ -7,6 +7,7 @@ files: the way people will use the form, which no hand-made request in a unit te
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from tests.helpers.browser import (
     click_link,
     file_server,
     links,
+    navigation_status,
     page_text,
     wait_until,
 )
@@ -96,3 +98,32 @@ def test_a_second_upload_of_the_same_name_is_refused(
     assert "Error code: 409" in page_text(browser), page_text(browser)
     assert "exists" in page_text(browser), page_text(browser)
     assert (root / "inbox" / "already.txt").read_text() == "was here first\n"
+
+
+def test_upload_only_auth_asks_when_uploading(browser: Any, tmp_path: Path) -> None:
+    """``--auth-upload-only``: the listing is open; the form's POST is challenged, and
+    stored once Chromium sends credentials."""
+    user, password = "alice", "open sesame:42"
+    site = tmp_path / "served"
+    (site / "reports").mkdir(parents=True)
+    picked = tmp_path / "report.txt"
+    picked.write_text("signed\n")
+
+    with file_server(site, "--upload", "--auth", f"{user}:{password}",
+                     "--auth-upload-only") as server:
+        browser.get(server.url + "/reports/")
+        assert navigation_status(browser) == 200  # reading needs no password
+        _choose_and_submit(browser, [picked])
+        assert navigation_status(browser) == 401
+        assert not (site / "reports" / "report.txt").exists()
+        # The listing never challenged, so Chromium has no credentials to offer: send them.
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        browser.execute_cdp_cmd("Network.setExtraHTTPHeaders",
+                                {"headers": {"Authorization": f"Basic {token}"}})
+        browser.get(server.url + "/reports/")
+        _choose_and_submit(browser, [picked])
+        assert navigation_status(browser) == 200
+        assert browser.title == "Index of /reports/"
+        assert "report.txt" in links(browser, within="tbody")
+        assert (site / "reports" / "report.txt").read_text() == "signed\n"
+        assert f'127.0.0.1 - {user} [' in server.log()
