@@ -50,7 +50,7 @@ from .http11 import validate_field
 from .listen import Listener, descriptor, systemd_listen_fd
 from .prefork import _positive
 from .server import HTTPServer
-from .static import SimpleHTTPRequestHandler
+from .static import SimpleHTTPRequestHandler, cors, site
 
 __all__ = [
     "SUBCOMMANDS",
@@ -231,11 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--header", action="append", type=_header, default=[],
                         metavar="NAME:VALUE",
                         help="add a header to every response, e.g. "
-                        "'Access-Control-Allow-Origin: *' (repeatable)")
+                        "'X-Robots-Tag: noindex' (repeatable)")
     parser.add_argument("--follow-symlinks", action="store_true",
                         help="serve symlinks that point outside the directory (default: 404)")
     auth_cli.add_arguments(parser)
     add_server_arguments(parser)
+    cors.add_arguments(parser)
+    site.add_arguments(parser)
     return parser
 
 
@@ -366,7 +368,9 @@ def make_server(args: argparse.Namespace) -> HTTPServer:
         "extra_headers": tuple(args.header),
         "follow_symlinks": args.follow_symlinks,
     }
-    handler_class = type("CLIRequestHandler", (_CLIHandler,), handler_attrs)
+    handler_attrs.update(site.handler_attributes(args))
+    handler_class: type[_CLIHandler] = type("CLIRequestHandler", (_CLIHandler,), handler_attrs)
+    handler_class = cors.apply(handler_class, args)
     handler_class = auth_cli.with_auth(handler_class, args)  # last: it wraps the final class
     return build_server(args, partial(handler_class, directory=directory))
 

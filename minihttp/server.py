@@ -412,7 +412,10 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                 method = getattr(self, _DO_NAMES.get(command)  # type: ignore[arg-type]
                                  or "do_" + command, None)  # type: ignore[operator]
                 if method is None:
-                    self._not_implemented()
+                    if command == "OPTIONS":
+                        self.send_options()
+                    else:
+                        self._not_implemented()
                 else:
                     try:
                         method()
@@ -602,8 +605,20 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             if line in (b"\r\n", b"\n"):
                 return b"".join(lines)
 
+    def send_options(self) -> None:
+        """Answer ``OPTIONS`` (also ``OPTIONS *``): 204 with ``Allow`` (RFC 9110 section 9.3.7).
+
+        What a handler that defines no ``do_OPTIONS`` answers, instead of 501: OPTIONS asks
+        which methods the target supports, and the ``do_*`` methods are that answer. A
+        subclass's own ``do_OPTIONS`` wins; it may call this for the plain case.
+        """
+        self.send_response(HTTPStatus.NO_CONTENT)
+        self.send_header("Allow", self._allow())
+        self.end_headers()
+
     def _not_implemented(self) -> None:
-        """501 with ``Allow`` listing the handler's ``do_*`` methods (RFC 9110 section 15.6.2)."""
+        """501 with ``Allow`` listing the handler's ``do_*`` methods and OPTIONS (RFC 9110
+        section 15.6.2)."""
         self._error_keepalive = True
         self._error_headers = [("Allow", self._allow())]
         try:
@@ -734,8 +749,10 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         cls = type(self)
         value = _allow_values.get(cls)
         if value is None:
-            value = ", ".join(sorted(n[3:] for n in dir(cls)
-                                     if n.startswith("do_") and callable(getattr(cls, n))))
+            # OPTIONS is always answered (send_options when there is no do_OPTIONS).
+            value = ", ".join(sorted({n[3:] for n in dir(cls)
+                                      if n.startswith("do_") and callable(getattr(cls, n))}
+                                     | {"OPTIONS"}))
             _allow_values[cls] = value
         return value
 
