@@ -1,4 +1,4 @@
-"""A cross-origin ``fetch()`` in Chromium, with a preflight (``--cors``; needs the ``site`` branch).
+"""A cross-origin ``fetch()`` in Chromium, with a preflight (``--cors``).
 
 Page A (one server) runs a script that fetches from server B (another port, so another
 origin) with a header that is not CORS-safelisted, which makes Chromium send a preflight
@@ -9,28 +9,13 @@ browser can tell whether B's headers are the right ones.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers.browser import FileServer, file_server, wait_until
-
-PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>cross-origin</title></head>
-<body><pre id="out">pending</pre>
-<script>
-const q = new URLSearchParams(location.search);
-const init = JSON.parse(q.get('init'));
-fetch(q.get('url'), init)
-  .then(r => r.text().then(t => 'ok ' + r.status + ' ' + t))
-  .catch(e => 'error ' + e.name + ': ' + e.message)
-  .then(t => { document.getElementById('out').textContent = t; });
-</script></body></html>
-"""
+from tests.helpers.browser import FETCH_PAGE, FileServer, file_server, requests_seen, run_fetch
 
 # A JSON Content-Type and a custom header: neither is CORS-safelisted, so a preflight happens.
 GET_INIT = {"headers": {"Content-Type": "application/json", "X-Requested-By": "minihttp-tests"}}
@@ -41,7 +26,7 @@ def page_server(tmp_path: Path) -> Iterator[FileServer]:
     """Server A: serves the page that fetches from server B."""
     root = tmp_path / "a"
     root.mkdir()
-    (root / "page.html").write_text(PAGE)
+    (root / "page.html").write_text(FETCH_PAGE)
     with file_server(root) as server:
         yield server
 
@@ -52,25 +37,6 @@ def b_root(tmp_path: Path) -> Path:
     root.mkdir()
     (root / "x.json").write_text('{"hello": "from B"}\n')
     return root
-
-
-def run_fetch(browser: Any, page: FileServer, url: str, init: dict[str, Any]) -> str:
-    """Open page A, let it fetch ``url`` with ``init``; what it wrote ('ok STATUS BODY' or
-    'error NAME: MESSAGE')."""
-    from urllib.parse import urlencode
-
-    browser.get(page.url + "/page.html?" + urlencode({"url": url, "init": json.dumps(init)}))
-    return str(wait_until(
-        browser,
-        lambda d: (t := d.execute_script("return document.getElementById('out').textContent"))
-        != "pending" and t,
-        "the page's fetch to finish"))
-
-
-def requests_seen(server: FileServer, method: str, path: str) -> list[int]:
-    """Status codes of ``METHOD path`` lines in the server's access log."""
-    pattern = re.compile(rf'"{method} {re.escape(path)} HTTP/1\.1" (\d{{3}})')
-    return [int(m) for m in pattern.findall(server.log())]
 
 
 def test_fetch_with_preflight_from_another_origin(browser: Any, page_server: FileServer,
@@ -104,17 +70,6 @@ def test_without_cors_the_browser_refuses(browser: Any, page_server: FileServer,
         assert out.startswith("error TypeError"), out
         assert requests_seen(b, "GET", "/x.json") == [], b.log()
         # The same fetch from B's own origin works (so it is CORS that stops it, not the fetch).
-        (b_root / "page.html").write_text(PAGE)
+        (b_root / "page.html").write_text(FETCH_PAGE)
         out = run_fetch(browser, b, b.url + "/x.json", GET_INIT)
         assert out == 'ok 200 {"hello": "from B"}\n'
-
-
-def test_put_from_another_origin(browser: Any, page_server: FileServer, b_root: Path) -> None:
-    """A cross-origin PUT (needs the ``upload`` branch too): preflighted, then stored."""
-    init = {"method": "PUT", "body": "sent from page A\n",
-            "headers": {"Content-Type": "text/plain"}}
-    with file_server(b_root, "--cors", "--upload") as b:
-        out = run_fetch(browser, page_server, b.url + "/new.txt", init)
-        assert out.startswith("ok 201"), out
-        assert (b_root / "new.txt").read_text() == "sent from page A\n"
-        assert len(requests_seen(b, "OPTIONS", "/new.txt")) == 1, b.log()

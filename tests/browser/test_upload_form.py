@@ -16,12 +16,15 @@ from typing import Any
 import pytest
 
 from tests.helpers.browser import (
+    FETCH_PAGE,
     FileServer,
     click_link,
     file_server,
     links,
     navigation_status,
     page_text,
+    requests_seen,
+    run_fetch,
     wait_until,
 )
 
@@ -127,3 +130,19 @@ def test_upload_only_auth_asks_when_uploading(browser: Any, tmp_path: Path) -> N
         assert "report.txt" in links(browser, within="tbody")
         assert (site / "reports" / "report.txt").read_text() == "signed\n"
         assert f'127.0.0.1 - {user} [' in server.log()
+
+
+def test_put_from_another_origin(browser: Any, tmp_path: Path) -> None:
+    """A page on server A PUTs a file to server B (``--cors --upload``): a PUT is never
+    "simple", so Chromium preflights; B's answer must allow PUT, then the file is stored."""
+    a_root, b_root = tmp_path / "a", tmp_path / "b"
+    a_root.mkdir()
+    b_root.mkdir()
+    (a_root / "page.html").write_text(FETCH_PAGE)
+    init = {"method": "PUT", "body": "sent from page A\n",
+            "headers": {"Content-Type": "text/plain"}}
+    with file_server(a_root) as a, file_server(b_root, "--cors", "--upload") as b:
+        out = run_fetch(browser, a, b.url + "/new.txt", init)
+        assert out.startswith("ok 201"), out
+        assert (b_root / "new.txt").read_text() == "sent from page A\n"
+        assert len(requests_seen(b, "OPTIONS", "/new.txt")) == 1, b.log()

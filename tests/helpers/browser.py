@@ -24,6 +24,7 @@ Rules of this module:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import selectors
@@ -38,6 +39,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -317,3 +319,39 @@ def file_server(directory: str | os.PathLike[str], *args: str,
         if proc.stdout is not None:
             proc.stdout.close()
         shutil.rmtree(log_dir, ignore_errors=True)
+
+
+# -- a page that fetches (cross-origin requests) ----------------------------------------------
+
+#: ``page.html?url=U&init=JSON``: runs ``fetch(U, JSON)`` and writes into ``#out`` either
+#: ``ok STATUS BODY`` or ``error NAME: MESSAGE``. Serve it from one server and fetch from
+#: another to test CORS as a browser enforces it.
+FETCH_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>cross-origin</title></head>
+<body><pre id="out">pending</pre>
+<script>
+const q = new URLSearchParams(location.search);
+const init = JSON.parse(q.get('init'));
+fetch(q.get('url'), init)
+  .then(r => r.text().then(t => 'ok ' + r.status + ' ' + t))
+  .catch(e => 'error ' + e.name + ': ' + e.message)
+  .then(t => { document.getElementById('out').textContent = t; });
+</script></body></html>
+"""
+
+
+def run_fetch(browser: Any, page: FileServer, url: str, init: dict[str, Any]) -> str:
+    """Open ``page``'s page.html (FETCH_PAGE), let it fetch ``url`` with ``init``; what it wrote ('ok STATUS BODY' or
+    'error NAME: MESSAGE')."""
+    browser.get(page.url + "/page.html?" + urlencode({"url": url, "init": json.dumps(init)}))
+    return str(wait_until(
+        browser,
+        lambda d: (t := d.execute_script("return document.getElementById('out').textContent"))
+        != "pending" and t,
+        "the page's fetch to finish"))
+
+
+def requests_seen(server: FileServer, method: str, path: str) -> list[int]:
+    """Status codes of ``METHOD path`` lines in the server's access log."""
+    pattern = re.compile(rf'"{method} {re.escape(path)} HTTP/1\.1" (\d{{3}})')
+    return [int(m) for m in pattern.findall(server.log())]
