@@ -129,6 +129,9 @@ DEFAULT_ERROR_CONTENT_TYPE = "text/html;charset=utf-8"
 
 _INFO = logging.INFO
 _TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+#: What a server's ``forwarded_allow_ips`` may be (anything else, such as a test's
+#: ``mock.Mock()`` server answering every attribute, means "not configured").
+_ALLOW_TYPES = (str, list, tuple, set, frozenset, forwarded.TrustedProxies)
 
 
 class HTTPServer(TCPServer):
@@ -246,29 +249,50 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
     _direct_writer: ResponseWriter | None = None
     #: ``_fast_classes[type(self)]``, looked up by the connection's first ``send_response``.
     _send_fast: int | None = None
+    # Class-level defaults of what ``_init_state`` sets per connection: code written for
+    # http.server may build a handler without ``__init__`` (a request parser that sets
+    # ``rfile`` and ``raw_requestline`` and calls ``parse_request()``); it then finds these.
+    server: Any = None
+    _lim: Limits | None = None
+    _writer: ResponseWriter | None = None
+    reader: SocketReader | None = None
+    _file_source: FileSource | None = None
+    _head: bytes | None = None
+    _body: BodyReader | None = None
+    _conn_rfile: Any = None
+    _status: int | None = None
+    _resp_length: int | None = None
+    _resp_te: str | None = None
+    _conn_header = False
+    _log_code: Any = None
+    _error_keepalive = False
+    _error_headers: list[tuple[str, str]] | None = None
+    _expect_pending = False
+    _linger = False
+    _pending_mode: tuple[int, int] | None = None
 
     def __init__(self, request: Any, client_address: Any, server: Any) -> None:
         self._init_state()
         super().__init__(request, client_address, server)
 
     def _init_state(self) -> None:
-        self._lim: Limits | None = None
-        self._writer: ResponseWriter | None = None
-        self.reader: SocketReader | None = None
-        self._file_source: FileSource | None = None
-        self._head: bytes | None = None
-        self._body: BodyReader | None = None
-        self._conn_rfile: Any = None
-        self._status: int | None = None
-        self._resp_length: int | None = None
-        self._resp_te: str | None = None
+        self._lim = None
+        self._writer = None
+        self.reader = None
+        self._file_source = None
+        self._head = None
+        self._body = None
+        self._conn_rfile = None
+        self._status = None
+        self._resp_length = None
+        self._resp_te = None
         self._conn_header = False
-        self._log_code: Any = None
+        self._log_code = None
         self._error_keepalive = False
-        self._error_headers: list[tuple[str, str]] | None = None
+        self._error_headers = None
         self._expect_pending = False
         self._linger = False
-        self._pending_mode: tuple[int, int] | None = None
+        self._pending_mode = None
         self._headers_buffer = []
         self.close_connection = True
 
@@ -547,8 +571,9 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         self.path = path
         self.request_version = version
         self.headers = headers
-        if getattr(self.server, "forwarded_allow_ips", None):  # off: one getattr per request
-            forwarded.apply(self, self.server.forwarded_allow_ips)  # trusted proxy's client
+        allow = getattr(self.server, "forwarded_allow_ips", None)  # off: one getattr a request
+        if allow and isinstance(allow, _ALLOW_TYPES):  # not a test's server=mock.Mock()
+            forwarded.apply(self, allow)  # trusted proxy's client
         protocol = self.protocol_version
         self.close_connection = not keep_alive or protocol < "HTTP/1.1"
         if not expect_continue and not chunked and not content_length:

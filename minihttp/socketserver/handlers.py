@@ -89,7 +89,9 @@ class StreamRequestHandler(BaseRequestHandler):
         self.connection = self.request
         if self.timeout is not None:
             self.connection.settimeout(self.timeout)
-        if self.disable_nagle_algorithm and self.connection.family in _TCP_FAMILIES:
+        # getattr: a test's fake socket may offer only makefile() (as http.server allows).
+        if (self.disable_nagle_algorithm
+                and getattr(self.connection, "family", None) in _TCP_FAMILIES):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
         self.rfile = cast(BinaryIO, self.connection.makefile("rb", self.rbufsize))
         if self.wbufsize == 0:
