@@ -43,7 +43,7 @@ from functools import partial
 from types import FrameType
 from typing import Any
 
-from . import __version__, logs, prefork
+from . import __version__, logs, prefork, tlsfiles
 from .accesslog import ACCESS_FIELDS, access_format, with_access_log
 from .forwarded import FORWARDED, X_FORWARDED_FOR, TrustedProxies
 from .http11 import validate_field
@@ -51,6 +51,7 @@ from .listen import Listener, descriptor, systemd_listen_fd
 from .prefork import _positive
 from .server import HTTPServer
 from .static import SimpleHTTPRequestHandler
+from .tlsfiles import CertificateError
 
 __all__ = [
     "SUBCOMMANDS",
@@ -304,10 +305,6 @@ def _family(bind: str | None, port: int) -> tuple[int, str]:
     return family, str(sockaddr[0])
 
 
-class CertificateError(Exception):
-    """The TLS certificate or key cannot be used (message names the file and the reason)."""
-
-
 def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
     """A server-side TLS context for ``--tls-cert`` / ``--tls-key`` (None: plain HTTP)."""
     if not cert:
@@ -315,15 +312,7 @@ def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
             raise ValueError("--tls-key needs --tls-cert")
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    for path in (cert, key):
-        if path and not os.access(path, os.R_OK):
-            raise CertificateError(f"cannot read {path}")
-    try:
-        context.load_cert_chain(cert, key)
-    except (ssl.SSLError, OSError) as exc:
-        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
-        raise CertificateError(f"cannot load certificate {cert}"
-                               f"{f' / key {key}' if key else ''}: {reason}") from None
+    tlsfiles.load_cert_chain(context, cert, key)  # CertificateError: one line, what to pass
     return context
 
 
