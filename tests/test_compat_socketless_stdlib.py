@@ -21,8 +21,10 @@ are the ones real test suites use:
 from __future__ import annotations
 
 import http.server as std_server
+import json
 import os
 import pathlib
+from http import HTTPStatus
 from io import BytesIO
 from types import ModuleType
 from typing import Any
@@ -233,3 +235,43 @@ def test_simple_handler_translate_path(module: ModuleType) -> None:
     assert cwd.translate_path("/filename?a=b&spam=eggs#zot") == here
     assert cwd.translate_path("//filename") == here
     assert cwd.translate_path("//filename?foo=bar") == here
+
+
+@pytest.mark.parametrize("module", MODULES)
+@pytest.mark.parametrize("request_bytes, status", [
+    (b"GET /missing HTTP/1.1\r\nHost: x\r\n\r\n", 404),
+    (b"GET /custom HTTP/1.1\r\nHost: x\r\n\r\n", 409),
+    (b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n", 501),
+])
+def test_error_message_format_and_content_type(module: ModuleType, request_bytes: bytes,
+                                               status: int) -> None:
+    # A JSON service's errors: the class attributes are used exactly as http.server uses
+    # them (same placeholders, same escaping, same Content-Type), so the bodies are equal.
+    class JSONErrors(module.BaseHTTPRequestHandler):  # type: ignore[name-defined,misc]
+        error_content_type = "application/json"
+        error_message_format = '{"code": %(code)d, "error": "%(message)s", "why": "%(explain)s"}'
+
+        def do_GET(self) -> None:
+            if self.path == "/custom":
+                self.send_error(409, "Taken <already>", "try & again")
+            else:
+                self.send_error(404)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    handler = JSONErrors(MakefileOnly(b""), ("127.0.0.1", 1234), None)
+    handler.rfile = BytesIO(request_bytes)
+    handler.wfile = BytesIO()
+    handler.handle_one_request()
+    head, _, body = handler.wfile.getvalue().partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0].split(b" ")[1] == str(status).encode()
+    assert b"\r\nContent-Type: application/json\r\n" in head + b"\r\n"
+    document = json.loads(body)
+    assert document["code"] == status
+    expected = {
+        404: (HTTPStatus(404).phrase, HTTPStatus(404).description),
+        409: ("Taken &lt;already&gt;", "try &amp; again"),
+        501: ("Unsupported method ('BREW')", HTTPStatus(501).description),
+    }[status]
+    assert (document["error"], document["why"]) == expected
