@@ -57,8 +57,11 @@ log = logging.getLogger("minihttp.prefork")
 CRASH_WINDOW = 1.0
 #: Longest wait before a crashing worker's slot is started again.
 MAX_BACKOFF = 10.0
-#: A second stop signal later than this after the first kills the workers at once.
-FORCE_AFTER = 1.0
+#: A second stop signal later than this after the first kills the workers at once (one
+#: sooner is the same stop delivered twice: timeout(1) signals the process, then its group).
+FORCE_AFTER = 0.1
+#: ``--graceful-timeout`` with workers when not given.
+WORKERS_GRACE = 30.0
 _PR_SET_PDEATHSIG = 1
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -283,13 +286,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pre-fork N worker processes sharing the listening socket, "
                         "supervised (replaced if they die; SIGHUP restarts them gracefully); "
                         "one Python process is bound to one core by the GIL")
-    parser.add_argument("--graceful-timeout", type=float, default=30.0, metavar="SECONDS",
-                        help="with --workers: how long a stop waits for in-flight requests "
-                        "before killing the workers (default 30)")
+    parser.add_argument("--graceful-timeout", type=_seconds, default=None, metavar="SECONDS",
+                        help="how long a stop waits for in-flight requests before cutting "
+                        "them (default 30 with --workers, whose stragglers are then killed; "
+                        "5 in one process); a second Ctrl-C cuts them at once")
+
+
+def _seconds(text: str) -> float:
+    """A number of seconds, 0 or more (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {text!r}")
+    return value
 
 
 def serve_workers(server: Any, workers: int, run_one: Callable[[], int], *,
-                  graceful_timeout: float = 30.0,
+                  graceful_timeout: float | None = None,
                   on_ready: Callable[[], object] | None = None) -> int:
     """Run ``run_one()`` (which serves ``server``) in ``workers`` pre-forked processes.
 
@@ -298,5 +313,7 @@ def serve_workers(server: Any, workers: int, run_one: Callable[[], int], *,
     never refuse connections.
     """
     server.socket.setblocking(False)
+    if graceful_timeout is None:
+        graceful_timeout = WORKERS_GRACE
     return Supervisor(run_one, workers, graceful_timeout=graceful_timeout,
                       on_ready=on_ready).run()
