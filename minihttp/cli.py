@@ -15,9 +15,9 @@ Rules of this module:
 * Stopping never deadlocks: the signal handler only sets a flag and starts a thread that calls
   ``shutdown()``; the main thread then closes the server, which lets in-flight responses finish
   for up to ``--graceful-timeout`` seconds (the server's ``shutdown_grace``, in one process and
-  in each worker), then cuts them. A second SIGINT/SIGTERM (not the same stop delivered twice:
-  :data:`FORCE_AFTER`) cuts them at once, writes the access lines it can within
-  :data:`FORCE_LOG_WAIT` and exits with 128 + the signal number (130 for Ctrl-C).
+  in each worker), then cuts them. A second SIGINT/SIGTERM (not the same stop delivered
+  twice: :func:`minihttp.prefork.force_window`) cuts them at once, writes the access lines
+  it can within :data:`FORCE_LOG_WAIT` and exits with 128 + the signal number (130).
 * The server is :class:`~minihttp.eventloop.PooledHTTPServer` (chosen in one place,
   :func:`server_base`).
 * ``--workers N`` binds once and pre-forks N supervised worker processes
@@ -67,6 +67,7 @@ __all__ = [
     "graceful_stop",
     "main",
     "make_server",
+    "overflow_for",
     "parse_port",
     "raise_open_file_limit",
     "run_until_stopped",
@@ -85,10 +86,11 @@ SUBCOMMANDS: dict[str, str] = {
 
 log = logging.getLogger("minihttp.cli")
 
-#: A second SIGINT/SIGTERM this many seconds after the first exits at once; one sooner is
-#: the same stop delivered twice (timeout(1) signals the process, then its group, within
-#: microseconds). A person pressing Ctrl-C twice is slower than this.
-FORCE_AFTER = 0.1
+#: Least seconds between a first stop and a second signal that forces the exit: sooner, it
+#: is the same stop delivered twice. On top of it, :func:`minihttp.prefork.force_window`:
+#: 0.1 s for SIGINT (a person pressing Ctrl-C again is slower), 1 s for SIGTERM (timeout(1)
+#: signals the process, then its group; a busy machine may run the two handlers far apart).
+FORCE_AFTER = 0.0
 #: FORCE_AFTER in a pre-forked worker: Ctrl-C reaches it from the terminal and then as the
 #: supervisor's SIGTERM, which may lag on a busy machine; the supervisor forces the stop.
 WORKER_FORCE_AFTER = 1.0
@@ -532,7 +534,7 @@ def run_until_stopped(server: HTTPServer, quiet: bool = False, on_ready: Any = N
         if stopped_at:
             # A second signal forces the exit, unless it is the same stop delivered twice
             # (a supervisor signalling both the process and its group, like timeout(1)).
-            if time.monotonic() - stopped_at[0] > force_after:
+            if time.monotonic() - stopped_at[0] > prefork.force_window(signum, force_after):
                 forced.append(128 + signum)  # the status, if the main thread ends first
                 # On a thread: the request to cut may be running on this very thread (the
                 # loop serves inline), interrupted by this handler; it must go on to fail

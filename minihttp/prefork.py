@@ -49,7 +49,8 @@ from typing import Any
 
 from ._linewriter import flush_all, synchronous
 
-__all__ = ["CRASH_WINDOW", "MAX_BACKOFF", "Supervisor", "add_arguments", "serve_workers"]
+__all__ = ["CRASH_WINDOW", "MAX_BACKOFF", "Supervisor", "add_arguments", "force_window",
+           "serve_workers"]
 
 log = logging.getLogger("minihttp.prefork")
 
@@ -57,9 +58,13 @@ log = logging.getLogger("minihttp.prefork")
 CRASH_WINDOW = 1.0
 #: Longest wait before a crashing worker's slot is started again.
 MAX_BACKOFF = 10.0
-#: A second stop signal later than this after the first kills the workers at once (one
-#: sooner is the same stop delivered twice: timeout(1) signals the process, then its group).
+#: A second SIGINT later than this after the first stop kills the workers at once: a person
+#: pressing Ctrl-C again (one sooner is the same press passed on by a wrapper).
 FORCE_AFTER = 0.1
+#: The same for a second SIGTERM: the signal of supervisors, some of which deliver one stop
+#: twice (timeout(1) signals the process, then its group), and a busy machine may run the
+#: two handlers that far apart.
+FORCE_AFTER_TERM = 1.0
 #: ``--graceful-timeout`` with workers when not given.
 WORKERS_GRACE = 30.0
 _PR_SET_PDEATHSIG = 1
@@ -206,7 +211,7 @@ class Supervisor:
             self._stop_at = now
             self._due.clear()
             self._kill_all(signal.SIGTERM)
-        elif now - self._stop_at > FORCE_AFTER:
+        elif now - self._stop_at > force_window(signum):
             log.warning("second stop signal: killing the workers")
             self._kill_all(signal.SIGKILL)
 
@@ -290,6 +295,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how long a stop waits for in-flight requests before cutting "
                         "them (default 30 with --workers, whose stragglers are then killed; "
                         "5 in one process); a second Ctrl-C cuts them at once")
+
+
+def force_window(signum: int, least: float = 0.0) -> float:
+    """Seconds after a first stop within which a second ``signum`` is the same stop
+    (:data:`FORCE_AFTER` for SIGINT, :data:`FORCE_AFTER_TERM` otherwise), at least ``least``."""
+    return max(least, FORCE_AFTER if signum == signal.SIGINT else FORCE_AFTER_TERM)
 
 
 def _seconds(text: str) -> float:

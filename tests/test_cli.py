@@ -64,7 +64,7 @@ def test_second_sigint_stops_at_once(site: Path) -> None:
         sock, got = _stalled_download(port)
         with sock:
             proc.send_signal(signal.SIGINT)
-            time.sleep(0.5)  # a person's second press, later than cli.FORCE_AFTER
+            time.sleep(0.5)  # a person's second press, later than prefork.FORCE_AFTER
             code, err = stop(proc, signal.SIGINT)
     assert code == 130, err
     assert "Traceback" not in err
@@ -85,13 +85,20 @@ def test_graceful_timeout_applies_in_one_process(site: Path) -> None:
 
 
 def test_a_stop_delivered_twice_is_one_stop(site: Path) -> None:
-    # timeout(1) signals the process and then its group: the same SIGTERM twice at once is
-    # a graceful stop (status 0), not a forced one (143).
-    with cli_server("0", "-b", "127.0.0.1", "-d", str(site)) as (proc, port):
-        assert requests.get(f"http://127.0.0.1:{port}/hello.txt", timeout=TIMEOUT).ok
-        os.kill(proc.pid, signal.SIGTERM)
-        code, err = stop(proc, signal.SIGTERM)
+    # timeout(1) signals the process and then its group: the same SIGTERM twice is a
+    # graceful stop (status 0), not a forced one (143), also when a busy machine runs the
+    # two handlers apart (here 0.3 s: never merged into one call, within FORCE_AFTER_TERM).
+    # A stalled download keeps the stop going (up to --graceful-timeout) when the second
+    # signal comes.
+    with cli_server("0", "-b", "127.0.0.1", "-d", str(site), "--graceful-timeout", "2"
+                    ) as (proc, port):
+        sock, got = _stalled_download(port)
+        with sock:
+            os.kill(proc.pid, signal.SIGTERM)
+            time.sleep(0.3)
+            code, err = stop(proc, signal.SIGTERM)
     assert code == 0, err
+    assert got <= _logged_size(err) < 32 << 20
 
 
 @pytest.mark.parametrize("given, expected", [
