@@ -24,6 +24,7 @@ import http.server as std_server
 import json
 import os
 import pathlib
+import socket
 from http import HTTPStatus
 from io import BytesIO
 from types import ModuleType
@@ -73,6 +74,13 @@ class MakefileOnly:
         return self.rfile
 
 
+class MakefileAndFamily(MakefileOnly):
+    """makefile() and an AF_INET family, but no setsockopt (a fake copying a TCP socket's
+    attributes it reads)."""
+
+    family = socket.AF_INET
+
+
 class SampleSocket(MakefileOnly):
     """breezy's SampleSocket: makefile(), sendall() and close()."""
 
@@ -99,6 +107,15 @@ def test_makefile_only_socket_then_bytesio_files(module: ModuleType) -> None:
     # minihttp turns Nagle off by default (http.server does not): nothing to turn off here.
     assert (handler.command, handler.path) == ("GET", "/x?a=1")
     assert handler.headers["Host"] == "example"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_fake_with_family_but_no_setsockopt(module: ModuleType) -> None:
+    handler = hello_class(module)(MakefileAndFamily(b""), ("127.0.0.1", 1234), None)
+    handler.rfile = BytesIO(REQUEST)
+    handler.wfile = BytesIO()
+    handler.handle_one_request()
+    assert status_and_body(handler.wfile.getvalue()) == (b"HTTP/1.1 200 OK", b"hello")
 
 
 @pytest.mark.parametrize("module", MODULES)
