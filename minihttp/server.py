@@ -755,7 +755,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                 now = _time()
                 emit = access_route(now)
                 if emit is not None:
-                    if emit is VIA_LOGGING or emit is TO_STDERR:
+                    if emit is VIA_LOGGING or emit is TO_STDERR or self.remote_user is not None:
                         self._log_access(code, size, True, emit, now)
                     else:  # the command line's handler: only the fields, formatted later
                         addr = self.client_address
