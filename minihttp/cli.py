@@ -45,12 +45,13 @@ from typing import Any
 
 from . import __version__, logs, prefork
 from .accesslog import ACCESS_FIELDS, access_format, with_access_log
+from .config import DEFAULT_LIMITS
 from .forwarded import FORWARDED, X_FORWARDED_FOR, TrustedProxies
 from .http11 import validate_field
 from .listen import Listener, descriptor, systemd_listen_fd
 from .prefork import _positive
 from .server import HTTPServer
-from .static import SimpleHTTPRequestHandler
+from .static import SimpleHTTPRequestHandler, upload
 
 __all__ = [
     "SUBCOMMANDS",
@@ -210,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "'Access-Control-Allow-Origin: *' (repeatable)")
     parser.add_argument("--follow-symlinks", action="store_true",
                         help="serve symlinks that point outside the directory (default: 404)")
+    upload.add_arguments(parser)
     add_server_arguments(parser)
     return parser
 
@@ -341,8 +343,11 @@ def make_server(args: argparse.Namespace) -> HTTPServer:
         "extra_headers": tuple(args.header),
         "follow_symlinks": args.follow_symlinks,
     }
-    handler_class = type("CLIRequestHandler", (_CLIHandler,), handler_attrs)
-    return build_server(args, partial(handler_class, directory=directory))
+    handler_attrs.update(upload.handler_attrs(args))
+    handler_class = type("CLIRequestHandler", upload.handler_bases(args, _CLIHandler),
+                         handler_attrs)
+    return build_server(args, partial(handler_class, directory=directory),
+                        upload.server_limits(args, DEFAULT_LIMITS))
 
 
 def build_server(args: argparse.Namespace, handler: Any,

@@ -98,10 +98,12 @@ _STYLE = (
 )
 
 
-def render_listing(display_path: str, entries: Iterable[Entry], *, parent: bool) -> bytes:
+def render_listing(display_path: str, entries: Iterable[Entry], *, parent: bool,
+                   extra: str = "") -> bytes:
     """The listing page for ``display_path`` (the decoded URL path) as UTF-8 bytes.
 
-    ``parent`` adds a link to the enclosing directory (false at the served root).
+    ``parent`` adds a link to the enclosing directory (false at the served root); ``extra``
+    is trusted HTML put below the heading (the upload form).
     """
     title = f"Index of {_shown(display_path)}"
     rows = []
@@ -119,7 +121,7 @@ def render_listing(display_path: str, entries: Iterable[Entry], *, parent: bool)
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{title}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
-        f"<h1>{title}</h1>\n<table>\n"
+        f"<h1>{title}</h1>\n{extra + chr(10) if extra else ''}<table>\n"
         "<thead><tr><th>Name</th><th>Size</th><th>Modified (UTC)</th></tr></thead>\n<tbody>\n"
         + "\n".join(rows)
         + "\n</tbody>\n</table>\n</body>\n</html>\n"
