@@ -178,12 +178,9 @@ def boundary_from_content_type(value: str | None) -> bytes:
     """
     if value is None:
         raise UnsupportedMediaType("expected a multipart/form-data body")
-    try:
-        kind, params = parse_parameters(value)
-    except MultipartError:
-        raise UnsupportedMediaType("expected a multipart/form-data body") from None
-    if kind != "multipart/form-data":
+    if value.split(";", 1)[0].strip(_OWS).lower() != "multipart/form-data":
         raise UnsupportedMediaType("expected a multipart/form-data body")
+    _kind, params = parse_parameters(value)
     boundary = params.get("boundary")
     if boundary is None or not _BOUNDARY.fullmatch(boundary):
         raise MultipartError("missing or malformed multipart boundary")
@@ -299,7 +296,7 @@ class MultipartParser:
             self._state = _EPILOGUE
             return False
         i = buf.find(b"\r\n")
-        padding = buf if i < 0 else buf[:i]
+        padding = buf[:i] if i >= 0 else buf[:-1] if buf.endswith(b"\r") else buf
         if padding.strip(b" \t") or len(padding) > _PADDING_MAX:
             raise MultipartError("a boundary must be followed by CRLF or '--'")
         if i < 0:
