@@ -121,7 +121,7 @@ class StagedFile:
             self.committed = True
             return existed
         try:
-            os.link(self.temp_path, final, follow_symlinks=False)
+            os.link(self.temp_path, final)
         except FileExistsError:
             raise Conflict("a file of that name exists") from None
         except OSError as exc:

@@ -51,7 +51,8 @@ from minihttp.static.names import BadName, check_name, parse_size
 from minihttp.static.paths import contained, has_trailing_slash, split_target, url_segments
 from minihttp.static.staging import Conflict, StagedFile
 
-__all__ = ["UploadMixin", "add_arguments", "handler_attrs", "server_limits", "upload_form"]
+__all__ = ["UploadMixin", "add_arguments", "handler_attrs", "handler_bases", "server_limits",
+           "upload_form"]
 
 #: Bytes read from the client at a time.
 CHUNK_SIZE = 64 * 1024
@@ -108,6 +109,9 @@ class UploadMixin(SimpleHTTPRequestHandler):
         if has_trailing_slash(raw_path) or not segments:
             raise Conflict("PUT needs a file name, not a directory")
         name = check_name(segments[-1], allow_dotfiles=self.upload_allow_dotfiles)
+        if self.headers.get("Content-Range") is not None:
+            # RFC 9110 section 14.5: a partial PUT must not be stored as the whole file.
+            raise BadRequest("partial PUT (Content-Range) is not supported", close=False)
         remaining = self._declared_length(required=True)
         directory = self._directory(segments[:-1])
         self._check_free(directory, name)

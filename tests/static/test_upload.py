@@ -177,6 +177,12 @@ def test_put_without_length_is_411(serve: Serve) -> None:
     assert reply.startswith(b"HTTP/1.1 411 ")
 
 
+def test_partial_put_is_refused(serve: Serve, root: Path) -> None:
+    r = put(serve() + "/part", b"abc", **{"Content-Range": "bytes 0-2/10"})
+    assert r.status_code == 400 and "Content-Range" in r.text
+    assert not (root / "part").exists()
+
+
 def test_declared_size_over_the_limit_is_413_before_reading(serve: Serve, root: Path) -> None:
     url = serve(upload_max_size=1000)
     # The client waits for 100 Continue: it must get the 413 instead, without sending.
