@@ -60,6 +60,8 @@ class StagedFile:
         #: Bytes written so far.
         self.size = 0
         self.committed = False
+        #: The commit replaced a file of the same name.
+        self.replaced = False
         for _attempt in range(16):
             path = os.path.join(directory, _temp_name(name))
             try:
@@ -119,6 +121,7 @@ class StagedFile:
             existed = os.path.lexists(final)
             os.replace(self.temp_path, final)
             self.committed = True
+            self.replaced = existed
             return existed
         try:
             os.link(self.temp_path, final)
@@ -151,8 +154,9 @@ class StagedFile:
                 os.unlink(self.temp_path)
 
     def uncommit(self) -> None:
-        """Remove the file this upload stored (to undo a form whose later file failed)."""
-        if self.committed:
+        """Remove the file this upload stored (to undo a form whose later file failed),
+        unless it replaced one: the old contents are gone, the new ones are better than none."""
+        if self.committed and not self.replaced:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
             self.committed = False

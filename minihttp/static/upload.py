@@ -11,7 +11,7 @@
   listing (Post/Redirect/Get: the browser shows the listing with the new files, and a
   reload does not send them again); the 303's small HTML page lists what was stored, for
   clients that do not follow redirects (``curl -F``). A form's files are stored together
-  or not at all.
+  or not at all (but a file that replaced another cannot be taken back: it stays).
 
 Rules of this module:
 
@@ -172,13 +172,15 @@ class UploadMixin(SimpleHTTPRequestHandler):
         for s in staged:
             self._log_stored(base + _quote(s.name), s.size)
         items = "".join(
-            f'<li><a href="{html.escape(_quote(s.name))}">{html.escape(s.name)}</a> '
+            f'<li><a href="{html.escape(base + _quote(s.name))}">{html.escape(s.name)}</a> '
             f"({s.size} bytes)</li>" for s in staged)
+        listing = base + (f"?{query}" if query else "")
         page = ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
                 f"<title>Uploaded</title></head><body><p>Stored {len(staged)} "
                 f"file{'s' if len(staged) != 1 else ''}:</p><ul>{items}</ul>"
-                f'<p><a href="./">Back to the listing</a></p></body></html>\n')
-        self._reply(303, page, "text/html", [("Location", base + (f"?{query}" if query else ""))])
+                f'<p><a href="{html.escape(listing)}">Back to the listing</a></p>'
+                "</body></html>\n")
+        self._reply(303, page, "text/html", [("Location", listing)])
 
     def _start_part(self, part: Part, directory: str, staged: list[StagedFile]
                     ) -> StagedFile | None:
@@ -194,7 +196,8 @@ class UploadMixin(SimpleHTTPRequestHandler):
         return s
 
     def _commit_all(self, staged: list[StagedFile]) -> None:
-        """Store every file of a form, or (on a conflict) none of those it stored."""
+        """Store every file of a form, or (on a conflict) none of those it stored (a file
+        that replaced another cannot be taken back: it stays)."""
         try:
             for s in staged:
                 s.commit(self.upload_allow_replace)

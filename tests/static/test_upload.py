@@ -294,6 +294,7 @@ def test_form_stores_several_files_and_redirects_to_the_listing(serve: Serve,
     r = form(url + "/sub/?sort=name", [("one.txt", b"first\r\n"), ("two <b>.bin", big)])
     assert r.status_code == 303 and r.headers["Location"] == "/sub/?sort=name"
     assert "two &lt;b&gt;.bin" in r.text and "300000 bytes" in r.text
+    assert '<a href="/sub/two%20%3Cb%3E.bin">' in r.text
     assert (root / "sub" / "one.txt").read_bytes() == b"first\r\n"
     assert (root / "sub" / "two <b>.bin").read_bytes() == big
     assert sorted(serve.handler.stored) == [  # type: ignore[attr-defined]
@@ -322,28 +323,42 @@ def test_form_conflict_at_commit_undoes_the_files_stored(serve: Serve, root: Pat
     """A name taken while the form streams (after its early check) fails the whole form,
     and the files of the form already given their names are removed again."""
     url = serve()
-    b = b"bnd"
-
-    def part(name: bytes, content: bytes) -> bytes:
-        return (b"--" + b + b'\r\nContent-Disposition: form-data; name="file"; filename="'
-                + name + b'"\r\n\r\n' + content + b"\r\n")
-
-    # Over 64 KiB: the pooled server hands the request to a worker before the body is in.
-    first = part(b"late1", b"1" * 1000) + part(b"late2", b"2" * 70_000)
-    rest = b"2" * 1000 + b"\r\n--" + b + b"--\r\n"
-    first = first[:-len(b"\r\n")]  # late2's content continues in ``rest``
-    head = (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=bnd"
-            b"\r\nContent-Length: " + str(len(first) + len(rest)).encode() + b"\r\n\r\n")
-    with socket.create_connection(("127.0.0.1", port_of(url)), timeout=TIMEOUT) as sock:
-        sock.sendall(head + first)
-        assert wait_for(lambda: len(leftovers(root)) == 2, timeout=TIMEOUT)
-        (root / "late2").write_bytes(b"someone else")
-        sock.sendall(rest)
-        reply = sock.recv(65536)
+    reply = form_taken_midway(url, root, [b"late1", b"late2"],
+                              lambda: (root / "late2").write_bytes(b"someone else"))
     assert reply.startswith(b"HTTP/1.1 409 "), reply[:100]
     assert not (root / "late1").exists()
     assert (root / "late2").read_bytes() == b"someone else"
     assert wait_for(lambda: leftovers(root) == [])
+
+
+def test_form_conflict_keeps_files_it_replaced(serve: Serve, root: Path) -> None:
+    url = serve(upload_allow_replace=True)
+    reply = form_taken_midway(url, root, [b"existing.txt", b"new", b"late"],
+                              lambda: (root / "late").mkdir())
+    assert reply.startswith(b"HTTP/1.1 409 "), reply[:100]
+    assert (root / "existing.txt").read_bytes() == b"x" * 1000  # replaced: stays
+    assert not (root / "new").exists()  # created: taken back
+    assert wait_for(lambda: leftovers(root) == [])
+
+
+def form_taken_midway(url: str, root: Path, names: list[bytes],
+                      meanwhile: Callable[[], object]) -> bytes:
+    """Post a form of ``names`` (1000 bytes of ``x`` each; the last one is longer, and the
+    body over 64 KiB, so the pooled server hands it to a worker before it is all in); run
+    ``meanwhile`` once all are streaming, before the last one ends; the reply's start."""
+    b = b"bnd"
+    first = b"\r\n".join(
+        b"--" + b + b'\r\nContent-Disposition: form-data; name="file"; filename="' + name
+        + b'"\r\n\r\n' + b"x" * (1000 if name != names[-1] else 70_000) for name in names)
+    rest = b"x" * 1000 + b"\r\n--" + b + b"--\r\n"
+    head = (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=bnd"
+            b"\r\nContent-Length: " + str(len(first) + len(rest)).encode() + b"\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port_of(url)), timeout=TIMEOUT) as sock:
+        sock.sendall(head + first)
+        assert wait_for(lambda: len(leftovers(root)) == len(names), timeout=TIMEOUT)
+        meanwhile()
+        sock.sendall(rest)
+        return sock.recv(65536)
 
 
 def test_form_skips_empty_file_inputs_and_fields(serve: Serve, root: Path) -> None:
