@@ -309,10 +309,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--upload", action="store_true",
                        help="accept uploads: PUT to a path, and a form on listings")
     group.add_argument("--allow-replace", action="store_true",
-                       help="uploads may replace existing files (default: 409 Conflict)")
+                       help="with --upload: uploads may replace existing files "
+                       "(default: 409 Conflict)")
     group.add_argument("--max-upload", type=_size, metavar="SIZE",
-                       help="largest upload body, e.g. 10M or 1G (default: 1G, the "
-                       "server's body limit)")
+                       help="with --upload: largest upload body, e.g. 10M or 1G "
+                       "(default: 1G, the server's body limit)")
 
 
 def handler_attrs(args: argparse.Namespace) -> dict[str, Any]:
