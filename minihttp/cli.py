@@ -50,12 +50,13 @@ from typing import Any
 from . import __version__, auth_cli, logs, prefork, tlsfiles
 from ._linewriter import flush_all
 from .accesslog import ACCESS_FIELDS, access_format, with_access_log
+from .config import DEFAULT_LIMITS
 from .forwarded import FORWARDED, X_FORWARDED_FOR, TrustedProxies
 from .http11 import validate_field
 from .listen import Listener, descriptor, systemd_listen_fd
 from .prefork import _positive
 from .server import HTTPServer
-from .static import SimpleHTTPRequestHandler, cors, site
+from .static import SimpleHTTPRequestHandler, cors, site, upload
 from .static import compress as _compress
 from .tlsfiles import CertificateError
 
@@ -251,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "'X-Robots-Tag: noindex' (repeatable)")
     parser.add_argument("--follow-symlinks", action="store_true",
                         help="serve symlinks that point outside the directory (default: 404)")
+    upload.add_arguments(parser)
     _compress.add_arguments(parser)
     auth_cli.add_arguments(parser)
     add_server_arguments(parser)
@@ -376,10 +378,13 @@ def make_server(args: argparse.Namespace) -> HTTPServer:
         **_compress.handler_attrs(args),
     }
     handler_attrs.update(site.handler_attributes(args))
-    handler_class: type[_CLIHandler] = type("CLIRequestHandler", (_CLIHandler,), handler_attrs)
+    handler_attrs.update(upload.handler_attrs(args))
+    handler_class: type[_CLIHandler] = type(
+        "CLIRequestHandler", upload.handler_bases(args, _CLIHandler), handler_attrs)
     handler_class = cors.apply(handler_class, args)
     handler_class = auth_cli.with_auth(handler_class, args)  # last: it wraps the final class
-    return build_server(args, partial(handler_class, directory=directory))
+    return build_server(args, partial(handler_class, directory=directory),
+                        upload.server_limits(args, DEFAULT_LIMITS))
 
 
 def build_server(args: argparse.Namespace, handler: Any,

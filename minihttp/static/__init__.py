@@ -6,6 +6,11 @@ handler is :mod:`~minihttp.static.handler`; each concern under it is a pure modu
 (validators, preconditions), :mod:`~minihttp.static.ranges` (206, multipart, 416),
 :mod:`~minihttp.static.encoding` (precompressed siblings), :mod:`~minihttp.static.listing`
 (directory pages) and :mod:`~minihttp.static.cache` (the small-file cache).
+
+Uploads (``--upload``) are :class:`minihttp.static.upload.UploadMixin`, over
+:mod:`~minihttp.static.multipart` (streaming form parser), :mod:`~minihttp.static.names`
+(which names a client may use) and :mod:`~minihttp.static.staging` (temporary file, then
+rename).
 """
 
 from __future__ import annotations

@@ -397,12 +397,18 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         display = "/" + "/".join(url_segments(raw_path))
         if display != "/":
             display += "/"
-        body = render_listing(display, entries, parent=display != "/", query=query)
+        body = render_listing(display, entries, parent=display != "/", query=query,
+                              extra=self.listing_extra_html(path))
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         return io.BytesIO(body)
+
+    def listing_extra_html(self, path: str) -> str:
+        """HTML added to the listing of directory ``path`` below its heading (none here;
+        :class:`~minihttp.static.upload.UploadMixin` adds its form)."""
+        return ""
 
     def copyfile(self, source: _Body, outputfile: Any) -> None:
         """Copy ``source`` to ``outputfile``; file segments of a :class:`FileBody` go
