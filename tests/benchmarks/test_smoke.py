@@ -7,6 +7,7 @@ stdlib and minihttp server programs really share their handler code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -362,3 +363,53 @@ def test_baseline_twins_run_the_other_checkout(tmp_path: Path) -> None:
     assert [s.name for s in static][:4] == ["minihttp", "minihttp@base", "minihttp-pool",
                                             "minihttp-pool@base"]
     assert static[1].argv(9)[2:] == ["--port", "9", "--directory", str(tmp_path)]
+
+
+def test_check_and_alternate_with_custom_check_and_measure() -> None:
+    """bench_proxy's route: its own check (absolute-form through a proxy) drops the failing
+    competitor; its own measure is used for the warm-up and for every round, in turn."""
+    calls: list[tuple[str, int, int]] = []
+    result = h.WrkResult(10, 1.0, 0.0, 10.0, 0.0, 0.0, 0.0, {}, {}, 0)
+
+    def check(name: str, srv: h.ServerProcess) -> None:
+        if name == "bad":
+            raise RuntimeError("no keep-alive")
+
+    def measure(name: str, connections: int, duration: int) -> h.WrkResult:
+        calls.append((name, connections, duration))
+        return result
+
+    args = type("A", (), {"connections": 16, "warmup": 1, "duration": 3, "rounds": 2,
+                          "threads": 1})()
+    servers: dict[str, h.ServerProcess] = {n: None for n in ("a", "bad", "b")}  # type: ignore[misc]
+    missing: dict[str, str] = {}
+    out = h.check_and_alternate(servers, missing, args, b"", check=check, measure=measure)
+    assert "no keep-alive" in missing["bad"] and list(out) == ["a", "b"]
+    assert calls == [("a", 16, 1), ("b", 16, 1), ("a", 16, 3), ("b", 16, 3),
+                     ("a", 16, 3), ("b", 16, 3)]
+
+
+def test_tinyproxy_conf_stays_in_work_dir(tmp_path: Path) -> None:
+    conf = bench_proxy.tinyproxy_conf(tmp_path, 8123).read_text()
+    for needle in ("Port 8123", "Listen 127.0.0.1", "Allow 127.0.0.1",
+                   f'LogFile "{tmp_path}/', f'PidFile "{tmp_path}/'):
+        assert needle in conf
+
+
+@pytest.mark.skipif(shutil.which("tinyproxy") is None, reason="tinyproxy not installed")
+def test_tinyproxy_runs_with_our_conf(tmp_path: Path) -> None:
+    """The competitor as bench_proxy starts it forwards an absolute-form GET to a local
+    upstream (one request: it closes client connections after each response)."""
+    upstream = h.free_port()
+    specs = [h.ServerSpec("up", lambda p: h.python_server_argv(
+                 "minihttp_hello.py", "--port", str(p))),
+             *[s for s in bench_proxy._competitor_specs(
+                 type("A", (), {"no_competitors": False, "proxypy_python": None})(), tmp_path)
+               if s.name == "tinyproxy"]]
+    with contextlib.ExitStack() as stack:
+        running, missing = h.start_all(stack, specs, lambda m: None)
+        assert not missing, missing
+        upstream = running["up"].port
+        h.check_get(upstream, f"http://127.0.0.1:{upstream}/", b"Hello World\n",
+                    host_header=f"127.0.0.1:{upstream}", connect_port=running["tinyproxy"].port,
+                    keep_alive=False)
