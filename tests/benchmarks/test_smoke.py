@@ -413,3 +413,17 @@ def test_tinyproxy_runs_with_our_conf(tmp_path: Path) -> None:
         h.check_get(upstream, f"http://127.0.0.1:{upstream}/", b"Hello World\n",
                     host_header=f"127.0.0.1:{upstream}", connect_port=running["tinyproxy"].port,
                     keep_alive=False)
+
+
+def test_bench_tunnels_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    """bench_tunnels.py with a few tunnels: every row printed, the proxy's threads bounded
+    and the stop within the grace (the script's own verdicts)."""
+    from benchmarks import bench_tunnels
+
+    assert bench_tunnels.main(["--tunnels", "50", "--requests", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "| proxy threads (before -> with tunnels)" in out
+    for row in out.splitlines():
+        if row.startswith(("| proxy threads", "| seconds from SIGINT")):
+            assert row.rstrip(" |").endswith("yes"), row
+    assert "50/50" in out
