@@ -34,6 +34,7 @@ from typing import Any, NoReturn
 
 import h11
 
+from minihttp.http11 import ResponseHead
 from minihttp.proxy.config import ProxyConfig
 from minihttp.proxy.connections import (
     DestinationDenied,
@@ -173,7 +174,8 @@ class _Job:
     """The exchange under way on one client request: what its continuations (a retry, the
     deferred wait for the response head, the body relay) need."""
 
-    #: The ``h11.Request`` sent upstream.
+    #: The ``h11.Request`` sent upstream, or (the fast path's bodyless request, sent
+    #: without h11) its bytes.
     request: Any
     #: Whether the client's request has a body (sent from ``rfile``).
     has_body: bool
@@ -219,7 +221,9 @@ class Exchange(Routing):
             try:
                 if job.has_body:
                     self._send_body(conn, job.request, ctx.timeout)
-                else:  # the common case, without a call of its own
+                elif type(job.request) is bytes:  # the fast path's (no h11: send_raw)
+                    conn.send_raw(job.request, self.command == "HEAD", ctx.timeout)
+                else:
                     conn.send_bodyless(job.request, ctx.timeout)
             except _ClientGone:
                 raise
@@ -349,8 +353,12 @@ class Exchange(Routing):
         # taken out, hop-by-hop ones dropped (RFC 9110 section 7.6.1), the rest kept as the
         # lines they will be in our head (h11's parser validated them: token names, no
         # CR/LF/NUL in values).
-        items = head.headers._full_items if H11_HEADERS is not None else [
-            (n, n.lower(), v) for n, v in head.headers.raw_items()]
+        items: Any
+        if type(head) is ResponseHead:  # our parser's (a raw exchange)
+            items = head.items
+        else:
+            items = head.headers._full_items if H11_HEADERS is not None else [
+                (n, n.lower(), v) for n, v in head.headers.raw_items()]
         actions = _RESPONSE_ACTIONS
         length: bytes | None = None
         chunked = has_date = False
