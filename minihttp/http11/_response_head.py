@@ -7,7 +7,8 @@ differential oracle (tests/http11/test_response_head.py), as it is for request h
 Rules of this module:
 
 * Fed a buffer that may hold less or more than one head: returns None until the blank line
-  is in (or raises :class:`BadResponse` as soon as the head is over ``max_head``), then the
+  is in (or raises :class:`BadResponse` as soon as the head is over ``max_head`` or a bare
+  CR or LF is seen, so a head that cannot end well is not waited for), then the
   head and how many bytes it took; whatever follows is the body's (or the next head's, after
   an interim 1xx).
 * Strict, a proxy's choice where RFC 9112 allows it (each a deliberate difference from h11,
@@ -39,7 +40,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ._rules import FIELD_LINES
+from ._rules import BARE_CR_LF, FIELD_LINES
 
 __all__ = ["CHUNKED", "LENGTH", "NO_BODY", "UNTIL_CLOSE", "BadResponse", "ResponseHead",
            "parse_response_head"]
@@ -98,6 +99,8 @@ def parse_response_head(buf: bytes | bytearray, *, head_request: bool = False,
     if end < 0:
         if len(buf) > max_head:
             raise BadResponse("response head too large")
+        if BARE_CR_LF.search(buf, 0, len(buf) - 1) is not None:  # a CR last may be a CRLF's
+            raise BadResponse("bare CR or LF in the response head")
         return None
     end += 4
     if end > max_head:
@@ -140,18 +143,21 @@ def parse_response_head(buf: bytes | bytearray, *, head_request: bool = False,
 
 def _framing(status: int, head_request: bool, te: list[bytes] | None,
              cl: list[bytes] | None) -> tuple[int, int]:
-    """The framing table of the rules (RFC 9112 section 6.3)."""
+    """The framing table of the rules (RFC 9112 section 6.3). The framing fields are
+    checked whatever the status (as h11 does): a 304 with ``Content-Length: 5, 6`` is as
+    ambiguous as a 200 with it."""
     if te is not None and cl is not None:
         raise BadResponse("Content-Length with Transfer-Encoding")
-    if status < 200 or head_request or status in (204, 304):
-        return NO_BODY, -1
     if te is not None:
         codings = [c.strip().lower() for v in te for c in v.split(b",")]
         if codings != [b"chunked"]:
             raise BadResponse(f"unsupported Transfer-Encoding {b', '.join(te)[:80]!r}")
+    if cl is not None and (len(cl) != 1 or _DIGITS.fullmatch(cl[0]) is None):
+        raise BadResponse(f"bad or repeated Content-Length {b', '.join(cl)[:80]!r}")
+    if status < 200 or head_request or status in (204, 304):
+        return NO_BODY, -1
+    if te is not None:
         return CHUNKED, -1
     if cl is not None:
-        if len(cl) != 1 or _DIGITS.fullmatch(cl[0]) is None:
-            raise BadResponse(f"bad or repeated Content-Length {b', '.join(cl)[:80]!r}")
         return LENGTH, int(cl[0])
     return UNTIL_CLOSE, -1
