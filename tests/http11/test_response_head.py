@@ -143,9 +143,7 @@ def _ours(head: bytes, method: bytes) -> tuple[object, ...] | None:
         return None
     assert out is not None, head  # every generated head is whole (or refused)
     r = out[0]
-    framing = (r.framing, r.length)
-    if r.framing == LENGTH and r.length == 0 or r.framing == NO_BODY:
-        framing = (NO_BODY, -1) if r.framing == NO_BODY or r.length == 0 else framing
+    framing = (r.framing, r.length)  # (LENGTH, 0) is "no body" too: see _normal
     return (r.status_code, r.reason, r.http_version, [(n, v) for n, _, v in r.items],
             framing, r.keep_alive)
 
