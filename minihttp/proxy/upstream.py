@@ -196,6 +196,8 @@ class Exchange(Routing):
     _retried = False
     #: The connection whose response body is being relayed.
     _relaying: UpstreamConnection | None = None
+    #: While waiting for a slow client: the upstream body was read whole already.
+    _relay_ended = False
 
     def _exchange(self, h11_request: Any, has_body: bool, host: str, port: int,
                   request: ProxyRequest | None, ctx: Context) -> None:
@@ -457,13 +459,30 @@ class Exchange(Routing):
         conn = self._relaying
         assert conn is not None
         wfile = self.wfile
+        # minihttp's writer: bytes are only buffered by write() and pushed out as the client
+        # takes them (send_some); a slow client is waited for on the event loop
+        # (defer_until_writable), not on a thread. At most one upstream read is buffered.
+        send_some = getattr(wfile, "send_some", None)
         try:
             if ready is not None:
                 if not ready:
                     raise UpstreamTimeout("upstream timed out mid-body")
                 conn.receive()
-            while not conn.relay_buffered(wfile.write):
-                wfile.flush()  # the client sees what has arrived before we wait
+            if send_some is not None:
+                wfile.hold_writes()
+            while True:
+                done = conn.relay_buffered(wfile.write)
+                if send_some is None:
+                    if done:
+                        break
+                    wfile.flush()  # the client sees what has arrived before we wait
+                elif not send_some():
+                    self._relay_ended = done
+                    if self.defer_until_writable(self._relay_flushed, self._send_timeout()):
+                        return
+                    wfile.flush()  # no loop to wait on: wait here
+                if done:
+                    break
                 if self.defer_until_readable(conn.sock, self._relay_body, self._job.ctx.timeout):
                     return
                 conn.receive()
@@ -474,6 +493,33 @@ class Exchange(Routing):
             return
         self._relaying = None
         self._job.ctx.pool.release(conn)
+
+    def _relay_flushed(self, ready: bool) -> None:
+        """The slow client can take bytes again (``ready``; False: it took none for the send
+        timeout): send what it takes, wait again, or go on with the relay."""
+        conn = self._relaying
+        assert conn is not None
+        try:
+            if not ready:
+                raise TimeoutError("client took no bytes for the send timeout")
+            if not self.wfile.send_some():
+                if self.defer_until_writable(self._relay_flushed, self._send_timeout()):
+                    return
+                self.wfile.flush()
+        except OSError:
+            self._relaying = None
+            self._drop(conn)
+            self._abort_client()
+            return
+        if self._relay_ended:
+            self._relaying = None
+            self._job.ctx.pool.release(conn)
+            return
+        self._relay_body(None)
+
+    def _send_timeout(self) -> float | None:
+        """How long a client may take no bytes of a response (the server's send_timeout)."""
+        return self._limits().send_timeout
 
     def _hook_request(self) -> ProxyRequest:
         """The request as a hook sees it, rebuilt (only when a caller passed none)."""
