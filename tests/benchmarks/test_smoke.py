@@ -427,3 +427,14 @@ def test_bench_tunnels_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> No
         if row.startswith(("| proxy threads", "| seconds from SIGINT")):
             assert row.rstrip(" |").endswith("yes"), row
     assert "50/50" in out
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"),
+                    reason="nginx not installed")
+def test_bench_slow_readers_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import bench_slow_readers
+
+    assert bench_slow_readers.main(["--readers", "5", "--seconds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| normal client p99 ms (alone -> with readers)" in out
+    assert "| proxy threads (before -> with readers)" in out
