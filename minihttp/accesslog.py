@@ -32,11 +32,11 @@ __all__ = ["ACCESS_FIELDS", "ACCESS_PRESETS", "AccessLogMixin", "access_format",
 
 
 #: The fields an ``--access-log-format`` template may use, ``{name}``.
-ACCESS_FIELDS = ("remote", "time", "request", "method", "path", "protocol", "status", "size",
-                 "referer", "agent", "host", "duration_ms", "pid")
+ACCESS_FIELDS = ("remote", "user", "time", "request", "method", "path", "protocol", "status",
+                 "size", "referer", "agent", "host", "duration_ms", "pid")
 ACCESS_PRESETS = {
-    "common": '{remote} - - [{time}] "{request}" {status} {size}',
-    "combined": '{remote} - - [{time}] "{request}" {status} {size} "{referer}" "{agent}"',
+    "common": '{remote} - {user} [{time}] "{request}" {status} {size}',
+    "combined": '{remote} - {user} [{time}] "{request}" {status} {size} "{referer}" "{agent}"',
     "json": "json",
 }
 
@@ -88,6 +88,8 @@ class AccessLogMixin:
         started = self._started
         values: dict[str, Any] = {
             "remote": self.address_string(),  # type: ignore[attr-defined]
+            # the authenticated user (minihttp.auth), CLF's authuser; "-" without one
+            "user": (getattr(self, "remote_user", None) or "-").replace(" ", "\\x20"),
             "time": self.log_date_time_string(),  # type: ignore[attr-defined]
             "request": args[0], "method": self.command or "-",
             "path": getattr(self, "path", "-"), "protocol": getattr(self, "request_version", "-"),

@@ -43,14 +43,14 @@ from functools import partial
 from types import FrameType
 from typing import Any
 
-from . import __version__, logs, prefork
+from . import __version__, auth_cli, logs, prefork
 from .accesslog import ACCESS_FIELDS, access_format, with_access_log
 from .forwarded import FORWARDED, X_FORWARDED_FOR, TrustedProxies
 from .http11 import validate_field
 from .listen import Listener, descriptor, systemd_listen_fd
 from .prefork import _positive
 from .server import HTTPServer
-from .static import SimpleHTTPRequestHandler
+from .static import SimpleHTTPRequestHandler, cors, site
 
 __all__ = [
     "SUBCOMMANDS",
@@ -61,6 +61,7 @@ __all__ = [
     "graceful_stop",
     "main",
     "make_server",
+    "overflow_for",
     "parse_port",
     "raise_open_file_limit",
     "run_until_stopped",
@@ -75,6 +76,7 @@ SUBCOMMANDS: dict[str, str] = {
     "proxy": "minihttp.proxy",
     "wsgi": "minihttp.wsgi.command:main_wsgi",
     "run": "minihttp.wsgi.command:main_run",
+    "hash-password": "minihttp.auth_cli:main_hash_password",
 }
 
 log = logging.getLogger("minihttp.cli")
@@ -140,17 +142,49 @@ def _trusted(text: str) -> str:
 
 
 _THREADS_HELP = ("most handlers that may block at once (requests are served on the event "
-                 "loop; a handler that blocks hands the loop to one of these threads). "
-                 "Default: from the CPU count, at least 32")
+                 "loop; a handler that blocks hands the loop to one of these threads; "
+                 "when all N block, up to N/4 more start, so a short request does not wait "
+                 "behind N long ones). Default: from the CPU count, at least 32")
+
+
+def overflow_for(threads: int) -> int:
+    """Extra threads allowed while all ``--threads`` block: a quarter more, at least 4.
+
+    Measured (bench_wsgi.py --blocking: 64 clients of a 50 ms endpoint on --threads 64, one
+    client of a fast one): with no reserve the fast client waits for one of the 64 to end,
+    p99 37 ms; with it, see the README's WSGI section.
+    """
+    return max(4, threads // 4)
 
 
 def add_server_arguments(parser: argparse.ArgumentParser, *,
                          default_bind: str = "all interfaces, IPv6 and IPv4",
-                         threads_help: str = _THREADS_HELP) -> None:
+                         threads_help: str = _THREADS_HELP, transport: bool = True) -> None:
     """The production options every server command line shares (static files, ``wsgi``,
-    ``run``): one family, declared once."""
+    ``run``, ``proxy``): one family, declared once. ``transport=False`` leaves out what
+    only servers built by :func:`build_server` offer (TLS, ``--threads N``, trusted
+    proxies, ``--unix`` / ``--fd``): the proxy's."""
     parser.add_argument("-b", "--bind", metavar="ADDRESS",
                         help=f"address to listen on (default: {default_bind})")
+    if transport:
+        _add_transport_arguments(parser, threads_help)
+    else:
+        prefork.add_arguments(parser)
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="do not log requests (handler failures are still logged)")
+    parser.add_argument("--access-log", metavar="FILE",
+                        help="write the access log to FILE ('-': standard output) instead of "
+                        "standard error")
+    parser.add_argument("--access-log-format", metavar="FORMAT", default="common",
+                        type=access_format,
+                        help="'common' (default, Common Log Format), 'combined' (+ referer "
+                        "and user agent), 'json' (one JSON object a line) or a template of "
+                        f"{{fields}}: {', '.join(ACCESS_FIELDS)}")
+    parser.add_argument("--version", action="version", version=f"minihttp {__version__}")
+
+
+def _add_transport_arguments(parser: argparse.ArgumentParser, threads_help: str) -> None:
+    """TLS, threads, pre-forking, trusted proxies, inherited or Unix sockets."""
     parser.add_argument("--tls-cert", metavar="FILE",
                         help="serve HTTPS with this PEM certificate chain")
     parser.add_argument("--tls-key", metavar="FILE",
@@ -172,17 +206,6 @@ def add_server_arguments(parser: argparse.ArgumentParser, *,
     where.add_argument("--fd", type=descriptor, metavar="N",
                        help="serve the listening socket inherited as descriptor N (systemd "
                        "socket activation, LISTEN_FDS, is used without this option)")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="do not log requests (handler failures are still logged)")
-    parser.add_argument("--access-log", metavar="FILE",
-                        help="write the access log to FILE ('-': standard output) instead of "
-                        "standard error")
-    parser.add_argument("--access-log-format", metavar="FORMAT", default="common",
-                        type=access_format,
-                        help="'common' (default, Common Log Format), 'combined' (+ referer "
-                        "and user agent), 'json' (one JSON object a line) or a template of "
-                        f"{{fields}}: {', '.join(ACCESS_FIELDS)}")
-    parser.add_argument("--version", action="version", version=f"minihttp {__version__}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
         "conditional requests and directory listings).",
         epilog="Other modes: 'python -m minihttp proxy --help' runs a forward proxy, "
         "'python -m minihttp wsgi --help' a WSGI application (Flask, Django), "
-        "'python -m minihttp run --help' a handler class. "
+        "'python -m minihttp run --help' a handler class, "
+        "'python -m minihttp hash-password USER' a line for --auth-file. "
         "Stop with Ctrl-C or SIGTERM; in-flight responses are finished first.",
     )
     parser.add_argument("port", nargs="?", type=parse_port, default=8000,
@@ -207,10 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--header", action="append", type=_header, default=[],
                         metavar="NAME:VALUE",
                         help="add a header to every response, e.g. "
-                        "'Access-Control-Allow-Origin: *' (repeatable)")
+                        "'X-Robots-Tag: noindex' (repeatable)")
     parser.add_argument("--follow-symlinks", action="store_true",
                         help="serve symlinks that point outside the directory (default: 404)")
+    auth_cli.add_arguments(parser)
     add_server_arguments(parser)
+    cors.add_arguments(parser)
+    site.add_arguments(parser)
     return parser
 
 
@@ -341,7 +368,10 @@ def make_server(args: argparse.Namespace) -> HTTPServer:
         "extra_headers": tuple(args.header),
         "follow_symlinks": args.follow_symlinks,
     }
-    handler_class = type("CLIRequestHandler", (_CLIHandler,), handler_attrs)
+    handler_attrs.update(site.handler_attributes(args))
+    handler_class: type[_CLIHandler] = type("CLIRequestHandler", (_CLIHandler,), handler_attrs)
+    handler_class = cors.apply(handler_class, args)
+    handler_class = auth_cli.with_auth(handler_class, args)  # last: it wraps the final class
     return build_server(args, partial(handler_class, directory=directory))
 
 
@@ -372,6 +402,7 @@ def build_server(args: argparse.Namespace, handler: Any,
     if args.threads:
         attrs["max_workers"] = args.threads
         attrs["max_queue"] = args.threads
+        attrs["max_overflow"] = overflow_for(args.threads)
     attrs.update(server_attrs or {})
     server_class: type[Any] = type("CLIServer", bases, attrs)
     handler = with_access_log(handler, getattr(args, "access_log_format", "common"))

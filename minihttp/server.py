@@ -232,6 +232,9 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
     path: str
     request_version: str
     requestline: str = ""
+    #: The user a request authenticated as (:mod:`minihttp.auth` sets it): the access
+    #: log's third field (Common Log Format's authuser), ``-`` while None.
+    remote_user: str | None = None
     raw_requestline: bytes
     headers: Any
     close_connection: bool
@@ -409,7 +412,10 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                 method = getattr(self, _DO_NAMES.get(command)  # type: ignore[arg-type]
                                  or "do_" + command, None)  # type: ignore[operator]
                 if method is None:
-                    self._not_implemented()
+                    if command == "OPTIONS":
+                        self.send_options()
+                    else:
+                        self._not_implemented()
                 else:
                     try:
                         method()
@@ -530,6 +536,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         self.command = None
         self.requestline = ""
         self.request_version = ""
+        self.remote_user = None
         self._head = None
         self._linger = True
         try:
@@ -621,8 +628,20 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             if line in (b"\r\n", b"\n"):
                 return b"".join(lines)
 
+    def send_options(self) -> None:
+        """Answer ``OPTIONS`` (also ``OPTIONS *``): 204 with ``Allow`` (RFC 9110 section 9.3.7).
+
+        What a handler that defines no ``do_OPTIONS`` answers, instead of 501: OPTIONS asks
+        which methods the target supports, and the ``do_*`` methods are that answer. A
+        subclass's own ``do_OPTIONS`` wins; it may call this for the plain case.
+        """
+        self.send_response(HTTPStatus.NO_CONTENT)
+        self.send_header("Allow", self._allow())
+        self.end_headers()
+
     def _not_implemented(self) -> None:
-        """501 with ``Allow`` listing the handler's ``do_*`` methods (RFC 9110 section 15.6.2)."""
+        """501 with ``Allow`` listing the handler's ``do_*`` methods and OPTIONS (RFC 9110
+        section 15.6.2)."""
         self._error_keepalive = True
         self._error_headers = [("Allow", self._allow())]
         try:
@@ -753,8 +772,10 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         cls = type(self)
         value = _allow_values.get(cls)
         if value is None:
-            value = ", ".join(sorted(n[3:] for n in dir(cls)
-                                     if n.startswith("do_") and callable(getattr(cls, n))))
+            # OPTIONS is always answered (send_options when there is no do_OPTIONS).
+            value = ", ".join(sorted({n[3:] for n in dir(cls)
+                                      if n.startswith("do_") and callable(getattr(cls, n))}
+                                     | {"OPTIONS"}))
             _allow_values[cls] = value
         return value
 
@@ -1085,7 +1106,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         if emit is None:
             return
         # An HTTPStatus formats as its number in an f-string (its str() may not, on 3.10).
-        if not plain or emit is VIA_LOGGING:
+        if not plain or emit is VIA_LOGGING or self.remote_user is not None:
             self._log_line(emit, access_log,
                            control_escape(f'"{self.requestline}" {code} {size}'))
         elif emit is TO_STDERR:
@@ -1102,8 +1123,17 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             emit((addr[0] if addr else "-", now, self.requestline, code, size))
 
     def _log_line(self, emit: Callable[[str], None], logger: logging.Logger, message: str) -> None:
-        """``host - - [date] message`` to ``emit`` (a route of :mod:`minihttp.logs`)."""
-        if emit is VIA_LOGGING:
+        """``host - user [date] message`` to ``emit`` (a route of :mod:`minihttp.logs`)."""
+        user = self.remote_user
+        if user is not None:  # escaped as request data; a space would split the field
+            user = control_escape(user).replace(" ", "\\x20")
+            if emit is VIA_LOGGING:
+                logger.info("%s - %s [%s] %s", self.address_string(), user,
+                            self.log_date_time_string(), message)
+            else:
+                emit(f"{self.address_string()} - {user} [{self.log_date_time_string()}] "
+                     f"{message}")
+        elif emit is VIA_LOGGING:
             logger.info("%s - - [%s] %s", self.address_string(), self.log_date_time_string(),
                         message)
         else:

@@ -416,3 +416,71 @@ def test_threads_option_sets_pool_size(site: Path) -> None:
         assert server.max_workers == 3  # type: ignore[attr-defined]
     finally:
         server.server_close()
+
+
+# -- authentication (issue 14 item 2) -------------------------------------------------------------
+
+
+def test_auth_logs_the_user_and_says_nothing_on_loopback(site: Path) -> None:
+    env_free = {k: v for k, v in _env().items() if k != "MINIHTTP_AUTH"}
+    proc = subprocess.Popen([sys.executable, "-m", "minihttp", "0", "-b", "127.0.0.1", "-d",
+                             str(site), "--auth", "alice:pw"], env=env_free,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        m = re.search(r":(\d+)/ \(directory ", _readline(proc))
+        assert m
+        with requests.Session() as s:
+            s.trust_env = False
+            base = f"http://127.0.0.1:{m.group(1)}/hello.txt"
+            assert s.get(base, timeout=TIMEOUT).status_code == 401
+            assert s.get(base, auth=("alice", "pw"), timeout=TIMEOUT).status_code == 200
+        code, err = stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=TIMEOUT)
+    assert code == 0
+    assert re.search(r'^127\.0\.0\.1 - - \[.*\] "GET /hello.txt HTTP/1.1" 401 ', err, re.M), err
+    assert re.search(r'^127\.0\.0\.1 - alice \[.*\] "GET /hello.txt HTTP/1.1" 200 6$',
+                     err, re.M), err
+    assert "warning" not in err
+
+
+def test_auth_without_tls_on_a_public_address_warns() -> None:
+    # 192.0.2.1 (TEST-NET-1) is never this machine's: the warning comes at start, then the
+    # bind fails; nothing listens beyond loopback.
+    result = run("0", "-b", "192.0.2.1", "--auth", "alice:pw")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("warning: authentication without TLS on 192.0.2.1"), lines
+    assert "cannot listen on 192.0.2.1" in lines[1]
+    assert "pw" not in result.stderr.replace("passwords", "")
+
+
+def test_auth_usage_errors_name_no_password(tmp_path: Path) -> None:
+    result = run("0", "-b", "127.0.0.1", "--auth", "alice-s3cret")
+    assert result.returncode == 2 and "--auth: must be USER:PASS" in result.stderr
+    assert "s3cret" not in result.stderr
+    bad = tmp_path / "users"
+    bad.write_text("alice:s3cret\n")
+    result = run("0", "-b", "127.0.0.1", "--auth-file", str(bad))
+    _one_line_error(result, 2, "line 1")
+    assert "s3cret" not in result.stderr
+    _one_line_error(run("0", "-b", "127.0.0.1", "--auth-upload-only"), 2, "needs --auth")
+
+
+def test_hash_password_command(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "minihttp", "hash-password", "alice"],
+                            input="p\u00e4ss word\n", env=_env(), capture_output=True,
+                            text=True, timeout=20, encoding="utf-8")
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip()
+    assert re.fullmatch(r"alice:scrypt\$16384\$8\$1\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+", line)
+    users = tmp_path / "users"
+    users.write_text(f"# made by hash-password\n{line}\n", encoding="utf-8")
+    args = cli.build_parser().parse_args(["0", "--auth-file", str(users)])
+    from minihttp.auth_cli import credentials_from_args
+    creds = credentials_from_args(args, environ={})
+    assert creds is not None and creds.verify("alice", "p\u00e4ss word")
+    assert not creds.verify("alice", "pass word")
+    assert run("hash-password", "--help").returncode == 0

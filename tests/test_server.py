@@ -452,7 +452,7 @@ def test_unknown_method_gets_501_with_allow() -> None:
         try:
             resp, _body = client.exchange("BREW", "/pot")
             assert resp.status_code == 501
-            assert header(resp, b"allow") == b"GET, HEAD, POST"
+            assert header(resp, b"allow") == b"GET, HEAD, OPTIONS, POST"
             resp, body = client.exchange("GET", "/still-open")
             assert body == b"hello /still-open"
         finally:

@@ -135,6 +135,11 @@ class PooledHTTPServer(HTTPServer):
     max_workers: int = max(32, default_max_workers())
     #: Most complete requests waiting for a worker inside the pool; more wait in the server.
     max_queue: int | None = None
+    #: Extra workers allowed while all ``max_workers`` are busy (they exit when idle again):
+    #: a short request then runs at once instead of waiting for a long one to end (see
+    #: :class:`~minihttp.socketserver.workers.WorkerPool`). The CLI's ``--threads N`` sets
+    #: it to ``max(4, N // 4)``.
+    max_overflow: int = 0
     #: Most open connections; past it, accepting pauses (kernel backlog). None: from rlimit.
     max_connections: int | None = None
     #: Seconds ``shutdown()`` lets in-flight requests finish before their sockets are shut.
@@ -197,7 +202,7 @@ class PooledHTTPServer(HTTPServer):
                     pool = self._pool = WorkerPool(
                         self.max_workers, self.max_queue or self.max_workers,
                         name="minihttp-pool", daemon=self.daemon_threads,
-                        on_space=self.wake_loop)
+                        on_space=self.wake_loop, max_overflow=self.max_overflow)
         return pool
 
     @property

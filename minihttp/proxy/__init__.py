@@ -1,4 +1,4 @@
-"""The forward proxy: ``python -m minihttp.proxy``, or :class:`ProxyHandler` in your own server.
+"""The forward proxy: ``python -m minihttp proxy``, or :class:`ProxyHandler` in your own server.
 
 One job: relay absolute-form ``http://`` requests to their origin (and ``CONNECT`` tunnels),
 strictly and fast. The modules, each one idea (see :mod:`minihttp.proxy.handler` for how

@@ -16,10 +16,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from minihttp import prefork
+from minihttp import auth_cli
+from minihttp.auth import Credentials
 from minihttp.proxy.connections import IPNetwork
 
-__all__ = ["ProxyConfig", "config_from_args", "parse_args"]
+__all__ = ["ProxyConfig", "build_parser", "config_from_args", "parse_args"]
 
 #: A reg-name (RFC 3986 section 3.2.2), also used for our Via pseudonym.
 REG_NAME = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=%-]+")
@@ -40,8 +41,9 @@ class ProxyConfig:
     deny: tuple[IPNetwork, ...] = ()
     #: Ports CONNECT may open tunnels to; others get 403.
     connect_ports: frozenset[int] = frozenset({443})
-    #: ``(user, password)`` for Basic Proxy-Authorization, or None for no authentication.
-    auth: tuple[str, str] | None = None
+    #: Who may use the proxy (Basic Proxy-Authorization), or None for no authentication.
+    #: A ``(user, password)`` pair is accepted too (turned into :class:`Credentials`).
+    auth: Credentials | tuple[str, str] | None = None
     #: Append the client address to X-Forwarded-For.
     forwarded_for: bool = True
     #: Connect timeout and longest wait for any upstream read (504 when exceeded).
@@ -65,6 +67,8 @@ class ProxyConfig:
         object.__setattr__(self, "allow", _networks(self.allow))
         object.__setattr__(self, "deny", _networks(self.deny))
         object.__setattr__(self, "connect_ports", frozenset(self.connect_ports))
+        if isinstance(self.auth, tuple):
+            object.__setattr__(self, "auth", Credentials.plain([self.auth]))
         for name in ("upstream_timeout", "tunnel_idle_timeout", "pool_idle_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ProxyConfig.{name} must be positive")
@@ -80,13 +84,11 @@ class ProxyConfig:
         return dataclasses.replace(self, **changes)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m minihttp proxy``."""
     parser = argparse.ArgumentParser(
-        prog="python -m minihttp.proxy", description="minihttp forward HTTP proxy")
-    parser.add_argument("port", nargs="?", type=int, default=8080,
-                        help="port to listen on (default 8080)")
-    parser.add_argument("-b", "--bind", default="127.0.0.1", metavar="ADDRESS",
-                        help="address to listen on (default 127.0.0.1: loopback only)")
+        prog="python -m minihttp proxy", description="minihttp forward HTTP proxy")
+    _add_common_arguments(parser)
     parser.add_argument("--allow", action="append", metavar="NET",
                         help="client network allowed to use the proxy (repeatable; "
                              "default 127.0.0.0/8 and ::1)")
@@ -94,7 +96,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="destination network refused, checked on the resolved address")
     parser.add_argument("--connect-port", action="append", type=int, metavar="N",
                         help="port CONNECT may tunnel to (repeatable; default 443)")
-    parser.add_argument("--auth", metavar="USER:PASS", help="require Basic Proxy-Authorization")
     parser.add_argument("--no-forwarded-for", action="store_true",
                         help="do not append the client address to X-Forwarded-For")
     parser.add_argument("--upstream-timeout", type=float, default=30.0, metavar="S",
@@ -102,13 +103,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tunnel-idle-timeout", type=float, default=300.0, metavar="S",
                         help="close CONNECT tunnels idle this long (default 300)")
     parser.add_argument("--via", metavar="NAME", help="pseudonym for Via (default random)")
-    parser.add_argument("--quiet", action="store_true", help="do not log requests")
     parser.add_argument("--threads", action="store_true",
                         help="a thread per client connection (ProxyServer) instead of the "
                              "default minihttp.eventloop.PooledHTTPServer, whose event loop "
                              "waits for upstream responses without holding a thread")
-    prefork.add_arguments(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The proxy's command line parsed (``argv`` None: ``sys.argv``); exits on usage errors."""
+    args = build_parser().parse_args(argv)
     args.pool = not args.threads
     return args
 
@@ -126,11 +130,21 @@ def config_from_args(args: argparse.Namespace) -> ProxyConfig:
         changes["allow"] = _networks(args.allow)
     if args.connect_port:
         changes["connect_ports"] = frozenset(args.connect_port)
-    if args.auth is not None:
-        user, sep, password = args.auth.partition(":")
-        if not sep or not user:
-            raise ValueError("--auth must be USER:PASS")
-        changes["auth"] = (user, password)
+    changes["auth"] = auth_cli.credentials_from_args(args)
     if args.via:
         changes["via_name"] = args.via
     return ProxyConfig(**changes)
+
+
+def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options the proxy shares with the file server (one family: ``-b``, ``-q``,
+    ``--access-log*``, ``--workers``, ``--version``, the credential options), and its port."""
+    # Imported here: the command line brings the file server's modules, which a program
+    # using ProxyConfig alone does not need.
+    from minihttp.cli import add_server_arguments, parse_port
+
+    parser.add_argument("port", nargs="?", type=parse_port, default=8080,
+                        help="port to listen on (default 8080; 0 picks a free port)")
+    add_server_arguments(parser, default_bind="127.0.0.1, loopback only", transport=False)
+    parser.set_defaults(bind="127.0.0.1")
+    auth_cli.add_arguments(parser, upload_only=False, header="Proxy-Authorization")

@@ -2,10 +2,10 @@
 
 Run it (loopback only, port 8080)::
 
-    python -m minihttp.proxy 8080
-    python -m minihttp.proxy 3128 -b 0.0.0.0 --allow 10.0.0.0/8 --auth alice:secret
-    python -m minihttp.proxy 8080 --threads    # a thread per client (ProxyServer)
-    python -m minihttp.proxy 8080 --workers 2  # two processes (the GIL binds one to a core)
+    python -m minihttp proxy 8080
+    MINIHTTP_AUTH=alice:secret python -m minihttp proxy 3128 -b 0.0.0.0 --allow 10.0.0.0/8
+    python -m minihttp proxy 8080 --threads    # a thread per client (ProxyServer)
+    python -m minihttp proxy 8080 --workers 2  # two processes (the GIL binds one to a core)
 
 or subclass :class:`ProxyHandler` and override :meth:`ProxyHandler.request_hook` /
 :meth:`ProxyHandler.response_hook` to inspect and change traffic (see
@@ -59,6 +59,8 @@ import threading
 import weakref
 from typing import Any
 
+from minihttp.accesslog import with_access_log
+from minihttp.auth_cli import warn_without_tls
 from minihttp.eventloop.server import PooledHTTPServer
 from minihttp.proxy.config import ProxyConfig, config_from_args, parse_args
 from minihttp.proxy.connections import (
@@ -349,49 +351,44 @@ class ProxyHandler(FastPath, GeneralPath):
 
 
 def main(argv: list[str] | None = None, handler: type[ProxyHandler] = ProxyHandler) -> int:
-    """Run the proxy until interrupted; the exit status (2 on bad arguments)."""
-    args = parse_args(argv)
+    """Run the proxy until interrupted; the exit status (2 on bad arguments).
+
+    The file server's way (:func:`minihttp.cli.serve`): its logging, its error sentences
+    (a port in use reads the same), its stop and its ``--workers``.
+    """
+    from minihttp import cli
+
     try:
+        args = parse_args(argv)
         config = config_from_args(args)
+    except SystemExit as exc:  # --help, --version, or a usage error (already printed)
+        return exc.code if isinstance(exc.code, int) else 2
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if config.auth is not None:
+        warn_without_tls(args)
+    try:
+        return cli.serve(args, functools.partial(_make_server, handler=handler,
+                                                 config=config), _announce)
+    except KeyboardInterrupt:  # before the signal handlers were in place
+        return 130
+
+
+def _make_server(args: Any, *, handler: type[ProxyHandler], config: ProxyConfig) -> Any:
+    """The proxy server the parsed arguments describe (bound and listening)."""
     family = socket.AF_INET6 if ":" in args.bind else socket.AF_INET
     base: type[Any] = PooledProxyServer if args.pool else ProxyServer
 
     class _Server(base):  # type: ignore[misc]
         address_family = family
 
-    try:
-        server = _Server((args.bind, args.port), handler, config=config)
-    except OSError as exc:
-        print(f"error: cannot listen on {args.bind}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    from minihttp import logs, prefork
-    from minihttp.cli import run_until_stopped
+    return _Server((args.bind, args.port), with_access_log(handler, args.access_log_format),
+                   config=config)
 
-    # The file server's logging (a batching handler on "minihttp"); quiet too, so that the
-    # library's http.server-style fallback to stderr does not apply.
-    logs.configure(quiet=config.quiet, with_pid=bool(args.workers))
+
+def _announce(server: Any, args: Any) -> None:
+    """Where it listens, on standard output (also with ``-q``, as the file server)."""
     host, port = server.server_address[:2]
-
-    def announce() -> None:
-        if not config.quiet:
-            print(f"Serving HTTP proxy on {host} port {port} (Via: {config.via_name}) ...",
-                  flush=True)
-
-    try:
-        if not args.workers:
-            return run_until_stopped(server, config.quiet, announce)
-        # Each worker has its own upstream pool and event loop; the Via name is shared, so
-        # a loop through any of them is still seen.
-        return prefork.serve_workers(server, args.workers,
-                                     functools.partial(run_until_stopped, server,
-                                                       config.quiet),
-                                     graceful_timeout=args.graceful_timeout,
-                                     on_ready=announce)
-    except KeyboardInterrupt:  # before the signal handlers were in place
-        return 130
-    finally:
-        server.server_close()
-
+    print(f"Serving HTTP proxy on {host} port {port} "
+          f"(Via: {server.proxy_config.via_name}) ...", flush=True)

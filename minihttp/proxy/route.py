@@ -21,10 +21,7 @@ Rules of this module (RFC 9110 sections 4.2, 7.6 and 11.7, RFC 9112 section 3.2)
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
-import hmac
 import ipaddress
 import re
 import socket
@@ -32,6 +29,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from minihttp.auth import Credentials
 from minihttp.proxy.config import REG_NAME as _REG_NAME
 from minihttp.proxy.config import ProxyConfig
 from minihttp.proxy.connections import ConnectionPool, IPNetwork, address_in
@@ -127,17 +125,13 @@ class Routing(BaseHTTPRequestHandler):
         if via and via_has(via, self.config.via_name):
             raise Refuse(508, "Loop Detected: this request already passed this proxy.")
 
-    def _authorized(self, auth: tuple[str, str]) -> bool:
-        expected = f"{auth[0]}:{auth[1]}".encode()
-        value = self.headers.get("Proxy-Authorization") or ""
-        scheme, _, token = value.strip().partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            given = base64.b64decode(token.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return False
-        return hmac.compare_digest(given, expected)  # constant time
+    def _authorized(self, auth: Credentials | tuple[str, str]) -> bool:
+        """Whether Proxy-Authorization holds valid credentials (:mod:`minihttp.auth`: constant
+        time, equal work for unknown users); the user goes to the access log."""
+        if not isinstance(auth, Credentials):  # a pair: ProxyConfig turns it into these
+            auth = Credentials.plain([auth])
+        user = self.remote_user = auth.check(self.headers.get_all("Proxy-Authorization"))
+        return user is not None
 
     def _is_self(self, host: str, port: int, sock: socket.socket | None = None) -> bool:
         """True when the target (or, with ``sock``, the address we reached) is this proxy.

@@ -10,6 +10,13 @@ queue calls ``on_space`` (the server wakes its loop to accept again).
 Rules of this module:
 
 * Workers start lazily, one per submit that finds no idle worker, up to ``max_workers``.
+* Overflow (``max_overflow``, default 0): when all ``max_workers`` are busy and a task
+  would wait, up to ``max_overflow`` more workers start, and each worker beyond
+  ``max_workers`` exits after ``overflow_idle`` seconds without work. Why: with blocking
+  handlers (a WSGI application waiting on a database) N long requests hold all N workers,
+  and a short request arriving then waits for the first of them to end: with clients in
+  step (they all started together) that is the whole of a long request. A bounded reserve
+  lets it run now; the pool stays bounded (``max_workers + max_overflow``) and shrinks back.
 * Every submitted item runs exactly once, even during shutdown: ``shutdown()`` lets the
   workers drain the (bounded) queue before they exit, so no accepted connection is leaked.
 * Exceptions escaping a task go to ``on_error`` (default: logged on ``minihttp.error``);
@@ -59,11 +66,18 @@ class WorkerPool:
     def __init__(self, max_workers: int | None = None, max_queue: int | None = None, *,
                  name: str = "minihttp-worker", daemon: bool = False,
                  on_space: Callable[[], None] | None = None,
-                 on_error: Callable[[BaseException], None] | None = None) -> None:
+                 on_error: Callable[[BaseException], None] | None = None,
+                 max_overflow: int = 0, overflow_idle: float = 5.0) -> None:
         self.max_workers = default_max_workers() if max_workers is None else max_workers
         self.max_queue = self.max_workers if max_queue is None else max_queue
         if self.max_workers < 1 or self.max_queue < 1:
             raise ValueError("max_workers and max_queue must be at least 1")
+        if max_overflow < 0 or overflow_idle <= 0:
+            raise ValueError("max_overflow must be >= 0 and overflow_idle > 0")
+        #: Workers that may start beyond ``max_workers`` while all of those are busy.
+        self.max_overflow = max_overflow
+        #: Seconds an idle worker beyond ``max_workers`` waits for work before it exits.
+        self.overflow_idle = overflow_idle
         self.name = name
         self.daemon = daemon
         self._on_space = on_space
@@ -132,10 +146,17 @@ class WorkerPool:
         """
         with self._cond:
             if self._closing or (self._idle <= len(self._queue)
-                                 and len(self._workers) >= self.max_workers):
+                                 and len(self._workers) >= self._most()):
                 return False
             self._put(fn, args)
             return True
+
+    def _most(self) -> int:
+        # Called with the lock held: how many workers may run now. Overflow workers only
+        # when every regular one is busy (not merely started: those may be idle).
+        if self.max_overflow and self._busy >= self.max_workers:
+            return self.max_workers + self.max_overflow
+        return self.max_workers
 
     def _put(self, fn: Callable[..., object], args: tuple[Any, ...]) -> None:
         # Called with the lock held.
@@ -144,7 +165,7 @@ class WorkerPool:
         self._queue.append((fn, args))
         if self._idle > len(self._queue) - 1:
             self._cond.notify()
-        elif len(self._workers) < self.max_workers:
+        elif len(self._workers) < self._most():
             self._start_worker()
         else:
             self._cond.notify()
@@ -172,8 +193,15 @@ class WorkerPool:
             while True:
                 while not self._queue and not self._closing:
                     self._idle += 1
-                    cond.wait()
+                    if len(self._workers) > self.max_workers:
+                        woken = cond.wait(self.overflow_idle)
+                    else:
+                        woken = cond.wait()
                     self._idle -= 1
+                    if (not woken and not self._queue
+                            and len(self._workers) > self.max_workers):
+                        self._workers.discard(me)  # an overflow worker no longer needed
+                        return
                 if not self._queue:  # closing and drained
                     self._workers.discard(me)
                     cond.notify_all()

@@ -9,13 +9,17 @@ Underneath, each concern lives in its own pure module:
 * :mod:`minihttp.static.conditional` builds ETag / Last-Modified and evaluates preconditions;
 * :mod:`minihttp.static.ranges` answers ``Range`` (206, multipart/byteranges, 416);
 * :mod:`minihttp.static.encoding` picks a precompressed ``.br`` / ``.gz`` sibling;
-* :mod:`minihttp.static.listing` renders directory listings.
+* :mod:`minihttp.static.listing` renders directory listings;
+* :mod:`minihttp.static.types` names media types (our table; the machine's only for the rest).
 
 Rules of this module:
 
-* Only GET and HEAD are defined; any other method gets the server's 501, as with the
-  standard library (RFC 9110 section 15.6.2 allows 501 for methods the resource does not
-  implement).
+* Only GET and HEAD are defined; OPTIONS gets the server's 204 with ``Allow`` (RFC 9110
+  section 9.3.7), any other method the server's 501, as with the standard library (RFC 9110
+  section 15.6.2 allows 501 for methods the resource does not implement).
+* Site options (:mod:`minihttp.static.site`: ``spa``, ``not_found_page``,
+  ``directory_listing``, ``hide_dotfiles``) cost nothing while off, and are consulted only
+  before serving (dotfiles) or when the answer would be 404.
 * ``send_head`` returns a readable object or None, as in ``http.server``. For files it returns
   a :class:`FileBody` that knows which byte segments to send, so ``copyfile`` can send them
   zero-copy with ``sendfile`` (when the writer offers it) and otherwise in 64 KiB pieces; a
@@ -35,7 +39,6 @@ of the URL and the directory); media types are cached per extension.
 from __future__ import annotations
 
 import io
-import mimetypes
 import os
 import posixpath
 import secrets
@@ -76,6 +79,8 @@ from minihttp.static.ranges import (
     multipart_layout,
     parse_range,
 )
+from minihttp.static.site import PAGE_MAX, hidden_name, hidden_path, spa_route
+from minihttp.static.types import WEB_TYPES, machine_type
 
 __all__ = ["FileBody", "SimpleHTTPRequestHandler"]
 
@@ -83,37 +88,6 @@ __all__ = ["FileBody", "SimpleHTTPRequestHandler"]
 CHUNK_SIZE = 64 * 1024
 #: Smallest file segment sent with ``sendfile``; smaller ones go out with the head in one send.
 SENDFILE_MIN = 64 * 1024
-
-# Media types of the modern web, independent of the host's /etc/mime.types.
-_WEB_TYPES = {
-    ".js": "text/javascript",  # RFC 9239
-    ".mjs": "text/javascript",
-    ".cjs": "text/javascript",
-    ".css": "text/css",
-    ".html": "text/html",
-    ".htm": "text/html",
-    ".txt": "text/plain",
-    ".md": "text/markdown",
-    ".csv": "text/csv",
-    ".json": "application/json",
-    ".map": "application/json",
-    ".webmanifest": "application/manifest+json",
-    ".wasm": "application/wasm",
-    ".svg": "image/svg+xml",
-    ".webp": "image/webp",
-    ".avif": "image/avif",
-    ".png": "image/png",
-    ".ico": "image/vnd.microsoft.icon",
-    ".woff": "font/woff",
-    ".woff2": "font/woff2",
-    ".mp4": "video/mp4",
-    ".webm": "video/webm",
-    ".zst": "application/zstd",
-}
-
-
-#: mimetypes' answers by lower-case extension (bounded: extensions come from requests).
-_guessed: dict[str, str] = {}
 
 #: Request fields (lower case) that make a file's answer anything but a plain 200.
 _PRECONDITION_FIELDS = frozenset(
@@ -221,8 +195,17 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         ".Z": "application/octet-stream",
         ".bz2": "application/x-bzip2",
         ".xz": "application/x-xz",
-        **_WEB_TYPES,
+        **WEB_TYPES,
     }
+    # Site options (:mod:`minihttp.static.site`), consulted off the hot path only.
+    #: A missing path that a browser navigates to (no extension) gets the root's index page.
+    spa: bool = False
+    #: A page at the root sent as the body of every 404 when it exists (None: off).
+    not_found_page: str | None = None
+    #: List directories that have no index page (off: they are 404).
+    directory_listing: bool = True
+    #: 404 for path segments that start with a dot (``.well-known`` excepted); not listed.
+    hide_dotfiles: bool = False
     #: Follow symlinks that lead outside ``directory`` (off: such links are 404).
     follow_symlinks: bool = False
     #: Precompressed siblings looked for next to each file, preferred first.
@@ -259,8 +242,12 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     def send_head(self) -> _Body | None:
         """Send the response head; return the body to copy (caller closes it) or None."""
         try:
+            if self.hide_dotfiles and hidden_path(split_target(self.path)[0]):
+                raise NotFound()
             return self._send_head()
         except HTTPError as exc:
+            if exc.status == 404 and (self.spa or self.not_found_page):
+                return self._send_missing(exc)
             self.send_error(exc.status, exc.message)
             return None
 
@@ -274,7 +261,9 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         return translate(self.directory, path)
 
     def guess_type(self, path: str | os.PathLike[str]) -> str:
-        """Media type from the extension: ``extensions_map`` first, then ``mimetypes``."""
+        """Media type from the extension: ``extensions_map`` (our table,
+        :data:`~minihttp.static.types.WEB_TYPES`) first, the machine's ``mimetypes`` only
+        for the rest."""
         return self._type_of(posixpath.splitext(os.fspath(path))[1])
 
     def _type_of(self, ext: str) -> str:
@@ -284,14 +273,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         ext = ext.lower()
         if ext in self.extensions_map:
             return self.extensions_map[ext]
-        guess = _guessed.get(ext)
-        if guess is None:
-            # mimetypes.guess_type costs microseconds; its answer depends on the extension
-            # only (encodings like .gz are in extensions_map), so it is cached per extension.
-            guess = mimetypes.guess_type("f" + ext)[0] or "application/octet-stream"
-            if len(_guessed) < 1024:
-                _guessed[ext] = guess
-        return guess
+        return machine_type(ext)  # only for extensions our table does not name
 
     def content_type(self, path: str) -> str:
         """Content-Type field value: :meth:`guess_type` plus a charset for text types."""
@@ -306,8 +288,13 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         """Send the head of a listing of ``path`` and return its body (None on error)."""
         path = os.fspath(path)
         root = self.directory
+        if not self.directory_listing:
+            raise NotFound()  # as if absent (see minihttp.static.site)
+        hide = self.hide_dotfiles
 
         def visible(entry: os.DirEntry[str]) -> bool:
+            if hide and hidden_name(entry.name):
+                return False
             return self.follow_symlinks or not entry.is_symlink() or contained(entry.path, root)
 
         try:
@@ -315,11 +302,11 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         except OSError:
             self.send_error(404, "No permission to list directory")
             return None
-        raw_path, _query = split_target(self.path)
+        raw_path, query = split_target(self.path)
         display = "/" + "/".join(url_segments(raw_path))
         if display != "/":
             display += "/"
-        body = render_listing(display, entries, parent=display != "/")
+        body = render_listing(display, entries, parent=display != "/", query=query)
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
@@ -342,6 +329,38 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
                 self._send_segment(source.file, piece[0], piece[1], outputfile)
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _send_missing(self, exc: HTTPError) -> _Body | None:
+        """Answer a 404 as the site options say: the SPA's index page (200) for a client-side
+        route, else the custom 404 page with status 404, else the plain error."""
+        raw_path, _query = split_target(self.path)
+        if self.spa and self.command in ("GET", "HEAD") and spa_route(
+                raw_path, self.headers.get("Accept")):
+            for name in self.index_pages:
+                try:
+                    return self._send_file(os.path.join(self.directory, name))
+                except HTTPError:
+                    continue
+        page = self.not_found_page
+        if page:
+            try:
+                f, st = self._open(os.path.join(self.directory, page))
+            except HTTPError:
+                f = None
+            if f is not None:
+                with f:
+                    try:
+                        body = f.read(PAGE_MAX + 1) if st.st_size <= PAGE_MAX else b""
+                    except OSError:
+                        body = b""  # unreadable now: the plain error below
+                if body and len(body) <= PAGE_MAX:
+                    self.send_response(404)
+                    self.send_header("Content-Type", self.content_type(page))
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    return io.BytesIO(body)
+        self.send_error(exc.status, exc.message)
+        return None
 
     def _zero_copy(self, out: Any, count: int) -> Any:
         """``out.sendfile`` when zero-copy pays: a big segment on a plain TCP socket.

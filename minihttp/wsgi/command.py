@@ -64,7 +64,8 @@ def _parser(prog: str, what: str, description: str) -> argparse.ArgumentParser:
     cli.add_server_arguments(
         parser, default_bind=DEFAULT_BIND,
         threads_help="the application blocks (database, network): serve every request on "
-        "one of N pool threads, N about the requests that may wait at once (default: "
+        "one of N pool threads, N about the requests that may wait at once, and up to N/4 "
+        "more while all N wait (default: "
         "requests are served on the event loop, best for applications that only compute)")
     parser.set_defaults(bind=DEFAULT_BIND)
     parser.add_argument("--limit-concurrency", type=_count, default=0, metavar="N",

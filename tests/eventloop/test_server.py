@@ -467,6 +467,48 @@ def test_lingering_workers_give_way_to_waiting_requests() -> None:
                 c.close()
 
 
+class Holding(BaseHTTPRequestHandler):
+    """/hold blocks until GATE opens (a request waiting on a database); / answers at once."""
+
+    protocol_version = "HTTP/1.1"
+    GATE = threading.Event()
+    HOLDING = threading.Semaphore(0)
+
+    def do_GET(self) -> None:
+        if self.path == "/hold":
+            Holding.HOLDING.release()
+            Holding.GATE.wait(10.0)
+        body = b"done " + self.path.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_overflow_serves_a_short_request_while_every_worker_blocks() -> None:
+    # Both workers held by blocking requests: with max_overflow a short request is served
+    # now, not after one of them ends (bench_wsgi.py --blocking measures the latency).
+    Holding.GATE.clear()
+    server = make(max_workers=2, max_overflow=1, inline=False, handler=Holding)
+    with running(server):
+        held = [connect(server) for _ in range(2)]
+        try:
+            for c in held:
+                c.sendall(b"GET /hold HTTP/1.1\r\nHost: t\r\n\r\n")
+            for _ in range(2):
+                assert Holding.HOLDING.acquire(timeout=5.0)
+            with connect(server, timeout=3.0) as s:
+                s.sendall(b"GET /quick HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                assert read_response(s).endswith(b"done /quick")
+            Holding.GATE.set()
+            for c in held:
+                assert read_response(c).endswith(b"done /hold")
+        finally:
+            Holding.GATE.set()
+            for c in held:
+                c.close()
+
+
 def test_lingering_worker_parks_idle_connection_after_linger_max() -> None:
     server = make(max_workers=4, linger_max=0.05, inline=False)
     with running(server), connect(server) as c:

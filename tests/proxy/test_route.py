@@ -271,7 +271,8 @@ def test_config_from_args() -> None:
     assert [str(n) for n in cfg.allow] == ["10.0.0.0/8", "127.0.0.1/32"]
     assert [str(n) for n in cfg.deny] == ["169.254.0.0/16"]
     assert cfg.connect_ports == {443, 8443}
-    assert cfg.auth == ("u", "p:w")
+    assert cfg.auth is not None and cfg.auth.users == {"u"}
+    assert cfg.auth.verify("u", "p:w") and not cfg.auth.verify("u", "p")
     assert cfg.forwarded_for is False
     assert cfg.upstream_timeout == 2.5
     assert cfg.quiet

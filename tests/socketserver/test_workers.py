@@ -133,6 +133,42 @@ def test_try_run_now_refuses_to_queue_behind_busy_workers() -> None:
     assert not pool.try_run_now(ran.set)  # and never after shutdown
 
 
+def test_overflow_runs_a_short_task_while_every_worker_blocks() -> None:
+    """``max_overflow``: with both workers held, a third task starts on an extra worker at
+    once instead of waiting for one of them; the pool never passes max_workers+max_overflow
+    and the extra workers exit once idle for ``overflow_idle``."""
+    gate = threading.Event()
+    started = threading.Semaphore(0)
+
+    def blocker() -> None:
+        started.release()
+        gate.wait(TIMEOUT)
+
+    pool = WorkerPool(max_workers=2, max_queue=8, max_overflow=1, overflow_idle=0.2)
+    try:
+        pool.submit(blocker)
+        pool.submit(blocker)
+        for _ in range(2):
+            assert started.acquire(timeout=TIMEOUT)
+        quick = threading.Event()
+        pool.submit(quick.set)
+        assert quick.wait(TIMEOUT), "the short task waited behind the blocked workers"
+        assert pool.worker_count == 3
+        pool.submit(blocker)  # the overflow worker takes it
+        assert started.acquire(timeout=TIMEOUT)
+        queued = threading.Event()
+        pool.submit(queued.set)  # 3 busy, the reserve used up: it waits in the queue
+        assert not queued.wait(0.3)
+        assert pool.worker_count == 3 and pool.pending == 1
+        gate.set()
+        assert queued.wait(TIMEOUT)
+        assert wait_for(lambda: pool.worker_count == 2, TIMEOUT), "overflow never exited"
+    finally:
+        gate.set()
+        pool.shutdown(wait=True)
+    assert pool.worker_count == 0
+
+
 def test_pool_shutdown_drains_queue_and_refuses_new_work() -> None:
     gate = threading.Event()
     ran: list[int] = []
@@ -162,6 +198,10 @@ def test_pool_task_errors_are_reported_and_workers_survive() -> None:
 
 
 def test_pool_validates_sizes() -> None:
+    with pytest.raises(ValueError):
+        WorkerPool(max_workers=1, max_overflow=-1)
+    with pytest.raises(ValueError):
+        WorkerPool(max_workers=1, max_overflow=1, overflow_idle=0)
     with pytest.raises(ValueError):
         WorkerPool(max_workers=0)
     with pytest.raises(ValueError):

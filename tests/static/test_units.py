@@ -289,7 +289,7 @@ def test_render_listing_escapes_and_orders() -> None:
     assert "<title>Index of /x y/&lt;b&gt;/</title>" in page
     assert "<script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.txt" in page
-    assert 'href="%3Cscript%3Ealert%281%29%3C/script%3E.txt"' in page
+    assert 'href="%3Cscript%3Ealert%281%29%3C%2Fscript%3E.txt"' in page
     assert 'href="q%22uote%26%23%3F.txt"' in page
     assert 'href="a%20dir/"' in page
     assert 'href="bad%FF"' in page and "bad\ufffd" in page
@@ -392,7 +392,8 @@ def test_parse_range_is_total_and_clean(value: str, length: int) -> None:
 @pytest.mark.parametrize(
     "module",
     ["minihttp.static.handler", "minihttp.cli", "minihttp.static.ranges", "minihttp.static.conditional",
-     "minihttp.static.paths", "minihttp.static.encoding", "minihttp.static.listing", "minihttp.static.cache"],
+     "minihttp.static.paths", "minihttp.static.encoding", "minihttp.static.listing", "minihttp.static.cache",
+     "minihttp.static.cors", "minihttp.static.site", "minihttp.static.types"],
 )
 def test_all_lists_public_names(module: str) -> None:
     import importlib
