@@ -400,3 +400,40 @@ def test_stopping_does_not_wait_for_idle_tunnels() -> None:
         finally:
             for s in opened:
                 s.close()
+
+
+def test_tunnel_log_line_names_the_authenticated_user() -> None:
+    """The command line's access line for a tunnel: the user, the bytes each way, the time."""
+    import base64
+    import re
+    import signal
+    import sys
+
+    from tests.proxy.test_cli import ROOT, _announced_port, _env
+
+    with tcp_server(_reverse_until_eof) as target:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "minihttp", "proxy", "0", "--auth", "alice:pw",
+             "--connect-port", str(target)],
+            env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            port = _announced_port(proc)
+            token = base64.b64encode(b"alice:pw").decode()
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(f"CONNECT 127.0.0.1:{target} HTTP/1.1\r\nHost: x\r\n"
+                          f"Proxy-Authorization: Basic {token}\r\n\r\n".encode())
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += s.recv(1)
+                assert head.startswith(b"HTTP/1.1 200 ")
+                s.sendall(b"abcd")
+                s.shutdown(socket.SHUT_WR)
+                assert _read_until_eof(s) == b"dcba"
+            proc.send_signal(signal.SIGINT)
+            _out, err = proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=5)
+    assert re.search(rf'^127\.0\.0\.1 - alice \[.*\] "CONNECT 127\.0\.0\.1:{target} HTTP/1\.1" '
+                     r'200 4 tunnel up=4 down=4 [0-9.]+s$', err, re.M), err
