@@ -2,10 +2,17 @@
 
 A temporary directory holds a 4 KiB and a 1 MiB file; the three servers serve it side by side
 and wrk measures each (size, server) pair in turn for ``--rounds`` rounds; medians are compared
-as ratios. Targets: 4 KiB minihttp/stdlib >= 4; 1 MiB minihttp/nginx >= 0.8. With the access
-log on (issue 15 item 13), 4 KiB: ``--pool`` adds minihttp-pool-log (>= 0.9 of minihttp-pool),
-``--cli`` adds minihttp-cli-log, ``python -m minihttp`` without ``--quiet`` (>= 0.9 of
-minihttp-cli, the CLI with ``--quiet``).
+as ratios. Targets: 4 KiB minihttp/stdlib >= 4; 1 MiB minihttp/nginx >= 0.8; 4 KiB
+minihttp/nginx >= 0.75 (issue 14 item 9). With the access log on (issue 15 item 13), 4 KiB:
+``--pool`` adds minihttp-pool-log (>= 0.9 of minihttp-pool), ``--cli`` adds minihttp-cli-log,
+``python -m minihttp`` without ``--quiet`` (>= 0.9 of minihttp-cli, the CLI with ``--quiet``).
+
+The compressed row (issue 14 item 9): a 100 KiB JavaScript file asked for with
+``Accept-Encoding: gzip`` (a wrk Lua script sets it), minihttp with compression on the fly
+(``--compress``, level 6; it compresses once and keeps the body) against nginx with
+``gzip on`` (its default level 1; it compresses every response); ``--pool`` adds
+minihttp-pool-gzip. Only these
+servers are measured on that file, and only on it.
 
     python3 benchmarks/bench_static.py [--duration 5] [--rounds 3] [--connections 8] [--json]
 """
@@ -14,7 +21,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
+import http.client
 import os
+import random
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,12 +38,20 @@ from benchmarks import _nginx
 #: name in the tables -> (file name, size in bytes)
 FILES = {"4 KiB": ("4k.bin", 4 * 1024), "1 MiB": ("1m.bin", 1024 * 1024)}
 #: (file, numerator, denominator) -> target ratio of median req/s
-TARGETS = {("4 KiB", "minihttp", "stdlib"): 4.0, ("1 MiB", "minihttp", "nginx"): 0.8}
+TARGETS = {("4 KiB", "minihttp", "stdlib"): 4.0, ("1 MiB", "minihttp", "nginx"): 0.8,
+           ("4 KiB", "minihttp", "nginx"): 0.75}
 #: The access log's cost: (file, logging on, the same server quiet) -> target ratio.
 LOG_TARGETS = {("4 KiB", "minihttp-pool-log", "minihttp-pool"): 0.9,
                ("4 KiB", "minihttp-cli-log", "minihttp-cli"): 0.9}
 #: Ratios shown in addition to the targets, for context.
-EXTRA_RATIOS = [("4 KiB", "minihttp", "nginx"), ("1 MiB", "minihttp", "stdlib")]
+EXTRA_RATIOS = [("1 MiB", "minihttp", "stdlib")]
+#: The compressed row: label, file name, size, and the servers measured on it (only there).
+JS_LABEL, JS_FILE, JS_SIZE = "100 KiB JS, gzip", "app.js", 100 * 1024
+GZIP_SERVERS = ("minihttp-gzip", "minihttp-pool-gzip", "nginx-gzip")
+GZIP_RATIOS = [(JS_LABEL, "minihttp-gzip", "nginx-gzip"),
+               (JS_LABEL, "minihttp-pool-gzip", "nginx-gzip")]
+#: wrk asks for gzip on the compressed row.
+GZIP_LUA = 'wrk.headers["Accept-Encoding"] = "gzip"\n'
 
 
 def make_files(root: Path) -> dict[str, bytes]:
@@ -43,7 +61,35 @@ def make_files(root: Path) -> dict[str, bytes]:
         data = os.urandom(size)
         (root / fname).write_bytes(data)
         contents[label] = data
+    # Script-like text (it compresses about as real JavaScript does, ~4:1), the same every run.
+    rnd = random.Random(14)
+    words = ["function", "return", "const", "let", "if", "else", "this", "value", "index",
+             "length", "push", "=>", "{", "}", "(", ")", ";", "null", "await", "async"]
+    text = bytearray()
+    while len(text) < JS_SIZE:
+        text += (" ".join(rnd.choice(words) for _ in range(12))
+                 + f" {rnd.randrange(100000)};\n").encode()
+    contents[JS_LABEL] = bytes(text[:JS_SIZE])
+    (root / JS_FILE).write_bytes(contents[JS_LABEL])
     return contents
+
+
+def check_gzip(port: int, expect: bytes, timeout: float = 5.0) -> None:
+    """GET the JavaScript file with ``Accept-Encoding: gzip`` twice on one connection: it
+    must come back gzip-encoded and decompress to the file."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        for _ in range(2):
+            conn.request("GET", f"/{JS_FILE}", headers={"Accept-Encoding": "gzip"})
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status != 200 or resp.getheader("Content-Encoding") != "gzip":
+                raise RuntimeError(f"GET /{JS_FILE} with gzip: status {resp.status}, "
+                                   f"Content-Encoding {resp.getheader('Content-Encoding')}")
+            if gzip.decompress(body) != expect:
+                raise RuntimeError(f"GET /{JS_FILE} with gzip: wrong body")
+    finally:
+        conn.close()
 
 
 #: ``python -m minihttp`` (the CLI, with its default server); ``{port}``, ``{dir}`` filled in.
@@ -78,14 +124,23 @@ def specs(root: Path, work: Path, pool: bool, cli: bool,
             "stdlib_static.py", "--port", str(p), "--directory", d)),
         h.ServerSpec("nginx", lambda p: _nginx.nginx_argv(
             _nginx.write_nginx_conf(work, root, p), work)),
+        h.ServerSpec("minihttp-gzip", lambda p: h.python_server_argv(
+            "minihttp_static.py", "--port", str(p), "--directory", d, "--compress")),
     ]
+    if pool:
+        out.append(h.ServerSpec("minihttp-pool-gzip", lambda p: h.python_server_argv(
+            "minihttp_static.py", "--port", str(p), "--directory", d, "--pool", "--compress")))
+    zwork = work / "gzip"  # a second nginx: its own pid file and temp dirs
+    zwork.mkdir(exist_ok=True)
+    out.append(h.ServerSpec("nginx-gzip", lambda p: _nginx.nginx_argv(
+        _nginx.write_nginx_conf(zwork, root, p, gzip=True), zwork)))
     return out
 
 
 def ratio_rows(medians: dict[tuple[str, str], float]) -> list[list[object]]:
     """Target ratios (and a few for context) whose two sides were measured."""
     pairs: list[tuple[tuple[str, str, str], float | None]] = [
-        *TARGETS.items(), *((k, None) for k in EXTRA_RATIOS)]
+        *TARGETS.items(), *((k, None) for k in EXTRA_RATIOS + GZIP_RATIOS)]
     for variant in ("minihttp-pool", "minihttp-cli"):
         if any(name == variant for _, name in medians):
             pairs += [((f, variant, b), t) for (f, _, b), t in TARGETS.items()]
@@ -100,12 +155,25 @@ def ratio_rows(medians: dict[tuple[str, str], float]) -> list[list[object]]:
     return rows
 
 
-def _measure(servers: dict[str, h.ServerProcess], fname: str,
-             args: argparse.Namespace) -> Callable[[str], h.WrkResult]:
+def _measure(servers: dict[str, h.ServerProcess], fname: str, args: argparse.Namespace,
+             script: Path | None = None) -> Callable[[str], h.WrkResult]:
     def measure(name: str) -> h.WrkResult:
         return h.run_wrk(servers[name].url(f"/{fname}"), connections=args.connections,
-                         duration=args.duration, threads=args.threads)
+                         duration=args.duration, threads=args.threads, script=script)
     return measure
+
+
+def _plan(servers: dict[str, h.ServerProcess], script: Path
+          ) -> list[tuple[str, str, list[str], Path | None]]:
+    """(label, file, servers, wrk script) of each row: the plain servers on FILES, the
+    gzip ones on the JavaScript file only."""
+    plain = [n for n in servers if n not in GZIP_SERVERS]
+    zipped = [n for n in servers if n in GZIP_SERVERS]
+    rows: list[tuple[str, str, list[str], Path | None]] = [
+        (label, fname, plain, None) for label, (fname, _) in FILES.items()]
+    if zipped:
+        rows.append((JS_LABEL, JS_FILE, zipped, script))
+    return rows
 
 
 def _progress(log: Callable[[str], None], label: str, rnd: int,
@@ -131,29 +199,36 @@ def main(argv: list[str] | None = None) -> int:
     log = h.log
 
     note = h.machine_note()
-    results: dict[str, dict[str, list[h.WrkResult]]] = {label: {} for label in FILES}
+    results: dict[str, dict[str, list[h.WrkResult]]] = {label: {} for label in
+                                                           [*FILES, JS_LABEL]}
     with contextlib.ExitStack() as stack:
         root = stack.enter_context(h.temp_dir("bench-static-root-"))
         work = stack.enter_context(h.temp_dir("bench-static-nginx-"))
         contents = make_files(root)
         servers, missing = h.start_all(stack, specs(root, work, args.pool, args.cli,
                                                        args.baseline), log)
+        script = work / "gzip.lua"
+        script.write_text(GZIP_LUA)
         for name, srv in list(servers.items()):
             try:
-                for label, (fname, _) in FILES.items():
-                    h.check_get(srv.port, f"/{fname}", contents[label])
+                if name in GZIP_SERVERS:
+                    check_gzip(srv.port, contents[JS_LABEL])
+                else:
+                    for label, (fname, _) in FILES.items():
+                        h.check_get(srv.port, f"/{fname}", contents[label])
             except (RuntimeError, OSError) as exc:
                 missing[name] = f"failed the correctness check: {exc}"
                 log(f"{name}: not measured ({missing[name]})")
                 del servers[name]
-        for srv in servers.values():
-            for fname, _ in FILES.values():
-                h.run_wrk(srv.url(f"/{fname}"), connections=args.connections,
-                          duration=args.warmup, threads=args.threads)
+        plan = _plan(servers, script)
+        for _label, fname, names, lua in plan:
+            for name in names:
+                h.run_wrk(servers[name].url(f"/{fname}"), connections=args.connections,
+                          duration=args.warmup, threads=args.threads, script=lua)
         for rnd in range(args.rounds):
-            for label, (fname, _) in FILES.items():
+            for label, fname, names, lua in plan:
                 # One A B C pass per file and round; rounds repeat the whole cycle.
-                one = h.alternate(list(servers), 1, _measure(servers, fname, args),
+                one = h.alternate(names, 1, _measure(servers, fname, args, lua),
                                   progress=_progress(log, label, rnd, args.rounds))
                 for name, samples in one.items():
                     results[label].setdefault(name, []).extend(samples)
@@ -161,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     medians = {(label, n): h.median([r.requests_per_sec for r in rs])
                for label, per in results.items() for n, rs in per.items()}
     for label, per in results.items():
+        if not per:
+            continue
         print(f"### Static file, {label}, keep-alive, wrk -t{args.threads} "
               f"-c{args.connections} -d{args.duration}s, median of {args.rounds} "
               "alternating rounds\n")

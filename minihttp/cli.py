@@ -51,6 +51,7 @@ from .listen import Listener, descriptor, systemd_listen_fd
 from .prefork import _positive
 from .server import HTTPServer
 from .static import SimpleHTTPRequestHandler, cors, site
+from .static import compress as _compress
 
 __all__ = [
     "SUBCOMMANDS",
@@ -234,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "'X-Robots-Tag: noindex' (repeatable)")
     parser.add_argument("--follow-symlinks", action="store_true",
                         help="serve symlinks that point outside the directory (default: 404)")
+    _compress.add_arguments(parser)
     auth_cli.add_arguments(parser)
     add_server_arguments(parser)
     cors.add_arguments(parser)
@@ -367,6 +369,7 @@ def make_server(args: argparse.Namespace) -> HTTPServer:
         "protocol_version": args.protocol,
         "extra_headers": tuple(args.header),
         "follow_symlinks": args.follow_symlinks,
+        **_compress.handler_attrs(args),
     }
     handler_attrs.update(site.handler_attributes(args))
     handler_class: type[_CLIHandler] = type("CLIRequestHandler", (_CLIHandler,), handler_attrs)

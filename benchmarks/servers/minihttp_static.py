@@ -3,10 +3,11 @@
 ``minihttp.static.handler.SimpleHTTPRequestHandler`` on ``minihttp.server.ThreadingHTTPServer``
 (``--pool``: on ``minihttp.eventloop.PooledHTTPServer``), with the same handler settings as the
 stdlib side so the comparison is of the serving code alone. ``--log cli|stderr``: the access
-log on (see ``minihttp_hello.run``).
+log on (see ``minihttp_hello.run``); ``--compress``: compression on the fly
+(``SimpleHTTPRequestHandler.compress``).
 
     python3 benchmarks/servers/minihttp_static.py --port 8080 --directory DIR [--pool]
-                                                  [--log cli|stderr]
+                                                  [--log cli|stderr] [--compress]
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ def main(server_class: Any = ThreadingHTTPServer) -> None:
 
 
 if __name__ == "__main__":
+    import sys
+
     from minihttp_hello import run  # type: ignore[import-not-found]  # same folder
 
+    if "--compress" in sys.argv:  # compression on the fly, as python -m minihttp --compress
+        sys.argv.remove("--compress")
+        StaticHandler.compress = True
     run(main, StaticHandler)

@@ -429,6 +429,11 @@ def test_bench_tunnels_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> No
     assert "50/50" in out
 
 
+def test_nginx_gzip_only_when_asked(tmp_path: Path) -> None:
+    assert "gzip on;" not in _nginx.write_nginx_conf(tmp_path, tmp_path, 8123).read_text()
+    assert "gzip on;" in _nginx.write_nginx_conf(tmp_path, tmp_path, 8123, gzip=True).read_text()
+
+
 @pytest.mark.skipif(shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"),
                     reason="nginx not installed")
 def test_bench_slow_readers_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
@@ -438,3 +443,26 @@ def test_bench_slow_readers_runs_end_to_end(capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr().out
     assert "| normal client p99 ms (alone -> with readers)" in out
     assert "| proxy threads (before -> with readers)" in out
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"),
+                    reason="nginx not installed")
+def test_bench_static_gzip_row_servers_pass_the_check(tmp_path: Path) -> None:
+    """The compressed row's competitors really send gzip (check_gzip refuses identity), and
+    the plain servers are not measured on it."""
+    root = tmp_path / "www"
+    root.mkdir()
+    contents = bench_static.make_files(root)
+    specs = {s.name: s for s in bench_static.specs(root, tmp_path, pool=False, cli=False)}
+    for name in ("minihttp-gzip", "nginx-gzip"):
+        port = h.free_port()
+        with h.start_server(name, specs[name].argv(port), port) as srv:
+            bench_static.check_gzip(srv.port, contents[bench_static.JS_LABEL])
+    port = h.free_port()
+    with h.start_server("minihttp", specs["minihttp"].argv(port), port) as srv:
+        with pytest.raises(RuntimeError):  # no --compress: identity, refused by the check
+            bench_static.check_gzip(srv.port, contents[bench_static.JS_LABEL])
+        plan = bench_static._plan({"minihttp": srv, "nginx-gzip": srv}, tmp_path / "g.lua")
+    assert [(label, names) for label, _f, names, _s in plan] == [
+        ("4 KiB", ["minihttp"]), ("1 MiB", ["minihttp"]),
+        (bench_static.JS_LABEL, ["nginx-gzip"])]
