@@ -6,7 +6,13 @@
     curl -s localhost:8000/items/1
 
 Bad JSON gets 400, unknown paths 404, bodies over 64 KiB 413 (``Limits.max_body``: the
-server refuses them before reading a byte).
+server refuses them before reading a byte). Every error is JSON, including those the server
+sends itself (413, 400 for a malformed request, 501 for an unknown method): ``send_error``
+fills ``error_message_format`` with ``code``, ``message`` and ``explain`` and sends it as
+``error_content_type``, as ``http.server`` does. The two texts come from the status table
+or from the handler's own ``send_error(code, message)`` calls; they are HTML-escaped there
+(as in ``http.server``), so keep double quotes and backslashes out of your messages, or
+override ``send_error`` for arbitrary text.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ class JSONHandler(BaseHTTPRequestHandler):
     """GET /items, GET /items/<id>, POST /items (a JSON object)."""
 
     protocol_version = "HTTP/1.1"  # keep-alive
+    # The errors send_error() sends (the server's own 413, 400, 501 ...) as JSON.
+    error_content_type = "application/json"
+    error_message_format = '{"error": "%(message)s", "code": %(code)d, "explain": "%(explain)s"}'
     items: dict[int, Any] = {}
     lock = threading.Lock()
 

@@ -8,6 +8,11 @@ Rules of this module:
   (RFC 9112 section 6.3: a short message must not be followed by another on the connection).
 * How a response ends is decided in one place, :meth:`ResponseWriter.end` (its docstring
   is the table of rules); the handler only turns the ending into a log line and a close.
+* ``body_bytes`` is what the access log reports: body bytes handed to the socket or queued
+  for it. A send that fails takes back what did not leave: counted for a large write
+  (:meth:`_sendall`) and for ``sendfile`` (from the file's position, where
+  ``socket.sendfile`` leaves it), all of a failed buffer (at most :data:`FLUSH_AT`). An
+  interrupted download is logged with the bytes that went out, not 0 nor all of it.
 * Its state is its own: other modules call its methods and read ``body_bytes`` and
   ``started``; the only field they set is ``broken``. Nothing outside this module touches an
   underscored name of it (tests/test_writer_api.py scans the package to keep it so).
@@ -92,7 +97,7 @@ class ResponseWriter:
         self.started = False
         #: Bytes of this response already given to the socket (the head may be among them).
         self.committed = False
-        #: Body bytes accepted for this response (for the access log).
+        #: Body bytes of this response sent or queued (for the access log; see the rules).
         self.body_bytes = 0
         #: The response cannot be completed correctly: close the connection after it.
         self.broken = False
@@ -207,9 +212,27 @@ class ResponseWriter:
         try:
             self.sock.sendall(buf)
         except BaseException:
+            # How much of it left is unknown: count none of its body bytes (the log then
+            # says what surely went out; if the head is in ``buf``, all body bytes are).
+            self.body_bytes = max(0, self.body_bytes - len(buf))
             self._drop_buffer()
             raise
         buf.clear()
+
+    def _sendall(self, data: Any) -> None:
+        """``sock.sendall(data)`` for a large body write that, when it fails, takes the
+        bytes that did not leave off ``body_bytes`` (``sendall`` does not say how far it
+        got, and a handler may write megabytes at once). Buffered sends keep ``sendall``."""
+        sock = self.sock
+        with memoryview(data) as view:
+            total = view.nbytes
+            sent = 0
+            try:
+                while sent < total:
+                    sent += sock.send(view[sent:])
+            except BaseException:
+                self.body_bytes = max(0, self.body_bytes - (total - sent))
+                raise
 
     def _drop_buffer(self) -> None:
         """After a failed send: a new buffer, not ``clear()``. ``SSLSocket.sendall`` holds a
@@ -269,7 +292,7 @@ class ResponseWriter:
             if buf:
                 self._send()
             self.committed = True
-            self.sock.sendall(b)
+            self._sendall(b)
         return n
 
     def pending(self) -> int:
@@ -331,7 +354,15 @@ class ResponseWriter:
             self._buf += b"%x\r\n" % count
         self.flush()
         self.committed = True
-        sent = self.sock.sendfile(file, offset, count)
+        # socket.sendfile leaves the file at offset + bytes sent when it fails after sending
+        # some (and where it was when it sent none): start from ``offset`` to read it back.
+        file.seek(offset)
+        try:
+            sent = self.sock.sendfile(file, offset, count)
+        except BaseException:
+            self.broken = True
+            self.body_bytes += min(max(file.tell() - offset, 0), count)
+            raise
         self.body_bytes += sent
         if sent != count:
             self.broken = True

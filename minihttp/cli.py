@@ -13,7 +13,11 @@ Rules of this module:
 * User errors (bad argument, port in use, missing directory, unreadable certificate) are one
   line on stderr and exit status 2 (usage) or 1 (environment), never a traceback.
 * Stopping never deadlocks: the signal handler only sets a flag and starts a thread that calls
-  ``shutdown()``; the main thread then closes the server, which lets in-flight responses finish.
+  ``shutdown()``; the main thread then closes the server, which lets in-flight responses finish
+  for up to ``--graceful-timeout`` seconds (the server's ``shutdown_grace``, in one process and
+  in each worker), then cuts them. A second SIGINT/SIGTERM (not the same stop delivered
+  twice: :func:`minihttp.prefork.force_window`) cuts them at once, writes the access lines
+  it can within :data:`FORCE_LOG_WAIT` and exits with 128 + the signal number (130).
 * The server is :class:`~minihttp.eventloop.PooledHTTPServer` (chosen in one place,
   :func:`server_base`).
 * ``--workers N`` binds once and pre-forks N supervised worker processes
@@ -43,7 +47,8 @@ from functools import partial
 from types import FrameType
 from typing import Any
 
-from . import __version__, auth_cli, logs, prefork
+from . import __version__, auth_cli, logs, prefork, tlsfiles
+from ._linewriter import flush_all
 from .accesslog import ACCESS_FIELDS, access_format, with_access_log
 from .forwarded import FORWARDED, X_FORWARDED_FOR, TrustedProxies
 from .http11 import validate_field
@@ -52,6 +57,7 @@ from .prefork import _positive
 from .server import HTTPServer
 from .static import SimpleHTTPRequestHandler, cors, site
 from .static import compress as _compress
+from .tlsfiles import CertificateError
 
 __all__ = [
     "SUBCOMMANDS",
@@ -82,8 +88,18 @@ SUBCOMMANDS: dict[str, str] = {
 
 log = logging.getLogger("minihttp.cli")
 
-#: A second SIGINT/SIGTERM this many seconds after the first exits at once.
-FORCE_AFTER = 1.0
+#: Least seconds between a first stop and a second signal that forces the exit: sooner, it
+#: is the same stop delivered twice. On top of it, :func:`minihttp.prefork.force_window`:
+#: 0.1 s for SIGINT (a person pressing Ctrl-C again is slower), 1 s for SIGTERM (timeout(1)
+#: signals the process, then its group; a busy machine may run the two handlers far apart).
+FORCE_AFTER = 0.0
+#: FORCE_AFTER in a pre-forked worker: Ctrl-C reaches it from the terminal and then as the
+#: supervisor's SIGTERM, which may lag on a busy machine; the supervisor forces the stop.
+WORKER_FORCE_AFTER = 1.0
+#: At a forced exit, seconds the cut requests get to write their access lines.
+FORCE_LOG_WAIT = 0.2
+#: ``--graceful-timeout`` in one process when not given (the event-loop server's default).
+SINGLE_PROCESS_GRACE = 5.0
 #: A graceful stop first stops accepting, then waits this long before ``shutdown()``: a
 #: connection accepted just before the stop whose request was not read yet would otherwise
 #: be closed unanswered by the drain (seen with SIGHUP and --max-requests replacing workers:
@@ -333,10 +349,6 @@ def _family(bind: str | None, port: int) -> tuple[int, str]:
     return family, str(sockaddr[0])
 
 
-class CertificateError(Exception):
-    """The TLS certificate or key cannot be used (message names the file and the reason)."""
-
-
 def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
     """A server-side TLS context for ``--tls-cert`` / ``--tls-key`` (None: plain HTTP)."""
     if not cert:
@@ -344,15 +356,7 @@ def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
             raise ValueError("--tls-key needs --tls-cert")
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    for path in (cert, key):
-        if path and not os.access(path, os.R_OK):
-            raise CertificateError(f"cannot read {path}")
-    try:
-        context.load_cert_chain(cert, key)
-    except (ssl.SSLError, OSError) as exc:
-        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
-        raise CertificateError(f"cannot load certificate {cert}"
-                               f"{f' / key {key}' if key else ''}: {reason}") from None
+    tlsfiles.load_cert_chain(context, cert, key)  # CertificateError: one line, what to pass
     return context
 
 
@@ -511,13 +515,16 @@ def serve(args: argparse.Namespace,
         return 1
 
     ready = partial(announce, server, args)
+    grace = getattr(args, "graceful_timeout", None)
     if not workers:
-        return run_until_stopped(server, args.quiet, ready)
+        return run_until_stopped(server, args.quiet, ready,
+                                 SINGLE_PROCESS_GRACE if grace is None else grace)
     try:
         return prefork.serve_workers(server, workers,
-                                     partial(run_until_stopped, server, args.quiet),
-                                     graceful_timeout=args.graceful_timeout,
-                                     on_ready=ready)
+                                     partial(run_until_stopped, server, args.quiet,
+                                             graceful_timeout=grace,
+                                             force_after=WORKER_FORCE_AFTER),
+                                     graceful_timeout=grace, on_ready=ready)
     finally:
         server.server_close()
 
@@ -528,21 +535,33 @@ def _announce(server: HTTPServer, args: argparse.Namespace) -> None:
           f"(directory {os.path.abspath(args.directory)}) ...", flush=True)
 
 
-def run_until_stopped(server: HTTPServer, quiet: bool = False, on_ready: Any = None) -> int:
+def run_until_stopped(server: HTTPServer, quiet: bool = False, on_ready: Any = None,
+                      graceful_timeout: float | None = None,
+                      force_after: float = FORCE_AFTER) -> int:
     """Serve until SIGINT/SIGTERM, then finish in-flight requests; the exit status.
 
     ``on_ready()`` runs once the signal handlers are in place (a stop is never lost). Used
     by every command line (static server, proxy), in one process or in each pre-forked
-    worker (the supervisor stops workers with SIGTERM).
+    worker (the supervisor stops workers with SIGTERM). ``graceful_timeout`` (None: the
+    server's own) is how long in-flight requests may take after the stop before their
+    connections are cut; a second signal cuts them at once and exits (see the rules).
     """
+    if graceful_timeout is not None and hasattr(server, "shutdown_grace"):
+        server.shutdown_grace = graceful_timeout
     stopped_at: list[float] = []
+    forced: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if stopped_at:
             # A second signal forces the exit, unless it is the same stop delivered twice
             # (a supervisor signalling both the process and its group, like timeout(1)).
-            if time.monotonic() - stopped_at[0] > FORCE_AFTER:
-                os._exit(128 + signum)
+            if time.monotonic() - stopped_at[0] > prefork.force_window(signum, force_after):
+                forced.append(128 + signum)  # the status, if the main thread ends first
+                # On a thread: the request to cut may be running on this very thread (the
+                # loop serves inline), interrupted by this handler; it must go on to fail
+                # and log what it sent.
+                threading.Thread(target=_force_exit, args=(server, signum),
+                                 name="minihttp-exit", daemon=True).start()
             return
         stopped_at.append(time.monotonic())
         # shutdown() waits for serve_forever, which runs on this very thread: never call it
@@ -565,7 +584,25 @@ def run_until_stopped(server: HTTPServer, quiet: bool = False, on_ready: Any = N
             server.server_close()  # joins the workers: in-flight responses complete
         finally:
             _install(previous)
-    return 0
+    return forced[0] if forced else 0
+
+
+def _force_exit(server: HTTPServer, signum: int) -> None:
+    """Exit now (a second Ctrl-C): cut the requests in flight so that they fail and log what
+    they sent, give them :data:`FORCE_LOG_WAIT` to do so, write the batched log lines, go.
+    Runs on a thread of its own (see ``run_until_stopped``)."""
+    cut = getattr(server, "cut_stragglers", None)
+    try:
+        if cut is not None:
+            cut()
+        time.sleep(FORCE_LOG_WAIT)
+        logging.shutdown()
+        flush_all(FORCE_LOG_WAIT)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+    finally:
+        os._exit(128 + signum)
 
 
 def _say_whole(text: str) -> None:

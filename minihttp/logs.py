@@ -273,13 +273,23 @@ def _router(lg: logging.Logger) -> RouteFunction:
     #: a route with another configuration.
     state: tuple[Any, ...] = (None,) * 9 + (-math.inf,)
 
+    # logging's own answer to isEnabledFor(INFO), read in place (the dict is cleared, never
+    # replaced, when levels change): one Python call fewer per request (measured with the
+    # inlining in server.py's _log_access docstring).
+    enabled_cache: dict[int, bool] = vars(lg).get("_cache", {})
+
     def route(now: float = -1.0) -> Emit | None:
         nonlocal state
         st = state
         if 0.0 <= now - st[9] < RECHECK:  # the handlers were checked a moment ago
             levels = st[6]
             if levels is None:
-                return st[8] if lg.isEnabledFor(_INFO) else None
+                if lg.disabled:
+                    return None
+                enabled = enabled_cache.get(_INFO)
+                if enabled is None:
+                    enabled = lg.isEnabledFor(_INFO)
+                return st[8] if enabled else None
             if levels == (lg.level, parent.level, lg.disabled, lg.manager.disable):
                 return st[8]  # type: ignore[no-any-return]
             return compute(now)

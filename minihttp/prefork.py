@@ -49,7 +49,8 @@ from typing import Any
 
 from ._linewriter import flush_all, synchronous
 
-__all__ = ["CRASH_WINDOW", "MAX_BACKOFF", "Supervisor", "add_arguments", "serve_workers"]
+__all__ = ["CRASH_WINDOW", "MAX_BACKOFF", "Supervisor", "add_arguments", "force_window",
+           "serve_workers"]
 
 log = logging.getLogger("minihttp.prefork")
 
@@ -57,8 +58,15 @@ log = logging.getLogger("minihttp.prefork")
 CRASH_WINDOW = 1.0
 #: Longest wait before a crashing worker's slot is started again.
 MAX_BACKOFF = 10.0
-#: A second stop signal later than this after the first kills the workers at once.
-FORCE_AFTER = 1.0
+#: A second SIGINT later than this after the first stop kills the workers at once: a person
+#: pressing Ctrl-C again (one sooner is the same press passed on by a wrapper).
+FORCE_AFTER = 0.1
+#: The same for a second SIGTERM: the signal of supervisors, some of which deliver one stop
+#: twice (timeout(1) signals the process, then its group), and a busy machine may run the
+#: two handlers that far apart.
+FORCE_AFTER_TERM = 1.0
+#: ``--graceful-timeout`` with workers when not given.
+WORKERS_GRACE = 30.0
 _PR_SET_PDEATHSIG = 1
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -203,7 +211,7 @@ class Supervisor:
             self._stop_at = now
             self._due.clear()
             self._kill_all(signal.SIGTERM)
-        elif now - self._stop_at > FORCE_AFTER:
+        elif now - self._stop_at > force_window(signum):
             log.warning("second stop signal: killing the workers")
             self._kill_all(signal.SIGKILL)
 
@@ -283,13 +291,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pre-fork N worker processes sharing the listening socket, "
                         "supervised (replaced if they die; SIGHUP restarts them gracefully); "
                         "one Python process is bound to one core by the GIL")
-    parser.add_argument("--graceful-timeout", type=float, default=30.0, metavar="SECONDS",
-                        help="with --workers: how long a stop waits for in-flight requests "
-                        "before killing the workers (default 30)")
+    parser.add_argument("--graceful-timeout", type=_seconds, default=None, metavar="SECONDS",
+                        help="how long a stop waits for in-flight requests before cutting "
+                        "them (default 30 with --workers, whose stragglers are then killed; "
+                        "5 in one process); a second Ctrl-C cuts them at once")
+
+
+def force_window(signum: int, least: float = 0.0) -> float:
+    """Seconds after a first stop within which a second ``signum`` is the same stop
+    (:data:`FORCE_AFTER` for SIGINT, :data:`FORCE_AFTER_TERM` otherwise), at least ``least``."""
+    return max(least, FORCE_AFTER if signum == signal.SIGINT else FORCE_AFTER_TERM)
+
+
+def _seconds(text: str) -> float:
+    """A number of seconds, 0 or more (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {text!r}")
+    return value
 
 
 def serve_workers(server: Any, workers: int, run_one: Callable[[], int], *,
-                  graceful_timeout: float = 30.0,
+                  graceful_timeout: float | None = None,
                   on_ready: Callable[[], object] | None = None) -> int:
     """Run ``run_one()`` (which serves ``server``) in ``workers`` pre-forked processes.
 
@@ -298,5 +324,7 @@ def serve_workers(server: Any, workers: int, run_one: Callable[[], int], *,
     never refuse connections.
     """
     server.socket.setblocking(False)
+    if graceful_timeout is None:
+        graceful_timeout = WORKERS_GRACE
     return Supervisor(run_one, workers, graceful_timeout=graceful_timeout,
                       on_ready=on_ready).run()

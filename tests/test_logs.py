@@ -390,6 +390,17 @@ def test_the_request_path_rechecks_handlers_within_recheck_and_levels_always() -
         logs.access_log.setLevel(logging.WARNING)  # a level: on the next line
         assert _kind(route(now + logs.RECHECK / 2)) == "off"
         logs.access_log.setLevel(logging.NOTSET)
+        assert _kind(route(now + logs.RECHECK / 2)) == "logging"
+        logs.access_log.disabled = True  # so does disabling the logger
+        try:
+            assert _kind(route(now + logs.RECHECK / 2)) == "off"
+        finally:
+            logs.access_log.disabled = False
+        logging.disable(logging.INFO)  # and logging.disable()
+        try:
+            assert _kind(route(now + logs.RECHECK / 2)) == "off"
+        finally:
+            logging.disable(logging.NOTSET)
         logging.root.removeHandler(handler)
         assert _kind(route(now + logs.RECHECK * 0.75)) == "logging"
         assert _kind(route(now + logs.RECHECK * 3)) == "stderr"  # re-read after RECHECK

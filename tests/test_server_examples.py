@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from http import HTTPStatus
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -48,6 +49,13 @@ def test_json_service() -> None:
         r = requests.post(f"http://127.0.0.1:{server.server_port}/items", data=big,
                           timeout=TIMEOUT)
         assert r.status_code == 413
+        assert r.headers["Content-Type"] == "application/json"
+        body = r.json()  # the server's own 413, before the handler runs
+        assert body["code"] == 413 and body["error"] == HTTPStatus(413).phrase
+        assert "too large" in body["explain"]
+        r = requests.request("BREW", f"http://127.0.0.1:{server.server_port}/items",
+                             timeout=TIMEOUT)
+        assert r.status_code == 501 and r.json()["code"] == 501
 
 
 def test_upload_streams_to_disk(tmp_path: Path) -> None:

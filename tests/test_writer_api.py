@@ -163,6 +163,10 @@ class FakeSock:
             raise self.fail
         self.sent += data
 
+    def send(self, data: Any) -> int:
+        self.sendall(data)
+        return len(data)
+
     def fileno(self) -> int:
         return -1
 
