@@ -378,16 +378,18 @@ def start_server(name: str, argv: Sequence[str], port: int, *, cwd: str | Path |
 
 def check_get(port: int, path: str, expect_body: bytes | None = None, *,
               host_header: str | None = None, connect_port: int | None = None,
-              timeout: float = 5.0) -> None:
+              timeout: float = 5.0, keep_alive: bool = True) -> None:
     """GET ``path`` twice on one keep-alive connection; fail unless 200 and the right body.
 
     Two requests on one connection, because a server that closes after each response would
     make wrk measure connection setup instead of keep-alive serving.
     ``connect_port`` lets the request go through a proxy while ``path`` is absolute-form.
+    ``keep_alive=False``: one request only, for a competitor known to close after each
+    response (tinyproxy does so with clients; wrk then reconnects, which it is charged for).
     """
     conn = http.client.HTTPConnection(HOST, connect_port or port, timeout=timeout)
     try:
-        for attempt in range(2):
+        for attempt in range(2 if keep_alive else 1):
             headers = {"Host": host_header} if host_header else {}
             conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
@@ -521,27 +523,39 @@ def start_all(stack: contextlib.ExitStack, specs: Sequence[ServerSpec],
     return running, missing
 
 
-def check_and_alternate(servers: dict[str, ServerProcess], missing: dict[str, str], args: Any,
-                        body: bytes, path: str = "/") -> dict[str, list[WrkResult]]:
+def check_and_alternate(
+    servers: dict[str, ServerProcess], missing: dict[str, str], args: Any,
+    body: bytes, path: str = "/", *,
+    check: Callable[[str, ServerProcess], None] | None = None,
+    measure: Callable[[str, int, int], WrkResult] | None = None,
+) -> dict[str, list[WrkResult]]:
     """The measuring part every wrk script shares: drop (into ``missing``) each server that
     fails the correctness check on ``path``, warm the rest up (``args.warmup`` seconds), then
     alternate wrk over them for ``args.rounds`` rounds (``args.connections``,
-    ``args.duration``, ``args.threads``)."""
+    ``args.duration``, ``args.threads``).
+
+    ``check(name, server)`` replaces the plain GET check and ``measure(name, connections,
+    duration)`` the plain wrk run, for scripts whose competitors are not origin servers
+    (bench_proxy.py: absolute-form targets through a forward proxy)."""
+    if check is None:
+        def check(name: str, srv: ServerProcess) -> None:
+            check_get(srv.port, path, body)
+    if measure is None:
+        def measure(name: str, connections: int, duration: int) -> WrkResult:
+            return run_wrk(servers[name].url(), connections=connections, duration=duration,
+                           threads=args.threads)
     for name, srv in list(servers.items()):
         try:
-            check_get(srv.port, path, body)
+            check(name, srv)
         except (RuntimeError, OSError) as exc:
             missing[name] = f"failed the correctness check: {exc}"
             log(f"{name}: not measured ({missing[name]})")
             del servers[name]
-    for srv in servers.values():
-        run_wrk(srv.url(), connections=args.connections, duration=args.warmup,
-                threads=args.threads)
-    return alternate(
-        list(servers), args.rounds,
-        lambda n: run_wrk(servers[n].url(), connections=args.connections,
-                          duration=args.duration, threads=args.threads),
-        progress=log)
+    for name in servers:
+        measure(name, args.connections, args.warmup)
+    run = measure
+    return alternate(list(servers), args.rounds,
+                     lambda n: run(n, args.connections, args.duration), progress=log)
 
 
 def summary_rows(results: Mapping[str, Sequence[WrkResult]],

@@ -1,19 +1,29 @@
-"""Issue 5: keep-alive hello world through minihttp's forward proxy vs straight to the upstream.
+"""Issues 5 and 16: keep-alive hello world through forward proxies vs straight to the upstream.
 
-One upstream (the minihttp hello server by default) and one proxy run side by side; wrk
-measures "direct" (to the upstream) and "proxy" (absolute-form requests to the proxy, which
+One upstream (nginx by default, answering a 12-byte hello; ``--upstream`` picks a Python
+one), minihttp's proxy and its competitors run side by side in one run; wrk measures
+"direct" (to the upstream) and each proxy (absolute-form requests to the proxy, which
 forwards them to the same upstream) in turn, ``--rounds`` times, twice:
 
-1. throughput with ``--connections`` connections: target proxy/direct >= 0.35;
+1. throughput with ``--connections`` connections (issue 16: one minihttp process >= 2x
+   proxy.py and >= 2x tinyproxy; issue 5: proxy/direct >= 0.35), with the CPU each server
+   spends per request (target for ours: <= 60 us);
 2. latency with one connection (-c1), where requests are strictly serial: the added latency
-   per request is the difference of the median p50 latencies, and also of 1/throughput.
+   per request is the difference of the median p50 latencies (target: <= 100 us), and also
+   of 1/throughput.
+
+Competitors: "proxy.py" (``--num-workers 1 --num-acceptors 1``, its log at WARNING) when the
+python running this script (or ``--proxypy-python``) can import it, and "tinyproxy" when
+installed (started with our own config in a temporary directory); each one missing is
+reported and left out (``--no-competitors`` leaves both out). See benchmarks/README.md for
+the benchmark venv and ``apt-get install tinyproxy``.
 
 wrk sends origin-form targets (``GET / HTTP/1.1``); a proxy needs absolute-form
 (RFC 9112 section 3.2.2), so a generated Lua script sets ``wrk.path`` to the upstream's
 absolute URL (and ``Host`` to match) while wrk connects to the proxy's port.
 
     python3 benchmarks/bench_proxy.py [--duration 5] [--rounds 3] [--connections 16] [--json]
-                                      [--threaded] [--workers N]
+                                      [--threaded] [--workers N] [--upstream nginx]
 
 "proxy" is the command line's default: :class:`minihttp.proxy.handler.PooledProxyServer`, one
 process (its event loop defers each upstream wait), run ``--quiet``; "proxy-log" is the same
@@ -31,15 +41,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
+import os
 import shlex
+import shutil
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import _harness as h
+from benchmarks import _nginx
 
 BODY = b"Hello World\n"
 TARGET_RATIO = 0.35
@@ -51,6 +64,30 @@ LOG_TARGET = 0.9
 THREADS_CMD = DEFAULT_PROXY_CMD + " --threads"
 #: N proxy processes (``--workers N``).
 WORKERS_CMD = DEFAULT_PROXY_CMD + " --workers {workers}"
+#: proxy.py (https://github.com/abhinavsingh/proxy.py) with one worker: one process against our
+#: one process; its access log off, as ours runs ``--quiet``.
+PROXYPY_CMD = ("{python} -m proxy --hostname 127.0.0.1 --port {port} --num-workers 1 "
+               "--num-acceptors 1 --log-level WARNING")
+TINYPROXY_CANDIDATES = ("/usr/bin/tinyproxy", "/usr/sbin/tinyproxy", "/usr/local/bin/tinyproxy")
+#: tinyproxy's config: foreground (``-d``), loopback only, error-level log in the work dir.
+TINYPROXY_CONF = """\
+Port {port}
+Listen 127.0.0.1
+Timeout 600
+MaxClients 1024
+LogFile "{work}/tinyproxy-{port}.log"
+LogLevel Error
+PidFile "{work}/tinyproxy-{port}.pid"
+Allow 127.0.0.1
+"""
+#: Issue 16: one minihttp proxy process against each competitor's one process.
+COMPETITORS = ("proxy.py", "tinyproxy")
+COMPETITOR_TARGET = 2.0
+#: Competitors that close the client connection after each response without saying so
+#: (tinyproxy 1.11 does: no keep-alive with clients), so wrk reconnects for every request.
+CLOSES = frozenset({"tinyproxy"})
+LATENCY_TARGET_US = 100
+CPU_TARGET_US = 60
 UPSTREAMS = {"minihttp": "minihttp_hello.py", "stdlib": "stdlib_hello.py", "floor": "floor.py"}
 
 LUA_TEMPLATE = """\
@@ -88,35 +125,65 @@ def added_latency_rows(results: dict[str, list[h.WrkResult]],
     ]
 
 
-def _measurer(urls: dict[str, str], scripts: dict[str, Path | None], connections: int,
-              args: argparse.Namespace, groups: dict[str, int] | None = None,
-              cpu: dict[str, list[float]] | None = None) -> Callable[[str], h.WrkResult]:
-    """wrk against ``urls[name]``; with ``groups``, also the CPU seconds per request the
-    process group ``groups[name]`` spent during the run, appended to ``cpu[name]``."""
-    def measure(name: str) -> h.WrkResult:
-        group = groups.get(name) if groups is not None else None
-        before = h.group_cpu_seconds(group) if group is not None else 0.0
-        result = h.run_wrk(urls[name], connections=connections, duration=args.duration,
-                           threads=args.threads, script=scripts[name])
-        if group is not None and cpu is not None and result.requests:
-            spent = h.group_cpu_seconds(group) - before
-            cpu.setdefault(name, []).append(spent / result.requests)
-        return result
-    return measure
+def _competitor_specs(args: argparse.Namespace, work: Path) -> list[h.ServerSpec]:
+    """proxy.py (``--num-workers 1``) and tinyproxy, each left out (with the reason logged)
+    when it is not installed or ``--no-competitors`` is given."""
+    if args.no_competitors:
+        return []
+    specs: list[h.ServerSpec] = []
+    python = args.proxypy_python or sys.executable
+    if importlib.util.find_spec("proxy") is not None or args.proxypy_python:
+        specs.append(h.ServerSpec("proxy.py", lambda p: proxy_argv(
+            PROXYPY_CMD.replace("{python}", python), p)))
+    else:
+        h.log("proxy.py: not measured (not importable here: run this script with the "
+              "benchmark venv's python, or pass --proxypy-python; see benchmarks/README.md)")
+    binary = shutil.which("tinyproxy") or next(
+        (c for c in TINYPROXY_CANDIDATES if os.access(c, os.X_OK)), None)
+    if binary is not None:
+        specs.append(h.ServerSpec("tinyproxy", lambda p: [
+            binary, "-d", "-c", str(tinyproxy_conf(work, p))]))
+    else:
+        h.log("tinyproxy: not measured (not installed: apt-get install tinyproxy)")
+    return specs
+
+
+def tinyproxy_conf(work: Path, port: int) -> Path:
+    """Write a tinyproxy config for 127.0.0.1:``port`` into ``work`` (every path it writes
+    stays there; error-level log only, as our proxy runs ``--quiet``); return its path."""
+    conf = work / f"tinyproxy-{port}.conf"
+    conf.write_text(TINYPROXY_CONF.format(port=port, work=work))
+    return conf
+
+
+def _upstream_spec(args: argparse.Namespace, work: Path) -> h.ServerSpec:
+    if args.upstream == "nginx":
+        root = work / "www"
+        root.mkdir(exist_ok=True)
+        (root / "index.html").write_bytes(BODY)
+        return h.ServerSpec("upstream", lambda p: _nginx.nginx_argv(
+            _nginx.write_nginx_conf(work, root, p), work))
+    return h.ServerSpec("upstream", lambda p: h.python_server_argv(
+        UPSTREAMS[args.upstream], "--port", str(p)))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; print Markdown tables; return 1 if the proxy or upstream was missing."""
+    """Run the benchmark; print Markdown tables; return 1 if our proxy or the upstream was
+    missing (a competitor that is not installed is only reported)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     h.add_wrk_arguments(parser, connections=16, warmup_help="seconds, per target")
-    parser.add_argument("--upstream", choices=sorted(UPSTREAMS), default="minihttp",
-                        help="hello server behind the proxy (default: minihttp)")
+    parser.add_argument("--upstream", choices=["nginx", *sorted(UPSTREAMS)], default="nginx",
+                        help="hello server behind the proxies (default: nginx)")
     parser.add_argument("--proxy-cmd", default=DEFAULT_PROXY_CMD,
                         help=f"proxy command template (default: {DEFAULT_PROXY_CMD!r})")
     parser.add_argument("--threaded", action="store_true",
                         help="also measure the proxy with a thread per client (proxy-threads)")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="also measure N pre-forked proxy processes (proxy-wN)")
+    parser.add_argument("--proxypy-python", metavar="PYTHON",
+                        help="python that has proxy.py installed (default: this one)")
+    parser.add_argument("--no-competitors", action="store_true",
+                        help="measure minihttp's proxy only (no proxy.py, no tinyproxy)")
     parser.add_argument("--json", action="store_true", help="write benchmarks/results/*.json")
     args = parser.parse_args(argv)
     h.require_wrk()
@@ -124,74 +191,80 @@ def main(argv: list[str] | None = None) -> int:
     log = h.log
 
     note = h.machine_note()
-    specs = [
-        h.ServerSpec("upstream", lambda p: h.python_server_argv(
-            UPSTREAMS[args.upstream], "--port", str(p))),
-        h.ServerSpec("proxy", lambda p: proxy_argv(args.proxy_cmd, p)),
-    ]
-    proxies = ["proxy"]
-    if " --quiet" in args.proxy_cmd:  # the same proxy with its access log on
-        log_cmd = args.proxy_cmd.replace(" --quiet", "")
-        specs.append(h.ServerSpec("proxy-log", lambda p: proxy_argv(log_cmd, p)))
-        proxies.append("proxy-log")
-    if args.threaded:
-        specs.append(h.ServerSpec("proxy-threads", lambda p: proxy_argv(THREADS_CMD, p)))
-        proxies.append("proxy-threads")
-    if args.workers:
-        name = f"proxy-w{args.workers}"
-        command = WORKERS_CMD.replace("{workers}", str(args.workers))
-        specs.append(h.ServerSpec(name, lambda p: proxy_argv(command, p)))
-        proxies.append(name)
     throughput: dict[str, list[h.WrkResult]] = {}
     latency: dict[str, list[h.WrkResult]] = {}
     cpu: dict[str, list[float]] = {}
     with contextlib.ExitStack() as stack:
         work = stack.enter_context(h.temp_dir("bench-proxy-"))
+        specs = [_upstream_spec(args, work),
+                 h.ServerSpec("proxy", lambda p: proxy_argv(args.proxy_cmd, p))]
+        if " --quiet" in args.proxy_cmd:  # the same proxy with its access log on
+            log_cmd = args.proxy_cmd.replace(" --quiet", "")
+            specs.append(h.ServerSpec("proxy-log", lambda p: proxy_argv(log_cmd, p)))
+        if args.threaded:
+            specs.append(h.ServerSpec("proxy-threads", lambda p: proxy_argv(THREADS_CMD, p)))
+        if args.workers:
+            command = WORKERS_CMD.replace("{workers}", str(args.workers))
+            specs.append(h.ServerSpec(f"proxy-w{args.workers}",
+                                      lambda p: proxy_argv(command, p)))
+        specs += _competitor_specs(args, work)
         servers, missing = h.start_all(stack, specs, log)
-        if not missing:
-            up = servers["upstream"]
+        if "upstream" in servers and "proxy" in servers:
+            up = servers.pop("upstream")
             absolute = f"http://127.0.0.1:{up.port}/"
-            for name in proxies:
-                try:
-                    h.check_get(up.port, "/", BODY)
-                    h.check_get(up.port, absolute, BODY, host_header=f"127.0.0.1:{up.port}",
-                                connect_port=servers[name].port)
-                except (RuntimeError, OSError) as exc:
-                    missing[name] = f"failed the correctness check: {exc}"
-                    log(f"not measured ({missing[name]})")
-        if not missing:
             script = work / "proxy.lua"
             script.write_text(lua_script(up.port))
-            urls = {"direct": up.url(), **{n: servers[n].url() for n in proxies}}
-            scripts: dict[str, Path | None] = {"direct": None, **{n: script for n in proxies}}
-            for name in urls:
-                h.run_wrk(urls[name], connections=args.connections, duration=args.warmup,
-                          threads=args.threads, script=scripts[name])
+            targets = {"direct": up, **servers}
+
+            def check(name: str, srv: h.ServerProcess) -> None:
+                if name == "direct":
+                    h.check_get(up.port, "/", BODY)
+                else:
+                    h.check_get(up.port, absolute, BODY, host_header=f"127.0.0.1:{up.port}",
+                                connect_port=srv.port, keep_alive=name not in CLOSES)
+
+            def wrk(name: str, connections: int, duration: int) -> h.WrkResult:
+                return h.run_wrk(targets[name].url(), connections=connections,
+                                 duration=duration, threads=args.threads,
+                                 script=None if name == "direct" else script)
+
             # CPU per request of the server wrk talks to: the upstream for "direct", the
             # proxy (all its processes) otherwise.
-            groups = {"direct": up.proc.pid, **{n: servers[n].proc.pid for n in proxies}}
-            throughput = h.alternate(
-                list(urls), args.rounds,
-                _measurer(urls, scripts, args.connections, args, groups, cpu),
-                progress=lambda m: log(f"-c{args.connections} {m}"))
-            latency = h.alternate(
-                list(urls), args.rounds, _measurer(urls, scripts, 1, args),
-                progress=lambda m: log(f"-c1 {m}"))
+            def measured(name: str, connections: int, duration: int) -> h.WrkResult:
+                group = targets[name].proc.pid
+                before = h.group_cpu_seconds(group)
+                result = wrk(name, connections, duration)
+                if result.requests and duration == args.duration:
+                    spent = h.group_cpu_seconds(group) - before
+                    cpu.setdefault(name, []).append(spent / result.requests)
+                return result
 
-    if missing:
-        for name, reason in missing.items():
-            print(f"{name}: not measured ({reason})")
+            throughput = h.check_and_alternate(targets, missing, args, BODY,
+                                               check=check, measure=measured)
+            latency = h.alternate(list(targets), args.rounds, lambda n: wrk(n, 1, args.duration),
+                                  progress=lambda m: log(f"-c1 {m}"))
+
+    for name, reason in missing.items():
+        print(f"{name}: not measured ({reason})")
+    if "direct" not in throughput or "proxy" not in throughput:
         return 1
+    proxies = [n for n in throughput if n != "direct"]
     medians = {n: h.median([r.requests_per_sec for r in rs]) for n, rs in throughput.items()}
     ratios = {n: h.ratio(medians[n], medians["direct"]) for n in proxies}
-    value = ratios["proxy"]
-    print(f"### Forward proxy, hello world ({args.upstream} upstream), keep-alive, "
-          f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, median of "
-          f"{args.rounds} alternating rounds\n")
+    print(f"### Forward proxies, hello world ({args.upstream} upstream, {len(BODY)}-byte body), "
+          f"keep-alive, wrk -t{args.threads} -c{args.connections} -d{args.duration}s, median "
+          f"of {args.rounds} alternating rounds\n")
     print(h.markdown_table(h.SUMMARY_HEADERS, h.summary_rows(throughput)))
     print()
-    ratio_table = [[f"{n} / direct", ratios[n], f">= {TARGET_RATIO:g}",
-                    "yes" if ratios[n] >= TARGET_RATIO else "NO"] for n in proxies]
+    ratio_table: list[list[object]] = [
+        [f"{n} / direct", ratios[n], f">= {TARGET_RATIO:g}" if n == "proxy" else "",
+         ("yes" if ratios[n] >= TARGET_RATIO else "NO") if n == "proxy" else ""]
+        for n in proxies]
+    for other in COMPETITORS:
+        if other in medians:
+            value = h.ratio(medians["proxy"], medians[other])
+            ratio_table.append([f"proxy / {other}", value, f">= {COMPETITOR_TARGET:g}",
+                                "yes" if value >= COMPETITOR_TARGET else "NO"])
     if "proxy-log" in medians:
         log_ratio = h.ratio(medians["proxy-log"], medians["proxy"])
         ratio_table.append(["proxy-log / proxy", log_ratio, f">= {LOG_TARGET:g}",
@@ -200,15 +273,21 @@ def main(argv: list[str] | None = None) -> int:
     if cpu:
         print(f"\nCPU per request under load (-c{args.connections}, medians; the server wrk "
               "talks to, all its processes: the upstream for direct, the proxy otherwise): "
-              + ", ".join(f"{n} {h.median(v) * 1e6:.0f} us" for n, v in cpu.items()))
+              + ", ".join(f"{n} {h.median(v) * 1e6:.0f} us" for n, v in cpu.items())
+              + f" (target for proxy: <= {CPU_TARGET_US} us)")
     print(f"\n### Added latency per request (wrk -c1 -d{args.duration}s, medians of "
-          f"{args.rounds} rounds)\n")
+          f"{args.rounds} rounds; target for proxy: p50 <= {LATENCY_TARGET_US} us added)\n")
     print(h.markdown_table(["measure", "direct us", "proxy us", "added us"],
                            [row for n in proxies for row in added_latency_rows(latency, n)]))
+    closing = [n for n in proxies if n in CLOSES]
+    if closing:
+        print(f"\n{', '.join(closing)}: closes each client connection after its response "
+              "(no client keep-alive); wrk reconnects, and that cost is in its figures.")
     print(f"\n_{note}_")
     if args.json:
         path = h.write_json("proxy", {
-            "args": vars(args), "machine": note, "medians": medians, "ratio": value,
+            "args": vars(args), "machine": note, "medians": medians,
+            "ratio": ratios["proxy"],
             "cpu_per_request_us": {n: h.median(v) * 1e6 for n, v in cpu.items()},
             "ratios": ratios,
             "added_latency_us": {r[0]: r[3] for n in proxies

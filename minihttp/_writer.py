@@ -34,6 +34,8 @@ __all__ = [
 
 #: Buffered response bytes past which the writer sends without waiting for the request's end.
 FLUSH_AT = 64 * 1024
+#: Non-blocking send flag for ``send_some`` (0 where the platform has none).
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
 
 class ResponseTooLong(ValueError):
@@ -79,7 +81,7 @@ class ResponseWriter:
     ``Transfer-Encoding: chunked``).
     """
 
-    __slots__ = ("_buf", "body_bytes", "broken", "closed", "committed", "mode",
+    __slots__ = ("_buf", "body_bytes", "broken", "closed", "committed", "hold", "mode",
                  "remaining", "sock", "started")
 
     def __init__(self, sock: socket.socket) -> None:
@@ -99,6 +101,8 @@ class ResponseWriter:
         self.body_bytes = 0
         #: The response cannot be completed correctly: close the connection after it.
         self.broken = False
+        #: ``write`` only buffers, never sends (see :meth:`send_some`); for this response.
+        self.hold = False
 
     # -- called by the server
     def start(self, head: bytes, mode: int, length: int = 0) -> None:
@@ -276,12 +280,12 @@ class ResponseWriter:
             self._buf += b
             self._buf += b"\r\n"
             self.body_bytes += n
-            if len(self._buf) >= FLUSH_AT:
+            if len(self._buf) >= FLUSH_AT and not self.hold:
                 self._send()
             return n
         self.body_bytes += n
         buf = self._buf
-        if len(buf) + n < FLUSH_AT:
+        if len(buf) + n < FLUSH_AT or self.hold:
             buf += b
         else:
             # A large write: send what is queued, then the data itself without copying it.
@@ -290,6 +294,37 @@ class ResponseWriter:
             self.committed = True
             self._sendall(b)
         return n
+
+    def pending(self) -> int:
+        """Bytes buffered, not sent yet."""
+        return len(self._buf)
+
+    def hold_writes(self) -> None:
+        """From now on (this response) ``write`` only buffers; see :meth:`send_some`."""
+        self.hold = True
+
+    def send_some(self) -> bool:
+        """Send what the socket takes now without waiting; True when nothing is left
+        buffered. For a handler that waits for a slow client on an event loop
+        (``defer_until_writable``) instead of blocking in ``flush``; with ``hold`` set,
+        ``write`` only buffers (what it is given must then be bounded by the caller). A
+        socket that cannot send without waiting this way (TLS) is flushed blocking."""
+        buf = self._buf
+        if not buf:
+            return True
+        if _DONTWAIT == 0 or type(self.sock) is not socket.socket:
+            self._send()
+            return True
+        self.committed = True
+        try:
+            sent = self.sock.send(buf, _DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except BaseException:
+            self._drop_buffer()
+            raise
+        del buf[:sent]
+        return not buf
 
     def flush(self) -> None:
         """Send what is buffered now (a streaming response)."""

@@ -494,6 +494,28 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         self._deferred = Deferred(sock, then, timeout)
         return True
 
+    def defer_until_writable(self, then: Callable[[bool], None],
+                             timeout: float | None) -> bool:
+        """Finish this request later, when the client's connection is writable again,
+        without holding a thread: :meth:`defer_until_readable` for a response whose client
+        reads slowly (a large body relayed to a slow reader). ``then(True)`` once the
+        client's socket takes bytes again, ``then(False)`` after ``timeout`` seconds.
+
+        Same contract as :meth:`defer_until_readable` (the method's last action; False on a
+        server that cannot wait for it: the method then writes blocking, as usual). Useful
+        with ``wfile.send_some()`` (send what the client takes now, keep the rest).
+        """
+        defer = getattr(self.server, "defer_readable", None)
+        if defer is None:
+            return False
+        ok = _defer_ok.get(type(self))
+        if ok is None:
+            ok = _may_defer(type(self))
+        if not ok or not defer(self):
+            return False
+        self._deferred = Deferred(self.connection, then, timeout, True)
+        return True
+
     def resume_request(self, ready: bool) -> Deferred | None:
         """Go on with a deferred request: ``then(ready)``, then finish the response as
         ``handle_one_request`` does, unless it deferred again (then that :class:`Deferred`
@@ -531,7 +553,8 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             if until is not None:
                 left = max(until - time.monotonic(), 0.0)
                 timeout = left if timeout is None else min(timeout, left)
-            deferred = self.resume_request(_readable(deferred.sock, timeout))
+            wait = _writable if deferred.writable else _readable
+            deferred = self.resume_request(wait(deferred.sock, timeout))
 
     def _reject_head(self, err: HTTPError) -> None:
         """Answer a head that cannot be read (408, 414, 431, 400) and close."""
@@ -1203,6 +1226,9 @@ class Deferred:
     sock: Any
     then: Callable[[bool], None]
     timeout: float | None
+    #: Wait until ``sock`` (the client's own connection) is writable instead
+    #: (:meth:`BaseHTTPRequestHandler.defer_until_writable`).
+    writable: bool = False
 
 
 _base_handle_one_request = BaseHTTPRequestHandler.handle_one_request
@@ -1219,6 +1245,20 @@ def _may_defer(cls: type) -> bool:
             getattr(cls, "handle_one_request", None) is _base_handle_one_request
             and getattr(cls, "resume_request", None) is _base_resume_request)
     return ok
+
+
+def _writable(sock: Any, timeout: float | None) -> bool:
+    """Wait until ``sock`` is writable (True) or ``timeout`` seconds pass (False); a closed
+    or broken socket counts as writable (the caller's next send reports it)."""
+    wait = None if timeout is None else max(timeout, 0.0)
+    try:
+        if not hasattr(select, "poll"):  # Windows
+            return bool(select.select([], [sock], [], wait)[1])
+        poller = select.poll()
+        poller.register(sock, select.POLLOUT)
+        return bool(poller.poll(None if wait is None else wait * 1000.0))
+    except (OSError, ValueError, TypeError):
+        return True
 
 
 def _readable(sock: Any, timeout: float | None) -> bool:

@@ -71,7 +71,8 @@ _INF = float("inf")
 class Conn:
     """One client connection of the pooled server."""
 
-    __slots__ = ("addr", "aux", "closed", "deferred", "expires", "fd", "handler", "hs",
+    __slots__ = ("addr", "aux", "closed", "deferred", "detached", "expires", "fd", "handler",
+                 "hs",
                  "level_triggered", "nowait", "raw", "reader", "sock", "state", "timer_seq",
                  "timer_when", "tls", "woken")
 
@@ -89,6 +90,9 @@ class Conn:
         #: When the live heap entry falls due (inf: none).
         self.timer_when = _INF
         self.closed = False
+        #: Handed to someone else (``PooledHTTPServer.detach``): closing it must not shut
+        #: the TCP connection (a duplicate descriptor carries on), only forget it.
+        self.detached = False
         #: TLS pending or done: reads go through the SSL object (pending() bytes).
         self.tls = False
         #: A worker may try ``recv(MSG_DONTWAIT)`` (plain blocking socket, no Python timeout).

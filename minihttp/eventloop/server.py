@@ -289,6 +289,26 @@ class PooledHTTPServer(HTTPServer):
         return (not loop.closing and poller is not None and poller.supports_level
                 and self._leadership.may_defer(handler))
 
+    def detach(self, sock: Any) -> socket.socket | None:
+        """Hand a plain client connection over to other code (a proxy's tunnel relay) for
+        good: returns a duplicate of its socket, which the caller now owns; when the
+        request ends the server forgets the connection without shutting it (no FIN: the
+        duplicate carries on), instead of closing it. None when that cannot be done (a TLS
+        connection, or ``sock`` is not one of this server's connections): the caller then
+        keeps serving it as it is. The handler should set ``close_connection``."""
+        if type(sock) is not socket.socket:
+            return None
+        with self._lock:
+            conn = self._conns.get(sock.fileno())
+            if conn is None or conn.sock is not sock or conn.closed or conn.tls:
+                return None
+            try:
+                dup: socket.socket = sock.dup()
+            except OSError:
+                return None
+            conn.detached = True
+        return dup
+
     def cut_stragglers(self) -> None:
         """Past ``shutdown_grace``: make the blocking I/O of handlers still running fail,
         so their threads end (the client sockets are shut). A subclass holding other
@@ -351,7 +371,16 @@ class PooledHTTPServer(HTTPServer):
             error_log.debug("finish() failed for %s", conn.addr, exc_info=True)
         finally:
             try:
-                self.shutdown_request(conn.sock)
+                if conn.detached:
+                    # Out of the loop's interest list first: the descriptor it is
+                    # registered under is closed, but the duplicate keeps the open file
+                    # (and so the registration) alive.
+                    poller = self._loop.poller
+                    if poller is not None:
+                        poller.remove_level(conn.fd)
+                    self.close_request(conn.sock)
+                else:
+                    self.shutdown_request(conn.sock)
             except Exception:
                 pass
             if conn.raw is not conn.sock:

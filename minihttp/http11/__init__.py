@@ -6,7 +6,8 @@ See docs/internals.md for the contract.
 
 The package is split by idea: ``_rules`` (the grammar as regexes), ``_head`` (finding and
 parsing a request head), ``_chunked`` (chunked body decoding), ``_response`` (response
-heads and framing helpers).
+heads and framing helpers), ``_response_head`` (parsing a response head and its framing:
+the proxy's upstream side).
 """
 
 from __future__ import annotations
@@ -21,15 +22,31 @@ from ._response import (
     response_head,
     validate_field,
 )
+from ._response_head import (
+    CHUNKED,
+    LENGTH,
+    NO_BODY,
+    UNTIL_CLOSE,
+    BadResponse,
+    ResponseHead,
+    parse_response_head,
+)
 
 __all__ = [
+    "CHUNKED",
     "LAST_CHUNK",
+    "LENGTH",
+    "NO_BODY",
+    "UNTIL_CLOSE",
+    "BadResponse",
     "ChunkedDecoder",
     "Request",
+    "ResponseHead",
     "body_allowed",
     "encode_chunk",
     "find_head_end",
     "parse_head",
+    "parse_response_head",
     "reason_phrase",
     "response_head",
     "validate_field",

@@ -25,6 +25,7 @@ on its socket (``start_next_cycle``).
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import select
 import socket
@@ -36,7 +37,18 @@ from typing import Any
 import h11
 
 from minihttp._sockets import KERNEL_TIMEOUTS, timeval
-from minihttp.proxy.strict import AmbiguousResponse, check_response_heads
+from minihttp.config import DEFAULT_LIMITS
+from minihttp.errors import HTTPError
+from minihttp.http11 import (
+    CHUNKED,
+    LENGTH,
+    UNTIL_CLOSE,
+    BadResponse,
+    ChunkedDecoder,
+    ResponseHead,
+    parse_response_head,
+)
+from minihttp.proxy.strict import AmbiguousResponse, check_response_head, check_response_heads
 
 __all__ = [
     "ConnectionPool",
@@ -131,8 +143,35 @@ def open_connection(
     raise UpstreamError(f"cannot connect to {host}:{port}") from last
 
 
+#: A relayed chunked response body has no size bound of ours (the client's writer streams
+#: it); chunk lines and trailers keep the server's bounds.
+_RELAY_LIMITS = dataclasses.replace(DEFAULT_LIMITS, max_body=2**62)
+
+
+class _Raw:
+    """The state of one exchange that bypasses h11 (:meth:`UpstreamConnection.send_raw`):
+    the request went out as bytes we built; the response is read by our own strict parser
+    (:func:`minihttp.http11.parse_response_head`) and its body framed here."""
+
+    __slots__ = ("buf", "decoder", "done", "eof", "framing", "head_request", "keep", "left")
+
+    def __init__(self, head_request: bool) -> None:
+        self.head_request = head_request
+        self.buf = bytearray()  # received, not consumed
+        self.eof = False
+        self.framing = -1  # before the head
+        self.left = 0  # LENGTH: body bytes still to relay
+        self.decoder: ChunkedDecoder | None = None
+        self.done = False  # the whole response was relayed
+        self.keep = False  # and the connection may carry another exchange
+
+
 class UpstreamConnection:
-    """One socket to an upstream plus the h11 client state machine that frames it."""
+    """One socket to an upstream plus the h11 client state machine that frames it (or,
+    for a bodyless request of the fast path, our own framing: :meth:`send_raw`)."""
+
+    #: The exchange under way bypasses h11 (None: h11 frames it).
+    _raw: _Raw | None = None
 
     def __init__(self, sock: socket.socket, key: tuple[str, int]) -> None:
         self.sock = sock
@@ -208,6 +247,20 @@ class UpstreamConnection:
         except BlockingIOError:
             raise TimeoutError("upstream send timed out") from None  # SO_SNDTIMEO
 
+    def send_raw(self, data: bytes, head_request: bool,
+                 timeout: float | bool | None = False) -> None:
+        """Send a whole bodyless request we serialized (the fast path's), bypassing h11:
+        its response is then read by :meth:`response_head` / :meth:`relay_buffered` with
+        our own parser. h11's state is left untouched (idle), so the next exchange on this
+        connection may use either."""
+        if timeout is not False and timeout != self._timeout:
+            self.set_timeout(timeout)
+        self._raw = _Raw(head_request)
+        try:
+            self.sock.sendall(data)
+        except BlockingIOError:
+            raise TimeoutError("upstream send timed out") from None  # SO_SNDTIMEO
+
     def next_event(self) -> Any:
         """Next h11 event, reading from the socket as needed (socket timeout applies).
 
@@ -231,13 +284,19 @@ class UpstreamConnection:
             n = self.sock.recv_into(self._buf)
         except BlockingIOError:
             raise TimeoutError("upstream read timed out") from None  # SO_RCVTIMEO
+        raw = self._raw
         if n:
             self.got_response_bytes = True
-            if self._collect is not None:
-                self._collect += self._view[:n]
-            # h11 copies into its own buffer (bytearray +=), so a view is enough; its
-            # annotation says bytes only (no cast(): it is a call, once per response).
-            self.h11.receive_data(self._view[:n])  # type: ignore[arg-type]
+            if raw is not None:
+                raw.buf += self._view[:n]
+            else:
+                if self._collect is not None:
+                    self._collect += self._view[:n]
+                # h11 copies into its own buffer (bytearray +=), so a view is enough; its
+                # annotation says bytes only (no cast(): it is a call, once per response).
+                self.h11.receive_data(self._view[:n])  # type: ignore[arg-type]
+        elif raw is not None:
+            raw.eof = True
         else:
             self.h11.receive_data(b"")
 
@@ -250,6 +309,9 @@ class UpstreamConnection:
         (:func:`minihttp.proxy.strict.check_response_heads`, on the bytes received: h11
         accepts some ambiguous heads, and for those it refuses this says why).
         """
+        raw = self._raw
+        if raw is not None:
+            return self._raw_head(raw)
         self._collect = collected = bytearray()
         try:
             while True:
@@ -275,6 +337,87 @@ class UpstreamConnection:
             raise UpstreamError(str(exc)) from exc
         return event
 
+    def _raw_head(self, raw: _Raw) -> ResponseHead:
+        """:meth:`response_head` of a raw exchange: our parser, 1xx skipped, 101 and
+        ambiguous framing refused (:class:`UpstreamError`)."""
+        buf = raw.buf
+        self._fresh = False
+        while True:
+            if not buf:
+                if raw.eof:
+                    raise UpstreamError("upstream closed without a response")
+                self._receive()
+                continue
+            try:
+                parsed = parse_response_head(buf, head_request=raw.head_request,
+                                             max_head=MAX_RESPONSE_HEAD)
+            except BadResponse as exc:
+                try:  # the reason minihttp.proxy.strict gives, when it is an ambiguity
+                    check_response_heads(buf)
+                except AmbiguousResponse as ambiguous:
+                    raise UpstreamError(str(ambiguous)) from exc
+                raise UpstreamError(f"upstream response has invalid framing ({exc})") from exc
+            if parsed is None:
+                if raw.eof:
+                    raise UpstreamError("upstream closed without a response")
+                self._receive()
+                continue
+            head, used = parsed
+            try:  # the same strict rules as on the h11 path (minihttp.proxy.strict)
+                check_response_head(buf[:used])
+            except AmbiguousResponse as exc:
+                raise UpstreamError(str(exc)) from exc
+            del buf[:used]
+            status = head.status_code
+            if status < 200:
+                if status == 101:  # never asked for: no Upgrade is forwarded
+                    raise UpstreamError("upstream response has invalid framing (101)")
+                continue  # 100/103: ours to drop (RFC 9110 section 15.2)
+            raw.framing, raw.left, raw.keep = head.framing, head.length, head.keep_alive
+            if head.framing == CHUNKED:
+                raw.decoder = ChunkedDecoder(_RELAY_LIMITS)
+            return head
+
+    def _raw_relay(self, raw: _Raw, write: Callable[[bytes], Any]) -> bool:
+        """:meth:`relay_buffered` of a raw exchange (its body framed by the head)."""
+        buf = raw.buf
+        framing = raw.framing
+        if framing == LENGTH:
+            if buf:
+                take = min(raw.left, len(buf))
+                if take:
+                    write(bytes(buf[:take]))
+                    del buf[:take]
+                    raw.left -= take
+            if raw.left:
+                if raw.eof:
+                    raise UpstreamError("upstream ended the response early")
+                return False
+        elif framing == CHUNKED:
+            decoder = raw.decoder
+            assert decoder is not None
+            if buf:
+                try:
+                    pieces = decoder.feed(buf)
+                except HTTPError as exc:
+                    raise UpstreamError(f"bad chunked body from upstream ({exc})") from exc
+                buf.clear()
+                for piece in pieces:
+                    write(piece)
+            if not decoder.done:
+                if raw.eof:
+                    raise UpstreamError("upstream ended the response early")
+                return False
+            buf += decoder.unused  # bytes past the body: the connection is not reused
+        elif framing == UNTIL_CLOSE:
+            if buf:
+                write(bytes(buf))
+                buf.clear()
+            if not raw.eof:
+                return False
+        raw.done = True
+        return True
+
     def relay_buffered(self, write: Callable[[bytes], Any]) -> bool:
         """Pass the body h11 has buffered to ``write``: True at its end (EndOfMessage),
         False when more must be read first (:meth:`receive`; nothing is read here).
@@ -282,6 +425,9 @@ class UpstreamConnection:
         Raises :class:`UpstreamError` when the upstream ends the body early; h11's protocol
         errors propagate.
         """
+        raw = self._raw
+        if raw is not None:
+            return self._raw_relay(raw, write)
         next_event = self.h11.next_event
         data, end, need = h11.Data, h11.EndOfMessage, h11.NEED_DATA
         while True:
@@ -304,13 +450,20 @@ class UpstreamConnection:
         """True when h11 says this exchange is complete on both sides (RFC 9112 sec. 9.3)
         and no byte arrived past the response (an idle upstream must be silent: such bytes
         would be taken as the answer to the next request)."""
+        raw = self._raw
+        if raw is not None:
+            return raw.done and raw.keep and not raw.buf
         h = self.h11
         return (h.our_state is h11.DONE and h.their_state is h11.DONE
                 and not h.trailing_data[0])
 
     def next_cycle(self) -> None:
-        """Ready the h11 connection for the next exchange on this socket."""
-        self.h11.start_next_cycle()
+        """Ready the connection for the next exchange on this socket (h11's next cycle;
+        after a raw exchange h11 is idle already)."""
+        if self._raw is not None:
+            self._raw = None
+        else:
+            self.h11.start_next_cycle()
         self._fresh = True
 
     def close(self) -> None:
@@ -382,17 +535,24 @@ class ConnectionPool:
 
     def release(self, conn: UpstreamConnection) -> None:
         """Return ``conn`` to the pool if h11 allows another cycle on it; else close it."""
-        h = conn.h11
-        # conn.reusable() and conn.next_cycle(), inline: this runs once per request.
-        if (self._closed or h.our_state is not h11.DONE or h.their_state is not h11.DONE
-                or h.trailing_data[0]):
-            conn.close()
-            return
-        try:
-            h.start_next_cycle()
-        except h11.LocalProtocolError:
-            conn.close()
-            return
+        raw = conn._raw
+        if raw is not None:  # a raw exchange: h11 was not used (still idle)
+            conn._raw = None
+            if self._closed or not raw.done or not raw.keep or raw.buf:
+                conn.close()
+                return
+        else:
+            h = conn.h11
+            # conn.reusable() and conn.next_cycle(), inline: this runs once per request.
+            if (self._closed or h.our_state is not h11.DONE or h.their_state is not h11.DONE
+                    or h.trailing_data[0]):
+                conn.close()
+                return
+            try:
+                h.start_next_cycle()
+            except h11.LocalProtocolError:
+                conn.close()
+                return
         conn._fresh = True
         conn.idle_since = now = time.monotonic()
         key = conn.key

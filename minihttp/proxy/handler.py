@@ -86,9 +86,10 @@ from minihttp.proxy.headers import (
     end_to_end,
     via_has,
 )
+from minihttp.proxy.hub import TunnelHub
 from minihttp.proxy.route import Refuse
 from minihttp.proxy.socks import listen_beside, serving
-from minihttp.proxy.tunnel import relay
+from minihttp.proxy.tunnel import detach_client, hand_over, relay_here
 from minihttp.proxy.upstream import IDEMPOTENT, Context
 from minihttp.server import ThreadingHTTPServer
 
@@ -143,6 +144,8 @@ class ProxyServerMixIn:
         # upstream sockets are tracked once, when opened, not on every request.
         self._live: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         self._live_lock = threading.Lock()
+        #: Relays CONNECT tunnels on one thread when the server can hand connections over.
+        self.tunnel_hub = TunnelHub()
         super().__init__(  # type: ignore[call-arg]
             server_address, RequestHandlerClass or ProxyHandler, bind_and_activate)
         if bind_and_activate and self.proxy_config.socks_port is not None:
@@ -170,6 +173,7 @@ class ProxyServerMixIn:
         otherwise wait for tunnels and upstream waits that only the cut ends.
         """
         self.proxy_pool.close()
+        self.tunnel_hub.close()
         self._cut_upstreams()
         if self.socks is not None:
             self.socks.server_close()
@@ -206,12 +210,13 @@ class PooledProxyServer(ProxyServerMixIn, PooledHTTPServer):
     response is deferred to that loop (``defer_until_readable``): while upstreams work,
     the one thread serves other clients, and no request holds a thread. Handlers that
     block elsewhere (a hook reading a file, a slow client, a large body) lose the loop to
-    another thread after ``inline_budget``, as on any pooled server. A CONNECT tunnel
-    takes a thread of its own at once (``leave_loop``): at most ``max_workers`` tunnels
-    are open at a time, and past that a CONNECT gets 503 instead of stalling the loop.
+    another thread after ``inline_budget``, as on any pooled server. A CONNECT tunnel is
+    handed over (``detach``) to the server's :class:`~minihttp.proxy.hub.TunnelHub`, which
+    relays every tunnel on one thread; only a TLS client connection, which cannot be handed
+    over, still takes a thread of its own (``leave_loop``; 503 when none is free).
     """
 
-    #: Threads for blocking work, CONNECT tunnels above all (each holds one for its life).
+    #: Threads for blocking work (a tunnel over a TLS client connection holds one).
     max_workers = 256
 
 
@@ -321,24 +326,36 @@ class ProxyHandler(FastPath, GeneralPath):
         upstream, early, parent = self._open_tunnel(host, port)
         self.server_track(upstream, True)
         self.server_track(self.connection, True)
+        client: socket.socket | None = None
+        owned: socket.socket | None = upstream
         try:
             if parent is None and self._is_self(host, port, upstream):
                 raise Refuse(508, "Loop Detected: the target is this proxy.")
-            # A tunnel blocks for its whole life: on an event loop it takes a thread of its
-            # own now (not after the loop's budget), or is refused when none is free.
+            # Relayed by the server's tunnel hub (one thread for every tunnel) when the
+            # server can hand the connection over; else it blocks this thread for its whole
+            # life: on an event loop it takes a thread of its own now (not after the loop's
+            # budget), or is refused when none is free.
+            client = detach_client(self)
             leave = getattr(self.server, "leave_loop", None)
-            if leave is not None and not leave(self):
+            if client is None and leave is not None and not leave(self):
                 raise Refuse(503, "Service Unavailable: too many tunnels open; try again.")
             self.close_connection = True
             initial = self._start_tunnel()
-            if early:  # the destination spoke first, through the parent
-                self.connection.sendall(early)
-            relay(self.connection, upstream, idle_timeout=cfg.tunnel_idle_timeout,
-                  initial=initial)
+            if early:  # the destination spoke first, through the parent: after our 200
+                (client if client is not None else self.connection).sendall(early)
+            if client is not None:
+                hand_over(self, client, upstream, idle_timeout=cfg.tunnel_idle_timeout,
+                          initial=initial)
+                client = owned = None  # the hub's now
+            else:
+                relay_here(self, upstream, idle_timeout=cfg.tunnel_idle_timeout,
+                           initial=initial)
         finally:
             self.server_track(self.connection, False)
-            self.server_track(upstream, False)
-            upstream.close()
+            for s in (owned, client):
+                if s is not None:
+                    self.server_track(s, False)
+                    s.close()
 
     def _open_tunnel(self, host: str, port: int) -> tuple[socket.socket, bytes, Parent | None]:
         """The upstream socket of a tunnel to ``host:port``: direct, or through the parent
@@ -371,8 +388,7 @@ class ProxyHandler(FastPath, GeneralPath):
         """
         self.send_response_only(200, "Connection Established")
         self.end_headers()
-        self.wfile.flush()
-        self.log_request(200)
+        self.wfile.flush()  # logged when the tunnel ends (minihttp.proxy.tunnel.log_tunnel)
         self.close_connection = True  # after end_headers: no "Connection: close" in the 200
         reader = getattr(self, "reader", None)
         buf = getattr(reader, "buf", None)

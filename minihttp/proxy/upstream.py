@@ -34,6 +34,7 @@ from typing import Any, NoReturn
 
 import h11
 
+from minihttp.http11 import ResponseHead
 from minihttp.proxy.chain import Chain, Parent
 from minihttp.proxy.config import ProxyConfig
 from minihttp.proxy.connections import (
@@ -176,7 +177,8 @@ class _Job:
     """The exchange under way on one client request: what its continuations (a retry, the
     deferred wait for the response head, the body relay) need."""
 
-    #: The ``h11.Request`` sent upstream.
+    #: The ``h11.Request`` sent upstream, or (the fast path's bodyless request, sent
+    #: without h11) its bytes.
     request: Any
     #: Whether the client's request has a body (sent from ``rfile``).
     has_body: bool
@@ -199,6 +201,8 @@ class Exchange(Routing):
     _retried = False
     #: The connection whose response body is being relayed.
     _relaying: UpstreamConnection | None = None
+    #: While waiting for a slow client: the upstream body was read whole already.
+    _relay_ended = False
 
     def _exchange(self, h11_request: Any, has_body: bool, host: str, port: int,
                   request: ProxyRequest | None, ctx: Context) -> None:
@@ -228,11 +232,19 @@ class Exchange(Routing):
         3.2.2; ``*`` becomes the bare authority, section 3.2.4) and the parent's
         Proxy-Authorization from its URL (the client's own was dropped as hop-by-hop)."""
         authority = self._authority(host, port).encode("latin-1")
+        credentials = parent.authorization
+        if type(req) is bytes:  # the fast path's bodyless request, as the bytes to send
+            end = req.index(b"\r\n")
+            method, target, version = req[:end].split(b" ", 2)
+            target = b"http://" + authority + (b"" if target == b"*" else target)
+            extra = (b"Proxy-Authorization: %s\r\n" % credentials.encode("latin-1")
+                     if credentials else b"")
+            return b"%s %s %s\r\n%s%s\r\n" % (method, target, version, req[end + 2:-2], extra)
         target = req.target
         target = b"http://" + authority + (b"" if target == b"*" else target)
         fields = [(n, v) for n, v in req.headers.raw_items()]
-        if parent.authorization:
-            fields.append((b"Proxy-Authorization", parent.authorization.encode("latin-1")))
+        if credentials:
+            fields.append((b"Proxy-Authorization", credentials.encode("latin-1")))
         try:
             return h11.Request(method=req.method, target=target, headers=fields)
         except h11.LocalProtocolError as exc:  # a target h11 refuses in absolute-form
@@ -251,7 +263,9 @@ class Exchange(Routing):
             try:
                 if job.has_body:
                     self._send_body(conn, job.request, ctx.timeout)
-                else:  # the common case, without a call of its own
+                elif type(job.request) is bytes:  # the fast path's (no h11: send_raw)
+                    conn.send_raw(job.request, self.command == "HEAD", ctx.timeout)
+                else:
                     conn.send_bodyless(job.request, ctx.timeout)
             except _ClientGone:
                 raise
@@ -407,8 +421,12 @@ class Exchange(Routing):
         # taken out, hop-by-hop ones dropped (RFC 9110 section 7.6.1), the rest kept as the
         # lines they will be in our head (h11's parser validated them: token names, no
         # CR/LF/NUL in values).
-        items = head.headers._full_items if H11_HEADERS is not None else [
-            (n, n.lower(), v) for n, v in head.headers.raw_items()]
+        items: Any
+        if type(head) is ResponseHead:  # our parser's (a raw exchange)
+            items = head.items
+        else:
+            items = head.headers._full_items if H11_HEADERS is not None else [
+                (n, n.lower(), v) for n, v in head.headers.raw_items()]
         actions = _RESPONSE_ACTIONS
         length: bytes | None = None
         chunked = has_date = False
@@ -507,13 +525,30 @@ class Exchange(Routing):
         conn = self._relaying
         assert conn is not None
         wfile = self.wfile
+        # minihttp's writer: bytes are only buffered by write() and pushed out as the client
+        # takes them (send_some); a slow client is waited for on the event loop
+        # (defer_until_writable), not on a thread. At most one upstream read is buffered.
+        send_some = getattr(wfile, "send_some", None)
         try:
             if ready is not None:
                 if not ready:
                     raise UpstreamTimeout("upstream timed out mid-body")
                 conn.receive()
-            while not conn.relay_buffered(wfile.write):
-                wfile.flush()  # the client sees what has arrived before we wait
+            if send_some is not None:
+                wfile.hold_writes()
+            while True:
+                done = conn.relay_buffered(wfile.write)
+                if send_some is None:
+                    if done:
+                        break
+                    wfile.flush()  # the client sees what has arrived before we wait
+                elif not send_some():
+                    self._relay_ended = done
+                    if self.defer_until_writable(self._relay_flushed, self._send_timeout()):
+                        return
+                    wfile.flush()  # no loop to wait on: wait here
+                if done:
+                    break
                 if self.defer_until_readable(conn.sock, self._relay_body, self._job.ctx.timeout):
                     return
                 conn.receive()
@@ -524,6 +559,33 @@ class Exchange(Routing):
             return
         self._relaying = None
         self._job.ctx.pool.release(conn)
+
+    def _relay_flushed(self, ready: bool) -> None:
+        """The slow client can take bytes again (``ready``; False: it took none for the send
+        timeout): send what it takes, wait again, or go on with the relay."""
+        conn = self._relaying
+        assert conn is not None
+        try:
+            if not ready:
+                raise TimeoutError("client took no bytes for the send timeout")
+            if not self.wfile.send_some():
+                if self.defer_until_writable(self._relay_flushed, self._send_timeout()):
+                    return
+                self.wfile.flush()
+        except OSError:
+            self._relaying = None
+            self._drop(conn)
+            self._abort_client()
+            return
+        if self._relay_ended:
+            self._relaying = None
+            self._job.ctx.pool.release(conn)
+            return
+        self._relay_body(None)
+
+    def _send_timeout(self) -> float | None:
+        """How long a client may take no bytes of a response (the server's send_timeout)."""
+        return self._limits().send_timeout
 
     def _hook_request(self) -> ProxyRequest:
         """The request as a hook sees it, rebuilt (only when a caller passed none)."""

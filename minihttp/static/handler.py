@@ -100,6 +100,7 @@ from minihttp.static.ranges import (
 )
 from minihttp.static.respcache import ByteCache, Prebuilt, PrebuiltFile
 from minihttp.static.site import PAGE_MAX, hidden_name, hidden_path, spa_route
+from minihttp.static.staging import is_staging
 from minihttp.static.types import WEB_TYPES, machine_type
 
 __all__ = ["FileBody", "SimpleHTTPRequestHandler"]
@@ -384,7 +385,7 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         hide = self.hide_dotfiles
 
         def visible(entry: os.DirEntry[str]) -> bool:
-            if hide and hidden_name(entry.name):
+            if (hide and hidden_name(entry.name)) or is_staging(entry.name):
                 return False
             return self.follow_symlinks or not entry.is_symlink() or contained(entry.path, root)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 from typing import BinaryIO
 
@@ -44,6 +45,15 @@ class InsufficientStorage(HTTPError):
 
     status = 507
     reason = "Insufficient Storage"
+
+
+_TEMP = re.compile(r"\..+\.[0-9a-f]{8}\.part")
+
+
+def is_staging(name: str) -> bool:
+    """Whether ``name`` is an upload on its way (:func:`_temp_name`'s form): listings leave
+    it out and the upload handler never serves it, so nothing half-written is visible."""
+    return name.endswith(".part") and _TEMP.fullmatch(name) is not None
 
 
 def _temp_name(name: str) -> str:

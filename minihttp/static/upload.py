@@ -49,7 +49,7 @@ from minihttp.static.multipart import (
 )
 from minihttp.static.names import BadName, check_name, parse_size
 from minihttp.static.paths import contained, has_trailing_slash, split_target, url_segments
-from minihttp.static.staging import Conflict, StagedFile
+from minihttp.static.staging import Conflict, StagedFile, is_staging
 
 __all__ = ["UploadMixin", "add_arguments", "handler_attrs", "handler_bases", "server_limits",
            "upload_form"]
@@ -82,6 +82,15 @@ class UploadMixin(SimpleHTTPRequestHandler):
     def listing_extra_html(self, path: str) -> str:
         """Listings carry the upload form."""
         return upload_form()
+
+    def send_head(self) -> Any:
+        """As the file server's, but an upload still on its way is never served (404), so
+        no half-written file can be read under any name."""
+        last = split_target(self.path)[0].rpartition("/")[2]
+        if last.endswith(".part") and is_staging(urllib.parse.unquote(last)):
+            self.send_error(404, "File not found")
+            return None
+        return super().send_head()
 
     # -- PUT --------------------------------------------------------------------------------
 

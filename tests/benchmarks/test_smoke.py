@@ -7,6 +7,7 @@ stdlib and minihttp server programs really share their handler code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -364,9 +365,84 @@ def test_baseline_twins_run_the_other_checkout(tmp_path: Path) -> None:
     assert static[1].argv(9)[2:] == ["--port", "9", "--directory", str(tmp_path)]
 
 
+def test_check_and_alternate_with_custom_check_and_measure() -> None:
+    """bench_proxy's route: its own check (absolute-form through a proxy) drops the failing
+    competitor; its own measure is used for the warm-up and for every round, in turn."""
+    calls: list[tuple[str, int, int]] = []
+    result = h.WrkResult(10, 1.0, 0.0, 10.0, 0.0, 0.0, 0.0, {}, {}, 0)
+
+    def check(name: str, srv: h.ServerProcess) -> None:
+        if name == "bad":
+            raise RuntimeError("no keep-alive")
+
+    def measure(name: str, connections: int, duration: int) -> h.WrkResult:
+        calls.append((name, connections, duration))
+        return result
+
+    args = type("A", (), {"connections": 16, "warmup": 1, "duration": 3, "rounds": 2,
+                          "threads": 1})()
+    servers: dict[str, h.ServerProcess] = {n: None for n in ("a", "bad", "b")}  # type: ignore[misc]
+    missing: dict[str, str] = {}
+    out = h.check_and_alternate(servers, missing, args, b"", check=check, measure=measure)
+    assert "no keep-alive" in missing["bad"] and list(out) == ["a", "b"]
+    assert calls == [("a", 16, 1), ("b", 16, 1), ("a", 16, 3), ("b", 16, 3),
+                     ("a", 16, 3), ("b", 16, 3)]
+
+
+def test_tinyproxy_conf_stays_in_work_dir(tmp_path: Path) -> None:
+    conf = bench_proxy.tinyproxy_conf(tmp_path, 8123).read_text()
+    for needle in ("Port 8123", "Listen 127.0.0.1", "Allow 127.0.0.1",
+                   f'LogFile "{tmp_path}/', f'PidFile "{tmp_path}/'):
+        assert needle in conf
+
+
+@pytest.mark.skipif(shutil.which("tinyproxy") is None, reason="tinyproxy not installed")
+def test_tinyproxy_runs_with_our_conf(tmp_path: Path) -> None:
+    """The competitor as bench_proxy starts it forwards an absolute-form GET to a local
+    upstream (one request: it closes client connections after each response)."""
+    upstream = h.free_port()
+    specs = [h.ServerSpec("up", lambda p: h.python_server_argv(
+                 "minihttp_hello.py", "--port", str(p))),
+             *[s for s in bench_proxy._competitor_specs(
+                 type("A", (), {"no_competitors": False, "proxypy_python": None})(), tmp_path)
+               if s.name == "tinyproxy"]]
+    with contextlib.ExitStack() as stack:
+        running, missing = h.start_all(stack, specs, lambda m: None)
+        assert not missing, missing
+        upstream = running["up"].port
+        h.check_get(upstream, f"http://127.0.0.1:{upstream}/", b"Hello World\n",
+                    host_header=f"127.0.0.1:{upstream}", connect_port=running["tinyproxy"].port,
+                    keep_alive=False)
+
+
+def test_bench_tunnels_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    """bench_tunnels.py with a few tunnels: every row printed, the proxy's threads bounded
+    and the stop within the grace (the script's own verdicts)."""
+    from benchmarks import bench_tunnels
+
+    assert bench_tunnels.main(["--tunnels", "50", "--requests", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "| proxy threads (before -> with tunnels)" in out
+    for row in out.splitlines():
+        if row.startswith(("| proxy threads", "| seconds from SIGINT")):
+            assert row.rstrip(" |").endswith("yes"), row
+    assert "50/50" in out
+
+
 def test_nginx_gzip_only_when_asked(tmp_path: Path) -> None:
     assert "gzip on;" not in _nginx.write_nginx_conf(tmp_path, tmp_path, 8123).read_text()
     assert "gzip on;" in _nginx.write_nginx_conf(tmp_path, tmp_path, 8123, gzip=True).read_text()
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"),
+                    reason="nginx not installed")
+def test_bench_slow_readers_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import bench_slow_readers
+
+    assert bench_slow_readers.main(["--readers", "5", "--seconds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| normal client p99 ms (alone -> with readers)" in out
+    assert "| proxy threads (before -> with readers)" in out
 
 
 @pytest.mark.skipif(shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"),

@@ -376,7 +376,9 @@ def test_parse_head_rejects_incomplete_or_extra() -> None:
 def test_all_lists_public_names() -> None:
     assert sorted(http11.__all__) == sorted([
         "LAST_CHUNK", "ChunkedDecoder", "Request", "body_allowed", "encode_chunk",
-        "find_head_end", "parse_head", "reason_phrase", "response_head", "validate_field"])
+        "find_head_end", "parse_head", "reason_phrase", "response_head", "validate_field",
+        "CHUNKED", "LENGTH", "NO_BODY", "UNTIL_CLOSE", "BadResponse", "ResponseHead",
+        "parse_response_head"])
     for name in http11.__all__:
         assert hasattr(http11, name)
 

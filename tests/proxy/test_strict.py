@@ -77,6 +77,12 @@ ACCEPTED_RESPONSES: dict[str, bytes] = {
 }
 
 
+#: Accepted by the check, which a stricter upstream parser may refuse too: repeated equal
+#: Content-Length values (RFC 9112 section 6.3 allows either; the raw path's
+#: minihttp.http11.parse_response_head refuses them).
+MAY_REFUSE = frozenset({"cl-repeated-same", "cl-list-same"})
+
+
 @pytest.mark.parametrize("name", sorted(REFUSED_RESPONSES))
 def test_check_refuses(name: str) -> None:
     data, why = REFUSED_RESPONSES[name]
@@ -114,6 +120,9 @@ def test_accepted_responses_are_relayed_end_to_end() -> None:
         for name, data in ACCEPTED_RESPONSES.items():
             current[0] = data
             answer = _through_proxy(up.port, p.server_address[1])
+            if name in MAY_REFUSE and answer.startswith(b"HTTP/1.1 502 "):
+                assert b"Content-Length" in answer.partition(b"\r\n\r\n")[2], (name, answer)
+                continue
             assert answer.startswith(b"HTTP/1.1 200 "), (name, answer)
             assert answer.endswith(b"ok") or answer.endswith(b"2\r\nok\r\n0\r\n\r\n"), \
                 (name, answer)

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -18,6 +19,7 @@ import trustme
 
 from minihttp.proxy import ProxyConfig
 from tests.helpers.proxy import Upstream, proxy, proxy_url
+from tests.helpers.servers import wait_for
 
 #: Every test here runs on each proxy server (threads, pooled event loop).
 pytestmark = pytest.mark.usefixtures("proxy_kind")
@@ -242,48 +244,196 @@ def _open_tunnel(port: int, target: int) -> tuple[int, socket.socket]:
     return int(head.split()[1]), s
 
 
-def test_pooled_tunnels_take_their_own_threads_and_the_excess_gets_503() -> None:
-    """On the pooled proxy a tunnel leaves the event loop at once for a thread of its own;
-    with no thread free a CONNECT gets 503 (it once held the loop: every other client
-    stalled until a tunnel ended), plain requests are served meanwhile, and a closed tunnel
-    frees its thread for the next one."""
+@contextlib.contextmanager
+def echo_loop() -> Iterator[int]:
+    """A one-thread selector echo server on 127.0.0.1 (so that many tunnels to it do not
+    add a thread each to the count); yields its port."""
+    import selectors
+
+    listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
+    listener.setblocking(False)
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            for key, _ in sel.select(0.05):
+                sock: socket.socket = key.fileobj  # type: ignore[assignment]
+                if sock is listener:
+                    with contextlib.suppress(BlockingIOError):
+                        c, _ = listener.accept()
+                        c.setblocking(True)
+                        c.settimeout(1)
+                        sel.register(c, selectors.EVENT_READ)
+                    continue
+                try:
+                    data = sock.recv(65536)
+                    if data:
+                        sock.sendall(data)
+                        continue
+                except OSError:
+                    pass
+                sel.unregister(sock)
+                sock.close()
+        for key in list(sel.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+        sel.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        t.join(5)
+
+
+class _Logged:
+    """A handler class whose access lines are kept (log_message overrides are honoured)."""
+
+    lines: list[str]
+
+    @classmethod
+    def make(cls) -> type[Any]:
+        from minihttp.proxy import ProxyHandler
+
+        lines: list[str] = []
+
+        class Recording(ProxyHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                lines.append(format % args)
+
+        Recording.lines = lines  # type: ignore[attr-defined]
+        return Recording
+
+
+def test_tunnel_is_logged_with_bytes_each_way_and_duration() -> None:
+    """Issue 15 item 8: one line when the tunnel ends, not '200 0' when it starts."""
+    handler = _Logged.make()
+    with tcp_server(_reverse_until_eof) as port, proxy(_cfg(port), handler) as px:
+        s, head = _connect(px.server_address[1], f"127.0.0.1:{port}", extra=b"abc")
+        with s:
+            assert head.startswith(b"HTTP/1.1 200 ")
+            s.sendall(b"defg")
+            s.shutdown(socket.SHUT_WR)
+            assert _read_until_eof(s) == b"gfedcba"
+        assert wait_for(lambda: handler.lines)
+    line = handler.lines[0]
+    assert line.startswith(f'"CONNECT 127.0.0.1:{port} HTTP/1.1" 200 7 tunnel up=7 down=7 ')
+    assert line.endswith("s") and float(line.rsplit(" ", 1)[1][:-1]) >= 0
+    assert len(handler.lines) == 1
+
+
+def _read_until_eof(s: socket.socket) -> bytes:
+    got = b""
+    for _ in range(100):
+        piece = s.recv(65536)
+        if not piece:
+            break
+        got += piece
+    return got
+
+
+def test_pooled_tunnels_share_one_relay_thread_and_leak_nothing() -> None:
+    """On the pooled proxy tunnels are relayed by the server's hub: 300 open tunnels on a
+    handful of threads (a thread per tunnel before, and 503 past 256), plain requests
+    served meanwhile, and every descriptor back once they close."""
     from minihttp.proxy import PooledProxyServer
-    from tests.helpers.servers import running
+    from tests.helpers.servers import open_fds, running
 
-    def echo(c: socket.socket) -> None:
-        while data := c.recv(65536):
-            c.sendall(data)
-
-    with tcp_server(echo) as target, Upstream() as up:
-        cls = type("TwoThreads", (PooledProxyServer,), {"max_workers": 2})
+    with echo_loop() as target, Upstream() as up:
+        cls = type("FewThreads", (PooledProxyServer,), {"max_workers": 4})
         server = cls(("127.0.0.1", 0), None, config=_cfg(target))
         port = server.server_address[1]
-        with running(server):
+        with running(server), requests.Session() as session:
+            session.trust_env = False
+            session.proxies = {"http": proxy_url(server)}
+            # Warm up: the hub's thread, selector and wake-up pair; a pooled upstream
+            # connection and the session's own; then count.
+            assert session.get(f"{up.base}/x", timeout=5).content == b"ok:"
+            status, s = _open_tunnel(port, target)
+            s.close()
+            assert status == 200 and wait_for(lambda: len(server.tunnel_hub) == 0)
+            before_threads = threading.active_count()
+            before_fds = open_fds()
             opened: list[socket.socket] = []
-            statuses = []
             try:
-                for _ in range(4):
+                for _ in range(300):
                     status, s = _open_tunnel(port, target)
-                    statuses.append(status)
-                    if status == 200:
-                        s.sendall(b"ping")
-                        assert s.recv(4) == b"ping"
-                        opened.append(s)
-                    else:
-                        s.close()
-                assert statuses[0] == 200 and statuses[-1] == 503, statuses
-                with requests.Session() as session:
-                    session.trust_env = False
-                    session.proxies = {"http": proxy_url(server)}
-                    assert session.get(f"{up.base}/x", timeout=5).content == b"ok:"
-                opened.pop().close()
-                for _ in range(50):  # the tunnel's thread ends once it sees the close
-                    status, s = _open_tunnel(port, target)
-                    s.close()
-                    if status == 200:
-                        break
-                    threading.Event().wait(0.05)
-                assert status == 200
+                    opened.append(s)
+                    assert status == 200
+                    s.sendall(b"ping")
+                    assert s.recv(4) == b"ping"
+                assert threading.active_count() < before_threads + 10
+                assert threading.active_count() < 20
+                assert len(server.tunnel_hub) == 300
+                assert session.get(f"{up.base}/y", timeout=5).content == b"ok:"
             finally:
                 for s in opened:
                     s.close()
+            assert wait_for(lambda: len(server.tunnel_hub) == 0, 10)
+            assert wait_for(lambda: open_fds() <= before_fds, 10), (open_fds(), before_fds)
+
+
+def test_stopping_does_not_wait_for_idle_tunnels() -> None:
+    """A graceful stop with idle tunnels open returns well within the grace (5 s) and
+    closes them (EOF at the client)."""
+    from minihttp.proxy import PooledProxyServer
+    from tests.helpers.servers import running
+
+    with echo_loop() as target:
+        server = PooledProxyServer(("127.0.0.1", 0), None, config=_cfg(target, idle=60))
+        port = server.server_address[1]
+        opened: list[socket.socket] = []
+        with running(server):
+            for _ in range(20):
+                status, s = _open_tunnel(port, target)
+                opened.append(s)
+                assert status == 200
+            stopping = time.monotonic()
+        took = time.monotonic() - stopping
+        try:
+            assert took < server.shutdown_grace / 2, took
+            for s in opened:
+                assert s.recv(10) == b""
+        finally:
+            for s in opened:
+                s.close()
+
+
+def test_tunnel_log_line_names_the_authenticated_user() -> None:
+    """The command line's access line for a tunnel: the user, the bytes each way, the time."""
+    import base64
+    import re
+    import signal
+    import sys
+
+    from tests.proxy.test_cli import ROOT, _announced_port, _env
+
+    with tcp_server(_reverse_until_eof) as target:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "minihttp", "proxy", "0", "--auth", "alice:pw",
+             "--connect-port", str(target)],
+            env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            port = _announced_port(proc)
+            token = base64.b64encode(b"alice:pw").decode()
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(f"CONNECT 127.0.0.1:{target} HTTP/1.1\r\nHost: x\r\n"
+                          f"Proxy-Authorization: Basic {token}\r\n\r\n".encode())
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += s.recv(1)
+                assert head.startswith(b"HTTP/1.1 200 ")
+                s.sendall(b"abcd")
+                s.shutdown(socket.SHUT_WR)
+                assert _read_until_eof(s) == b"dcba"
+            proc.send_signal(signal.SIGINT)
+            _out, err = proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=5)
+    assert re.search(rf'^127\.0\.0\.1 - alice \[.*\] "CONNECT 127\.0\.0\.1:{target} HTTP/1\.1" '
+                     r'200 4 tunnel up=4 down=4 [0-9.]+s$', err, re.M), err

@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -242,6 +243,21 @@ def test_client_leaving_mid_upload_leaves_no_file_and_no_fd(serve: Serve, root: 
     assert wait_for(lambda: leftovers(root) == [], timeout=TIMEOUT)
     assert not (root / "gone").exists()
     assert wait_for(lambda: open_fds() <= fds, timeout=TIMEOUT)
+
+
+def test_upload_on_its_way_is_invisible(serve: Serve, root: Path) -> None:
+    """While a PUT streams, its temporary file is neither listed nor served."""
+    url = serve()
+    head = b"PUT /coming HTTP/1.1\r\nHost: t\r\nContent-Length: 10000000\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port_of(url)), timeout=TIMEOUT) as sock:
+        sock.sendall(head + b"y" * 300_000)
+        assert wait_for(lambda: len(leftovers(root)) == 1, timeout=TIMEOUT)
+        temp = Path(leftovers(root)[0]).name
+        listing = requests.get(url + "/", timeout=TIMEOUT).text
+        assert temp not in listing and urllib.parse.quote(temp) not in listing
+        got = requests.get(url + "/" + urllib.parse.quote(temp), timeout=TIMEOUT)
+        assert got.status_code == 404 and b"y" * 100 not in got.content
+    assert wait_for(lambda: leftovers(root) == [], timeout=TIMEOUT)
 
 
 @pytest.mark.parametrize("replace", [False, True])
