@@ -169,6 +169,8 @@ class Loop:
         backlog = self.backlog
         waiting = self.waits.by_fd
         wake = self.waits.wake
+        watched = self.waits.watched
+        unwatch = self.waits.unwatch
         on_readable = self.on_readable
         monotonic = time.monotonic
         try:
@@ -200,9 +202,11 @@ class Loop:
                             self.on_handshake(conn)
                         elif fd in waiting:
                             wake(waiting[fd], True)
-                        elif (conn is not None and conn.level_triggered
-                              and conn.state == WAIT):
-                            conn.to_oneshot(poller)  # it sent more: stop the events
+                        elif conn is not None:
+                            if conn.level_triggered and conn.state == WAIT:
+                                conn.to_oneshot(poller)  # it sent more: stop the events
+                        elif fd in watched:  # nobody waits for it: no more events
+                            unwatch(poller, fd)
                 # measured: called only when there is something to take (two calls fewer
                 # per round; cpu_hello --pooled, see the commit).
                 if handbacks:

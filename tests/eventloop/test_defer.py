@@ -367,6 +367,72 @@ def test_no_descriptor_or_thread_left_after_200_deferred_requests() -> None:
     assert open_fds() <= fds + 2, "descriptors leaked"
 
 
+# -- watched sockets: registered once, out of epoll when nobody waits -----------------------
+
+
+@pytest.fixture
+def epoll_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every registration change the loop's epoll poller makes, as (method, descriptor)."""
+    from minihttp.eventloop.pollers import EpollPoller
+
+    calls: list[tuple[str, int]] = []
+    for name in ("add", "rearm", "add_level", "to_level", "remove_level"):
+        original = getattr(EpollPoller, name)
+
+        def spy(self: Any, fd: int, _name: str = name, _original: Any = original) -> None:
+            calls.append((_name, fd))
+            _original(self, fd)
+
+        monkeypatch.setattr(EpollPoller, name, spy)
+    return calls
+
+
+def test_a_socket_waited_for_again_is_registered_once(
+        epoll_calls: list[tuple[str, int]]) -> None:
+    # A pooled upstream socket is waited for request after request: it stays registered
+    # (level-triggered, armed), so a wait after the first costs no epoll_ctl.
+    with running(pooled()) as server:
+        c = Client(server)
+        for i in range(4):
+            c.send(f"/wait/a?{i}")
+            assert next_defer(f"/wait/a?{i}")
+            PEERS["a"].sendall(b"x")
+            assert body(c.response()) == b"got x"
+        c.close()
+        fd = AUX["a"].fileno()
+        assert [call for call in epoll_calls if call[1] == fd] == [("add_level", fd)]
+        assert server._pool is None
+
+
+def test_a_watched_socket_nobody_waits_for_leaves_epoll_and_does_not_spin(
+        epoll_calls: list[tuple[str, int]]) -> None:
+    # Bytes nobody asked for on a socket the loop still watches (an upstream writing to an
+    # idle pooled connection, or closing it): level-triggered, it would be reported on
+    # every poll; the loop takes it out of epoll once, and a later wait registers it again.
+    with running(pooled()) as server:
+        c = Client(server)
+        c.send("/wait/a")
+        assert next_defer("/wait/a")
+        PEERS["a"].sendall(b"x")
+        assert body(c.response()) == b"got x"
+        fd = AUX["a"].fileno()
+        PEERS["a"].sendall(b"stray")  # never read by anyone
+        wall0, cpu0 = time.monotonic(), time.process_time()
+        time.sleep(0.5)
+        wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
+        assert cpu < wall / 2, f"the loop spins: {cpu:.3f} s CPU in {wall:.3f} s"
+        assert wait_for(lambda: ("remove_level", fd) in epoll_calls)
+        assert fd not in server._loop.waits.watched
+        assert AUX["a"].recv(16) == b"stray"
+        c.send("/wait/a")  # waited for again: registered again, woken as before
+        assert next_defer("/wait/a")
+        PEERS["a"].sendall(b"y")
+        assert body(c.response()) == b"got y"
+        c.close()
+        assert [call for call in epoll_calls if call[1] == fd] == [
+            ("add_level", fd), ("remove_level", fd), ("add_level", fd)]
+
+
 # -- the proxy -------------------------------------------------------------------------------
 
 

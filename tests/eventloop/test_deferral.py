@@ -23,7 +23,12 @@ INF = float("inf")
 
 
 class Poller:
-    """``rearm`` of a descriptor never added raises FileNotFoundError (as epoll does)."""
+    """``rearm`` of a descriptor never added raises FileNotFoundError (as epoll does).
+
+    One-shot only (the selectors fallback's kind): the waited-for socket is re-armed for
+    each wait."""
+
+    supports_level = False
 
     def __init__(self) -> None:
         self.registered: set[int] = set()
@@ -150,3 +155,83 @@ def test_wake_all_at_shutdown(pair: socket.socket) -> None:
     finally:
         other_a.close()
         other_b.close()
+
+
+class LevelPoller(Poller):
+    """epoll's kind: level-triggered registrations; ``add_level`` of a descriptor epoll has
+    already raises FileExistsError (as epoll does)."""
+
+    supports_level = True
+
+    def add_level(self, fd: int) -> None:
+        self.calls.append(("add_level", fd))
+        if fd in self.registered:
+            raise FileExistsError(fd)
+        self.registered.add(fd)
+
+    def to_level(self, fd: int) -> None:
+        self.calls.append(("to_level", fd))
+
+    def remove_level(self, fd: int) -> None:
+        self.calls.append(("remove_level", fd))
+        self.registered.discard(fd)
+
+
+def level_setup() -> tuple[Loop, Waits, LevelPoller]:
+    loop, waits = setup()
+    poller = loop.poller = LevelPoller()
+    return loop, waits, poller
+
+
+def test_a_watched_socket_is_registered_once_for_every_wait(pair: socket.socket) -> None:
+    # A pooled upstream socket waited for request after request: one registration, then no
+    # system call per wait (it stays registered level-triggered and armed).
+    loop, waits, poller = level_setup()
+    fd = pair.fileno()
+    for _ in range(3):
+        conn = busy_conn()
+        assert waits.suspend(loop, conn, deferred(pair, 30.0))  # type: ignore[arg-type]
+        assert waits.by_fd == {fd: conn} and conn.state == WAIT
+        waits.wake(conn, True)
+    assert poller.calls == [("add_level", fd)]
+    assert waits.watched == {fd: pair}
+
+
+def test_a_descriptor_epoll_has_already_is_switched_to_level(pair: socket.socket) -> None:
+    loop, waits, poller = level_setup()
+    poller.registered.add(pair.fileno())  # one-shot, from before
+    assert waits.suspend(loop, busy_conn(), deferred(pair, 30.0))  # type: ignore[arg-type]
+    assert poller.calls == [("add_level", pair.fileno()), ("to_level", pair.fileno())]
+
+
+def test_a_new_socket_on_a_reused_descriptor_is_registered_again() -> None:
+    # Closing a socket takes it out of epoll; a new socket may get the same number: it is
+    # another object, so it is registered (else its wait would never be woken).
+    loop, waits, poller = level_setup()
+    a, b = socket.socketpair()
+    fd = a.fileno()
+    assert waits.suspend(loop, busy_conn(), deferred(a, 30.0))  # type: ignore[arg-type]
+    waits.wake(waits.by_fd[fd], True)
+    a.close()
+    b.close()
+    poller.registered.discard(fd)  # what the kernel does on close
+    c, d = socket.socketpair()
+    try:
+        assert c.fileno() == fd  # the lowest free number, as POSIX gives it
+        assert waits.suspend(loop, busy_conn(), deferred(c, 30.0))  # type: ignore[arg-type]
+        assert poller.calls == [("add_level", fd), ("add_level", fd)]
+        assert waits.watched[fd] is c
+    finally:
+        c.close()
+        d.close()
+
+
+def test_unwatch_takes_an_unwaited_descriptor_out(pair: socket.socket) -> None:
+    loop, waits, poller = level_setup()
+    fd = pair.fileno()
+    assert waits.suspend(loop, busy_conn(), deferred(pair, 30.0))  # type: ignore[arg-type]
+    waits.wake(waits.by_fd[fd], True)
+    waits.unwatch(poller, fd)
+    assert fd not in waits.watched and fd not in poller.registered
+    assert waits.suspend(loop, busy_conn(), deferred(pair, 30.0))  # type: ignore[arg-type]
+    assert poller.calls == [("add_level", fd), ("remove_level", fd), ("add_level", fd)]
