@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -177,3 +178,76 @@ def test_interim_then_final_and_head_requests(quick: ProxyConfig) -> None:
             r = s.head(f"{origin.base}/", timeout=5)
             assert r.status_code == 200 and r.headers["Content-Length"] == "1000"
         assert origin.accepted == 1  # a HEAD answer has no body: the connection is reused
+
+
+# -- the remembered heads (connections._HEADS) -----------------------------------------------
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count the parser's and the strict check's runs on the raw path."""
+    from minihttp.proxy import connections
+
+    calls = {"parse": 0, "check": 0}
+    parse, check = connections.parse_response_head, connections.check_response_head
+
+    def counted_parse(*args: object, **kwargs: object) -> object:
+        calls["parse"] += 1
+        return parse(*args, **kwargs)  # type: ignore[arg-type]
+
+    def counted_check(head: bytes) -> None:
+        calls["check"] += 1
+        check(head)
+
+    monkeypatch.setattr(connections, "parse_response_head", counted_parse)
+    monkeypatch.setattr(connections, "check_response_head", counted_check)
+    return calls
+
+
+def test_a_head_seen_again_is_neither_parsed_nor_checked_again(
+        quick: ProxyConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _counting(monkeypatch)
+    unique = str(uuid.uuid4()).encode()  # a head no other test has sent
+    answer = b"HTTP/1.1 200 OK\r\nX-Run: " + unique + b"\r\nContent-Length: 2\r\n\r\nhi"
+    origin = _Origin(lambda n: answer if n < 3 else answer.replace(b"hi", b"yo"))
+    with origin.running(), proxy(quick) as px, _session(px) as s:
+        for _ in range(3):
+            r = s.get(f"{origin.base}/", timeout=5)
+            assert r.content == b"hi" and r.headers["X-Run"] == unique.decode()
+        assert calls == {"parse": 1, "check": 1}
+        assert s.get(f"{origin.base}/", timeout=5).content == b"yo"  # the same head
+        assert origin.accepted == 1
+
+
+def test_refused_heads_are_refused_every_time(
+        quick: ProxyConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Our parser takes chunked in an HTTP/1.0 response; minihttp.proxy.strict refuses it.
+    calls = _counting(monkeypatch)
+    unique = str(uuid.uuid4()).encode()
+    answer = (b"HTTP/1.0 200 OK\r\nX-Run: " + unique
+              + b"\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+    origin = _Origin(lambda n: answer)
+    with origin.running(), proxy(quick) as px, _session(px) as s:
+        for _ in range(3):
+            r = s.get(f"{origin.base}/", timeout=5)
+            assert r.status_code == 502 and b"hi" not in r.content
+        assert calls == {"parse": 3, "check": 3}
+
+
+def test_a_head_remembered_for_get_is_not_taken_for_a_head_request(
+        quick: ProxyConfig) -> None:
+    # The same head bytes frame 2 body bytes after a GET and none after a HEAD.
+    unique = str(uuid.uuid4()).encode()
+    head = b"HTTP/1.1 200 OK\r\nX-Run: " + unique + b"\r\nContent-Length: 2\r\n\r\n"
+    origin = _Origin(lambda n: head if origin.heads[-1].startswith(b"HEAD ") else head + b"hi")
+    cfg = ProxyConfig(upstream_timeout=2, tunnel_idle_timeout=5, quiet=True)
+    with origin.running(), proxy(cfg) as px:
+        target, host = f"{origin.base}/", f"127.0.0.1:{origin.port}"
+        out = raw_exchange(px.server_address[1], (
+            f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n"
+            f"HEAD {target} HTTP/1.1\r\nHost: {host}\r\n\r\n"
+            f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").encode())
+    answers = out.split(b"HTTP/1.1 ")[1:]
+    assert [a[:3] for a in answers] == [b"200", b"200", b"200"], out
+    assert answers[0].endswith(b"\r\n\r\nhi") and answers[1].endswith(b"\r\n\r\n")
+    assert answers[2].endswith(b"\r\n\r\nhi")
+    assert origin.accepted == 1
