@@ -247,6 +247,13 @@ class Headers:
         charset = self.get_param("charset")
         return charset.lower() if charset else failobj
 
+    def field_block(self) -> str | None:
+        """The field lines exactly as the parser validated them (``Name: value`` CRLF each),
+        while nothing has split or changed them; None otherwise (the fields were read or
+        set one by one: use :meth:`items`). For code that maps whole blocks to a result it
+        computed once (the proxy's fast path), so a block seen before costs no split."""
+        return self._block if self._items is None else None
+
     # -- text forms -----------------------------------------------------------------------------
 
     def as_string(self) -> str:

@@ -160,3 +160,16 @@ def test_has_any_lazy_and_built_agree(block: str, expected: bool) -> None:
     assert built.has_any(HAS_ANY_NAMES) is expected
     eager = Headers(headers_mod._LINES.findall(block))
     assert eager.has_any(HAS_ANY_NAMES) is expected
+
+
+def test_field_block_only_while_the_fields_are_as_parsed() -> None:
+    from minihttp.http11 import parse_head
+
+    head = b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\r\n"
+    assert parse_head(head).headers.field_block() == "Host: a\r\nX-A: 1\r\n"
+    read = parse_head(head).headers
+    assert read["x-a"] == "1" and read.field_block() is None  # split: may be changed now
+    changed = parse_head(head).headers
+    changed["X-B"] = "2"
+    assert changed.field_block() is None and changed["x-b"] == "2"
+    assert Headers([("Host", "a")]).field_block() is None  # never a parsed block

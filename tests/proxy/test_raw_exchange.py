@@ -251,3 +251,38 @@ def test_a_head_remembered_for_get_is_not_taken_for_a_head_request(
     assert answers[0].endswith(b"\r\n\r\nhi") and answers[1].endswith(b"\r\n\r\n")
     assert answers[2].endswith(b"\r\n\r\nhi")
     assert origin.accepted == 1
+
+
+# -- the remembered request field blocks (fast._BLOCKS) ---------------------------------------
+
+
+@pytest.mark.parametrize("version", ["HTTP/1.1", "HTTP/1.0"])
+@pytest.mark.parametrize("forwarded_for", [True, False])
+def test_a_field_block_seen_again_goes_upstream_as_the_same_bytes(
+        version: str, forwarded_for: bool) -> None:
+    # The second request's fields come from the remembered block: the bytes upstream must
+    # be those the first one (split, classified, encoded) produced, our fields included.
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
+    origin = _Origin(lambda n: answer)
+    cfg = ProxyConfig(upstream_timeout=5, tunnel_idle_timeout=5, quiet=True,
+                      forwarded_for=forwarded_for)
+    unique = str(uuid.uuid4())  # a block no other test has sent
+    with origin.running(), proxy(cfg) as px:
+        host = f"127.0.0.1:{origin.port}"
+        request = (f"GET {origin.base}/p?q=1 {version}\r\nUser-Agent: t/{unique}\r\n"
+                   f"Host: {host}\r\nProxy-Connection: keep-alive\r\nX-A:  b \r\n"
+                   "Accept: */*\r\n\r\n")
+        last = request.replace("Accept: */*\r\n\r\n",
+                               "Accept: */*\r\nConnection: close\r\n\r\n")
+        for _ in range(2):  # one connection each: HTTP/1.0 closes after each answer
+            out = raw_exchange(px.server_address[1], (request + last).encode()
+                               if version == "HTTP/1.1" else request.encode())
+            assert out.startswith(b"HTTP/1.") and b"\r\n\r\nhi" in out
+    first, second = origin.heads[0], origin.heads[1 if version == "HTTP/1.0" else 2]
+    assert first == second
+    lines = first.split(b"\r\n")
+    assert lines[:2] == [b"GET /p?q=1 HTTP/1.1", f"Host: {host}".encode()]
+    assert lines[2:5] == [f"User-Agent: t/{unique}".encode(), b"X-A: b", b"Accept: */*"]
+    via = b"Via: 1.0 " if version == "HTTP/1.0" else b"Via: 1.1 "
+    assert lines[5].startswith(via)
+    assert (lines[6:] == [b"X-Forwarded-For: 127.0.0.1"]) is forwarded_for
