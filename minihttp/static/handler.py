@@ -72,9 +72,11 @@ from minihttp import __version__
 from minihttp.errors import HTTPError
 from minihttp.server import BaseHTTPRequestHandler
 from minihttp.static import cache as _smallfiles
+from minihttp.static import hit
 from minihttp.static.cache import Identity, SmallFileCache, identity
 from minihttp.static.compress import CompressedStream, available, compress, compressible
 from minihttp.static.conditional import Validators, evaluate, if_range_matches, validators_for
+from minihttp.static.encoding import choose_cached as _choose
 from minihttp.static.encoding import choose_encoding
 from minihttp.static.listing import render_listing, scan_directory
 from minihttp.static.paths import (
@@ -128,10 +130,6 @@ _COMPRESSED = ByteCache(max_entry=1024 * 1024, max_total=32 * 1024 * 1024)
 #: The default :attr:`SimpleHTTPRequestHandler.response_cache`: bodies below SENDFILE_MIN
 #: (identity) and compressed ones, 16 MiB in all.
 _RESPONSES = ByteCache(max_entry=1024 * 1024, max_total=16 * 1024 * 1024)
-
-#: (Accept-Encoding, codings) -> the chosen coding; bounded (keyed on request values).
-_choices: dict[tuple[str | None, tuple[str, ...]], str | None] = {}
-_CHOICES_MAX = 512
 
 #: Last-Modified strings by timestamp (HTTP-dates are a pure function of it), bounded.
 _dates: dict[int, str] = {}
@@ -854,43 +852,10 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         has_any = getattr(self.headers, "has_any", None)
         return has_any is not None and not has_any(_NOT_PREBUILT)
 
-    def _send_prebuilt(self, responses: ByteCache, path: str, st: os.stat_result,
-                       parent: os.stat_result | None) -> bool:
-        """Answer from a prebuilt response if there is a valid one; False: not answered.
-
-        Valid: the file still has ``st``'s identity (the cache checks), the variant for this
-        request's Accept-Encoding was kept, and no precompressed sibling can have appeared
-        (the directory's identity is the one recorded when none existed).
-        """
-        if not self._prebuilt_ok():
-            return False
-        entry: PrebuiltFile | None = responses.get((type(self), path), st)
-        if entry is None:
-            return False
-        codings = entry.codings
-        answer = entry.variants.get(
-            _choose(self.headers.get("Accept-Encoding"), codings) if codings else None)
-        if answer is None:
-            return False
-        precompressed = self.precompressed
-        if precompressed:
-            proof = entry.no_siblings
-            if proof is None or proof[1] != precompressed:
-                return False
-            if parent is None:
-                try:
-                    parent = os.lstat(path.rpartition(os.sep)[0] or os.sep)
-                except (OSError, ValueError):
-                    return False
-            if identity(parent) != proof[0]:
-                return False
-        self.send_response(200)  # status, Server and a current Date; the access log
-        self.send_header("Content-Length", answer.length)
-        self._headers_buffer.append(answer.fields)
-        BaseHTTPRequestHandler.end_headers(self)  # the class's own fields are in the answer
-        if self.command == "GET":
-            self.wfile.write(answer.body)
-        return True
+    #: Answer from a prebuilt response if there is a valid one (see minihttp.static.hit).
+    _send_prebuilt = hit.send_prebuilt
+    #: Answer a head that repeats the connection's last hit (see minihttp.static.hit).
+    _answer_repeat = hit.answer_repeat
 
     def _keep_prebuilt(self, capture: tuple[list[bytes], int, str | None, bytes]) -> None:
         """Keep the head now ending (and its body) as a prebuilt answer, if it is one."""
@@ -1035,20 +1000,6 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         if len(pieces) == 1 and isinstance(pieces[0], bytes):
             return io.BytesIO(pieces[0])  # in memory already: copyfile writes it in one go
         return FileBody(f, pieces, length)
-
-
-def _choose(accept: str | None, codings: tuple[str, ...]) -> str | None:
-    """:func:`~minihttp.static.encoding.choose_encoding`, memoized (a pure function)."""
-    key = (accept, codings)
-    try:
-        return _choices[key]
-    except KeyError:
-        pass
-    chosen = choose_encoding(accept, list(codings))
-    if len(_choices) >= _CHOICES_MAX:
-        _choices.clear()
-    _choices[key] = chosen
-    return chosen
 
 
 def _read_all(fd: int, size: int) -> bytes:
