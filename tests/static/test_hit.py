@@ -7,6 +7,7 @@ path alone, and compares with what the general path gives (bytes, log lines). Se
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -295,3 +296,41 @@ def test_forwarded_addresses_are_never_skipped(tmp_path: Path,
     assert wait_for(lambda: len(lines) == 4) and lines == ["192.0.2.7"] * 4
     assert hit.repeatable(Handler)
     assert not any(repeats)
+
+
+def test_command_line_access_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``python -m minihttp --access-log FILE`` (its fast log route): a repeated head gets
+    the same access line as a parsed one, with the body's size."""
+    from minihttp import cli, logs
+    from minihttp.static import handler as _handler
+    from tests.helpers.logstate import isolated_logging
+
+    monkeypatch.setattr(_smallfiles, "RACY_SECONDS", -3600.0)
+    monkeypatch.setattr(SimpleHTTPRequestHandler, "response_cache", ByteCache())
+    monkeypatch.setattr(_handler, "_RESPONSES", SimpleHTTPRequestHandler.response_cache)
+    repeats = count_repeats(monkeypatch)
+    (tmp_path / "a.txt").write_bytes(DATA)
+    log = tmp_path / "access.log"
+    args = cli.build_parser().parse_args(["0", "-b", "127.0.0.1", "-d", str(tmp_path),
+                                          "--header", "X-Site: one"])
+    with isolated_logging():
+        logs.package_log.setLevel(logging.INFO)  # as configure() sets it first
+        writer = logs.access_to(str(log))
+        try:
+            server = cli.make_server(args)
+            with running(server):
+                site = Site(tmp_path, server.server_address[1], [], repeats)
+                out = exchange(site, [HEAD] * 4)
+                assert site.answered() == 2 and b"\r\nX-Site: one\r\n" in out[3]
+                assert all(no_date(r) == no_date(out[1]) for r in out[1:])
+
+                def lines() -> list[str]:
+                    writer.flush()
+                    return log.read_text().splitlines()
+
+                assert wait_for(lambda: len(lines()) == 4), lines()
+        finally:
+            writer.close()
+    tails = [line.split("] ", 1)[1] for line in lines()]
+    assert tails == [f'"GET /a.txt HTTP/1.1" 200 {len(DATA)}'] * 4
+    assert all(line.startswith("127.0.0.1 - - [") for line in lines())
