@@ -45,7 +45,7 @@ from minihttp.headers import _from_block
 from minihttp.server import BaseHTTPRequestHandler
 from minihttp.static.cache import identity
 from minihttp.static.encoding import choose_cached
-from minihttp.static.paths import plain_dirs
+from minihttp.static.paths import plain_dirs, root_prefix
 from minihttp.static.respcache import ByteCache, Prebuilt, PrebuiltFile
 
 __all__ = ["MAX_HEAD", "answer_repeat", "repeatable", "send_prebuilt"]
@@ -126,6 +126,8 @@ class _Repeat:
     requestline: str
     url: str
     block: str
+    #: Whether ``path`` is below a directory of the root (walked by ``plain_dirs``).
+    below: bool
     #: The whole response head for ``second`` (``Date`` changes once a second).
     second: int = -1
     response: bytes = b""
@@ -184,8 +186,14 @@ def _remember(self: Any, responses: ByteCache, key: tuple[type, str], path: str,
     if block is None or not head.startswith(raw):
         self._repeat = None
         return
-    self._repeat = _Repeat(head, responses, key, path, self.directory, coding, answer,
-                           self._log_code is not None, raw, self.requestline, self.path, block)
+    root = self.directory
+    prefix = root_prefix(root)
+    if not path.startswith(prefix):
+        self._repeat = None
+        return
+    self._repeat = _Repeat(head, responses, key, path, root, coding, answer,
+                           self._log_code is not None, raw, self.requestline, self.path, block,
+                           os.sep in path[len(prefix):])
 
 
 def answer_repeat(self: Any, head: bytes) -> bool:
@@ -200,9 +208,11 @@ def answer_repeat(self: Any, head: bytes) -> bool:
     # The checks of _send_head and send_prebuilt, on the file system only: everything
     # that came from the request's bytes came out the same last time.
     path = memo.path
-    plain, parent = plain_dirs(path, memo.root)
-    if not plain:
-        return False
+    parent = None
+    if memo.below:  # a file in the root has no directory of its own to walk
+        plain, parent = plain_dirs(path, memo.root)
+        if not plain:
+            return False
     try:
         st = os.lstat(path)
     except (OSError, ValueError):
