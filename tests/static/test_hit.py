@@ -334,3 +334,25 @@ def test_command_line_access_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     tails = [line.split("] ", 1)[1] for line in lines()]
     assert tails == [f'"GET /a.txt HTTP/1.1" 200 {len(DATA)}'] * 4
     assert all(line.startswith("127.0.0.1 - - [") for line in lines())
+
+
+def test_password_protected_heads_are_always_parsed(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--auth``: the check runs on every request, repeated heads included (a repeated
+    head with the right credentials is still parsed and checked; one without gets 401)."""
+    import base64
+
+    from minihttp.static import handler as _handler
+    from tests.helpers.cliserver import file_server
+
+    monkeypatch.setattr(_smallfiles, "RACY_SECONDS", -3600.0)
+    monkeypatch.setattr(SimpleHTTPRequestHandler, "response_cache", ByteCache())
+    monkeypatch.setattr(_handler, "_RESPONSES", SimpleHTTPRequestHandler.response_cache)
+    repeats = count_repeats(monkeypatch)
+    (tmp_path / "a.txt").write_bytes(DATA)
+    good = b"Authorization: Basic " + base64.b64encode(b"alice:secret") + b"\r\nAccept:"
+    with file_server(tmp_path, "--auth", "alice:secret") as url:
+        site = Site(tmp_path, int(url.rsplit(":", 1)[1]), [], repeats)
+        out = exchange(site, [HEAD.replace(b"Accept:", good)] * 4 + [HEAD] * 2)
+    assert [r[9:12] for r in out] == [b"200"] * 4 + [b"401"] * 2
+    assert site.answered() == 0
