@@ -105,7 +105,7 @@ from minihttp.static.ranges import (
     multipart_layout,
     parse_range,
 )
-from minihttp.static.respcache import ByteCache, Prebuilt, PrebuiltFile
+from minihttp.static.respcache import ByteCache
 from minihttp.static.site import PAGE_MAX, hidden_name, hidden_path, spa_route
 from minihttp.static.staging import is_staging
 from minihttp.static.types import WEB_TYPES, machine_type
@@ -123,10 +123,6 @@ _PRECONDITION_FIELDS = frozenset(
 
 #: The precondition fields (RFC 9110 section 13.1), for the streamed compressed answer.
 _CONDITIONALS = ("If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since")
-
-#: Request fields (lower case) that keep a request off the prebuilt answers: preconditions,
-#: Range, and Origin (a CORS answer may echo it, so it is not a function of the path).
-_NOT_PREBUILT = _PRECONDITION_FIELDS | {"if-range", "origin"}
 
 #: The default :attr:`SimpleHTTPRequestHandler.small_file_cache`, shared by all handlers.
 _SMALL_FILES = SmallFileCache(max_file=SENDFILE_MIN - 1)
@@ -212,37 +208,6 @@ class _Cached:
 
 
 _base_date_time_string = BaseHTTPRequestHandler.date_time_string
-
-
-#: Handler classes -> whether their answers' fields may be prebuilt (see _fixed_fields).
-_fixed: dict[type, bool] = {}
-_HEAD_METHODS = ("end_headers", "send_header", "send_response", "send_response_only")
-
-
-def _fixed_fields(cls: type) -> bool:
-    """Whether ``cls``'s answers may be replayed from the response cache.
-
-    A subclass written by a user that adds fields in ``end_headers`` (or ``send_header``,
-    ``send_response``) may add per-request ones (a request id, the time): replaying its
-    kept head would be wrong, so its answers are not prebuilt unless the user's class says
-    it knows (sets ``response_cache`` itself). minihttp's own classes add fixed fields only
-    (``--header``, CORS without Origin).
-    """
-    ok = _fixed.get(cls)
-    if ok is None:
-        ok = True
-        for klass in cls.__mro__:
-            if klass.__module__.startswith("minihttp.") or klass is object:
-                continue
-            own = vars(klass)
-            if "response_cache" in own:
-                break  # the user's class chose, knowing its fields
-            if any(name in own for name in _HEAD_METHODS):
-                ok = False
-                break
-        if len(_fixed) < 1024:
-            _fixed[cls] = ok
-    return ok
 
 
 def _base_date(handler: BaseHTTPRequestHandler, timestamp: int) -> str:
@@ -845,54 +810,12 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             self._keep_prebuilt(capture)
         super().end_headers()
 
-    def _prebuilt_ok(self) -> bool:
-        """Whether this request's plain 200 answer is the same fields for every request of
-        its kind: GET/HEAD on a kept-alive connection of an HTTP/1.1 handler, without
-        preconditions, Range or Origin. (The framing fields, such as HTTP/1.0's
-        ``Connection: keep-alive``, are added by ``end_headers`` on every answer.)"""
-        command = self.command
-        if ((command != "GET" and command != "HEAD") or self.close_connection
-                or self.protocol_version != "HTTP/1.1" or not _fixed_fields(type(self))):
-            return False
-        has_any = getattr(self.headers, "has_any", None)
-        return has_any is not None and not has_any(_NOT_PREBUILT)
-
-    #: Answer from a prebuilt response if there is a valid one (see minihttp.static.hit).
+    # The prebuilt answers' own methods live in minihttp.static.hit: whether a request may
+    # have one, keeping one, answering from one, and answering a repeated head.
+    _prebuilt_ok = hit.prebuilt_ok
+    _keep_prebuilt = hit.keep_prebuilt
     _send_prebuilt = hit.send_prebuilt
-    #: Answer a head that repeats the connection's last hit (see minihttp.static.hit).
     _answer_repeat = hit.answer_repeat
-
-    def _keep_prebuilt(self, capture: tuple[list[bytes], int, str | None, bytes]) -> None:
-        """Keep the head now ending (and its body) as a prebuilt answer, if it is one."""
-        ctx, responses = self._rc_ctx, self.response_cache
-        self._rc_ctx = None
-        if ctx is None or responses is None or not self._prebuilt_ok():
-            return
-        path, st, started, codings = ctx
-        buf, mark, coding, body = capture
-        if buf is not self._headers_buffer:
-            return  # another head (an error answer replaced the one _answer began)
-        lines = buf[mark:]
-        length_line = b"Content-Length: %d\r\n" % len(body)
-        fields = [line for line in lines if line != length_line]
-        if len(fields) != len(lines) - 1:
-            return  # not exactly one Content-Length of the body's length: not ours to keep
-        kept = b"".join(fields)
-        low = kept.lower()
-        if (b"connection:" in low or b"transfer-encoding:" in low
-                or b"content-length:" in low):
-            return  # framing a subclass chose: the general path keeps deciding it
-        no_siblings = None
-        if self.precompressed:
-            no_siblings = self._no_siblings(path)
-            if no_siblings is None:
-                return
-        key = (type(self), path)
-        entry: PrebuiltFile | None = responses.get(key, st)
-        if entry is None or entry.codings != codings or entry.no_siblings != no_siblings:
-            entry = PrebuiltFile(codings, no_siblings)
-        entry.variants[coding] = Prebuilt(kept, body, str(len(body)))
-        responses.put(key, st, entry, entry.size(), started)
 
     def _answer_open(self, f: BinaryIO, st: os.stat_result, ctype: str, coding: str | None,
                      vary: bool) -> _Body | None:

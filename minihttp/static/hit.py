@@ -1,9 +1,13 @@
-"""Prebuilt answers on the way out: the checks of a hit, and a repeated request head.
+"""Prebuilt answers: when one may be kept, keeping it, a hit, and a repeated request head.
 
-Two functions of :class:`~minihttp.static.handler.SimpleHTTPRequestHandler` live here (the
-handler calls them as its own methods; they read and set its request fields as
+The prebuilt answers' methods of :class:`~minihttp.static.handler.SimpleHTTPRequestHandler`
+live here (the handler has them as its own methods; they read and set its request fields as
 ``parse_request`` and ``send_response`` would):
 
+* :func:`prebuilt_ok`: whether a request's plain 200 may be a prebuilt one (no
+  preconditions, Range or Origin; a class whose head methods are minihttp's own:
+  :func:`_fixed_fields`);
+* :func:`keep_prebuilt`: keep the answer the general path is ending as a prebuilt one;
 * :func:`send_prebuilt`: after ``_send_head``'s ``lstat`` of a small regular file, answer from
   the response cache (:mod:`~minihttp.static.respcache`) when the kept answer is still the
   file's, and remember the request head for the next request on the connection;
@@ -48,7 +52,8 @@ from minihttp.static.encoding import choose_cached
 from minihttp.static.paths import plain_dirs, root_prefix
 from minihttp.static.respcache import ByteCache, Prebuilt, PrebuiltFile
 
-__all__ = ["MAX_HEAD", "answer_repeat", "repeatable", "send_prebuilt"]
+__all__ = ["MAX_HEAD", "answer_repeat", "keep_prebuilt", "prebuilt_ok", "repeatable",
+           "send_prebuilt"]
 
 #: Longest request head remembered (a browser's is under 1 KiB, wrk's under 100 bytes).
 MAX_HEAD = 2048
@@ -107,6 +112,91 @@ def _still_no_sibling(precompressed: Any, entry: PrebuiltFile, path: str,
         except (OSError, ValueError):
             return False
     return identity(parent) == proof[0]
+
+
+#: Request fields (lower case) that keep a request off the prebuilt answers: preconditions,
+#: Range (and If-Range), and Origin (a CORS answer may echo it, so it is not a function of
+#: the path).
+_NOT_PREBUILT = frozenset({"if-match", "if-none-match", "if-modified-since",
+                           "if-unmodified-since", "range", "if-range", "origin"})
+
+#: Handler classes -> whether their answers' fields may be prebuilt (see _fixed_fields).
+_fixed: dict[type, bool] = {}
+_HEAD_METHODS = ("end_headers", "send_header", "send_response", "send_response_only")
+
+
+def _fixed_fields(cls: type) -> bool:
+    """Whether ``cls``'s answers may be replayed from the response cache.
+
+    A subclass written by a user that adds fields in ``end_headers`` (or ``send_header``,
+    ``send_response``) may add per-request ones (a request id, the time): replaying its
+    kept head would be wrong, so its answers are not prebuilt unless the user's class says
+    it knows (sets ``response_cache`` itself). minihttp's own classes add fixed fields only
+    (``--header``, CORS without Origin).
+    """
+    ok = _fixed.get(cls)
+    if ok is None:
+        ok = True
+        for klass in cls.__mro__:
+            if klass.__module__.startswith("minihttp.") or klass is object:
+                continue
+            own = vars(klass)
+            if "response_cache" in own:
+                break  # the user's class chose, knowing its fields
+            if any(name in own for name in _HEAD_METHODS):
+                ok = False
+                break
+        if len(_fixed) < 1024:
+            _fixed[cls] = ok
+    return ok
+
+
+def prebuilt_ok(self: Any) -> bool:
+    """``SimpleHTTPRequestHandler._prebuilt_ok``: whether this request's plain 200 answer
+    is the same fields for every request of its kind: GET/HEAD on a kept-alive connection
+    of an HTTP/1.1 handler, without preconditions, Range or Origin. (The framing fields,
+    such as HTTP/1.0's ``Connection: keep-alive``, are added by ``end_headers`` on every
+    answer.)"""
+    command = self.command
+    if ((command != "GET" and command != "HEAD") or self.close_connection
+            or self.protocol_version != "HTTP/1.1" or not _fixed_fields(type(self))):
+        return False
+    has_any = getattr(self.headers, "has_any", None)
+    return has_any is not None and not has_any(_NOT_PREBUILT)
+
+
+def keep_prebuilt(self: Any, capture: tuple[list[bytes], int, str | None, bytes]) -> None:
+    """``SimpleHTTPRequestHandler._keep_prebuilt``: keep the head now ending (and its
+    body) as a prebuilt answer, if it is one."""
+    ctx, responses = self._rc_ctx, self.response_cache
+    self._rc_ctx = None
+    if ctx is None or responses is None or not self._prebuilt_ok():
+        return
+    path, st, started, codings = ctx
+    buf, mark, coding, body = capture
+    if buf is not self._headers_buffer:
+        return  # another head (an error answer replaced the one _answer began)
+    lines = buf[mark:]
+    length_line = b"Content-Length: %d\r\n" % len(body)
+    fields = [line for line in lines if line != length_line]
+    if len(fields) != len(lines) - 1:
+        return  # not exactly one Content-Length of the body's length: not ours to keep
+    kept = b"".join(fields)
+    low = kept.lower()
+    if (b"connection:" in low or b"transfer-encoding:" in low
+            or b"content-length:" in low):
+        return  # framing a subclass chose: the general path keeps deciding it
+    no_siblings = None
+    if self.precompressed:
+        no_siblings = self._no_siblings(path)
+        if no_siblings is None:
+            return
+    key = (type(self), path)
+    entry: PrebuiltFile | None = responses.get(key, st)
+    if entry is None or entry.codings != codings or entry.no_siblings != no_siblings:
+        entry = PrebuiltFile(codings, no_siblings)
+    entry.variants[coding] = Prebuilt(kept, body, str(len(body)))
+    responses.put(key, st, entry, entry.size(), started)
 
 
 @dataclass(slots=True)
