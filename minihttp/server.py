@@ -88,6 +88,7 @@ from .logs import (
     VIA_LOGGING,
     Emit,
     access_log,
+    access_record,
     access_route,
     control_escape,
     error_log,
@@ -774,15 +775,15 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             log = _log_modes.get(type(self))
             if log is None:
                 log = _log_mode(type(self))
-            if log == 1:  # the common case, inlined (measured: see _log_access)
-                now = _time()
-                emit = access_route(now)
-                if emit is not None:
-                    if emit is VIA_LOGGING or emit is TO_STDERR or self.remote_user is not None:
-                        self._log_access(code, size, True, emit, now)
-                    else:  # the command line's handler: only the fields, formatted later
-                        addr = self.client_address
-                        emit((addr[0] if addr else "-", now, self.requestline, code, size))
+            if log == 1:  # the common case, inlined (measured: see logs.access_record)
+                if self.remote_user is not None:
+                    self._log_access(code, size, True)
+                else:  # the command line's handler takes only the fields, formatted later
+                    addr = self.client_address
+                    emit = access_record(addr[0] if addr else "-", self.requestline, code,
+                                         size)
+                    if emit is not None:  # http.server's stderr, or a record through logging
+                        self._log_access(code, size, True, emit, _time())
             elif log == 2:  # an override: called as http.server calls it
                 if isinstance(code, HTTPStatus):
                     code = code.value
