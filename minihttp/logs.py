@@ -47,7 +47,6 @@ import sys
 import time
 import weakref
 from collections.abc import Callable
-from time import time as _time
 from typing import Any, Protocol
 
 from ._linewriter import EXIT_TIMEOUT, LineWriter
@@ -269,9 +268,10 @@ if hasattr(os, "register_at_fork"):
 
 
 class RecordFunction(Protocol):
-    """:data:`access_record`: ``(host, request line, code, size) -> route or None``."""
+    """:data:`access_record`: ``(host, request line, code, size, time) -> route or None``."""
 
-    def __call__(self, host: str, requestline: str, code: Any, size: Any) -> Emit | None: ...
+    def __call__(self, host: str, requestline: str, code: Any, size: Any,
+                 now: float) -> Emit | None: ...
 
 
 class RouteFunction(Protocol):
@@ -383,7 +383,7 @@ def _router(lg: logging.Logger) -> tuple[RouteFunction, RecordFunction]:
             return None  # the route stays: the level is checked on every call
         return emit
 
-    def record(host: str, requestline: str, code: Any, size: Any) -> Emit | None:
+    def record(host: str, requestline: str, code: Any, size: Any, now: float) -> Emit | None:
         """The access record of a request that just ended, to its route: ``None`` when
         that is done (handed to the command line's writer, or the line is off), else the
         route (:data:`VIA_LOGGING`, :data:`TO_STDERR`) for the caller to write the line.
@@ -394,20 +394,17 @@ def _router(lg: logging.Logger) -> tuple[RouteFunction, RecordFunction]:
         minus n=1000, RECHECK raised so the full check is out of the figure): the route
         call, then the writer's ``write`` call, cost ~6.2k over ``--quiet``; this, ~3.3k.
         """
-        now = _time()
         st = state
-        if 0.0 <= now - st[9] < RECHECK and st[6] is None:  # as route()'s first branch
-            if lg.disabled:
-                return None
+        writer = st[10]  # None unless the route is a LineHandler's (then no stderr levels)
+        if writer is not None and 0.0 <= now - st[9] < RECHECK:  # route()'s first branch
             enabled = enabled_cache.get(_INFO)
-            if enabled is None:
-                enabled = lg.isEnabledFor(_INFO)
-            if not enabled:
+            if enabled is False:
                 return None
-            writer = st[10]
-            if writer is None:
-                return st[8]  # type: ignore[no-any-return]
-        else:  # the full check (at most every RECHECK), or http.server's stderr route
+            if not enabled or lg.disabled:
+                writer = None
+        else:
+            writer = None
+        if writer is None:  # the full check (at most every RECHECK), or another route
             emit = route(now)
             if emit is None or emit is VIA_LOGGING or emit is TO_STDERR:
                 return emit

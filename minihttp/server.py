@@ -270,6 +270,8 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
     _resp_te: str | None = None
     _conn_header = False
     _log_code: Any = None
+    #: When ``_log_code`` was set: the access line's time (``time.time()``).
+    _log_time: float = 0.0
     _error_keepalive = False
     _error_headers: list[tuple[str, str]] | None = None
     _expect_pending = False
@@ -780,10 +782,11 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                     self._log_access(code, size, True)
                 else:  # the command line's handler takes only the fields, formatted later
                     addr = self.client_address
+                    now = self._log_time
                     emit = access_record(addr[0] if addr else "-", self.requestline, code,
-                                         size)
+                                         size, now)
                     if emit is not None:  # http.server's stderr, or a record through logging
-                        self._log_access(code, size, True, emit, _time())
+                        self._log_access(code, size, True, emit, now)
             elif log == 2:  # an override: called as http.server calls it
                 if isinstance(code, HTTPStatus):
                     code = code.value
@@ -901,10 +904,12 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             if version != "HTTP/0.9":
                 key = (code, self.protocol_version, self.server_version, self.sys_version)
                 entry = _status_server_lines.get(key)
-                if entry is None or not 0.0 <= _time() - entry[2] < 1.0:  # a new second
+                now = _time()
+                if entry is None or not 0.0 <= now - entry[2] < 1.0:  # a new second
                     entry = _status_server_lines[key] = self._status_server(key)
                 if fast == 2:  # else the access log line would be dropped: skip it now
                     self._log_code = code
+                    self._log_time = now  # http.server's line has send_response's time
                 self._status = entry[0]
                 self._headers_buffer.append(entry[1])
                 return
@@ -1104,6 +1109,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         """
         if size == "-" and self._head is not None:
             self._log_code = code
+            self._log_time = _time()  # http.server's line has this time (send_response's)
             return
         if isinstance(code, HTTPStatus):
             code = code.value
