@@ -158,9 +158,9 @@ def render_access(batch: list[Any]) -> list[str]:
     True compare equal, size), reuses its line (a health check, a load balancer's client
     address, a busy page, a benchmark); control characters are looked for in the new
     lines alone, all at once. measured (instructions per line, valgrind --tool=callgrind,
-    PYTHONHASHSEED=0, batches of 10,000 records, minus the loop over them): 3.8k before
-    (an f-string per line, the joined batch checked), 1.0k for a repeated record, 3.8k
-    for records all different.
+    PYTHONHASHSEED=0, batches of 10,000 records, minus building them): an f-string per
+    line and the joined batch checked, 3.8k; this, 0.9k for a repeated record, 4.9k for
+    records all different (the comparisons and bookkeeping of a miss).
     """
     out: list[str] = []
     append = out.append
@@ -388,11 +388,12 @@ def _router(lg: logging.Logger) -> tuple[RouteFunction, RecordFunction]:
         that is done (handed to the command line's writer, or the line is off), else the
         route (:data:`VIA_LOGGING`, :data:`TO_STDERR`) for the caller to write the line.
 
+        ``now`` is the line's time (the request's ``send_response``, as http.server's).
         :func:`route`'s fast check and :meth:`LineWriter.write` inlined: one Python call
-        per request. measured (instructions per request, valgrind --tool=callgrind,
-        PYTHONHASHSEED=0, benchmarks/cpu_hello.py's handler with ``--log cli``, n=6000
-        minus n=1000, RECHECK raised so the full check is out of the figure): the route
-        call, then the writer's ``write`` call, cost ~6.2k over ``--quiet``; this, ~3.3k.
+        per request instead of two. measured (instructions per request, valgrind
+        --tool=callgrind, PYTHONHASHSEED=0, benchmarks/cpu_hello.py's handler with ``--log
+        cli``, n=6000 minus n=1000, RECHECK raised so the full check is out of the figure,
+        the writer not draining): 58.6k with the two calls, 57.2k with this (quiet ~52k).
         """
         st = state
         writer = st[10]  # None unless the route is a LineHandler's (then no stderr levels)

@@ -1143,20 +1143,22 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         ``log_date_time_string`` and ``monthname``) and the line goes to the command
         line's handler, only its fields are handed over: the writer's thread formats it
         (measured, benchmarks/cpu_hello.py --pooled --log cli: formatting here cost
-        about 1 us per request on the event loop). ``_end_request`` inlines the command
-        line's case and passes the route (``emit``) and time it found for the others.
+        about 1 us per request on the event loop). ``_end_request`` hands the command
+        line's records over itself (:data:`minihttp.logs.access_record`, one call) and
+        passes the route and time it found for the others.
 
         measured (instructions per request, valgrind --tool=callgrind, PYTHONHASHSEED=0,
-        benchmarks/cpu_hello.py's per_request(n) with the handler of ``--log cli``, the
-        writer's batch held to the end and written by ``flush_all``; n=6000 minus n=1000):
-        51.4k quiet, 63.5k logging before the inlining, 62.9k after. Of the ~11.5k left:
-        ~1.4k the request's end choosing to log (mode, time, route call), ~0.5k handing
-        the fields over, ~3.7k formatting on the writer's thread (``render_access``), ~1.3k
-        writing it in PIPE_BUF pieces (to a character device; one write to a file); the
-        route's full check (every RECHECK) is ~4.5k but runs at most once a millisecond
-        (under valgrind: on every request). Wall-clock A/B figures on the shared machine
-        did not resolve the difference (benchmarks/cpu_hello.py --log cli, 6 alternated
-        runs each: 5.60-5.84 us before, 5.68-5.94 after)."""
+        benchmarks/cpu_hello.py's handler over its fake socket with ``--log cli`` to
+        /dev/null, the writer's batch held to the end and written by ``flush``; n=6000
+        minus n=1000; /tmp/logcost/icount.sh of the logcost branch): quiet 51.7-51.8k;
+        logging 65.0k before the logcost branch (61.9k with RECHECK raised: under
+        valgrind the route's full check runs on every request, for real at most once a
+        millisecond), 60.2-60.4k after it (58.1k with RECHECK raised): ~0.9k of it
+        formatting on the writer's thread (a repeated record reuses its line, see
+        ``render_access``), the rest the request path. Wall-clock figures on the shared
+        machine stay within their noise (benchmarks/cpu_hello.py --pooled --log cli, best
+        of 5, two alternated runs: quiet/logging 0.84 and 0.81 before, 0.87 and 0.91
+        after; indicative)."""
         if emit is None:
             now = _time()
             emit = access_route(now)
