@@ -11,7 +11,11 @@ they chain):
   hook-less one-pass path;
 * :mod:`~minihttp.proxy.connections`: resolving, connecting and pooling upstream connections;
 * :mod:`~minihttp.proxy.headers`: hop-by-hop rules, Via, the heads hooks see;
-* :mod:`~minihttp.proxy.tunnel`: the CONNECT relay; :mod:`~minihttp.proxy.config`: policy.
+* :mod:`~minihttp.proxy.tunnel`: the CONNECT relay, :mod:`~minihttp.proxy.hub`: every tunnel
+  on one thread; :mod:`~minihttp.proxy.config`: policy;
+* :mod:`~minihttp.proxy.chain`: parent proxies (``--upstream``), :mod:`~minihttp.proxy.socks`:
+  the SOCKS5 listener (``--socks``), :mod:`~minihttp.proxy.strict`: which upstream response
+  heads are refused as ambiguous.
 """
 
 from __future__ import annotations

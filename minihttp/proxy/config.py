@@ -18,6 +18,7 @@ from typing import Any
 
 from minihttp import auth_cli
 from minihttp.auth import Credentials
+from minihttp.proxy import chain as _chain
 from minihttp.proxy.connections import IPNetwork
 
 __all__ = ["ProxyConfig", "build_parser", "config_from_args", "parse_args"]
@@ -62,6 +63,13 @@ class ProxyConfig:
     via_name: str = field(default_factory=lambda: "minihttp-" + secrets.token_hex(3))
     #: Do not log requests (the CLI then configures no access log).
     quiet: bool = False
+    # -- chaining, PAC and SOCKS5 (minihttp.proxy.chain, minihttp.proxy.socks) --------------
+    #: Parent proxies by destination domain (None: every request goes direct).
+    chain: _chain.Chain | None = None
+    #: Proxy auto-config served at ``/proxy.pac`` to direct requests (None: not served).
+    pac: bytes | None = None
+    #: Port of the SOCKS5 listener beside the HTTP one (None: none; 0: any free port).
+    socks_port: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "allow", _networks(self.allow))
@@ -76,6 +84,8 @@ class ProxyConfig:
             raise ValueError("ProxyConfig.max_idle_per_host must be >= 0")
         if any(not 0 < p < 65536 for p in self.connect_ports):
             raise ValueError("ProxyConfig.connect_ports must be TCP ports")
+        if self.socks_port is not None and not 0 <= self.socks_port < 65536:
+            raise ValueError("ProxyConfig.socks_port must be a TCP port")
         if not REG_NAME.fullmatch(self.via_name):
             raise ValueError("ProxyConfig.via_name must be a token")
 
@@ -107,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a thread per client connection (ProxyServer) instead of the "
                              "default minihttp.eventloop.PooledHTTPServer, whose event loop "
                              "waits for upstream responses without holding a thread")
+    _chain.add_arguments(parser)
     return parser
 
 
@@ -133,6 +144,7 @@ def config_from_args(args: argparse.Namespace) -> ProxyConfig:
     changes["auth"] = auth_cli.credentials_from_args(args)
     if args.via:
         changes["via_name"] = args.via
+    changes.update(_chain.config_changes(args))
     return ProxyConfig(**changes)
 
 

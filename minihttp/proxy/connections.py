@@ -48,6 +48,7 @@ from minihttp.http11 import (
     ResponseHead,
     parse_response_head,
 )
+from minihttp.proxy.strict import AmbiguousResponse, check_response_head, check_response_heads
 
 __all__ = [
     "ConnectionPool",
@@ -189,6 +190,9 @@ class UpstreamConnection:
         self._view = memoryview(self._buf)
         self._timeout: float | None = -1.0  # not set yet
         self._kernel = KERNEL_TIMEOUTS and type(sock) is socket.socket
+        #: The bytes of the response so far, kept while its head is read (None otherwise),
+        #: for the strict check h11 does not make (:mod:`minihttp.proxy.strict`).
+        self._collect: bytearray | None = None
 
     def set_timeout(self, timeout: float | None) -> None:
         """Bound each later send and recv by ``timeout`` seconds (None: no bound).
@@ -286,6 +290,8 @@ class UpstreamConnection:
             if raw is not None:
                 raw.buf += self._view[:n]
             else:
+                if self._collect is not None:
+                    self._collect += self._view[:n]
                 # h11 copies into its own buffer (bytearray +=), so a view is enough; its
                 # annotation says bytes only (no cast(): it is a call, once per response).
                 self.h11.receive_data(self._view[:n])  # type: ignore[arg-type]
@@ -299,19 +305,37 @@ class UpstreamConnection:
 
         100/103 are ours to drop (RFC 9110 section 15.2); a 101 is never asked for (no
         Upgrade is forwarded; h11 refuses it). Raises :class:`UpstreamError` when the
-        upstream closes before a head.
+        upstream closes before a head, or when a head is ambiguous
+        (:func:`minihttp.proxy.strict.check_response_heads`, on the bytes received: h11
+        accepts some ambiguous heads, and for those it refuses this says why).
         """
         raw = self._raw
         if raw is not None:
             return self._raw_head(raw)
-        while True:
-            event = self.next_event()
-            kind = type(event)
-            if kind is h11.Response:
-                return event
-            if kind is h11.InformationalResponse:
-                continue
-            raise UpstreamError("upstream closed without a response")
+        self._collect = collected = bytearray()
+        try:
+            while True:
+                event = self.next_event()
+                kind = type(event)
+                if kind is h11.Response:
+                    break
+                if kind is h11.InformationalResponse:
+                    continue
+                raise UpstreamError("upstream closed without a response")
+        except h11.RemoteProtocolError as exc:
+            # Say what was wrong when it is a framing ambiguity; h11's words otherwise.
+            try:
+                check_response_heads(collected)
+            except AmbiguousResponse as ambiguous:
+                raise UpstreamError(str(ambiguous)) from exc
+            raise UpstreamError(f"upstream sent a malformed response ({exc})") from exc
+        finally:
+            self._collect = None
+        try:
+            check_response_heads(collected)
+        except AmbiguousResponse as exc:
+            raise UpstreamError(str(exc)) from exc
+        return event
 
     def _raw_head(self, raw: _Raw) -> ResponseHead:
         """:meth:`response_head` of a raw exchange: our parser, 1xx skipped, 101 and
@@ -328,6 +352,10 @@ class UpstreamConnection:
                 parsed = parse_response_head(buf, head_request=raw.head_request,
                                              max_head=MAX_RESPONSE_HEAD)
             except BadResponse as exc:
+                try:  # the reason minihttp.proxy.strict gives, when it is an ambiguity
+                    check_response_heads(buf)
+                except AmbiguousResponse as ambiguous:
+                    raise UpstreamError(str(ambiguous)) from exc
                 raise UpstreamError(f"upstream response has invalid framing ({exc})") from exc
             if parsed is None:
                 if raw.eof:
@@ -335,6 +363,10 @@ class UpstreamConnection:
                 self._receive()
                 continue
             head, used = parsed
+            try:  # the same strict rules as on the h11 path (minihttp.proxy.strict)
+                check_response_head(buf[:used])
+            except AmbiguousResponse as exc:
+                raise UpstreamError(str(exc)) from exc
             del buf[:used]
             status = head.status_code
             if status < 200:

@@ -22,12 +22,15 @@ relayed response; the per-connection :class:`~minihttp.proxy.upstream.Context`) 
 (hook-less requests in one pass). Beside them: :mod:`minihttp.proxy.config` (policy and
 command line), :mod:`minihttp.proxy.headers` (hop-by-hop rules, Via, the heads hooks see),
 :mod:`minihttp.proxy.connections` (resolving, connecting, pooled h11 upstream connections),
-:mod:`minihttp.proxy.tunnel` (CONNECT relay).
+:mod:`minihttp.proxy.tunnel` (CONNECT relay), :mod:`minihttp.proxy.chain` (parent proxies:
+requests and CONNECT through them), :mod:`minihttp.proxy.socks` (the SOCKS5 listener beside
+this one), :mod:`minihttp.proxy.strict` (upstream response heads refused as ambiguous).
 
 Rules of this module (RFC 9110 section 7.6, RFC 9112 sections 3.2 and 9.3):
 
 * Only absolute-form ``http://`` targets are forwarded; origin-form requests get 400 (we are
-  a proxy, not an origin server) and ``https://`` must come through CONNECT.
+  a proxy, not an origin server; ``/proxy.pac`` is served when ``--pac`` is given) and
+  ``https://`` must come through CONNECT.
 * Hop-by-hop fields are removed in both directions: Connection and every name it lists,
   plus the fixed set :data:`HOP_BY_HOP`. A Connection header that lists an end-to-end
   field we depend on (:data:`PROTECTED`) gets 400 rather than silently losing the field.
@@ -62,11 +65,14 @@ from typing import Any
 from minihttp.accesslog import with_access_log
 from minihttp.auth_cli import warn_without_tls
 from minihttp.eventloop.server import PooledHTTPServer
+from minihttp.proxy.chain import Parent, connect_via
 from minihttp.proxy.config import ProxyConfig, config_from_args, parse_args
 from minihttp.proxy.connections import (
     ConnectionPool,
     DestinationDenied,
     UpstreamError,
+    UpstreamTimeout,
+    address_in,
     open_connection,
 )
 from minihttp.proxy.fast import FastPath
@@ -82,6 +88,7 @@ from minihttp.proxy.headers import (
 )
 from minihttp.proxy.hub import TunnelHub
 from minihttp.proxy.route import Refuse
+from minihttp.proxy.socks import listen_beside, serving
 from minihttp.proxy.tunnel import detach_client, hand_over, relay_here
 from minihttp.proxy.upstream import IDEMPOTENT, Context
 from minihttp.server import ThreadingHTTPServer
@@ -111,7 +118,14 @@ class ProxyServerMixIn:
     constructor takes ``(server_address, RequestHandlerClass, bind_and_activate)``; it must
     come first in the bases, e.g. ``class PooledProxyServer(ProxyServerMixIn,
     PooledHTTPServer)``. :class:`ProxyServer` is the thread-per-connection one.
+
+    With ``ProxyConfig.socks_port`` set it also owns the SOCKS5 listener
+    (:mod:`minihttp.proxy.socks`), bound with it and served while ``serve_forever`` runs
+    (in every pre-forked worker too).
     """
+
+    #: The SOCKS5 listener beside this one (None without ``socks_port``).
+    socks: Any = None
 
     def __init__(
         self,
@@ -134,6 +148,18 @@ class ProxyServerMixIn:
         self.tunnel_hub = TunnelHub()
         super().__init__(  # type: ignore[call-arg]
             server_address, RequestHandlerClass or ProxyHandler, bind_and_activate)
+        if bind_and_activate and self.proxy_config.socks_port is not None:
+            try:
+                self.socks = listen_beside(self, self.proxy_config)
+            except OSError as exc:
+                super().server_close()  # type: ignore[misc]
+                raise ValueError(f"cannot listen on port {self.proxy_config.socks_port} "
+                                 f"for SOCKS5: {exc.strerror or exc}") from exc
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Serve HTTP (and SOCKS5 in a thread beside it, when configured) until shutdown."""
+        with serving(self.socks):
+            super().serve_forever(poll_interval)  # type: ignore[misc]
 
     def track(self, sock: socket.socket, alive: bool) -> None:
         """Remember (or forget) an upstream socket so server_close can cut it."""
@@ -149,6 +175,8 @@ class ProxyServerMixIn:
         self.proxy_pool.close()
         self.tunnel_hub.close()
         self._cut_upstreams()
+        if self.socks is not None:
+            self.socks.server_close()
         super().server_close()  # type: ignore[misc]
 
     def cut_stragglers(self) -> None:
@@ -236,6 +264,8 @@ class ProxyHandler(FastPath, GeneralPath):
     def do_GET(self) -> None:
         """Forward one absolute-form request (used for every method except CONNECT)."""
         try:
+            if self.path[:1] == "/" and self._serve_pac():
+                return
             ctx = self._admit()
             command = self.command
             if ctx.fast and command != "OPTIONS" and command != "TRACE":
@@ -293,18 +323,13 @@ class ProxyHandler(FastPath, GeneralPath):
             return
         if result is not None and result.url != request.url:
             host, port = self._split_authority(result.url, default_port=None)
-        try:
-            upstream = open_connection(host, port, timeout=cfg.upstream_timeout, deny=cfg.deny)
-        except DestinationDenied as exc:
-            raise Refuse(403, "Forbidden: destination not allowed.") from exc
-        except UpstreamError as exc:
-            raise Refuse(exc.status, self._gateway_text(exc)) from exc
+        upstream, early, parent = self._open_tunnel(host, port)
         self.server_track(upstream, True)
         self.server_track(self.connection, True)
         client: socket.socket | None = None
         owned: socket.socket | None = upstream
         try:
-            if self._is_self(host, port, upstream):
+            if parent is None and self._is_self(host, port, upstream):
                 raise Refuse(508, "Loop Detected: the target is this proxy.")
             # Relayed by the server's tunnel hub (one thread for every tunnel) when the
             # server can hand the connection over; else it blocks this thread for its whole
@@ -316,6 +341,8 @@ class ProxyHandler(FastPath, GeneralPath):
                 raise Refuse(503, "Service Unavailable: too many tunnels open; try again.")
             self.close_connection = True
             initial = self._start_tunnel()
+            if early:  # the destination spoke first, through the parent: after our 200
+                (client if client is not None else self.connection).sendall(early)
             if client is not None:
                 hand_over(self, client, upstream, idle_timeout=cfg.tunnel_idle_timeout,
                           initial=initial)
@@ -329,6 +356,28 @@ class ProxyHandler(FastPath, GeneralPath):
                 if s is not None:
                     self.server_track(s, False)
                     s.close()
+
+    def _open_tunnel(self, host: str, port: int) -> tuple[socket.socket, bytes, Parent | None]:
+        """The upstream socket of a tunnel to ``host:port``: direct, or through the parent
+        proxy the chain names (a CONNECT to it; :func:`~minihttp.proxy.chain.connect_via`),
+        with bytes the parent relayed already and the parent used (None: direct)."""
+        cfg = self.config
+        parent = cfg.chain.parent_for(host) if cfg.chain is not None else None
+        try:
+            if parent is None:
+                sock = open_connection(host, port, timeout=cfg.upstream_timeout, deny=cfg.deny)
+                return sock, b"", None
+            if cfg.deny and address_in(host, cfg.deny):  # names are the parent's to check
+                raise DestinationDenied(host)
+            sock, early = connect_via(parent, host, port, cfg.upstream_timeout, cfg.via_name)
+            return sock, early, parent
+        except DestinationDenied as exc:
+            raise Refuse(403, "Forbidden: destination not allowed.") from exc
+        except UpstreamError as exc:
+            if parent is None:
+                raise Refuse(exc.status, self._gateway_text(exc)) from exc
+            kind = "Gateway Timeout" if isinstance(exc, UpstreamTimeout) else "Bad Gateway"
+            raise Refuse(exc.status, f"{kind}: {exc}.") from exc
 
     def _start_tunnel(self) -> bytes:
         """Send the 2xx head now; return client bytes already read past the CONNECT head.
@@ -392,3 +441,6 @@ def _announce(server: Any, args: Any) -> None:
     host, port = server.server_address[:2]
     print(f"Serving HTTP proxy on {host} port {port} "
           f"(Via: {server.proxy_config.via_name}) ...", flush=True)
+    socks = getattr(server, "socks", None)
+    if socks is not None:
+        print(f"Serving SOCKS5 on {host} port {socks.server_address[1]} ...", flush=True)

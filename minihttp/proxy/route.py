@@ -10,6 +10,8 @@ Rules of this module (RFC 9110 sections 4.2, 7.6 and 11.7, RFC 9112 section 3.2)
   without matching Basic ``Proxy-Authorization`` gets 407 (compared in constant time); a
   Connection header naming an end-to-end field (:data:`PROTECTED`) gets 400; our own Via
   name in the request's Via gets 508.
+* The one origin-form request answered here: ``GET /proxy.pac`` with the ``--pac`` file
+  (allow-list applies, proxy authentication does not: browsers fetch it directly).
 * Targets: only absolute-form ``http://`` is forwarded (origin-form and ``*`` get 400, other
   schemes must use CONNECT); userinfo, malformed hosts and ports get 400. A target that is
   this proxy (our bind address and port, loopback when we listen there, or the address a
@@ -45,6 +47,10 @@ from minihttp.server import BaseHTTPRequestHandler
 __all__ = ["Refuse", "Routing", "client_allowed"]
 
 _PORT = re.compile(r"[0-9]{1,5}")
+#: Where ``--pac`` serves the proxy auto-config file, and its media type (the one browsers
+#: expect; ``application/x-javascript-config`` is the older alias).
+PAC_PATH = "/proxy.pac"
+PAC_TYPE = "application/x-ns-proxy-autoconfig"
 
 
 @functools.lru_cache(maxsize=256)
@@ -216,6 +222,28 @@ class Routing(BaseHTTPRequestHandler):
     def _authority(host: str, port: int, default: int = 80) -> str:
         h = f"[{host}]" if ":" in host else host
         return h if port == default else f"{h}:{port}"
+
+    # -- the proxy's own resource: the PAC file ---------------------------------------------
+
+    def _serve_pac(self) -> bool:
+        """Answer a direct (origin-form) request for ``/proxy.pac`` with the configured PAC
+        file; True when answered, False for every other request (they go on as before).
+
+        Browsers fetch the PAC file directly, before they know they have a proxy, and
+        without Proxy-Authorization: so the allow-list applies (403), proxy authentication
+        does not. Only GET and HEAD (405 otherwise).
+        """
+        pac = self.config.pac
+        if pac is None or self.path.partition("?")[0] != PAC_PATH:
+            return False
+        if not client_allowed(str(self.client_address[0]), self.config.allow):
+            raise Refuse(403, "Forbidden: this client may not use the proxy.")
+        if self.command not in ("GET", "HEAD"):
+            raise Refuse(405, "Method Not Allowed: the PAC file is read with GET.",
+                         [("Allow", "GET, HEAD")])
+        self._send_response(ProxyResponse(200, "OK", [
+            ("Content-Type", PAC_TYPE), ("Cache-Control", "max-age=300")], pac))
+        return True
 
     # -- responses made here ------------------------------------------------------------------
 

@@ -35,12 +35,14 @@ from typing import Any, NoReturn
 import h11
 
 from minihttp.http11 import ResponseHead
+from minihttp.proxy.chain import Chain, Parent
 from minihttp.proxy.config import ProxyConfig
 from minihttp.proxy.connections import (
     DestinationDenied,
     UpstreamConnection,
     UpstreamError,
     UpstreamTimeout,
+    address_in,
 )
 from minihttp.proxy.headers import (
     HOP_BY_HOP,
@@ -137,7 +139,7 @@ class Context:
     looked up once per connection (not per request): the allow-list decision, the bind
     port for the loop check, our Via entries as bytes, which hooks are overridden."""
 
-    __slots__ = ("allowed", "auth", "bind_port", "cfg", "client", "fast", "pool",
+    __slots__ = ("allowed", "auth", "bind_port", "cfg", "chain", "client", "fast", "pool",
                  "raw_fields", "reasons", "request_hook", "response_hook", "server",
                  "timeout", "via_request", "via_response", "xff")
 
@@ -150,6 +152,7 @@ class Context:
         self.allowed = client_allowed(str(self.client[0]), cfg.allow)
         self.auth = cfg.auth
         self.timeout = cfg.upstream_timeout
+        self.chain: Chain | None = cfg.chain
         address = getattr(self.server, "server_address", None)
         self.bind_port = address[1] if isinstance(address, tuple) and len(address) > 1 else -1
         cls = type(handler)
@@ -184,6 +187,8 @@ class _Job:
     #: What the response hook is given (None when there is no hook).
     hook_request: ProxyRequest | None
     ctx: Context
+    #: The parent proxy the request goes through (None: straight to the origin).
+    parent: Parent | None = None
 
 
 class Exchange(Routing):
@@ -209,16 +214,51 @@ class Exchange(Routing):
         no thread while the upstream works); otherwise this thread waits.
         """
         self._body_started = False
-        self._job = _Job(h11_request, has_body, host, port, request, ctx)
+        chain = ctx.chain
+        parent = chain.parent_for(host) if chain is not None else None
+        if parent is None:
+            key = (host.lower(), port)
+        else:
+            if ctx.cfg.deny and address_in(host, ctx.cfg.deny):  # names are the parent's
+                raise Refuse(403, "Forbidden: destination not allowed.")
+            h11_request = self._for_parent(h11_request, host, port, parent)
+            key = parent.key
+        self._job = _Job(h11_request, has_body, host, port, request, ctx, parent)
         self._retried = False
-        self._send_upstream(ctx.pool.acquire((host.lower(), port)))
+        self._send_upstream(ctx.pool.acquire(key))
+
+    def _for_parent(self, req: Any, host: str, port: int, parent: Parent) -> Any:
+        """``req`` as a parent proxy takes it: absolute-form target (RFC 9112 section
+        3.2.2; ``*`` becomes the bare authority, section 3.2.4) and the parent's
+        Proxy-Authorization from its URL (the client's own was dropped as hop-by-hop)."""
+        authority = self._authority(host, port).encode("latin-1")
+        credentials = parent.authorization
+        if type(req) is bytes:  # the fast path's bodyless request, as the bytes to send
+            end = req.index(b"\r\n")
+            method, target, version = req[:end].split(b" ", 2)
+            target = b"http://" + authority + (b"" if target == b"*" else target)
+            extra = (b"Proxy-Authorization: %s\r\n" % credentials.encode("latin-1")
+                     if credentials else b"")
+            return b"%s %s %s\r\n%s%s\r\n" % (method, target, version, req[end + 2:-2], extra)
+        target = req.target
+        target = b"http://" + authority + (b"" if target == b"*" else target)
+        fields = [(n, v) for n, v in req.headers.raw_items()]
+        if credentials:
+            fields.append((b"Proxy-Authorization", credentials.encode("latin-1")))
+        try:
+            return h11.Request(method=req.method, target=target, headers=fields)
+        except h11.LocalProtocolError as exc:  # a target h11 refuses in absolute-form
+            raise Refuse(500, "Internal Server Error: request cannot be forwarded.") from exc
 
     def _send_upstream(self, conn: UpstreamConnection | None) -> None:
         """One attempt: send the request on ``conn`` (a new one if None), then wait."""
         job = self._job
         ctx = job.ctx
         if conn is None:
-            conn = self._connect(job.host, job.port, ctx.cfg)
+            if job.parent is None:
+                conn = self._connect(job.host, job.port, ctx.cfg)
+            else:
+                conn = self._connect_parent(job.parent, ctx.cfg)
         try:
             try:
                 if job.has_body:
@@ -268,6 +308,13 @@ class Exchange(Routing):
         except BaseException:
             self._drop(conn)
             raise
+        if job.parent is not None and response.status_code == 407:
+            # The parent wants credentials we do not have or it refused: not the client's
+            # to answer (its Proxy-Authorization was for us), so not relayed as a 407.
+            self._drop(conn)
+            if job.has_body:
+                self.close_connection = True
+            raise Refuse(502, "Bad Gateway: the parent proxy refused our credentials (407).")
         try:
             self._relay_response(job.hook_request, conn, response, ctx)
         except BaseException:
@@ -290,7 +337,26 @@ class Exchange(Routing):
             return
         if self._job.has_body:
             self.close_connection = True  # the client's body may be half read
+        if self._job.parent is not None:
+            raise Refuse(exc.status, "Gateway Timeout: parent proxy timed out."
+                         if isinstance(exc, UpstreamTimeout) else
+                         "Bad Gateway: parent proxy connection failed.") from exc
         raise Refuse(exc.status, self._gateway_text(exc)) from exc
+
+    def _connect_parent(self, parent: Parent, cfg: ProxyConfig) -> UpstreamConnection:
+        """A fresh connection to a parent proxy (its address is not checked against the
+        deny-list: that is for destinations; a parent that is this proxy is 508)."""
+        try:
+            conn = self.pool.connect(parent.host, parent.port, timeout=cfg.upstream_timeout)
+        except UpstreamTimeout as exc:
+            raise Refuse(504, "Gateway Timeout: parent proxy timed out.") from exc
+        except UpstreamError as exc:
+            raise Refuse(502, "Bad Gateway: parent proxy unreachable.") from exc
+        if self._is_self(parent.host, parent.port, conn.sock):
+            conn.close()
+            raise Refuse(508, "Loop Detected: the parent proxy is this proxy.")
+        self.server_track(conn.sock, True)
+        return conn
 
     def _connect(self, host: str, port: int, cfg: ProxyConfig) -> UpstreamConnection:
         try:

@@ -5,7 +5,11 @@ handler is :mod:`~minihttp.static.handler`; each concern under it is a pure modu
 :mod:`~minihttp.static.paths` (URL to path, containment), :mod:`~minihttp.static.conditional`
 (validators, preconditions), :mod:`~minihttp.static.ranges` (206, multipart, 416),
 :mod:`~minihttp.static.encoding` (precompressed siblings), :mod:`~minihttp.static.listing`
-(directory pages) and :mod:`~minihttp.static.cache` (the small-file cache).
+(directory pages), :mod:`~minihttp.static.types` (content types), :mod:`~minihttp.static.cache`
+(the small-file cache), :mod:`~minihttp.static.respcache` (whole prebuilt answers) and
+:mod:`~minihttp.static.compress` (gzip on the fly). Site options (``--spa``, ``404.html``,
+``--hide-dotfiles`` ...) are decided in :mod:`~minihttp.static.site`; CORS is
+:mod:`~minihttp.static.cors`'s mixin.
 
 Uploads (``--upload``) are :class:`minihttp.static.upload.UploadMixin`, over
 :mod:`~minihttp.static.multipart` (streaming form parser), :mod:`~minihttp.static.names`

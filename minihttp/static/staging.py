@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from minihttp.errors import Forbidden, HTTPError
 
-__all__ = ["Conflict", "InsufficientStorage", "StagedFile"]
+__all__ = ["Conflict", "InsufficientStorage", "StagedFile", "is_staging"]
 
 _FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
           | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))

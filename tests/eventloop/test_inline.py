@@ -58,8 +58,13 @@ def server(**attrs: Any) -> PooledHTTPServer:
     return s
 
 
+_leftover: dict[int, bytes] = {}
+
+
 def read_response(sock: socket.socket) -> bytes:
-    data = b""
+    """One response; bytes read past it (a pipelined next response that came in the same
+    recv) are kept for the next call on that socket."""
+    data = _leftover.pop(sock.fileno(), b"")
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(4096)
         if not chunk:
@@ -73,6 +78,9 @@ def read_response(sock: socket.socket) -> bytes:
         if not chunk:
             break
         body += chunk
+    if len(body) > length:
+        _leftover[sock.fileno()] = body[length:]
+        body = body[:length]
     return head + b"\r\n\r\n" + body
 
 
