@@ -55,6 +55,7 @@ __all__ = [
     "TO_STDERR",
     "VIA_LOGGING",
     "LineHandler",
+    "RecordFunction",
     "RouteFunction",
     "access_log",
     "access_record",
