@@ -1150,7 +1150,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         measured (instructions per request, valgrind --tool=callgrind, PYTHONHASHSEED=0,
         benchmarks/cpu_hello.py's handler over its fake socket with ``--log cli`` to
         /dev/null, the writer's batch held to the end and written by ``flush``; n=6000
-        minus n=1000; /tmp/logcost/icount.sh of the logcost branch): quiet 51.7-51.8k;
+        minus n=1000; benchmarks/icount_hello.py): quiet 51.7-51.9k;
         logging 65.0k before the logcost branch (61.9k with RECHECK raised: under
         valgrind the route's full check runs on every request, for real at most once a
         millisecond), 60.2-60.4k after it (58.1k with RECHECK raised): ~0.9k of it
