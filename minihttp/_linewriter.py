@@ -11,8 +11,8 @@ Rules of this module:
 * Every ``os.write`` carries whole lines. On a pipe, socket or terminal it carries at most
   ``PIPE_BUF`` bytes (a single longer line goes alone), so lines from several processes
   sharing the descriptor (pre-forked ``--workers``) never interleave (POSIX: such writes
-  to a pipe are atomic). On a regular file a batch is one ``os.write`` (the kernel keeps
-  writes sharing an offset apart).
+  to a pipe are atomic). On a regular file (the kernel keeps writes sharing an offset
+  apart) or another device (/dev/null) a batch is one ``os.write``.
 * At most ``limit`` lines wait: past that the thread handing a line over writes the batch
   itself (a slow terminal slows the server instead of filling its memory).
 * Nothing is lost at exit: :func:`flush_all` runs at exit (``atexit``); ``logging.shutdown``
@@ -85,12 +85,15 @@ class LineWriter:
         self.delay = delay
         self.limit = limit
         try:
-            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            mode = os.fstat(fd).st_mode
+            shared = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd)
         except OSError:
-            regular = False
-        #: Most bytes per ``os.write`` (whole lines): PIPE_BUF unless ``fd`` is a regular
-        #: file, where the kernel keeps writes sharing an offset apart anyway.
-        self.atomic = 1 << 30 if regular else _PIPE_BUF
+            shared = True
+        #: Most bytes per ``os.write`` (whole lines): PIPE_BUF on a pipe, socket or terminal
+        #: (several processes may share it); a regular file keeps writes sharing an offset
+        #: apart, and a device like /dev/null has no reader to see them: one write a batch
+        #: (measured: the PIPE_BUF pieces cost ~0.3k instructions a line to /dev/null).
+        self.atomic = _PIPE_BUF if shared else 1 << 30
         self._setup()
         _writers.add(self)
 
@@ -99,9 +102,11 @@ class LineWriter:
         that do not exist there; the parent writes its own pending lines)."""
         #: Lines handed over. Only ever appended to (by any thread, no lock: an append is
         #: atomic) and cut at the front (by the holder of _out_lock): never replaced, so an
-        #: append can never land in a list already written.
-        self._pending: list[str] = []
-        self._lock = threading.Lock()  # guards the _idle transitions and thread start
+        #: append can never land in a list already written. :meth:`write` is the way in;
+        #: a caller counting instructions may inline it (append, then :meth:`kick` when
+        #: ``idle`` or ``limit`` lines wait), as :mod:`minihttp.logs`' request path does.
+        self.pending: list[Any] = []
+        self._lock = threading.Lock()  # guards the idle transitions and thread start
         self._out_lock = threading.Lock()  # held while a batch is written: keeps the order
         self._wake = threading.Lock()  # released to wake the thread (a binary semaphore)
         self._wake.acquire()
@@ -109,9 +114,10 @@ class LineWriter:
         self._stop.acquire()
         self._stopping = False
         #: The thread waits (or is about to) for a wake-up. Read without the lock by
-        #: write(); changed under it. A release of _wake happens only on a True -> False
-        #: change made by write(), so _wake is never released twice (see _go_idle).
-        self._idle = True
+        #: write() (and its inlined copies); changed under it. A release of _wake happens
+        #: only on a True -> False change made by kick(), so _wake is never released twice
+        #: (see _go_idle).
+        self.idle = True
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -123,19 +129,21 @@ class LineWriter:
         formatting an access line there costs a third of what it costs on the request
         path, where every call runs with cold caches).
         """
-        pending = self._pending
+        pending = self.pending
         pending.append(line)
-        if self._idle or len(pending) >= self.limit:
-            self._kick()
+        if self.idle or len(pending) >= self.limit:
+            self.kick()
 
-    def _kick(self) -> None:
-        if len(self._pending) >= self.limit or not _threads_allowed:
+    def kick(self) -> None:
+        """After an append to :attr:`pending` that found the thread ``idle`` or ``limit``
+        lines waiting: wake (or start) the thread, or write the batch now."""
+        if len(self.pending) >= self.limit or not _threads_allowed:
             self.flush()
             return
         with self._lock:
-            if not self._idle:
+            if not self.idle:
                 return
-            self._idle = False
+            self.idle = False
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(
                     target=self._run, name=f"minihttp-log-{self.fd}", daemon=True)
@@ -156,14 +164,14 @@ class LineWriter:
     def _go_idle(self) -> bool:
         """Nothing was pending: turn idle; False if a line arrived meanwhile (go on)."""
         with self._lock:
-            self._idle = True
-        if not self._pending:
+            self.idle = True
+        if not self.pending:
             return True
-        # A line came between the drain and now. Its writer either saw _idle False (then
+        # A line came between the drain and now. Its writer either saw idle False (then
         # nobody woke us) or True (then it woke us: take that release back).
         with self._lock:
-            woken = not self._idle
-            self._idle = False
+            woken = not self.idle
+            self.idle = False
         if woken:
             self._wake.acquire()  # released by that writer: returns at once
         return False
@@ -174,7 +182,7 @@ class LineWriter:
             return self._write_pending()
 
     def _write_pending(self) -> bool:
-        pending = self._pending
+        pending = self.pending
         n = len(pending)
         if not n:
             return False
@@ -221,8 +229,8 @@ class LineWriter:
             self._stopping = True
             self._stop.release()  # ends its sleep between two batches
             with self._lock:
-                wake = self._idle
-                self._idle = False
+                wake = self.idle
+                self.idle = False
             if wake:
                 self._wake.release()  # or its wait for a line
             thread.join(self.delay + 1.0)
@@ -232,7 +240,7 @@ class LineWriter:
                 self._wake = threading.Lock()
                 self._wake.acquire()
                 self._stopping = False
-                self._idle = True
+                self.idle = True
                 self._thread = None
         self.flush()
 

@@ -88,6 +88,7 @@ from .logs import (
     VIA_LOGGING,
     Emit,
     access_log,
+    access_record,
     access_route,
     control_escape,
     error_log,
@@ -269,6 +270,8 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
     _resp_te: str | None = None
     _conn_header = False
     _log_code: Any = None
+    #: When ``_log_code`` was set: the access line's time (``time.time()``).
+    _log_time: float = 0.0
     _error_keepalive = False
     _error_headers: list[tuple[str, str]] | None = None
     _expect_pending = False
@@ -786,15 +789,16 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             log = _log_modes.get(type(self))
             if log is None:
                 log = _log_mode(type(self))
-            if log == 1:  # the common case, inlined (measured: see _log_access)
-                now = _time()
-                emit = access_route(now)
-                if emit is not None:
-                    if emit is VIA_LOGGING or emit is TO_STDERR or self.remote_user is not None:
+            if log == 1:  # the common case, inlined (measured: see logs.access_record)
+                if self.remote_user is not None:
+                    self._log_access(code, size, True)
+                else:  # the command line's handler takes only the fields, formatted later
+                    addr = self.client_address
+                    now = self._log_time
+                    emit = access_record(addr[0] if addr else "-", self.requestline, code,
+                                         size, now)
+                    if emit is not None:  # http.server's stderr, or a record through logging
                         self._log_access(code, size, True, emit, now)
-                    else:  # the command line's handler: only the fields, formatted later
-                        addr = self.client_address
-                        emit((addr[0] if addr else "-", now, self.requestline, code, size))
             elif log == 2:  # an override: called as http.server calls it
                 if isinstance(code, HTTPStatus):
                     code = code.value
@@ -912,10 +916,12 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             if version != "HTTP/0.9":
                 key = (code, self.protocol_version, self.server_version, self.sys_version)
                 entry = _status_server_lines.get(key)
-                if entry is None or not 0.0 <= _time() - entry[2] < 1.0:  # a new second
+                now = _time()
+                if entry is None or not 0.0 <= now - entry[2] < 1.0:  # a new second
                     entry = _status_server_lines[key] = self._status_server(key)
                 if fast == 2:  # else the access log line would be dropped: skip it now
                     self._log_code = code
+                    self._log_time = now  # http.server's line has send_response's time
                 self._status = entry[0]
                 self._headers_buffer.append(entry[1])
                 return
@@ -1115,6 +1121,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         """
         if size == "-" and self._head is not None:
             self._log_code = code
+            self._log_time = _time()  # http.server's line has this time (send_response's)
             return
         if isinstance(code, HTTPStatus):
             code = code.value
@@ -1148,20 +1155,22 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         ``log_date_time_string`` and ``monthname``) and the line goes to the command
         line's handler, only its fields are handed over: the writer's thread formats it
         (measured, benchmarks/cpu_hello.py --pooled --log cli: formatting here cost
-        about 1 us per request on the event loop). ``_end_request`` inlines the command
-        line's case and passes the route (``emit``) and time it found for the others.
+        about 1 us per request on the event loop). ``_end_request`` hands the command
+        line's records over itself (:data:`minihttp.logs.access_record`, one call) and
+        passes the route and time it found for the others.
 
         measured (instructions per request, valgrind --tool=callgrind, PYTHONHASHSEED=0,
-        benchmarks/cpu_hello.py's per_request(n) with the handler of ``--log cli``, the
-        writer's batch held to the end and written by ``flush_all``; n=6000 minus n=1000):
-        51.4k quiet, 63.5k logging before the inlining, 62.9k after. Of the ~11.5k left:
-        ~1.4k the request's end choosing to log (mode, time, route call), ~0.5k handing
-        the fields over, ~3.7k formatting on the writer's thread (``render_access``), ~1.3k
-        writing it in PIPE_BUF pieces (to a character device; one write to a file); the
-        route's full check (every RECHECK) is ~4.5k but runs at most once a millisecond
-        (under valgrind: on every request). Wall-clock A/B figures on the shared machine
-        did not resolve the difference (benchmarks/cpu_hello.py --log cli, 6 alternated
-        runs each: 5.60-5.84 us before, 5.68-5.94 after)."""
+        benchmarks/cpu_hello.py's handler over its fake socket with ``--log cli`` to
+        /dev/null, the writer's batch held to the end and written by ``flush``; n=6000
+        minus n=1000; benchmarks/icount_hello.py): quiet 51.7-51.9k;
+        logging 65.0k before the logcost branch (61.9k with RECHECK raised: under
+        valgrind the route's full check runs on every request, for real at most once a
+        millisecond), 60.2-60.4k after it (58.1k with RECHECK raised): ~0.9k of it
+        formatting on the writer's thread (a repeated record reuses its line, see
+        ``render_access``), the rest the request path. Wall-clock figures on the shared
+        machine stay within their noise (benchmarks/cpu_hello.py --pooled --log cli, best
+        of 5, two alternated runs: quiet/logging 0.84 and 0.81 before, 0.87 and 0.91
+        after; indicative)."""
         if emit is None:
             now = _time()
             emit = access_route(now)

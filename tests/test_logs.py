@@ -443,3 +443,77 @@ def test_access_log_file_is_appended_through_a_line_handler(tmp_path: Path) -> N
             handler.close()
         with pytest.raises(OSError):
             os.fstat(handler.writer.fd)
+
+
+# --------------------------------------------------------------------------- the request path's cost
+
+
+_RECORDS = st.tuples(st.sampled_from(["127.0.0.1", "::1"]),
+                     st.sampled_from([1_700_000_000.25, 1_700_000_000.75, 1_700_000_001.5]),
+                     st.sampled_from(["GET / HTTP/1.1", "GET /a HTTP/1.1", "GET /\x1b HTTP/1.1"]),
+                     st.sampled_from([200, 1, True, 404]), st.sampled_from([5, 6, "-"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(batch=st.lists(_RECORDS, max_size=12))
+def test_a_rendered_line_reused_from_the_previous_record_is_its_own(
+        batch: list[tuple[Any, ...]]) -> None:
+    """render_access reuses the previous record's line when the record is the same: a
+    batch of few distinct records (host, second, request line, code and its class, size)
+    renders each exactly as alone."""
+    assert logs.render_access(list(batch)) == [logs.render_access([r])[0] for r in batch]
+
+
+def test_access_record_hands_the_record_to_the_line_handlers_writer() -> None:
+    """One call per request (server._end_request): the record goes to the command line's
+    writer; the other routes come back to the caller; off (a level, a disabled logger)
+    writes nothing; a level change applies to the next record."""
+    now = time.time()
+    record = logs.access_record
+    with isolated_logging():
+        assert record("h", "GET / HTTP/1.1", 200, 5, now) is logs.TO_STDERR
+        r, w = os.pipe()
+        reader = PipeReader(r)
+        try:
+            logs.configure(fd=w)
+            writer = logs.package_log.handlers[0]
+            assert isinstance(writer, logs.LineHandler)
+            assert record("10.0.0.1", "GET /a HTTP/1.1", 200, 5, now) is None
+            assert record("10.0.0.1", "GET /a HTTP/1.1", 200, 5, now) is None  # fast check
+            logs.access_log.setLevel(logging.WARNING)  # as --quiet
+            assert record("10.0.0.2", "GET /quiet HTTP/1.1", 200, 5, now) is None
+            logs.access_log.setLevel(logging.NOTSET)
+            assert record("10.0.0.4", "GET /b HTTP/1.1", 404, "-", now) is None
+            logs.access_log.disabled = True  # logging's cached level answer does not say
+            try:
+                assert record("10.0.0.3", "GET /disabled HTTP/1.1", 200, 5, now) is None
+            finally:
+                logs.access_log.disabled = False
+            logs.package_log.handlers[0].setFormatter(logging.Formatter("%(message)s"))
+            assert record("10.0.0.5", "GET /c HTTP/1.1", 200, 5, now + 1.0) is (
+                logs.VIA_LOGGING)  # the user's formatter: through a record
+            writer.flush()
+        finally:
+            for handler in list(logs.package_log.handlers):
+                logs.package_log.removeHandler(handler)
+                handler.close()
+            os.close(w)
+    date = logs.log_date(now)
+    assert reader.data().decode().splitlines() == [
+        f'10.0.0.1 - - [{date}] "GET /a HTTP/1.1" 200 5',
+        f'10.0.0.1 - - [{date}] "GET /a HTTP/1.1" 200 5',
+        f'10.0.0.4 - - [{date}] "GET /b HTTP/1.1" 404 -']
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="no /dev/null")
+def test_one_write_a_batch_except_on_pipes_sockets_and_terminals() -> None:
+    """PIPE_BUF pieces keep lines of several processes apart on what they may share (a
+    pipe, a socket, a terminal); a device such as /dev/null takes a batch in one write."""
+    fd = os.open("/dev/null", os.O_WRONLY)
+    r, w = os.pipe()
+    try:
+        assert LineWriter(fd).atomic > 1 << 20
+        assert LineWriter(w).atomic == PIPE_BUF
+    finally:
+        for x in (fd, r, w):
+            os.close(x)

@@ -55,3 +55,35 @@ def test_date_follows_the_clock(clock: list[float], monkeypatch: pytest.MonkeyPa
     for now in clock:
         monkeypatch.setattr(server_module, "_time", lambda now=now: now)
         assert date_of_response(handler) == email.utils.formatdate(int(now), usegmt=True), now
+
+
+class LoggedHello(Hello):
+    """Hello with the default access log; its handler's work ends an hour after its
+    send_response (the clock moved by the handler itself)."""
+
+    clock: list[float] = []
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.clock[0] += 3600.0
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    log_message = BaseHTTPRequestHandler.log_message
+
+
+def test_the_access_line_has_send_responses_time(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """As http.server (whose log_request runs in send_response), the line's date is the
+    time of send_response, not of the request's end (the time is taken once for the Date
+    field and the line)."""
+    from minihttp import logs
+    from tests.helpers.logstate import isolated_logging
+
+    start = 1_700_000_000.5
+    LoggedHello.clock = [start]
+    monkeypatch.setattr(server_module, "_time", lambda: LoggedHello.clock[0])
+    with isolated_logging():  # nothing configured: http.server's line on stderr
+        date_of_response(LoggedHello())
+    err = capsys.readouterr().err
+    assert f"[{logs.log_date(start)}]" in err and '"GET / HTTP/1.1" 200 -' in err, err

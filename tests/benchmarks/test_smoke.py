@@ -466,3 +466,18 @@ def test_bench_static_gzip_row_servers_pass_the_check(tmp_path: Path) -> None:
     assert [(label, names) for label, _f, names, _s in plan] == [
         ("4 KiB", ["minihttp"]), ("1 MiB", ["minihttp"]),
         (bench_static.JS_LABEL, ["nginx-gzip"])]
+
+
+def test_icount_hello_logs_every_request_it_serves(tmp_path: Path) -> None:
+    """benchmarks/icount_hello.py (callgrind's driver) serves N hello requests with the
+    command line's access log and writes their N lines; ``quiet`` writes none."""
+    for mode, expected in (("cli", 7), ("quiet", 0)):
+        out = tmp_path / f"{mode}.log"
+        result = subprocess.run(
+            [sys.executable, str(REPO / "benchmarks" / "icount_hello.py"), mode, "7",
+             "--out", str(out)], capture_output=True, text=True, timeout=60,
+            env=dict(os.environ, PYTHONPATH=str(REPO)))
+        assert result.returncode == 0, result.stderr
+        lines = out.read_text().splitlines() if out.exists() else []
+        assert len(lines) == expected, lines
+        assert all(line.endswith('"GET / HTTP/1.1" 200 12') for line in lines), lines
