@@ -327,7 +327,7 @@ def test_many_tunnels_hold_no_thread_each_both_ways_half_close_quick_close_no_le
                     assert reply is not None and reply.code == 0
                 # serve_forever + the hub + a few pool threads that did the handshakes
                 assert wait_for(lambda: threading.active_count() <= threads_before + 10)
-                assert len(s.tunnel_hub) == n
+                assert wait_for(lambda: len(s.tunnel_hub) == n)
                 for i, (c, u) in enumerate(pairs):
                     c.sendall(b"up %d" % i)
                     u.sendall(b"down %d" % i)
