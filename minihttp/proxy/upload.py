@@ -21,6 +21,8 @@ Rules of this module (RFC 9112 sections 6 and 7, RFC 9110 section 10.1.1):
   that breaks its framing or passes ``max_body``, or a wait that times out ends the
   exchange and the upstream connection is closed, never pooled (a half-sent request must
   not be completed by the next one).
+* Fair: after :data:`TURN` bytes in one go the relay waits for its next readiness on the
+  loop (immediate when bytes are there), so one fast upload never keeps the loop.
 * ``Expect: 100-continue`` is answered by the body reader before the first read (lazily),
   as for a blocking read.
 * Used only when both sockets are plain TCP sockets and the body reader can read without
@@ -39,10 +41,12 @@ from minihttp.errors import RequestTimeout
 from minihttp.proxy.connections import UpstreamConnection, UpstreamError, UpstreamTimeout
 from minihttp.proxy.route import Refuse, Routing
 
-__all__ = ["READ_SIZE", "Upload"]
+__all__ = ["READ_SIZE", "TURN", "Upload"]
 
 #: Most client bytes read at once (and so buffered per upload).
 READ_SIZE = 64 * 1024
+#: Bytes relayed in one go before the loop serves others (fairness; see _yield_turn).
+TURN = 256 * 1024
 
 _END = h11.EndOfMessage()
 _READABLE, _WRITABLE = select.POLLIN | select.POLLHUP | select.POLLERR, select.POLLOUT
@@ -137,7 +141,10 @@ class Upload(Routing):
                     if pump.out:  # it waited for the upstream to take bytes
                         raise UpstreamTimeout("upstream took no request body bytes in time")
                     raise RequestTimeout("request body not received in time")
+                budget = TURN
                 while True:
+                    if budget <= 0 and not pump.ended and self._yield_turn(pump):
+                        return
                     if not pump.ended and (not pump.out or pump.head_only):
                         self._body_started = True
                         try:
@@ -163,6 +170,7 @@ class Upload(Routing):
                         except (BlockingIOError, InterruptedError):
                             sent = 0
                         pump.out = pump.out[sent:]
+                        budget -= sent
                         if pump.out:
                             timeout = self._job_timeout()
                             if self.defer_until_writable(self._on_pump, timeout, sock):
@@ -191,6 +199,16 @@ class Upload(Routing):
             raise
         self._pump = None
         self._await_response(conn)
+
+    def _yield_turn(self, pump: _Pump) -> bool:
+        """After :data:`TURN` bytes in one go: let the loop serve others (a fast client
+        and a fast upstream would otherwise keep the loop for the whole body, and lose it
+        to the watchdog). Waits for what comes next (its readiness is immediate when the
+        bytes are there); False when the server cannot wait for it (go on here)."""
+        if pump.out:
+            return self.defer_until_writable(self._on_pump, self._job_timeout(),
+                                             pump.conn.sock)
+        return self.defer_until_readable(self.connection, self._on_pump, self._body_timeout())
 
     def _body_timeout(self) -> float | None:
         """How long the client may send no body byte (the server's body_timeout)."""

@@ -26,8 +26,13 @@ _CLOSE_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\no
 
 
 @contextmanager
-def _setup(limits: Limits | None = None) -> Iterator[tuple[socket.socket, PooledProxyServer]]:
-    with socket.create_server(("127.0.0.1", 0), backlog=128) as listener:
+def _setup(limits: Limits | None = None,
+           rcvbuf: int = 0) -> Iterator[tuple[socket.socket, PooledProxyServer]]:
+    with socket.socket() as listener:
+        if rcvbuf:  # a small window: the proxy must wait for the upstream to take bytes
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(128)
         listener.settimeout(5)
         cfg = ProxyConfig(upstream_timeout=5, tunnel_idle_timeout=5, quiet=True)
         server = PooledProxyServer(("127.0.0.1", 0), None, config=cfg)
@@ -81,7 +86,7 @@ def _read_upstream(u: socket.socket) -> tuple[h11.Request | None, bytes, bool]:
     raise AssertionError("upstream request not read in time")
 
 
-_PATTERN = bytes(range(251)) * (1 + 400_000 // 251) * 2
+_PATTERN = bytes(range(251)) * (2 + 4_000_000 // 251)
 
 
 def _warm_up(listener: socket.socket, server: PooledProxyServer) -> None:
@@ -200,6 +205,7 @@ def test_expect_100_continue_then_a_large_body() -> None:
 def test_client_leaving_mid_body_aborts_the_upstream_connection(chunked: bool) -> None:
     with _setup() as (listener, server):
         port = listener.getsockname()[1]
+        _warm_up(listener, server)
         fds_before = open_fds()
         framing = (b"Transfer-Encoding: chunked\r\n\r\n1000\r\n" if chunked
                    else b"Content-Length: 200000\r\n\r\n")
@@ -239,3 +245,47 @@ def test_chunked_body_past_max_body_is_413_and_the_upstream_connection_closed() 
             assert _status(c) == 413
             _request, body, complete = _read_upstream(u)
             assert not complete and len(body) <= 100_000
+
+
+def test_slow_upstream_readers_of_large_bodies_hold_no_thread() -> None:
+    """The upstream takes the body slowly: the proxy waits for it to be writable on the
+    loop (defer_until_writable on the upstream socket), one client read buffered at most."""
+    n, size = 10, 4_000_000
+    with _setup(rcvbuf=16384) as (listener, server):
+        port = listener.getsockname()[1]
+        _warm_up(listener, server)
+        threads_before = threading.active_count()
+        clients = []
+        senders = []
+        try:
+            for i in range(n):
+                c = _client(server)
+                c.settimeout(20)
+                clients.append(c)
+                data = (b"POST http://127.0.0.1:%d/s/%d HTTP/1.1\r\nHost: x\r\n"
+                        b"Content-Length: %d\r\n\r\n" % (port, i, size) + _body(i, size))
+                t = threading.Thread(target=c.sendall, args=(data,), daemon=True)
+                senders.append(t)
+            for t in senders:
+                t.start()
+            accepted = [listener.accept()[0] for _ in range(n)]
+            time.sleep(0.5)  # nobody reads upstream: every upload waits for its upstream
+            # besides the test's senders: the loop, the spare, a few workers at most (one
+            # thread per upload waiting for its upstream before)
+            proxy_threads = [t for t in threading.enumerate() if t not in senders]
+            assert len(proxy_threads) <= threads_before + 5, [t.name for t in proxy_threads]
+            for u in accepted:
+                u.settimeout(20)
+                request, body, complete = _read_upstream(u)
+                assert request is not None and complete
+                i = int(request.target.rsplit(b"/", 1)[1])
+                assert body == _body(i, size)
+                u.sendall(_CLOSE_OK)
+                u.close()
+            for t in senders:
+                t.join(10)
+            for c in clients:
+                assert _status(c) == 200
+        finally:
+            for c in clients:
+                c.close()
