@@ -176,6 +176,16 @@ def test_chunked_body_in_pieces_arrives_rechunked_intact() -> None:
                                                           for k, v in request.headers]
             u.sendall(_CLOSE_OK)
             assert _status(c) == 200
+        # The client connection waited for its own readability: it is parked again after
+        # the response and serves the next request.
+        c.sendall(b"GET http://127.0.0.1:%d/again HTTP/1.1\r\nHost: x\r\n\r\n" % port)
+        u, _addr = listener.accept()
+        with u:
+            u.settimeout(10)
+            request, _rest, complete = _read_upstream(u)
+            assert request is not None and request.target == b"/again" and complete
+            u.sendall(_CLOSE_OK)
+            assert _status(c) == 200
 
 
 def test_expect_100_continue_then_a_large_body() -> None:
