@@ -434,6 +434,9 @@ class _CLIHandler(SimpleHTTPRequestHandler):
     """The static handler plus the CLI's ``--header`` fields on every response."""
 
     extra_headers: tuple[tuple[str, str], ...] = ()
+    #: Its end_headers adds fixed fields only: a repeated head may skip parsing
+    #: (minihttp.static.hit.repeatable).
+    _repeat_safe = True
 
     def end_headers(self) -> None:
         for name, value in self.extra_headers:

@@ -432,7 +432,9 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             return None  # EOF or idle keep-alive timeout: close silently
         self._head = head
         try:
-            if self.parse_request():
+            if self._repeat is not None and self._answer_repeat(head):
+                pass  # the same bytes as a request answered before: see _answer_repeat
+            elif self.parse_request():
                 command = self.command
                 method = getattr(self, _DO_NAMES.get(command)  # type: ignore[arg-type]
                                  or "do_" + command, None)  # type: ignore[operator]
@@ -455,6 +457,16 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             if deferred is None:  # else the response is finished by resume_request
                 self._end_request()
         return deferred
+
+    #: Set per connection by a subclass that can answer a repeated head without parsing it
+    #: (:mod:`minihttp.static.hit`); while it is not None, ``handle_one_request`` first asks
+    #: ``_answer_repeat(head)``, which either answers the request whole (setting the request
+    #: fields as ``parse_request`` would) and returns True, or returns False.
+    _repeat: Any = None
+
+    def _answer_repeat(self, head: bytes) -> bool:
+        """Answer ``head`` without parsing it if it repeats a known request (here: never)."""
+        return False
 
     # -- deferred responses: the server waits for the handler ----------------------------
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["choose_encoding"]
+__all__ = ["choose_cached", "choose_encoding"]
 
 # qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ) (RFC 9110 section 12.4.2)
 _QVALUE = re.compile(r"(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)\Z")
@@ -61,3 +61,22 @@ def choose_encoding(accept: str | None, available: list[str]) -> str | None:
     if best is not None and best_q >= identity_q:
         return best
     return None
+
+
+#: (Accept-Encoding, codings) -> the chosen coding; bounded (keyed on request values).
+_choices: dict[tuple[str | None, tuple[str, ...]], str | None] = {}
+_CHOICES_MAX = 512
+
+
+def choose_cached(accept: str | None, codings: tuple[str, ...]) -> str | None:
+    """:func:`choose_encoding`, memoized (a pure function; bounded by clearing)."""
+    key = (accept, codings)
+    try:
+        return _choices[key]
+    except KeyError:
+        pass
+    chosen = choose_encoding(accept, list(codings))
+    if len(_choices) >= _CHOICES_MAX:
+        _choices.clear()
+    _choices[key] = chosen
+    return chosen

@@ -42,7 +42,13 @@ was kept by the general path (:class:`~minihttp.static.respcache.Prebuilt`, the 
 extra fields included) and goes out after the ``lstat`` of the file and of its directory
 (``_send_prebuilt``). Measured (``benchmarks/cpu_static.py``, 3 runs alternating with the
 tree before, shared machine): 13.3 -> 10.8 us of CPU per request for a file in the root,
-16.9 -> 12.4 us one directory down.
+16.9 -> 12.4 us one directory down. A keep-alive client repeating that request's head
+byte for byte is answered before the head is parsed (:mod:`minihttp.static.hit`):
+measured the same way, 9.3-10.1 -> 4.8-5.1 us (``--parse``, every head parsed: 9.9-10.3);
+instructions per request (``valgrind --tool=callgrind``, PYTHONHASHSEED=0, cpu_static's
+``per_request(n)``, n=4000 minus n=1000): 101.3k -> 48.3k (hello: ~51k), 105.4k when
+every head is parsed (the head remembered anew on each hit). A regex in ``Headers.has_any``
+instead of lowering the block was tried: 1.2k more, not kept.
 
 Compression (``compress``, off by default): a text-like file of at least ``compress_min``
 bytes is one resource with a representation per content coding (RFC 9110 section 8.4):
@@ -72,9 +78,11 @@ from minihttp import __version__
 from minihttp.errors import HTTPError
 from minihttp.server import BaseHTTPRequestHandler
 from minihttp.static import cache as _smallfiles
+from minihttp.static import hit
 from minihttp.static.cache import Identity, SmallFileCache, identity
 from minihttp.static.compress import CompressedStream, available, compress, compressible
 from minihttp.static.conditional import Validators, evaluate, if_range_matches, validators_for
+from minihttp.static.encoding import choose_cached as _choose
 from minihttp.static.encoding import choose_encoding
 from minihttp.static.listing import render_listing, scan_directory
 from minihttp.static.paths import (
@@ -98,7 +106,7 @@ from minihttp.static.ranges import (
     multipart_layout,
     parse_range,
 )
-from minihttp.static.respcache import ByteCache, Prebuilt, PrebuiltFile
+from minihttp.static.respcache import ByteCache
 from minihttp.static.site import PAGE_MAX, hidden_name, hidden_path, spa_route
 from minihttp.static.staging import is_staging
 from minihttp.static.types import WEB_TYPES, machine_type
@@ -117,10 +125,6 @@ _PRECONDITION_FIELDS = frozenset(
 #: The precondition fields (RFC 9110 section 13.1), for the streamed compressed answer.
 _CONDITIONALS = ("If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since")
 
-#: Request fields (lower case) that keep a request off the prebuilt answers: preconditions,
-#: Range, and Origin (a CORS answer may echo it, so it is not a function of the path).
-_NOT_PREBUILT = _PRECONDITION_FIELDS | {"if-range", "origin"}
-
 #: The default :attr:`SimpleHTTPRequestHandler.small_file_cache`, shared by all handlers.
 _SMALL_FILES = SmallFileCache(max_file=SENDFILE_MIN - 1)
 #: The default :attr:`SimpleHTTPRequestHandler.compressed_cache` (bodies up to 1 MiB).
@@ -128,10 +132,6 @@ _COMPRESSED = ByteCache(max_entry=1024 * 1024, max_total=32 * 1024 * 1024)
 #: The default :attr:`SimpleHTTPRequestHandler.response_cache`: bodies below SENDFILE_MIN
 #: (identity) and compressed ones, 16 MiB in all.
 _RESPONSES = ByteCache(max_entry=1024 * 1024, max_total=16 * 1024 * 1024)
-
-#: (Accept-Encoding, codings) -> the chosen coding; bounded (keyed on request values).
-_choices: dict[tuple[str | None, tuple[str, ...]], str | None] = {}
-_CHOICES_MAX = 512
 
 #: Last-Modified strings by timestamp (HTTP-dates are a pure function of it), bounded.
 _dates: dict[int, str] = {}
@@ -209,37 +209,6 @@ class _Cached:
 
 
 _base_date_time_string = BaseHTTPRequestHandler.date_time_string
-
-
-#: Handler classes -> whether their answers' fields may be prebuilt (see _fixed_fields).
-_fixed: dict[type, bool] = {}
-_HEAD_METHODS = ("end_headers", "send_header", "send_response", "send_response_only")
-
-
-def _fixed_fields(cls: type) -> bool:
-    """Whether ``cls``'s answers may be replayed from the response cache.
-
-    A subclass written by a user that adds fields in ``end_headers`` (or ``send_header``,
-    ``send_response``) may add per-request ones (a request id, the time): replaying its
-    kept head would be wrong, so its answers are not prebuilt unless the user's class says
-    it knows (sets ``response_cache`` itself). minihttp's own classes add fixed fields only
-    (``--header``, CORS without Origin).
-    """
-    ok = _fixed.get(cls)
-    if ok is None:
-        ok = True
-        for klass in cls.__mro__:
-            if klass.__module__.startswith("minihttp.") or klass is object:
-                continue
-            own = vars(klass)
-            if "response_cache" in own:
-                break  # the user's class chose, knowing its fields
-            if any(name in own for name in _HEAD_METHODS):
-                ok = False
-                break
-        if len(_fixed) < 1024:
-            _fixed[cls] = ok
-    return ok
 
 
 def _base_date(handler: BaseHTTPRequestHandler, timestamp: int) -> str:
@@ -842,87 +811,12 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
             self._keep_prebuilt(capture)
         super().end_headers()
 
-    def _prebuilt_ok(self) -> bool:
-        """Whether this request's plain 200 answer is the same fields for every request of
-        its kind: GET/HEAD on a kept-alive connection of an HTTP/1.1 handler, without
-        preconditions, Range or Origin. (The framing fields, such as HTTP/1.0's
-        ``Connection: keep-alive``, are added by ``end_headers`` on every answer.)"""
-        command = self.command
-        if ((command != "GET" and command != "HEAD") or self.close_connection
-                or self.protocol_version != "HTTP/1.1" or not _fixed_fields(type(self))):
-            return False
-        has_any = getattr(self.headers, "has_any", None)
-        return has_any is not None and not has_any(_NOT_PREBUILT)
-
-    def _send_prebuilt(self, responses: ByteCache, path: str, st: os.stat_result,
-                       parent: os.stat_result | None) -> bool:
-        """Answer from a prebuilt response if there is a valid one; False: not answered.
-
-        Valid: the file still has ``st``'s identity (the cache checks), the variant for this
-        request's Accept-Encoding was kept, and no precompressed sibling can have appeared
-        (the directory's identity is the one recorded when none existed).
-        """
-        if not self._prebuilt_ok():
-            return False
-        entry: PrebuiltFile | None = responses.get((type(self), path), st)
-        if entry is None:
-            return False
-        codings = entry.codings
-        answer = entry.variants.get(
-            _choose(self.headers.get("Accept-Encoding"), codings) if codings else None)
-        if answer is None:
-            return False
-        precompressed = self.precompressed
-        if precompressed:
-            proof = entry.no_siblings
-            if proof is None or proof[1] != precompressed:
-                return False
-            if parent is None:
-                try:
-                    parent = os.lstat(path.rpartition(os.sep)[0] or os.sep)
-                except (OSError, ValueError):
-                    return False
-            if identity(parent) != proof[0]:
-                return False
-        self.send_response(200)  # status, Server and a current Date; the access log
-        self.send_header("Content-Length", answer.length)
-        self._headers_buffer.append(answer.fields)
-        BaseHTTPRequestHandler.end_headers(self)  # the class's own fields are in the answer
-        if self.command == "GET":
-            self.wfile.write(answer.body)
-        return True
-
-    def _keep_prebuilt(self, capture: tuple[list[bytes], int, str | None, bytes]) -> None:
-        """Keep the head now ending (and its body) as a prebuilt answer, if it is one."""
-        ctx, responses = self._rc_ctx, self.response_cache
-        self._rc_ctx = None
-        if ctx is None or responses is None or not self._prebuilt_ok():
-            return
-        path, st, started, codings = ctx
-        buf, mark, coding, body = capture
-        if buf is not self._headers_buffer:
-            return  # another head (an error answer replaced the one _answer began)
-        lines = buf[mark:]
-        length_line = b"Content-Length: %d\r\n" % len(body)
-        fields = [line for line in lines if line != length_line]
-        if len(fields) != len(lines) - 1:
-            return  # not exactly one Content-Length of the body's length: not ours to keep
-        kept = b"".join(fields)
-        low = kept.lower()
-        if (b"connection:" in low or b"transfer-encoding:" in low
-                or b"content-length:" in low):
-            return  # framing a subclass chose: the general path keeps deciding it
-        no_siblings = None
-        if self.precompressed:
-            no_siblings = self._no_siblings(path)
-            if no_siblings is None:
-                return
-        key = (type(self), path)
-        entry: PrebuiltFile | None = responses.get(key, st)
-        if entry is None or entry.codings != codings or entry.no_siblings != no_siblings:
-            entry = PrebuiltFile(codings, no_siblings)
-        entry.variants[coding] = Prebuilt(kept, body, str(len(body)))
-        responses.put(key, st, entry, entry.size(), started)
+    # The prebuilt answers' own methods live in minihttp.static.hit: whether a request may
+    # have one, keeping one, answering from one, and answering a repeated head.
+    _prebuilt_ok = hit.prebuilt_ok
+    _keep_prebuilt = hit.keep_prebuilt
+    _send_prebuilt = hit.send_prebuilt
+    _answer_repeat = hit.answer_repeat
 
     def _answer_open(self, f: BinaryIO, st: os.stat_result, ctype: str, coding: str | None,
                      vary: bool) -> _Body | None:
@@ -1035,20 +929,6 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         if len(pieces) == 1 and isinstance(pieces[0], bytes):
             return io.BytesIO(pieces[0])  # in memory already: copyfile writes it in one go
         return FileBody(f, pieces, length)
-
-
-def _choose(accept: str | None, codings: tuple[str, ...]) -> str | None:
-    """:func:`~minihttp.static.encoding.choose_encoding`, memoized (a pure function)."""
-    key = (accept, codings)
-    try:
-        return _choices[key]
-    except KeyError:
-        pass
-    chosen = choose_encoding(accept, list(codings))
-    if len(_choices) >= _CHOICES_MAX:
-        _choices.clear()
-    _choices[key] = chosen
-    return chosen
 
 
 def _read_all(fd: int, size: int) -> bytes:

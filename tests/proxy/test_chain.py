@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +16,7 @@ from minihttp.proxy import ProxyConfig, config_from_args
 from minihttp.proxy.chain import Chain, Parent, parse_parent
 from minihttp.proxy.config import parse_args
 from tests.helpers.proxy import Upstream, proxy, raw_exchange
+from tests.helpers.servers import wait_for
 from tests.helpers.tcp import echo, tcp_server
 
 pytestmark = pytest.mark.usefixtures("proxy_kind")
@@ -59,8 +61,13 @@ def test_request_goes_through_the_parent_and_reuses_its_connection() -> None:
         r = _get(child, up.base + "/b")
         assert r.status_code == 200
         # The second request went out on the pooled connection to the parent.
+        # (A connection goes back to the pool after its response reached the client: wait
+        # for it, then give a second connection time to show up if there was one.)
         key = child.proxy_config.chain.default.key  # type: ignore[attr-defined]
-        assert child.proxy_pool.idle_count(key) == 1  # type: ignore[attr-defined]
+        pool = child.proxy_pool  # type: ignore[attr-defined]
+        assert wait_for(lambda: pool.idle_count(key) >= 1, TIMEOUT)
+        time.sleep(0.2)
+        assert pool.idle_count(key) == 1
         assert up.seen[-1].target == "/b"
 
 
