@@ -96,6 +96,32 @@ class BodyReader(io.RawIOBase):
     def readall(self) -> bytes:
         return self.read(-1)
 
+    @property
+    def nowait(self) -> bool:
+        """Whether :meth:`read_nowait` can be used on this body (its source reads a plain
+        socket without blocking; a body with nothing left to read always can)."""
+        return self.done or bool(getattr(self._source(), "nowait", False))
+
+    def read_nowait(self, size: int) -> bytes | None:
+        """At most ``size`` (> 0) body bytes of what the client has sent, never waiting:
+        None when nothing has arrived yet (wait until the connection is readable, then ask
+        again), ``b''`` at the end of the body. For a handler that streams the body on an
+        event loop (the proxy's upload relay); only when :attr:`nowait` is true. Framing
+        errors, limits and a client that leaves mid-body raise as :meth:`read1` does."""
+        if self.done:
+            return b""
+        self._first()
+        data = self._read_nowait(size)
+        if data:
+            self.consumed += len(data)
+        return data
+
+    def _source(self) -> Any:
+        return None
+
+    def _read_nowait(self, n: int) -> bytes | None:
+        raise NotImplementedError
+
     def readinto(self, b: Any) -> int:
         with memoryview(b) as view, view.cast("B") as target:
             data = self.read1(len(target))
@@ -208,6 +234,18 @@ class LengthBody(BodyReader):
     def _set_timeout(self, timeout: float) -> None:
         self._src.set_body_timeout(timeout)
 
+    def _source(self) -> Any:
+        return self._src
+
+    def _read_nowait(self, n: int) -> bytes | None:
+        data = self._src.read1_nowait(min(n, self.remaining))  # type: ignore[attr-defined]
+        if data is None:
+            return None
+        if not data:
+            raise ClientDisconnected("connection closed inside the request body")
+        self.remaining -= len(data)
+        return bytes(data)
+
 
 class ChunkedBody(BodyReader):
     """A chunked body (RFC 9112 section 7.1), decoded; trailers kept apart in ``trailers``."""
@@ -237,6 +275,13 @@ class ChunkedBody(BodyReader):
         data = self._src.read1(RECV_SIZE)
         if not data:
             raise ClientDisconnected("connection closed inside the chunked request body")
+        self._feed(data)
+        return True
+
+    def _feed(self, data: bytes) -> None:
+        """Decode received bytes into ``_pending`` (limits checked; bytes past the body
+        go back to the source)."""
+        decoder = self._decoder
         for piece in decoder.feed(data):
             self._pending += piece
             self._total += len(piece)
@@ -244,7 +289,24 @@ class ChunkedBody(BodyReader):
             raise PayloadTooLarge("request body too large")
         if decoder.done and decoder.unused:
             self._src.unread(bytes(decoder.unused))  # a pipelined request: give it back
-        return True
+
+    def _source(self) -> Any:
+        return self._src
+
+    def _read_nowait(self, n: int) -> bytes | None:
+        pending = self._pending
+        while not pending:
+            if self._decoder.done:
+                return b""
+            data = self._src.read1_nowait(RECV_SIZE)  # type: ignore[attr-defined]
+            if data is None:
+                return None
+            if not data:
+                raise ClientDisconnected("connection closed inside the chunked request body")
+            self._feed(data)
+        data = bytes(pending[:n])
+        del pending[:n]
+        return data
 
     def _read_some(self, n: int) -> bytes:
         pending = self._pending

@@ -301,6 +301,31 @@ class SocketReader:
             n = len(self.buf)
         return self._take(n) if self.buf else b""
 
+    @property
+    def nowait(self) -> bool:
+        """Whether :meth:`read1_nowait` can be used (a plain TCP socket: TLS sockets take no
+        recv flags, and their buffered records are not seen by poll)."""
+        return type(self.sock) is socket.socket
+
+    def read1_nowait(self, n: int) -> bytes | None:
+        """At most ``n`` bytes of what has arrived, without waiting: None when nothing has
+        (the caller waits for readability), ``b''`` at EOF. Buffered bytes come first; then
+        at most one non-blocking ``recv`` (``MSG_DONTWAIT``: the socket's blocking mode
+        and kernel timeouts stay as they are)."""
+        buf = self.buf
+        if not buf:
+            if self.eof:
+                return b""
+            try:
+                data = self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return None
+            if not data:
+                self.eof = True
+                return b""
+            buf += data
+        return self._take(n)
+
     def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes (all until EOF when negative), fewer only at EOF."""
         buf = self.buf

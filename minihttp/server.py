@@ -510,7 +510,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         return True
 
     def defer_until_writable(self, then: Callable[[bool], None],
-                             timeout: float | None) -> bool:
+                             timeout: float | None, sock: Any = None) -> bool:
         """Finish this request later, when the client's connection is writable again,
         without holding a thread: :meth:`defer_until_readable` for a response whose client
         reads slowly (a large body relayed to a slow reader). ``then(True)`` once the
@@ -519,6 +519,8 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         Same contract as :meth:`defer_until_readable` (the method's last action; False on a
         server that cannot wait for it: the method then writes blocking, as usual). Useful
         with ``wfile.send_some()`` (send what the client takes now, keep the rest).
+        ``sock``: another socket to wait for instead (a proxy's upstream taking a request
+        body slowly); None: the client's connection.
         """
         defer = getattr(self.server, "defer_readable", None)
         if defer is None:
@@ -528,7 +530,8 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             ok = _may_defer(type(self))
         if not ok or not defer(self):
             return False
-        self._deferred = Deferred(self.connection, then, timeout, True)
+        self._deferred = Deferred(self.connection if sock is None else sock, then, timeout,
+                                  True)
         return True
 
     def resume_request(self, ready: bool) -> Deferred | None:

@@ -3,12 +3,13 @@ sources, with the bytes after a body given back for the next request."""
 
 from __future__ import annotations
 
+import socket
 from io import BytesIO
 
 import pytest
 
 from minihttp._body import EMPTY_BODY, ChunkedBody, LengthBody
-from minihttp._reader import FileSource
+from minihttp._reader import FileSource, SocketReader
 from minihttp._sockets import ClientDisconnected
 from minihttp.config import DEFAULT_LIMITS
 from minihttp.errors import BadRequest, PayloadTooLarge
@@ -94,3 +95,54 @@ def test_discard_respects_budget() -> None:
     assert not body.discard(10, 1.0)
     body = LengthBody(source(b"x" * 100), 100)
     assert body.discard(1000, 1.0) and body.done
+
+
+# -- read_nowait: what the client has sent, never waiting (the proxy's upload relay) --------
+
+
+def _nowait_pair() -> tuple[SocketReader, socket.socket, socket.socket]:
+    a, b = socket.socketpair()
+    a.settimeout(None)  # a blocking socket: read_nowait must not block on it
+    return SocketReader(a), a, b
+
+
+def test_read_nowait_length_body() -> None:
+    reader, a, b = _nowait_pair()
+    with a, b:
+        body = LengthBody(reader, 10)
+        assert body.nowait
+        assert body.read_nowait(100) is None  # nothing sent yet: no wait
+        b.sendall(b"hello")
+        assert body.read_nowait(100) == b"hello"
+        assert body.read_nowait(100) is None
+        b.sendall(b"worldGET /")  # past the body: never handed out
+        assert body.read_nowait(3) == b"wor"
+        assert body.read_nowait(100) == b"ld"
+        assert body.read_nowait(100) == b"" and body.done
+        assert bytes(reader.buf) == b"GET /"
+        short = LengthBody(reader, 100)
+        reader.buf.clear()
+        b.close()
+        with pytest.raises(ClientDisconnected):
+            short.read_nowait(10)
+
+
+def test_read_nowait_chunked_body_gives_back_what_follows() -> None:
+    reader, a, b = _nowait_pair()
+    with a, b:
+        body = ChunkedBody(reader)
+        assert body.read_nowait(100) is None
+        b.sendall(b"5\r\nhel")
+        assert body.read_nowait(100) == b"hel"
+        b.sendall(b"lo\r\n")
+        assert body.read_nowait(100) == b"lo"
+        b.sendall(b"0\r\n")  # framing only: nothing to hand out yet
+        assert body.read_nowait(100) is None
+        b.sendall(b"\r\nGET / HTTP/1.1\r\n")
+        assert body.read_nowait(100) == b"" and body.done
+        assert bytes(reader.buf) == b"GET / HTTP/1.1\r\n"
+
+
+def test_read_nowait_not_on_file_sources() -> None:
+    assert not LengthBody(FileSource(BytesIO(b"abc")), 3).nowait
+    assert EMPTY_BODY.nowait and EMPTY_BODY.read_nowait(10) == b""

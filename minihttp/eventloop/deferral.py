@@ -32,10 +32,12 @@ Rules of this module:
   before that (no heap push per request for the usual long timeout).
 * Deferral needs level-triggered epoll (``defer_readable`` says no elsewhere): the client
   is level-triggered meanwhile and must be switched to one-shot if it sends more.
-* A wait for the client's own connection to be writable (``Deferred.writable``,
-  ``defer_until_writable``) re-arms the client's descriptor one-shot for EPOLLOUT and is
-  filed under it: the loop finds it in ``by_fd`` (a WAIT connection is never read), and the
-  connection is one-shot from then on (parked later, it is re-armed for reading).
+* A wait for the client's own connection (writable: ``Deferred.writable``,
+  ``defer_until_writable``; or readable: a request body streamed as it arrives) re-arms the
+  client's descriptor one-shot (EPOLLOUT or EPOLLIN) and is filed under it: the loop finds
+  it in ``by_fd`` (a WAIT connection is never read), and the connection is one-shot from
+  then on (parked later, it is re-armed for reading). Another socket may be waited for
+  writable too (a proxy's upstream taking a request body): armed one-shot EPOLLOUT.
 """
 
 from __future__ import annotations
@@ -77,18 +79,28 @@ class Waits:
         timeout = deferred.timeout
         try:
             fd = deferred.sock.fileno()
-            if getattr(deferred, "writable", False):
-                # The client's own descriptor, for writability: its registration becomes
-                # one-shot EPOLLOUT (so no longer level-triggered for reading: parking it
-                # afterwards re-arms it for reading).
-                if fd != conn.fd or poller is None:
-                    return False
-                poller.rearm_write(fd)
+            writable = getattr(deferred, "writable", False)
+            if fd < 0 or poller is None:
+                return False
+            if fd == conn.fd:
+                # The client's own descriptor (writable: a slow reader; readable: a request
+                # body arriving slowly): its registration becomes one-shot (so no longer
+                # level-triggered: parking it afterwards re-arms it for reading).
+                (poller.rearm_write if writable else poller.rearm)(fd)
                 conn.level_triggered = False
             else:
-                if fd < 0 or poller is None or fd in loop.conns:
+                if fd in loop.conns:
                     return False
-                if poller.supports_level:
+                if writable:
+                    # One-shot EPOLLOUT replaces a level-triggered read registration, if any:
+                    # forget it, so a later read wait registers it again (to_level).
+                    self.watched.pop(fd, None)
+                    try:
+                        poller.rearm_write(fd)
+                    except FileNotFoundError:
+                        poller.add(fd)
+                        poller.rearm_write(fd)
+                elif poller.supports_level:
                     sock = deferred.sock
                     watched = self.watched
                     if watched.get(fd) is not sock:  # else registered and armed already

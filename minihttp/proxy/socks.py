@@ -2,8 +2,10 @@
 
 A :class:`SocksServer` is a second listening socket in the proxy's process, served by a
 bounded pool of threads (:class:`minihttp.socketserver.ThreadPoolTCPServer`); each client
-is a short handshake (:class:`SocksHandler`) and then the same tunnel relay as CONNECT
-(:func:`minihttp.proxy.tunnel.relay`), under the same policy as CONNECT
+is a short handshake (:class:`SocksHandler`) on a pool thread, then its tunnel is handed to a
+:class:`minihttp.proxy.hub.TunnelHub` (the HTTP proxy's own beside ``--socks``, else one of
+the SOCKS server's), which relays every tunnel on one thread: an open SOCKS tunnel holds no
+thread (issue 16 item 2), as a CONNECT tunnel. Same policy as CONNECT
 (:class:`minihttp.proxy.config.ProxyConfig`) and through the same parent proxy when chaining
 (:func:`minihttp.proxy.chain.connect_via`).
 
@@ -22,7 +24,9 @@ Rules of this module (RFC 1928, RFC 1929):
   for an unreachable network), anything else 0x01; a parent proxy that refuses the tunnel
   0x02 (403) or 0x04 (502/504), other parent failures 0x01.
 * The whole handshake (greeting to request) must arrive within ``handshake_timeout``
-  seconds; a client that stalls is closed. Every socket is closed in a ``finally``.
+  seconds; a client that stalls is closed. Every socket is closed in a ``finally``, or
+  owned by the hub once handed over: ``shutdown_request`` then leaves the client socket
+  alone (the hub closes it when the tunnel ends), and ``server_close`` closes an own hub.
 """
 
 from __future__ import annotations
@@ -49,8 +53,8 @@ from minihttp.proxy.connections import (
     address_in,
     open_connection,
 )
+from minihttp.proxy.hub import TunnelHub
 from minihttp.proxy.route import client_allowed
-from minihttp.proxy.tunnel import relay
 from minihttp.socketserver import BaseRequestHandler, ThreadPoolTCPServer
 
 __all__ = ["SocksHandler", "SocksServer", "listen_beside", "reply_code", "serving"]
@@ -108,14 +112,16 @@ def reply_code(exc: BaseException) -> int:
 
 
 class SocksServer(ThreadPoolTCPServer):
-    """The SOCKS5 listener: a thread per client from a bounded pool (like CONNECT tunnels
-    on the HTTP side, each holds its thread for its life), sharing the proxy's config.
+    """The SOCKS5 listener: a pool thread per handshake, then the tunnel on a
+    :class:`~minihttp.proxy.hub.TunnelHub` (no thread per open tunnel), sharing the proxy's
+    config.
 
     ``http_address``: the HTTP proxy's address, so a SOCKS tunnel to it is refused as a
-    loop like one to this listener.
+    loop like one to this listener. ``hub``: the hub to relay on (the HTTP proxy's; its
+    owner closes it); None: the server makes its own, closed by :meth:`server_close`.
     """
 
-    #: Most concurrent SOCKS clients (handshakes and tunnels); more wait in the backlog.
+    #: Most concurrent SOCKS handshakes; more wait in the backlog (tunnels hold no thread).
     max_workers = 256
     max_queue = 64
     daemon_threads = True
@@ -126,8 +132,12 @@ class SocksServer(ThreadPoolTCPServer):
 
     def __init__(self, server_address: tuple[Any, ...], config: ProxyConfig | None = None, *,
                  http_address: tuple[Any, ...] | None = None,
-                 address_family: int | None = None) -> None:
+                 address_family: int | None = None, hub: TunnelHub | None = None) -> None:
         self.proxy_config = config or ProxyConfig()
+        self._own_hub = hub is None
+        self.tunnel_hub = hub if hub is not None else TunnelHub("minihttp-socks-tunnels")
+        #: Client sockets the hub owns now: shutdown_request must leave them alone.
+        self._handed: set[socket.socket] = set()
         self.http_address = http_address
         if address_family is not None:
             self.address_family = address_family
@@ -141,14 +151,39 @@ class SocksServer(ThreadPoolTCPServer):
         with self._live_lock:
             (self._live.add if alive else self._live.discard)(sock)
 
+    def hand_over(self, client: socket.socket, upstream: socket.socket,
+                  initial: bytes) -> bool:
+        """Give a tunnel to the hub (it owns both sockets from now on; the client's is not
+        shut nor closed by :meth:`shutdown_request`). False when the hub is closed (the
+        server is stopping): the sockets are still the caller's."""
+        with self._live_lock:
+            self._handed.add(client)
+        if self.tunnel_hub.add(client, upstream, initial=initial,
+                               idle_timeout=self.proxy_config.tunnel_idle_timeout):
+            return True
+        with self._live_lock:
+            self._handed.discard(client)
+        return False
+
+    def shutdown_request(self, request: Any) -> None:
+        """Close a client connection after its handler, unless its tunnel went to the hub
+        (then the hub's: a shutdown here would send the client a FIN mid-tunnel)."""
+        with self._live_lock:
+            if request in self._handed:
+                self._handed.discard(request)
+                return
+        super().shutdown_request(request)
+
     def server_close(self) -> None:
-        """Close the listener, then cut open tunnels and handshakes so their threads end
-        (once: a second call does nothing)."""
+        """Close the listener, then cut open tunnels and handshakes so their threads end,
+        and end the tunnels of an own hub (once: a second call does nothing)."""
         with self._live_lock:
             if self._closed:
                 return
             self._closed = True
         super().server_close()
+        if self._own_hub:
+            self.tunnel_hub.close()
         with self._live_lock:
             live = list(self._live)
         for sock in live:
@@ -183,6 +218,7 @@ class SocksHandler(BaseRequestHandler):
                 return
             except OSError:
                 return  # the client went away or stalled: just close
+            owned: socket.socket | None = upstream
             try:
                 server.track(upstream, True)
                 bound = upstream.getsockname()
@@ -192,13 +228,16 @@ class SocksHandler(BaseRequestHandler):
                 self._reply(SUCCEEDED, bound[0], bound[1])
                 if early:
                     sock.sendall(early)
-                cfg = server.proxy_config
-                relay(sock, upstream, idle_timeout=cfg.tunnel_idle_timeout, initial=self._buf)
+                server.track(upstream, False)
+                server.track(sock, False)
+                if server.hand_over(sock, upstream, self._buf):
+                    owned = None  # the hub's now (the client socket too)
             except OSError:
                 pass
             finally:
-                server.track(upstream, False)
-                upstream.close()
+                if owned is not None:
+                    server.track(owned, False)
+                    owned.close()
         finally:
             server.track(sock, False)
 
@@ -344,7 +383,8 @@ def listen_beside(http_server: Any, config: ProxyConfig) -> SocksServer | None:
         return None
     address = http_server.server_address
     socks = SocksServer((address[0], config.socks_port), config, http_address=address,
-                        address_family=http_server.address_family)
+                        address_family=http_server.address_family,
+                        hub=getattr(http_server, "tunnel_hub", None))
     socks.socket.setblocking(False)
     return socks
 

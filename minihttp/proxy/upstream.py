@@ -52,6 +52,7 @@ from minihttp.proxy.headers import (
     connection_options,
 )
 from minihttp.proxy.route import Refuse, Routing, client_allowed
+from minihttp.proxy.upload import Upload, _ClientGone
 from minihttp.server import BaseHTTPRequestHandler
 
 __all__ = ["H11_HEADERS", "H11_PARSED", "IDEMPOTENT", "Context", "Exchange"]
@@ -130,10 +131,6 @@ _REASONS_MAX = 256
 _UNKNOWN = "(not known)"
 
 
-class _ClientGone(ConnectionError):
-    """The client connection failed while we read its body; the server closes it quietly."""
-
-
 class Context:
     """What every request on one client connection needs from the server and the config,
     looked up once per connection (not per request): the allow-list decision, the bind
@@ -191,8 +188,9 @@ class _Job:
     parent: Parent | None = None
 
 
-class Exchange(Routing):
-    """Sending a built request upstream and relaying the response (see above)."""
+class Exchange(Upload):
+    """Sending a built request upstream and relaying the response (see above); a request
+    body is relayed as it arrives when it can be (:mod:`minihttp.proxy.upload`)."""
 
     #: The exchange under way, the connection it was sent on (until the response head is
     #: read), and whether it was retried on a fresh connection already.
@@ -259,6 +257,9 @@ class Exchange(Routing):
                 conn = self._connect(job.host, job.port, ctx.cfg)
             else:
                 conn = self._connect_parent(job.parent, ctx.cfg)
+        if job.has_body and self._can_stream(conn):
+            self._stream_body(conn, job.request, ctx.timeout)  # then _await_response
+            return
         try:
             try:
                 if job.has_body:
@@ -277,8 +278,13 @@ class Exchange(Routing):
         except BaseException:
             self._drop(conn)
             raise
+        self._await_response(conn)
+
+    def _await_response(self, conn: UpstreamConnection) -> None:
+        """The request is out on ``conn``: wait for the response head (deferred when the
+        server can wait for it), then relay it."""
         self._upstream = conn
-        if not self.defer_until_readable(conn.sock, self._on_upstream, ctx.timeout):
+        if not self.defer_until_readable(conn.sock, self._on_upstream, self._job.ctx.timeout):
             self._upstream_ready(True)
 
     def _on_upstream(self, ready: bool) -> None:

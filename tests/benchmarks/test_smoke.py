@@ -447,6 +447,19 @@ def test_bench_slow_readers_runs_end_to_end(capsys: pytest.CaptureFixture[str]) 
 
 @pytest.mark.skipif(shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"),
                     reason="nginx not installed")
+def test_bench_slow_uploads_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import bench_slow_uploads
+
+    assert bench_slow_uploads.main(["--uploaders", "5", "--seconds", "1",
+                                    "--interval", "0.1"]) == 0
+    out = capsys.readouterr().out
+    assert "| normal client p99 ms (alone -> with uploaders)" in out
+    assert "| proxy threads (before -> with uploaders)" in out
+    assert "| body bytes the uploaders sent" in out
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"),
+                    reason="nginx not installed")
 def test_bench_static_gzip_row_servers_pass_the_check(tmp_path: Path) -> None:
     """The compressed row's competitors really send gzip (check_gzip refuses identity), and
     the plain servers are not measured on it."""

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from minihttp.proxy.chain import Chain, ParentRefused, parse_parent
 from minihttp.proxy.connections import DestinationDenied, UpstreamError, UpstreamTimeout
 from minihttp.proxy.socks import SocksServer, reply_code
 from tests.helpers.proxy import Upstream, proxy
-from tests.helpers.servers import running, wait_for
+from tests.helpers.servers import open_fds, running, wait_for
 from tests.helpers.socks import authenticate, greet, open_tunnel, recv_exact, request
 from tests.helpers.tcp import echo, tcp_server
 
@@ -303,3 +304,53 @@ def test_command_line_socks_port_in_use() -> None:
     assert result.returncode != 0
     assert f"cannot listen on port {port} for SOCKS5".encode() in result.stderr, result.stderr
     assert b"Traceback" not in result.stderr
+
+
+def test_many_tunnels_hold_no_thread_each_both_ways_half_close_quick_close_no_leak() -> None:
+    """Open SOCKS tunnels are relayed by the tunnel hub: 200 tunnels on a few threads (one
+    each before), bytes both ways, a half-close passed on, the server's close ends them all
+    at once (not after the 60 s idle timeout), and no descriptor is left behind."""
+    n = 200
+    with socket.create_server(("127.0.0.1", 0), backlog=n) as listener:
+        port = listener.getsockname()[1]
+        fds_before = open_fds()
+        threads_before = threading.active_count()
+        s = SocksServer(("127.0.0.1", 0), _cfg(port).replace(tunnel_idle_timeout=60))
+        pairs: list[tuple[socket.socket, socket.socket]] = []
+        try:
+            with running(s):
+                for _ in range(n):
+                    c, reply = open_tunnel(_port(s), "127.0.0.1", port)
+                    u, _addr = listener.accept()
+                    u.settimeout(5)
+                    pairs.append((c, u))
+                    assert reply is not None and reply.code == 0
+                # serve_forever + the hub + a few pool threads that did the handshakes
+                assert wait_for(lambda: threading.active_count() <= threads_before + 10)
+                assert wait_for(lambda: len(s.tunnel_hub) == n)
+                for i, (c, u) in enumerate(pairs):
+                    c.sendall(b"up %d" % i)
+                    u.sendall(b"down %d" % i)
+                for i, (c, u) in enumerate(pairs):
+                    assert recv_exact(u, len(b"up %d" % i)) == b"up %d" % i
+                    assert recv_exact(c, len(b"down %d" % i)) == b"down %d" % i
+                # Half-close: the client's FIN reaches the upstream, which still answers.
+                c, u = pairs[0]
+                c.shutdown(socket.SHUT_WR)
+                assert u.recv(10) == b""
+                u.sendall(b"after fin")
+                assert recv_exact(c, 9) == b"after fin"
+                u.shutdown(socket.SHUT_WR)
+                assert c.recv(10) == b""
+                assert wait_for(lambda: len(s.tunnel_hub) == n - 1)
+                started = time.monotonic()
+            # running() shut the server down and closed it: every tunnel is cut now.
+            assert time.monotonic() - started < 5
+            for c, _u in pairs[1:]:
+                c.settimeout(5)
+                assert c.recv(10) == b""
+        finally:
+            for c, u in pairs:
+                c.close()
+                u.close()
+        assert wait_for(lambda: open_fds() <= fds_before, timeout=5)
