@@ -9,7 +9,7 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import trustme
 from minihttp.proxy import ProxyConfig
 from tests.helpers.proxy import Upstream, proxy, proxy_url
 from tests.helpers.servers import wait_for
+from tests.helpers.tcp import tcp_server
 
 #: Every test here runs on each proxy server (threads, pooled event loop).
 pytestmark = pytest.mark.usefixtures("proxy_kind")
@@ -49,44 +50,6 @@ def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
 def _cfg(*ports: int, idle: float = 5.0) -> ProxyConfig:
     return ProxyConfig(connect_ports=frozenset(ports or {443}), upstream_timeout=5,
                        tunnel_idle_timeout=idle, quiet=True)
-
-
-@contextlib.contextmanager
-def tcp_server(handler: Callable[[socket.socket], None]) -> Iterator[int]:
-    """A one-thread-per-connection raw TCP server on 127.0.0.1; yields its port."""
-    srv = socket.create_server(("127.0.0.1", 0))
-    srv.settimeout(0.1)
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                c, _ = srv.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            c.settimeout(5)
-
-            def run(c: socket.socket = c) -> None:
-                with c, contextlib.suppress(OSError):
-                    handler(c)
-
-            t = threading.Thread(target=run, daemon=True)
-            threads.append(t)
-            t.start()
-
-    main = threading.Thread(target=serve, daemon=True)
-    main.start()
-    try:
-        yield srv.getsockname()[1]
-    finally:
-        stop.set()
-        main.join(5)
-        for t in threads:
-            t.join(5)
-        srv.close()
 
 
 def _reverse_until_eof(c: socket.socket) -> None:
