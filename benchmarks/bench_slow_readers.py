@@ -67,6 +67,11 @@ def normal_client(proxy: int, upstream: int, seconds: float) -> list[float]:
     return out
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of sorted ``values`` (nearest rank)."""
+    return values[min(len(values) - 1, int(len(values) * q))]
+
+
 class SlowReaders:
     """``count`` connections reading the big file at ``rate`` bytes a second each."""
 
@@ -133,17 +138,14 @@ def main(argv: list[str] | None = None) -> int:
         status = proc_status(pid)
         received = readers.received
 
-    def pct(values: list[float], q: float) -> float:
-        return values[min(len(values) - 1, int(len(values) * q))]
-
-    p50, p99 = statistics.median(lat), pct(lat, 0.99)
+    p50, p99 = statistics.median(lat), percentile(lat, 0.99)
     rss_mb = int(status["VmRSS"].split()[0]) / 1024
     rows: list[list[object]] = [
         ["slow readers (10 MB each, bytes/s each)", f"{args.readers} ({args.rate})", "", ""],
         ["normal client p50 ms (alone -> with readers)",
          f"{statistics.median(alone):.2f} -> {p50:.2f}", "", ""],
         ["normal client p99 ms (alone -> with readers)",
-         f"{pct(alone, 0.99):.2f} -> {p99:.2f}", f"<= {P99_TARGET_MS:g}",
+         f"{percentile(alone, 0.99):.2f} -> {p99:.2f}", f"<= {P99_TARGET_MS:g}",
          "yes" if p99 <= P99_TARGET_MS else "NO"],
         ["normal client requests", len(lat), "", ""],
         ["proxy threads (before -> with readers)", f"{before['Threads']} -> {status['Threads']}",

@@ -29,43 +29,13 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 from benchmarks import _harness as h
 from benchmarks import _nginx
+from benchmarks.bench_slow_readers import normal_client, percentile
 from benchmarks.bench_tunnels import proc_status, raise_nofile
 
 BODY = b"Hello World\n"
 UPLOAD = 1000 * 1000
 THREADS_TARGET = 64
 P99_TARGET_MS = 20.0
-
-
-def _read_response(sock: socket.socket) -> None:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        piece = sock.recv(4096)
-        if not piece:
-            raise ConnectionError("proxy closed the connection")
-        data += piece
-    head, _, body = data.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 200"):
-        raise RuntimeError(f"unexpected answer {head[:60]!r}")
-    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-    while len(body) < length:
-        body += sock.recv(65536)
-
-
-def normal_client(proxy: int, upstream: int, seconds: float) -> list[float]:
-    """Milliseconds per sequential keep-alive hello request through the proxy."""
-    request = (f"GET http://127.0.0.1:{upstream}/ HTTP/1.1\r\n"
-               f"Host: 127.0.0.1:{upstream}\r\n\r\n").encode()
-    out = []
-    end = time.monotonic() + seconds
-    with socket.create_connection(("127.0.0.1", proxy), timeout=10) as s:
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        while time.monotonic() < end:
-            t0 = time.perf_counter()
-            s.sendall(request)
-            _read_response(s)
-            out.append((time.perf_counter() - t0) * 1000)
-    return out
 
 
 class SlowUploaders:
@@ -139,10 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         status = proc_status(pid)
         sent = uploaders.sent
 
-    def pct(values: list[float], q: float) -> float:
-        return values[min(len(values) - 1, int(len(values) * q))]
-
-    p50, p99 = statistics.median(lat), pct(lat, 0.99)
+    p50, p99 = statistics.median(lat), percentile(lat, 0.99)
     threads = int(status["Threads"])
     rss_mb = int(status["VmRSS"].split()[0]) / 1024
     rows: list[list[object]] = [
@@ -151,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         ["normal client p50 ms (alone -> with uploaders)",
          f"{statistics.median(alone):.2f} -> {p50:.2f}", "", ""],
         ["normal client p99 ms (alone -> with uploaders)",
-         f"{pct(alone, 0.99):.2f} -> {p99:.2f}", f"<= {P99_TARGET_MS:g}",
+         f"{percentile(alone, 0.99):.2f} -> {p99:.2f}", f"<= {P99_TARGET_MS:g}",
          "yes" if p99 <= P99_TARGET_MS else "NO"],
         ["normal client requests", len(lat), "", ""],
         ["proxy threads (before -> with uploaders)", f"{before['Threads']} -> {threads}",
