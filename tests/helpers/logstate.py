@@ -20,6 +20,28 @@ _NAMES = ("", "minihttp", "minihttp.access", "minihttp.error")
 
 
 @contextlib.contextmanager
+def access_messages() -> Iterator[list[str]]:
+    """The ``minihttp.access`` logger's messages while the block runs (the logger at INFO,
+    its level and handlers restored after)."""
+    got: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            got.append(record.getMessage())
+
+    keep = Keep()
+    log = logging.getLogger("minihttp.access")
+    level = log.level
+    log.addHandler(keep)
+    log.setLevel(logging.INFO)
+    try:
+        yield got
+    finally:
+        log.removeHandler(keep)
+        log.setLevel(level)
+
+
+@contextlib.contextmanager
 def isolated_logging() -> Iterator[None]:
     """No handler, filter or level on the root and minihttp's loggers inside the block (the
     state of a program that configured nothing); everything restored after it. Handlers

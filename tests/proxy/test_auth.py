@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import base64
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import requests
 from minihttp.auth import hash_password
 from minihttp.proxy import ProxyConfig, config_from_args
 from minihttp.proxy.config import parse_args
+from tests.helpers.logstate import access_messages
 from tests.helpers.proxy import Upstream, proxy, raw_exchange
 
 #: Every test here runs on each proxy server (threads, pooled event loop).
@@ -28,22 +28,8 @@ def no_environment_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def access_lines() -> Iterator[list[str]]:
-    got: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            got.append(record.getMessage())
-
-    keep = Keep()
-    log = logging.getLogger("minihttp.access")
-    level = log.level
-    log.addHandler(keep)
-    log.setLevel(logging.INFO)
-    try:
+    with access_messages() as got:
         yield got
-    finally:
-        log.removeHandler(keep)
-        log.setLevel(level)
 
 
 def _session(url: str) -> requests.Session:

@@ -5,7 +5,6 @@ sockets (bounded in time)."""
 from __future__ import annotations
 
 import base64
-import logging
 import re
 import socket
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import requests
 
 from minihttp import cli
 from minihttp.auth import hash_password
+from tests.helpers.logstate import access_messages
 from tests.helpers.servers import running
 
 TIMEOUT = 5.0
@@ -31,22 +31,8 @@ def site(tmp_path: Path) -> Path:
 @pytest.fixture
 def access_lines() -> Iterator[list[str]]:
     """The access log's messages while the test runs."""
-    got: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            got.append(record.getMessage())
-
-    keep = Keep()
-    log = logging.getLogger("minihttp.access")
-    level = log.level
-    log.addHandler(keep)
-    log.setLevel(logging.INFO)
-    try:
+    with access_messages() as got:
         yield got
-    finally:
-        log.removeHandler(keep)
-        log.setLevel(level)
 
 
 def server(site: Path, *argv: str) -> Any:
