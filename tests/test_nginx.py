@@ -17,7 +17,6 @@ import os
 import re
 import selectors
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,30 +24,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+from tests.helpers.nginx import needs_nginx, running_nginx, subprocess_env
 
-NGINX = "/usr/sbin/nginx"
 PROXY = "127.0.0.2"  # nginx's source address towards the backends (the trusted proxy)
-REPO = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(not os.access(NGINX, os.X_OK),
-                                reason=f"nginx not installed at {NGINX} (apt install nginx-light)")
+pytestmark = needs_nginx
 
-CONFIG = """\
-{user}
-daemon off;
-master_process off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_temp;
-    proxy_temp_path {tmp}/proxy_temp;
-    fastcgi_temp_path {tmp}/fastcgi_temp;
-    uwsgi_temp_path {tmp}/uwsgi_temp;
-    scgi_temp_path {tmp}/scgi_temp;
+SERVERS = """\
 
     upstream minihttp {{
         server 127.0.0.1:{port_a} max_fails=1 fail_timeout=30s;
@@ -69,21 +51,7 @@ http {{
             proxy_read_timeout 10s;
         }}
     }}
-}}
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 class Backend:
@@ -93,7 +61,7 @@ class Backend:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "minihttp", "0", "-b", "127.0.0.1", "-d", str(directory),
              "--forwarded-allow-ips", PROXY],
-            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         with selectors.DefaultSelector() as sel:
             sel.register(self.proc.stdout, selectors.EVENT_READ)
@@ -118,39 +86,16 @@ class Backend:
 @contextlib.contextmanager
 def balanced(tmp_path: Path) -> Iterator[tuple[int, list[Backend]]]:
     backends: list[Backend] = []
-    nginx: subprocess.Popen[bytes] | None = None
     try:
         for name in ("a", "b"):
             site = tmp_path / name
             site.mkdir()
             (site / "who.txt").write_text(f"backend {name}\n")
             backends.append(Backend(site))
-        port = _free_port()
-        conf = tmp_path / "nginx.conf"
-        conf.write_text(CONFIG.format(
-            user="user root;" if os.geteuid() == 0 else "", tmp=tmp_path, port=port,
-            port_a=backends[0].port, port_b=backends[1].port))
-        nginx = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(conf)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            assert nginx.poll() is None, nginx.communicate()[1]
-            assert time.monotonic() < deadline, "nginx did not start in time"
-            time.sleep(0.05)
-        yield port, backends
+        with running_nginx(tmp_path, SERVERS, port_a=backends[0].port,
+                           port_b=backends[1].port) as port:
+            yield port, backends
     finally:
-        if nginx is not None:
-            if nginx.poll() is None:
-                nginx.send_signal(signal.SIGQUIT)
-                try:
-                    nginx.wait(5)
-                except subprocess.TimeoutExpired:
-                    nginx.kill()
-                    nginx.wait(5)
-            if nginx.stderr is not None:
-                nginx.stderr.close()
         for backend in backends:
             backend.stop()
 

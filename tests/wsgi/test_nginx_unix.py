@@ -10,25 +10,20 @@ sets (not the one the client forged). Every process is stopped in ``finally``.
 from __future__ import annotations
 
 import contextlib
-import os
 import selectors
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+from tests.helpers.nginx import needs_nginx, running_nginx, subprocess_env
 
-NGINX = "/usr/sbin/nginx"
-REPO = Path(__file__).resolve().parents[2]
 CLIENT = "127.0.0.3"
 
-pytestmark = pytest.mark.skipif(not os.access(NGINX, os.X_OK),
-                                reason=f"nginx not installed at {NGINX} (apt install nginx-light)")
+pytestmark = needs_nginx
 
 APP = """
     import os
@@ -39,21 +34,7 @@ APP = """
         return [body.encode("latin-1")]  # PATH_INFO holds the bytes as latin-1
 """
 
-CONFIG = """\
-{user}
-daemon off;
-master_process off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_temp;
-    proxy_temp_path {tmp}/proxy_temp;
-    fastcgi_temp_path {tmp}/fastcgi_temp;
-    uwsgi_temp_path {tmp}/uwsgi_temp;
-    scgi_temp_path {tmp}/scgi_temp;
+SERVERS = """\
 
     upstream app {{
         server unix:{sock};
@@ -70,21 +51,7 @@ http {{
             proxy_set_header X-Forwarded-Proto $scheme;
         }}
     }}
-}}
 """
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -92,41 +59,28 @@ def recipe(tmp_path: Path) -> Iterator[int]:
     """The app (2 workers) on a Unix socket behind nginx; yields nginx's port."""
     (tmp_path / "site_app.py").write_text(textwrap.dedent(APP))
     sock = tmp_path / "app.sock"
-    app = nginx = None
+    app = None
     try:
         app = subprocess.Popen(
             [sys.executable, "-m", "minihttp", "wsgi", "site_app", "--unix", str(sock),
              "--workers", "2", "--forwarded-allow-ips", "127.0.0.1", "-q"],
-            cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True)
         assert app.stdout is not None
         with selectors.DefaultSelector() as sel:
             sel.register(app.stdout, selectors.EVENT_READ)
             assert sel.select(10), "the app did not start in time"
         assert f"on unix:{sock} " in app.stdout.readline()
-        port = _free_port()
-        conf = tmp_path / "nginx.conf"
-        conf.write_text(CONFIG.format(user="user root;" if os.geteuid() == 0 else "",
-                                      tmp=tmp_path, port=port, sock=sock))
-        nginx = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(conf)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            assert nginx.poll() is None, "nginx exited"
-            assert time.monotonic() < deadline, "nginx did not start in time"
-            time.sleep(0.05)
-        yield port
+        with running_nginx(tmp_path, SERVERS, sock=sock) as port:
+            yield port
     finally:
-        for proc, sig in ((nginx, signal.SIGQUIT), (app, signal.SIGTERM)):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(sig)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
+        if app is not None and app.poll() is None:
+            app.send_signal(signal.SIGTERM)
+            try:
+                app.wait(10)
+            except subprocess.TimeoutExpired:
+                app.kill()
+                app.wait(5)
         if app is not None and app.stdout is not None:
             app.stdout.close()
 
