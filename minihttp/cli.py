@@ -99,6 +99,9 @@ FORCE_AFTER = 0.0
 WORKER_FORCE_AFTER = 1.0
 #: At a forced exit, seconds the cut requests get to write their access lines.
 FORCE_LOG_WAIT = 0.2
+#: At a forced exit, seconds after which the process ends whatever the clean-up is doing
+#: (a lock it waits for, a cut that does not return): the second Ctrl-C always wins.
+FORCE_EXIT_LIMIT = 2.0
 #: ``--graceful-timeout`` in one process when not given (the event-loop server's default).
 SINGLE_PROCESS_GRACE = 5.0
 #: A graceful stop first stops accepting, then waits this long before ``shutdown()``: a
@@ -599,6 +602,9 @@ def _force_exit(server: HTTPServer, signum: int) -> None:
     """Exit now (a second Ctrl-C): cut the requests in flight so that they fail and log what
     they sent, give them :data:`FORCE_LOG_WAIT` to do so, write the batched log lines, go.
     Runs on a thread of its own (see ``run_until_stopped``)."""
+    last_word = threading.Timer(FORCE_EXIT_LIMIT, os._exit, args=(128 + signum,))
+    last_word.daemon = True
+    last_word.start()
     cut = getattr(server, "cut_stragglers", None)
     try:
         if cut is not None:
