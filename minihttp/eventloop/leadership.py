@@ -43,6 +43,7 @@ from typing import Any
 from minihttp.eventloop.after import DEPOSED, LOOP, Where
 from minihttp.eventloop.conn import Conn
 from minihttp.logs import error_log
+from minihttp.socketserver import _waits as waits
 from minihttp.socketserver.workers import WorkerPool
 
 __all__ = ["Leadership"]
@@ -106,7 +107,7 @@ class Leadership:
         self._watch_wake.set()
         thread, self._watch_thread = self._watch_thread, None
         if thread is not None:
-            thread.join()
+            waits.join(thread)
 
     def end(self) -> None:
         """The last leader has cleaned up: serving is over (releases ``serve_forever`` and
@@ -120,7 +121,7 @@ class Leadership:
 
     def wait_done(self, timeout: float | None = None) -> bool:
         """Wait until serving has ended; whether it has."""
-        return self._done.wait(timeout)
+        return waits.wait(self._done.wait, timeout)
 
     # -- leading -------------------------------------------------------------------------------
 
@@ -257,7 +258,7 @@ class Leadership:
             with cond:
                 self._spare_ready = True
                 while not self._spare_epoch and not self._done.is_set():
-                    cond.wait()
+                    cond.wait(waits.SLICE)  # sliced: a Ctrl-C meanwhile (see _waits)
                 self._spare_ready = False
                 epoch, self._spare_epoch = self._spare_epoch, 0
             if not epoch:

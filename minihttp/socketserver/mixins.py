@@ -20,6 +20,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from .._linewriter import flush_all
+from . import _waits as waits
 
 if TYPE_CHECKING:
     from .servers import BaseServer
@@ -74,7 +75,7 @@ class _ThreadRegistry:
             finished, self._finished = self._finished, []
         for thread in finished:
             if thread is not threading.current_thread():
-                thread.join()
+                waits.join(thread)
 
     def join(self) -> None:
         """Wait for every running non-daemon thread, then reap."""
@@ -82,7 +83,7 @@ class _ThreadRegistry:
             running = [t for t in self._live if not t.daemon]
         for thread in running:
             if thread is not threading.current_thread():
-                thread.join()
+                waits.join(thread)
         self.reap()
 
 

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import _waits as waits
 from ._report import error_log, report_request_error
 from ._wakeup import Waker
 
@@ -150,7 +151,7 @@ class BaseServer:
         self.wake_loop()
         if threading.current_thread() is self.__serving_thread:
             return
-        self.__is_shut_down.wait()
+        waits.wait(self.__is_shut_down.wait)
 
     def wake_loop(self) -> None:
         """Make a running ``serve_forever`` re-check its state now. Thread-safe."""

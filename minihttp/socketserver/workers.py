@@ -31,6 +31,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from minihttp.socketserver import _waits as waits
 from minihttp.socketserver._report import error_log
 
 if TYPE_CHECKING:
@@ -245,7 +246,7 @@ class WorkerPool:
         if wait:
             for thread in workers:
                 if thread is not threading.current_thread():
-                    thread.join(timeout)
+                    waits.join(thread, timeout)
 
     def __enter__(self) -> WorkerPool:
         return self
