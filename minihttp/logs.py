@@ -94,8 +94,9 @@ def control_escape(text: str) -> str:
 
 #: A route: takes a whole line (``str``, no newline). Every route but :data:`VIA_LOGGING`
 #: and :data:`TO_STDERR` (a :class:`LineHandler`'s writer) also takes an access record:
-#: ``(host, time.time(), request line, status, size)``, formatted on the writer's thread
-#: (:func:`render_access`).
+#: ``(client address, log_date(time), request line, status, size)`` (the handler's
+#: ``client_address``, whose first item is the host, and the date text of the line's time:
+#: :func:`log_date`), formatted on the writer's thread (:func:`render_access`).
 Emit = Callable[[Any], None]
 
 
@@ -130,80 +131,71 @@ _log_date: tuple[str, float, float] = ("", 0.0, 0.0)
 def log_date(now: float) -> str:
     """``http.server``'s ``log_date_time_string`` for the time ``now`` (local time), cached
     for the second (measured: 0.1 us instead of 1.3 us)."""
-    global _log_date
     cached = _log_date
     if cached[1] <= now < cached[2]:
         return cached[0]
+    return _date_entry(now)[0]
+
+
+def _date_entry(now: float) -> tuple[str, float, float]:
+    """:func:`log_date`'s cache entry for ``now``, computed (and kept as the cache)."""
+    global _log_date
     second = int(now // 1)
     year, month, day, hh, mm, ss, _x, _y, _z = time.localtime(second)
     text = f"{day:02d}/{_MONTHS[month]}/{year:04d} {hh:02d}:{mm:02d}:{ss:02d}"
-    _log_date = (text, float(second), float(second + 1))
-    return text
+    entry = _log_date = (text, float(second), float(second + 1))
+    return entry
 
 
 #: The ASCII characters an access line must not hold as they are (see control_escape).
 _BAD_ASCII = bytes(range(0x20)) + b"\x7f\\"
 
 
-def _message(requestline: str, code: Any, size: Any) -> str:
-    """``log_message``'s message of an access record: control characters escaped."""
-    return control_escape(f'"{requestline}" {code} {size}')
-
-
 def render_access(batch: list[Any]) -> list[str]:
     """The lines of a batch: access records (see :data:`Emit`) formatted as
     ``BaseHTTPRequestHandler.log_message`` would, ``str`` units as they are.
 
-    A record from the client of the previous one, in the same second, asking what it
-    asked and answered the same (request line, code and its class: 200, HTTPStatus.OK and
-    True compare equal, size), reuses its line (a health check, a load balancer's client
-    address, a busy page, a benchmark); control characters are looked for in the new
-    lines alone, all at once. measured (instructions per line, valgrind --tool=callgrind,
-    PYTHONHASHSEED=0, batches of 10,000 records, minus building them): an f-string per
-    line and the joined batch checked, 3.8k; this, 0.9k for a repeated record, 4.9k for
-    records all different (the comparisons and bookkeeping of a miss).
+    A record equal to the previous one (client, date text, request line, size) with the
+    same code object (200, HTTPStatus.OK and True compare equal) reuses its line (a health
+    check, a load balancer's client address, a busy page, a benchmark); control
+    characters are looked for in the new lines alone, all at once. A batch holding a
+    ``str`` unit (an error line, a record's line) goes line by line. measured
+    (instructions per line, valgrind --tool=callgrind, batches of 50,000 records, minus
+    building them): the previous loop (records carrying the time, compared field by
+    field) 0.9k for a repeated record; this (the date text in the record: one tuple
+    comparison) TODO.
     """
     out: list[str] = []
     append = out.append
     new: list[str] = []
     fresh = new.append
-    since = until = 0.0
-    date = line = ""
     last: Any = None
-    last_host: Any = None
-    last_code: Any = None
-    last_size: Any = None
-    last_class: Any = None
-    try:
-        for host, now, requestline, code, size in batch:
-            if (requestline != last or code != last_code or size != last_size
-                    or host != last_host or not since <= now < until
-                    or code.__class__ is not last_class):
-                if not since <= now < until:
-                    date = log_date(now)
-                    since = now // 1
-                    until = since + 1.0
-                line = f'{host} - - [{date}] "{requestline}" {code} {size}'
-                fresh(line)
-                last, last_host, last_code, last_size = requestline, host, code, size
-                last_class = code.__class__
+    line = ""
+    for item in batch:
+        if item == last and item[3] is last[3]:
             append(line)
-    except (ValueError, TypeError):  # a str unit (a record's line) among them: rare
-        return [_render_one(item) for item in batch]
+            continue
+        if item.__class__ is not tuple:  # a str unit among them: rare
+            return [_render_one(x) for x in batch]
+        client, date, requestline, code, size = item
+        line = f'{client[0] if client else "-"} - - [{date}] "{requestline}" {code} {size}'
+        fresh(line)
+        append(line)
+        last = item
     joined = "".join(new)
     if joined.isascii() and len(joined.encode("ascii").translate(None, _BAD_ASCII)) == len(
             joined):  # measured: 60 ns a line; isprintable() scans at 125 ns a line
         return out
     return [_render_one(item) for item in batch]  # escape the message only, as log_message
-    return out
 
 
 def _render_one(item: Any) -> str:
-    """One unit of :func:`render_access`'s batch, without the shared messages."""
+    """One unit of :func:`render_access`'s batch, alone."""
     if item.__class__ is str:
         return str(item)
-    host, now, requestline, code, size = item
-    return f"{host} - - [{log_date(now)}] {_message(requestline, code, size)}"
+    client, date, requestline, code, size = item
+    return (f"{client[0] if client else '-'} - - [{date}] "
+            + control_escape(f'"{requestline}" {code} {size}'))
 
 
 class LineHandler(logging.Handler):
@@ -269,9 +261,10 @@ if hasattr(os, "register_at_fork"):
 
 
 class RecordFunction(Protocol):
-    """:data:`access_record`: ``(host, request line, code, size, time) -> route or None``."""
+    """:data:`access_record`: ``(client address, request line, code, size, time) -> route
+    or None``."""
 
-    def __call__(self, host: str, requestline: str, code: Any, size: Any,
+    def __call__(self, client: Any, requestline: str, code: Any, size: Any,
                  now: float) -> Emit | None: ...
 
 
@@ -281,77 +274,92 @@ class RouteFunction(Protocol):
     def __call__(self, now: float = -1.0) -> Emit | None: ...
 
 
+class _NoHandler:
+    """Our handler's settings when the route is not a LineHandler's (the full check reads
+    the same fields whatever the route)."""
+
+    def __init__(self) -> None:
+        self.formatter: Any = None
+        self.filters: list[Any] = []
+        self.level = 0
+
+
+_NOBODY = _NoHandler()
+#: The record function's window when the route is not a LineHandler's: always shut.
+_SHUT: tuple[Any, ...] = (math.inf, -math.inf, None, None, "")
+#: A state before any check: no window, and a configuration that compares unequal to any.
+_NO_STATE: tuple[Any, ...] = (_SHUT, (None, None, _NOBODY, None, None), math.inf, -math.inf)
+
+
 def _router(lg: logging.Logger) -> tuple[RouteFunction, RecordFunction]:
     """The route function of ``lg``: recomputed when the configuration it depends on changes.
 
     ``now`` is ``time.time()`` (the request path) or negative (a full check now). The chain
     is fixed: the logger, ``minihttp`` (created first, so it is the parent), the root. The
     full check: the handlers, filters and propagation along the chain that logging would
-    walk for a record of the logger, and our handler's settings; then the level: for the
-    stderr route, the levels of the logger and of ``minihttp``, ``disabled`` and
-    ``logging.disable``; for the others ``logger.isEnabledFor(INFO)`` (logging's own cached
-    answer). Called with the time, the full check is made at most every :data:`RECHECK`
-    seconds and only the level in between. measured (pooled hello over loopback, serial
-    client, both on one CPU, quiet and logging servers alternated in one process, 3 runs
-    of 16 rounds): the access line cost 1.1-1.5 us a request with RECHECK (medians
-    1.0-1.3), 1.3-1.8 us with the full check on every line (medians 1.5-2.3): there every
-    logger, list and dict it reads is out of the CPU's cache (0.2 us in a timeit loop).
-    A closure, not an object with ``__call__``: it is called once per request.
+    walk for a record of the logger, and our handler's settings, compared with what the
+    last computation read; then the level: for the stderr route, the levels of the logger
+    and of ``minihttp``, ``disabled`` and ``logging.disable``; for the others
+    ``lg.disabled`` and ``logger.isEnabledFor(INFO)`` (logging's own cached answer, read
+    in place). A full check with a time opens a *window*: until :data:`RECHECK` seconds
+    later and within the same second, only the level is checked.
+
+    The state is one tuple, replaced whole, so that threads recomputing at once never pair
+    a route with another configuration: (the record function's window: (start, end, the
+    LineHandler writer's ``pending`` list, that writer, the date text of the window's
+    second), or :data:`_SHUT` when the route is not a LineHandler's; the configuration:
+    (route, stderr levels or None, our handler or :data:`_NOBODY`, what the full check
+    compares, the root's handlers); the window's start (its second) and end).
 
     Returned with it: the request path's record function (:data:`access_record`), which
     makes the same decision and, on the command line's route, hands the record over
     itself, in the same call.
+
+    measured (Python 3.11 bytecodes executed, counted with ``sys.settrace`` opcode
+    events; instructions: benchmarks/icount_hello.py): a record inside the window, 53
+    before this layout, 40 with it; a full check (under valgrind a request takes over a
+    millisecond, so it runs on nearly every request there, at most once a millisecond
+    for real), 213 -> see the commit. The full check compares one tuple of what it reads
+    with the last one, in C; the window's bounds and date come from :func:`log_date`'s
+    cache entry (no ``now // 1``: an fmod).
     """
     parent = lg.parent
     if parent is None:  # pragma: no cover - every logger but the root has a parent
         raise ValueError(f"{lg.name} has no parent logger")
     root = logging.root
-    #: (handlers of lg, of minihttp, of the root, lg's filters, the two propagate flags,
-    #: the levels (stderr route) or None, our handler or None, the route, the time of the
-    #: last full check or -inf): one value, so that threads recomputing at once never pair
-    #: a route with another configuration.
-    state: tuple[Any, ...] = (None,) * 9 + (-math.inf, None)
-
-    # logging's own answer to isEnabledFor(INFO), read in place (the dict is cleared, never
-    # replaced, when levels change): one Python call fewer per request (measured with the
-    # inlining in server.py's _log_access docstring).
-    enabled_cache: dict[int, bool] = vars(lg).get("_cache", {})
+    state = _NO_STATE
+    # logging's own cache of isEnabledFor answers, read in place (cleared, never replaced,
+    # when levels change). Read as an attribute, not through vars(): vars() turns the
+    # logger's attributes into a dict, after which Python 3.11 no longer specializes
+    # reading them, here and in logging itself (measured, the request path's record
+    # function alone: 3.6k instructions a call with vars(), 3.4k without).
+    cache = getattr(lg, "_cache", None)
+    enabled_cache: dict[int, bool] = cache if isinstance(cache, dict) else {}
 
     def route(now: float = -1.0) -> Emit | None:
         nonlocal state
         st = state
-        if 0.0 <= now - st[9] < RECHECK:  # the handlers were checked a moment ago
-            levels = st[6]
-            if levels is None:
-                if lg.disabled:
-                    return None
-                enabled = enabled_cache.get(_INFO)
-                if enabled is None:
-                    enabled = lg.isEnabledFor(_INFO)
-                return st[8] if enabled else None
+        c = st[1]
+        if not st[2] <= now < st[3]:  # the full check (a negative time is never inside)
+            ours = c[2]
+            if ((lg.handlers, parent.handlers, lg.filters, lg.propagate, parent.propagate,
+                 ours.formatter, ours.filters, ours.level) != c[3]
+                    or (parent.propagate and root.handlers != c[4])):
+                return compute(now)
+            if now >= 0.0:
+                state = _opened(st[0], c, now)
+        levels = c[1]
+        if levels is not None:  # stderr (or off by a level): no handler at all
             if levels == (lg.level, parent.level, lg.disabled, lg.manager.disable):
-                return st[8]  # type: ignore[no-any-return]
+                return c[0]  # type: ignore[no-any-return]
             return compute(now)
-        if (st[0] == lg.handlers and st[1] == parent.handlers and st[4] is lg.propagate
-                and st[5] is parent.propagate and st[3] == lg.filters
-                and (not st[5] or st[2] == root.handlers)):
-            levels = st[6]
-            ours = st[7]  # our handler alone: is the line still ours to write?
-            if ours is None or ((ours.formatter is None and not ours.filters
-                                 and ours.level <= _INFO) is (st[8] is not VIA_LOGGING)):
-                if now >= 0.0:
-                    state = (*st[:9], now, st[10])
-                if levels is not None:  # stderr (or off by a level): no handler at all
-                    if levels == (lg.level, parent.level, lg.disabled, lg.manager.disable):
-                        return st[8]  # type: ignore[no-any-return]
-                else:  # logging's isEnabledFor(INFO), its cached answer read in place
-                    if lg.disabled:
-                        return None
-                    enabled = enabled_cache.get(_INFO)
-                    if enabled is None:
-                        enabled = lg.isEnabledFor(_INFO)
-                    return st[8] if enabled else None
-        return compute(now)
+        if lg.disabled:
+            return None
+        try:
+            enabled = enabled_cache[_INFO]
+        except KeyError:
+            enabled = lg.isEnabledFor(_INFO)
+        return c[0] if enabled else None  # type: ignore[no-any-return]
 
     def compute(now: float) -> Emit | None:
         nonlocal state
@@ -376,51 +384,72 @@ def _router(lg: logging.Logger) -> tuple[RouteFunction, RecordFunction]:
             emit = ours.writer.write if ours.fast() else VIA_LOGGING
         else:
             emit = VIA_LOGGING
-        state = (list(lg.handlers), list(parent.handlers), list(root.handlers),
-                 list(lg.filters), lg.propagate, parent.propagate, levels, ours, emit,
-                 now if now >= 0.0 else -math.inf,
-                 ours.writer if ours is not None and emit is not VIA_LOGGING else None)
+        writer = ours.writer if ours is not None and emit is not VIA_LOGGING else None
+        held = ours if ours is not None else _NOBODY
+        read = (list(lg.handlers), list(parent.handlers), list(lg.filters), lg.propagate,
+                parent.propagate, held.formatter, list(held.filters), held.level)
+        window = _SHUT if writer is None else (math.inf, -math.inf, writer.pending, writer, "")
+        c = (emit, levels, held, read, list(root.handlers))
+        state = _opened(window, c, now) if now >= 0.0 else (window, c, math.inf, -math.inf)
         if levels is None and not lg.isEnabledFor(_INFO):
             return None  # the route stays: the level is checked on every call
         return emit
 
-    def record(host: str, requestline: str, code: Any, size: Any, now: float) -> Emit | None:
+    def record(client: Any, requestline: str, code: Any, size: Any, now: float) -> Emit | None:
         """The access record of a request that just ended, to its route: ``None`` when
         that is done (handed to the command line's writer, or the line is off), else the
         route (:data:`VIA_LOGGING`, :data:`TO_STDERR`) for the caller to write the line.
 
-        ``now`` is the line's time (the request's ``send_response``, as http.server's).
-        :func:`route`'s fast check and :meth:`LineWriter.write` inlined: one Python call
-        per request instead of two. measured (instructions per request, valgrind
-        --tool=callgrind, PYTHONHASHSEED=0, benchmarks/cpu_hello.py's handler with ``--log
-        cli``, n=6000 minus n=1000, RECHECK raised so the full check is out of the figure,
-        the writer not draining): 58.6k with the two calls, 57.2k with this (quiet ~52k).
+        ``now`` is the line's time (the request's ``send_response``, as http.server's);
+        ``client`` the handler's ``client_address`` (its first item is the line's host,
+        ``-`` when empty). Inside the window of a LineHandler's route (see
+        :func:`_router`) this costs the level check and an append of ``(client, date
+        text, request line, code, size)`` (:meth:`LineWriter.write` inlined: the thread
+        woken when idle; the ``limit`` is checked when a window opens, so at most the
+        lines of one window more wait); outside it, :func:`route` decides first.
         """
-        st = state
-        writer = st[10]  # None unless the route is a LineHandler's (then no stderr levels)
-        if writer is not None and 0.0 <= now - st[9] < RECHECK:  # route()'s first branch
-            enabled = enabled_cache.get(_INFO)
-            if enabled is False:
+        since, until, pending, writer, date = state[0]
+        if not since <= now < until:
+            emit = route(now)  # the full check; opens the window
+            since, until, pending, writer, date = state[0]
+            if not since <= now < until:  # not a LineHandler's route (or a race): as route
+                if emit is None or emit is VIA_LOGGING or emit is TO_STDERR:
+                    return emit
+                emit((client, log_date(now), requestline, code, size))
                 return None
-            if not enabled or lg.disabled:
-                writer = None
-        else:
-            writer = None
-        if writer is None:  # the full check (at most every RECHECK), or another route
-            emit = route(now)
-            if emit is None or emit is VIA_LOGGING or emit is TO_STDERR:
-                return emit
-            writer = state[10]  # the writer of the route just found (or of a newer one)
-            if writer is None:
-                emit((host, now, requestline, code, size))
+        if lg.disabled:
+            return None
+        try:
+            if not enabled_cache[_INFO]:
                 return None
-        pending = writer.pending  # LineWriter.write, inlined
-        pending.append((host, now, requestline, code, size))
-        if writer.idle or len(pending) >= writer.limit:
+        except KeyError:
+            if not lg.isEnabledFor(_INFO):
+                return None
+        pending.append((client, date, requestline, code, size))
+        if writer.idle:
             writer.kick()
         return None
 
     return route, record
+
+
+def _opened(window: tuple[Any, ...], c: tuple[Any, ...], now: float) -> tuple[Any, ...]:
+    """The state of a configuration ``c`` whose full check just passed at ``now``: a
+    window until :data:`RECHECK` later and within ``now``'s second (its date text kept
+    for the record function, when the route is a LineHandler's). Lines waiting past the
+    writer's ``limit`` are written now (the record function only wakes the thread)."""
+    date = _log_date
+    if not date[1] <= now < date[2]:
+        date = _date_entry(now)
+    until = now + RECHECK
+    if until > date[2]:
+        until = date[2]
+    writer = window[3]
+    if writer is None:  # not a LineHandler's route: the record function's window stays shut
+        return (window, c, date[1], until)
+    if len(writer.pending) >= writer.limit:
+        writer.kick()
+    return ((date[1], until, window[2], writer, date[0]), c, date[1], until)
 
 
 #: Seconds between two full checks of the handlers by the request path (see _router): a

@@ -272,6 +272,9 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
     _log_code: Any = None
     #: When ``_log_code`` was set: the access line's time (``time.time()``).
     _log_time: float = 0.0
+    #: The class's access line is the common one (``_log_modes`` 1): decided by the
+    #: connection's first line (``_log_end``), read per request by ``_end_request``.
+    _log_plain: bool | None = None
     _error_keepalive = False
     _error_headers: list[tuple[str, str]] | None = None
     _expect_pending = False
@@ -789,25 +792,30 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         code = self._log_code
         if code is not None:
             self._log_code = None
-            log = _log_modes.get(type(self))
-            if log is None:
-                log = _log_mode(type(self))
-            if log == 1:  # the common case, inlined (measured: see logs.access_record)
-                if self.remote_user is not None:
-                    self._log_access(code, size, True)
-                else:  # the command line's handler takes only the fields, formatted later
-                    addr = self.client_address
-                    now = self._log_time
-                    emit = access_record(addr[0] if addr else "-", self.requestline, code,
-                                         size, now)
-                    if emit is not None:  # http.server's stderr, or a record through logging
-                        self._log_access(code, size, True, emit, now)
-            elif log == 2:  # an override: called as http.server calls it
-                if isinstance(code, HTTPStatus):
-                    code = code.value
-                self.log_message('"%s" %s %s', self.requestline, str(code), str(size))
-            elif log:
-                self._log_access(code, size, False)
+            if self._log_plain and self.remote_user is None:  # the common case, inlined
+                now = self._log_time  # (measured: see logs.access_record)
+                emit = access_record(self.client_address, self.requestline, code, size, now)
+                if emit is not None:  # http.server's stderr, or a record through logging
+                    self._log_access(code, size, True, emit, now)
+            else:
+                self._log_end(code, size)
+
+    def _log_end(self, code: Any, size: Any) -> None:
+        """The access line of a request of a class whose line is not the common one (see
+        :data:`_log_modes`), or with an authenticated user, or the connection's first.
+        Remembers per connection whether the class's line is the common one."""
+        log = _log_modes.get(type(self))
+        if log is None:
+            log = _log_mode(type(self))
+        self._log_plain = log == 1
+        if log == 1:
+            self._log_access(code, size, True, None, self._log_time)
+        elif log == 2:  # an override: called as http.server calls it
+            if isinstance(code, HTTPStatus):
+                code = code.value
+            self.log_message('"%s" %s %s', self.requestline, str(code), str(size))
+        elif log:
+            self._log_access(code, size, False)
 
     def _drain(self, body: BodyReader) -> None:
         """Discard the body the handler left unread, or decide to close instead."""
@@ -1175,7 +1183,8 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         of 5, two alternated runs: quiet/logging 0.84 and 0.81 before, 0.87 and 0.91
         after; indicative)."""
         if emit is None:
-            now = _time()
+            if now < 0.0:
+                now = _time()
             emit = access_route(now)
             if emit is None:
                 return
@@ -1193,8 +1202,7 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                 self._log_line(emit, access_log,
                                control_escape(f'"{self.requestline}" {code} {size}'))
         else:
-            addr = self.client_address
-            emit((addr[0] if addr else "-", now, self.requestline, code, size))
+            emit((self.client_address, log_date(now), self.requestline, code, size))
 
     def _log_line(self, emit: Callable[[str], None], logger: logging.Logger, message: str) -> None:
         """``host - user [date] message`` to ``emit`` (a route of :mod:`minihttp.logs`)."""

@@ -237,13 +237,15 @@ def test_rendered_access_line_is_log_messages_line(host: str, requestline: str, 
                                                    size: Any, now: float) -> None:
     """The line built on the writer's thread is the one log_message writes (message
     escaped, host and date not), alone and among other records."""
-    expected = (f"{host} - - [{logs.log_date(now)}] "
+    date = logs.log_date(now)
+    expected = (f"{host} - - [{date}] "
                 + logs.control_escape(f'"{requestline}" {code} {size}'))
-    assert logs.render_access([(host, now, requestline, code, size)]) == [expected]
-    clean = ("10.0.0.1", now, "GET / HTTP/1.1", 200, 5)
-    assert logs.render_access([clean, (host, now, requestline, code, size), clean])[1] == expected
-    assert logs.render_access(["a str line", (host, now, requestline, code, size)]) == [
-        "a str line", expected]
+    client = (host, 1) if host != "-" else ""  # a client_address; an empty one logs "-"
+    record = (client, date, requestline, code, size)
+    assert logs.render_access([record]) == [expected]
+    clean = (("10.0.0.1", 2), date, "GET / HTTP/1.1", 200, 5)
+    assert logs.render_access([clean, record, clean])[1] == expected
+    assert logs.render_access(["a str line", record]) == ["a str line", expected]
 
 
 def test_log_date_is_http_servers_and_follows_the_clock_back() -> None:
@@ -360,7 +362,8 @@ def test_line_handler_writes_records_and_fast_lines_in_order_with_the_pid() -> N
             assert _kind(emit) == "line-handler" and emit is not None
             emit("a fast line")
             logs.access_log.info("a record %s", "line")
-            emit(("127.0.0.1", 1_700_000_000.0, "GET / HTTP/1.1", 200, 5))
+            emit((("127.0.0.1", 1), logs.log_date(1_700_000_000.0), "GET / HTTP/1.1", 200,
+                  5))
             logs.error_log.error("a failure")  # WARNING and above: written at once
             pid = os.getpid()
             expected = [f"[{pid}] a fast line", f"[{pid}] a record line",
@@ -433,7 +436,8 @@ def test_access_log_file_is_appended_through_a_line_handler(tmp_path: Path) -> N
         try:
             emit = logs.access_route()
             assert _kind(emit) == "line-handler" and emit is not None
-            emit(("127.0.0.1", 1_700_000_000.0, "GET / HTTP/1.1", 200, 5))
+            emit((("127.0.0.1", 1), logs.log_date(1_700_000_000.0), "GET / HTTP/1.1", 200,
+                  5))
             logs.access_log.info("a record")
             handler.flush()
             assert path.read_text().splitlines() == [
@@ -448,8 +452,9 @@ def test_access_log_file_is_appended_through_a_line_handler(tmp_path: Path) -> N
 # --------------------------------------------------------------------------- the request path's cost
 
 
-_RECORDS = st.tuples(st.sampled_from(["127.0.0.1", "::1"]),
-                     st.sampled_from([1_700_000_000.25, 1_700_000_000.75, 1_700_000_001.5]),
+_RECORDS = st.tuples(st.sampled_from([("127.0.0.1", 1), ("::1", 2, 0, 0), ""]),
+                     st.sampled_from([logs.log_date(t) for t in (1_700_000_000.25,
+                                                                 1_700_000_001.5)]),
                      st.sampled_from(["GET / HTTP/1.1", "GET /a HTTP/1.1", "GET /\x1b HTTP/1.1"]),
                      st.sampled_from([200, 1, True, 404]), st.sampled_from([5, 6, "-"]))
 
@@ -471,26 +476,26 @@ def test_access_record_hands_the_record_to_the_line_handlers_writer() -> None:
     now = time.time()
     record = logs.access_record
     with isolated_logging():
-        assert record("h", "GET / HTTP/1.1", 200, 5, now) is logs.TO_STDERR
+        assert record(("h", 1), "GET / HTTP/1.1", 200, 5, now) is logs.TO_STDERR
         r, w = os.pipe()
         reader = PipeReader(r)
         try:
             logs.configure(fd=w)
             writer = logs.package_log.handlers[0]
             assert isinstance(writer, logs.LineHandler)
-            assert record("10.0.0.1", "GET /a HTTP/1.1", 200, 5, now) is None
-            assert record("10.0.0.1", "GET /a HTTP/1.1", 200, 5, now) is None  # fast check
+            assert record(("10.0.0.1", 1), "GET /a HTTP/1.1", 200, 5, now) is None
+            assert record(("10.0.0.1", 1), "GET /a HTTP/1.1", 200, 5, now) is None  # fast check
             logs.access_log.setLevel(logging.WARNING)  # as --quiet
-            assert record("10.0.0.2", "GET /quiet HTTP/1.1", 200, 5, now) is None
+            assert record(("10.0.0.2", 1), "GET /quiet HTTP/1.1", 200, 5, now) is None
             logs.access_log.setLevel(logging.NOTSET)
-            assert record("10.0.0.4", "GET /b HTTP/1.1", 404, "-", now) is None
+            assert record(("10.0.0.4", 1), "GET /b HTTP/1.1", 404, "-", now) is None
             logs.access_log.disabled = True  # logging's cached level answer does not say
             try:
-                assert record("10.0.0.3", "GET /disabled HTTP/1.1", 200, 5, now) is None
+                assert record(("10.0.0.3", 1), "GET /disabled HTTP/1.1", 200, 5, now) is None
             finally:
                 logs.access_log.disabled = False
             logs.package_log.handlers[0].setFormatter(logging.Formatter("%(message)s"))
-            assert record("10.0.0.5", "GET /c HTTP/1.1", 200, 5, now + 1.0) is (
+            assert record(("10.0.0.5", 1), "GET /c HTTP/1.1", 200, 5, now + 1.0) is (
                 logs.VIA_LOGGING)  # the user's formatter: through a record
             writer.flush()
         finally:
@@ -517,3 +522,55 @@ def test_one_write_a_batch_except_on_pipes_sockets_and_terminals() -> None:
     finally:
         for x in (fd, r, w):
             os.close(x)
+
+
+def test_a_record_in_the_next_second_gets_its_own_date_within_recheck() -> None:
+    """The request path's window keeps the date text of its second: a record past that
+    second but within RECHECK of the last full check is dated by its own time."""
+    second = float(int(time.time()))
+    first, second_line = second + 1.0 - logs.RECHECK / 4, second + 1.0 + logs.RECHECK / 4
+    r, w = os.pipe()
+    reader = PipeReader(r)
+    with isolated_logging():
+        try:
+            logs.configure(fd=w)
+            for now in (first, second_line):
+                assert logs.access_record(("10.0.0.1", 1), "GET / HTTP/1.1", 200, 5, now) is None
+            logs.package_log.handlers[0].flush()
+        finally:
+            for handler in list(logs.package_log.handlers):
+                logs.package_log.removeHandler(handler)
+                handler.close()
+            os.close(w)
+    assert reader.data().decode().splitlines() == [
+        f'10.0.0.1 - - [{logs.log_date(now)}] "GET / HTTP/1.1" 200 5'
+        for now in (first, second_line)]
+
+
+def test_the_request_path_writes_the_batch_itself_past_the_limit() -> None:
+    """Records handed over while the writer's thread is busy (not idle) wait; when a
+    window opens with ``limit`` of them waiting, the request's thread writes them."""
+    r, w = os.pipe()
+    reader = PipeReader(r)
+    now = float(int(time.time())) + 0.25
+    with isolated_logging():
+        try:
+            logs.configure(fd=w)
+            writer = logs.package_log.handlers[0].writer
+            writer.limit = 3
+            writer.idle = False  # as while its thread writes a batch: appends do not wake it
+            for i in range(4):  # one window: the level check and an append each
+                logs.access_record(("10.0.0.1", 1), f"GET /{i} HTTP/1.1", 200, 5, now)
+            assert len(writer.pending) == 4
+            logs.access_record(("10.0.0.1", 1), "GET /4 HTTP/1.1", 200, 5,
+                               now + 2 * logs.RECHECK)  # a new window: 4 >= limit
+            assert len(writer.pending) == 1  # the four written, the fifth waits
+            writer.idle = True
+            writer.flush()
+        finally:
+            for handler in list(logs.package_log.handlers):
+                logs.package_log.removeHandler(handler)
+                handler.close()
+            os.close(w)
+    assert [line.split('"')[1] for line in reader.data().decode().splitlines()] == [
+        f"GET /{i} HTTP/1.1" for i in range(5)]
