@@ -179,9 +179,10 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
 
     # -- sending --------------------------------------------------------------------------
 
-    def _send_head(self, length: int | None) -> None:
-        """Queue the application's head; ``length``: a Content-Length the gateway computed
-        (used only if the application sent none).
+    def _send_head(self, total: int | None = None, exact: bool = False) -> None:
+        """Queue the application's head. ``total``: the body's size when the gateway knows
+        it (``exact``: a file's), declared as Content-Length if the application sent none
+        and :meth:`_length_for` says it may be.
 
         The application's fields were checked and encoded by ``start_response``
         (:class:`~minihttp.wsgi.response.Head`): they join the head as one piece, in the
@@ -192,29 +193,34 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
         head = self._app_head
         if head is None:
             raise RuntimeError("the application returned without calling start_response()")
-        if head.has_server or head.has_date:
-            self.log_request(head.code)
-            self.send_response_only(head.code, head.reason)
-            if not head.has_server:
+        # Unpacked: a NamedTuple's fields by name are a descriptor call each.
+        code, reason, headers, length, has_server, has_date, before, after = head
+        if has_server or has_date:
+            self.log_request(code)
+            self.send_response_only(code, reason)
+            if not has_server:
                 self.send_header("Server", self.version_string())
-            if not head.has_date:
+            if not has_date:
                 self.send_header("Date", self.date_time_string())
         else:
-            self.send_response(head.code, head.reason)
+            self.send_response(code, reason)
+        if total is not None:  # the gateway's length, only where the application gave none
+            total = None if length is not None else self._length_for(total, exact)
         if self._plain_fields:
             buf = self._headers_buffer
-            buf.append(head.before)
-            if head.length is not None:
-                self.send_header("Content-Length", head.length)
-                buf.append(head.after)
-            elif length is not None:
-                self.send_header("Content-Length", str(length))
+            buf.append(before)
+            if length is not None:
+                self.send_header("Content-Length", length)
+                if after:
+                    buf.append(after)
+            elif total is not None:
+                self.send_header("Content-Length", str(total))
         else:
             send_header = self.send_header
-            for name, value in head.headers:
+            for name, value in headers:
                 send_header(name, value)
-            if length is not None and head.length is None:
-                send_header("Content-Length", str(length))
+            if total is not None:
+                send_header("Content-Length", str(total))
         self._head_sent = True
         self.end_headers()
 
@@ -247,9 +253,7 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
                         raise TypeError(f"the application yielded {type(block).__name__}, "
                                         "not bytes")
                     total += len(block)
-                head = self._app_head
-                self._send_head(total if head is not None and head.length is None
-                                and self._length_for(total) is not None else None)
+                self._send_head(total)
             try:
                 for block in result:
                     if block:
@@ -275,7 +279,7 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
                 self._gone()
                 return
         if not self._head_sent:
-            self._send_head(self._length_for(0))
+            self._send_head(0)
 
     def _may_carry_body(self) -> bool:
         head = self._app_head
@@ -299,7 +303,7 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
         if head is not None and head.length is not None:
             count = min(count, int(head.length))
         if not self._head_sent:
-            self._send_head(self._length_for(count, exact=True))
+            self._send_head(count, exact=True)
         if writer.mode == LENGTH:
             count = min(count, writer.remaining)
         try:

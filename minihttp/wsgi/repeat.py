@@ -17,8 +17,9 @@ Rules of this module:
   which does not change): ``wsgi.input``, and ``REMOTE_*`` when a trusted proxy names the
   client, are set for every request.
 * Only when the handler's request fields provably come from those bytes alone: minihttp's
-  own parsing and no override on the way (:func:`reusable`), a head that starts with its
-  request line (no leading empty lines) and is at most :data:`MAX_HEAD` bytes.
+  own parsing and no override on the way (:func:`reusable`), a head (``bytes``, never a
+  buffer that could change) at most :data:`MAX_HEAD` bytes long; field lines only from a
+  head that starts with its request line (no leading empty lines).
 * What a head made is kept only once it came twice in a row: a connection whose every
   request is new pays a comparison and a slice, not a kept dict (measured, ``--vary
   fields``: keeping every request's dict cost ~3k instructions per request, mostly the
@@ -99,7 +100,7 @@ class ConnectionEnviron:
         """The environ of ``handler``'s parsed request; None if its path is outside the
         mount point (the application does not serve it)."""
         head = handler._head
-        if not self.reuse or head is None or len(head) > MAX_HEAD:
+        if not self.reuse or head.__class__ is not bytes or len(head) > MAX_HEAD:
             environ = request_environ(fields_environ(self.base, handler), handler, self.root,
                                       wsgi_input)
         elif head == self.head:
