@@ -110,8 +110,14 @@ def serve(kind: str, requests: int, app: str = HELLO_APP,
         one = handler.handle_one_request
         one()
         sent = first.sent or []
+        rest = requests - 1
+        if vary and rest:  # the other request's answer is checked too
+            handler._writer.sock = other = FakeSocket(REQUEST, keep=True)
+            one()
+            check(other.sent or [], app)
+            rest -= 1
         handler._writer.sock = FakeSocket(REQUEST)
-        for _ in range(requests - 1):
+        for _ in range(rest):
             one()
         if handler.close_connection:
             raise SystemExit("the connection was closed: the fake request is not understood")
