@@ -137,7 +137,7 @@ class Context:
     port for the loop check, our Via entries as bytes, which hooks are overridden."""
 
     __slots__ = ("allowed", "auth", "bind_port", "cfg", "chain", "client", "fast", "pool",
-                 "raw_fields", "reasons", "request_hook", "response_hook", "server",
+                 "raw_fields", "reasons", "repeat", "request_hook", "response_hook", "server",
                  "timeout", "via_request", "via_response", "xff")
 
     def __init__(self, handler: Routing, request_hook: bool, response_hook: bool) -> None:
@@ -167,6 +167,9 @@ class Context:
         self.via_request = b"1.1 " + via
         self.via_response = b"Via: 1.1 " + via + b"\r\n"
         self.xff = str(self.client[0]).encode("latin-1") if cfg.forwarded_for else None
+        #: Whether a repeated head may be forwarded without parsing it (set by the handler:
+        #: :func:`minihttp.proxy.repeat.eligible`).
+        self.repeat = False
 
 
 @dataclasses.dataclass(slots=True)
