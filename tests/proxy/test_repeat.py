@@ -206,3 +206,69 @@ def test_an_upstream_gone_after_a_hit_gets_the_same_answer_as_parsed() -> None:
     assert got[1].split(b"\r\n", 1)[0] == want[1].split(b"\r\n", 1)[0]
     assert got[1].split(b"\r\n", 1)[0].startswith(b"HTTP/1.1 502 ")
     assert len(Counting.parses) == 1
+
+
+# -- the response side: a head relayed again (Exchange._relay_again) ----------------------
+
+DATE = ("Date", "Sat, 05 Dec 2026 08:00:00 GMT")
+
+
+class Fields(ProxyHandler):
+    """Sees each relayed field in send_header: never relays a kept head (the reference)."""
+
+    def send_header(self, keyword: str, value: Any) -> None:
+        super().send_header(keyword, value)
+
+
+def _relayed(handler: type, heads: list[bytes], fields: list[tuple[str, str]],
+             monkeypatch: pytest.MonkeyPatch) -> tuple[list[bytes], int]:
+    """The responses to ``heads`` (one connection) from an upstream answering ``fields``,
+    and how many heads were relayed again."""
+    from minihttp.proxy.upstream import Exchange
+
+    again: list[int] = []
+    original = Exchange._relay_again
+
+    def counting(self: Any, *args: Any) -> None:
+        again.append(1)
+        original(self, *args)
+
+    monkeypatch.setattr(Exchange, "_relay_again", counting)
+    with Upstream(lambda req: Reply(200, [*fields, ("Content-Length", "3")], b"abc")) as up:
+        server = PooledProxyServer(("127.0.0.1", 0), handler, config=QUICK)
+        with running(server):
+            wire = [h.replace(b"{up}", str(up.port).encode()) for h in heads]
+            responses = _exchange(server.server_address[1], wire)
+    return responses, len(again)
+
+
+def test_the_same_upstream_head_is_relayed_as_the_same_bytes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    heads = [_get(), _get("/b"), _get(), _get(method=b"HEAD"), _get()]
+    fields = [DATE, ("Content-Type", "text/plain"), ("X-A", "1")]
+    got, again = _relayed(ProxyHandler, heads, fields, monkeypatch)
+    want, none = _relayed(Fields, heads, fields, monkeypatch)
+    assert got == want  # byte for byte, the Date the upstream's own
+    assert none == 0
+    assert again == 3  # every GET after the first (the HEAD is built as usual)
+    assert got[0].startswith(b"HTTP/1.1 200 ") and got[0].endswith(b"abc")
+
+
+@pytest.mark.parametrize("fields", [
+    [("Content-Type", "text/plain")],  # no Date: ours is added, a new one each second
+    [DATE, ("Connection", "X-A"), ("X-A", "1")],  # Connection names a field to drop
+])
+def test_heads_the_relay_changes_are_built_every_time(
+        fields: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    got, again = _relayed(ProxyHandler, [_get()] * 3, fields, monkeypatch)
+    assert again == 0
+    want, _ = _relayed(Fields, [_get()] * 3, fields, monkeypatch)
+    assert [_scrub(r) for r in got] == [_scrub(r) for r in want]
+
+
+def test_a_closing_request_gets_its_connection_close(monkeypatch: pytest.MonkeyPatch) -> None:
+    heads = [_get(), _get(), _get(extra=b"Connection: close\r\n")]
+    got, again = _relayed(ProxyHandler, heads, [DATE], monkeypatch)
+    assert again == 1
+    assert b"\r\nconnection: close\r\n" in got[2].lower()
+    assert b"connection:" not in got[1].lower()
