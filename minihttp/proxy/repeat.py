@@ -36,7 +36,7 @@ from typing import Any
 
 from minihttp._body import EMPTY_BODY
 from minihttp.proxy.route import Refuse
-from minihttp.proxy.upstream import Context
+from minihttp.proxy.upstream import Context, _Job
 
 __all__ = ["MAX_HEAD", "Repeat", "answer", "remember", "repeatable"]
 
@@ -85,10 +85,10 @@ class Repeat:
     command: str
     path: str
     headers: Any
-    #: The upstream request's bytes, and where they go.
-    wire: bytes
-    host: str
-    port: int
+    #: The exchange to run again (the upstream request's bytes, where they go; never
+    #: changed once made) and the pool's key for that destination.
+    job: _Job
+    key: tuple[str, int]
 
 
 def eligible(ctx: Context, handler: Any) -> bool:
@@ -109,8 +109,8 @@ def remember(handler: Any, ctx: Context, wire: bytes, host: str, port: int) -> N
             and not handler.close_connection and handler.request_version == "HTTP/1.1"
             and handler.command in ("GET", "HEAD")):
         handler._repeat = Repeat(head, ctx, handler.raw_requestline, handler.requestline,
-                                 handler.command, handler.path, handler.headers, wire, host,
-                                 port)
+                                 handler.command, handler.path, handler.headers,
+                                 _Job(wire, False, host, port, None, ctx), (host.lower(), port))
     elif handler._repeat is not None:
         handler._repeat = None
 
@@ -136,8 +136,11 @@ def answer(handler: Any, head: bytes) -> bool:
     handler.close_connection = False
     handler._body = handler.rfile = EMPTY_BODY
     try:  # as handle_one_request runs do_GET
-        try:
-            handler._exchange(memo.wire, False, memo.host, memo.port, None, ctx)
+        try:  # Exchange._exchange without a parent (never here, see eligible)
+            handler._body_started = False
+            handler._job = memo.job
+            handler._retried = False
+            handler._send_upstream(ctx.pool.acquire(memo.key))
         except Refuse as refusal:
             handler._send_plain(refusal.status, refusal.message, refusal.headers)
     except Exception as err:
