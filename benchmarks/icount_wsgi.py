@@ -21,16 +21,24 @@ default here, 1e9, leaves it out as a fast server does). The first response is c
 (status, body): a request the handler does not answer as the hello would make the count
 meaningless.
 
-Count each twice and take the difference per request (start-up cancels out)::
+``--vary path`` makes every other request another request line with the same field lines
+(a browser walking a site), ``--vary fields`` another User-Agent (no request repeats the
+one before: the gateway's remembered heads, minihttp/wsgi/repeat.py, never apply); both
+hellos get the same requests.
 
+Count each twice and take the difference per request (start-up cancels out). Valgrind must
+start the interpreter itself, not a wrapper script such as pyenv's ``python3`` shim (it
+would count the shell)::
+
+    PY=$(python3 -c 'import sys; print(sys.executable)')
     ic() { PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
-           python3 benchmarks/icount_wsgi.py "$@" 2>&1 >/dev/null \\
+           $PY benchmarks/icount_wsgi.py "$@" 2>&1 >/dev/null \\
            | grep -o "Collected : [0-9]*" | grep -o "[0-9]*$"; }
     echo $(( ($(ic wsgi 6000) - $(ic wsgi 1000)) / 5000 ))
 
 or let the script do it for both and print the gateway's extra cost::
 
-    python3 benchmarks/icount_wsgi.py report [--n 6000 --m 1000]
+    python3 benchmarks/icount_wsgi.py report [--n 6000 --m 1000] [--vary path|fields]
 """
 
 from __future__ import annotations
