@@ -100,14 +100,16 @@ class ConnectionEnviron:
         """The environ of ``handler``'s parsed request; None if its path is outside the
         mount point (the application does not serve it)."""
         head = handler._head
+        # A dict made for this request alone is filled in place, a remembered one copied.
         if not self.reuse or head.__class__ is not bytes or len(head) > MAX_HEAD:
             environ = request_environ(fields_environ(self.base, handler), handler, self.root,
-                                      wsgi_input)
+                                      wsgi_input, copy=False)
         elif head == self.head:
             whole = self.whole
             if whole is None:
-                whole = self.whole = request_environ(self._part(handler, head), handler,
-                                                     self.root, None)
+                part = self._part(handler, head)
+                whole = self.whole = request_environ(part, handler, self.root, None,
+                                                     copy=part is self.part)
                 if whole is None:
                     return None
             environ = whole.copy()
@@ -115,8 +117,9 @@ class ConnectionEnviron:
         else:
             self.head = head
             self.whole = None
-            environ = request_environ(self._part(handler, head), handler, self.root,
-                                      wsgi_input)
+            part = self._part(handler, head)
+            environ = request_environ(part, handler, self.root, wsgi_input,
+                                      copy=part is self.part)
         if environ is not None:
             client = handler.client_address
             if client is not self.peer:  # a trusted proxy named the client

@@ -23,6 +23,7 @@ SEQUENCE: list[tuple[str, str, list[tuple[str, str]], bytes]] = [
     ("GET", "/a?x=1", [("Cookie", "s=1"), ("Accept", "*/*")], b""),  # the same head
     ("GET", "/a?x=1", [("Cookie", "s=1"), ("Accept", "*/*")], b""),  # and again (reused)
     ("GET", "/b/%C3%A9?y", [("Cookie", "s=1"), ("Accept", "*/*")], b""),  # new line only
+    ("GET", "/c", [("Cookie", "s=1"), ("Accept", "*/*")], b""),  # and another
     ("GET", "/b/%C3%A9?y", [("Cookie", "s=2"), ("Accept", "*/*")], b""),  # a field only
     ("GET", "/b/%C3%A9?y", [("Cookie", "s=2"), ("Accept", "*/*")], b""),
     ("HEAD", "/b/%C3%A9?y", [("Cookie", "s=2"), ("Accept", "*/*")], b""),
@@ -83,11 +84,12 @@ def test_reused_environs_equal_the_general_path(serve_app: Any) -> None:
             assert want.pop(key) and got.pop(key)
         assert got == want, (i, SEQUENCE[i])
     # The general path itself saw what was sent (so equal means right, not equally wrong).
-    assert [e["HTTP_COOKIE"] for e in general[:6]] == ["s=1"] * 4 + ["s=2"] * 2
-    assert [e["_body"] for e in general[7:10]] == [b"first", b"other", b"third"]
+    assert [e["HTTP_COOKIE"] for e in general[:7]] == ["s=1"] * 5 + ["s=2"] * 2
+    assert [e["_body"] for e in general[8:11]] == [b"first", b"other", b"third"]
     assert general[3]["PATH_INFO"] == "/b/\xc3\xa9" and general[3]["QUERY_STRING"] == "y"
-    assert general[10]["HTTP_COOKIE"] == "s=1; t=2"
-    assert "HTTP_COOKIE" not in general[12] and "X_ADDED" not in general[1]
+    assert general[4]["PATH_INFO"] == "/c" and general[4]["QUERY_STRING"] == ""
+    assert general[11]["HTTP_COOKIE"] == "s=1; t=2"
+    assert "HTTP_COOKIE" not in general[13] and "X_ADDED" not in general[1]
 
 
 class Counting(WSGIRequestHandler):
