@@ -44,7 +44,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from minihttp.errors import BadRequest, HTTPError, LengthRequired, NotFound, PayloadTooLarge
+from minihttp.errors import BadRequest, HTTPError, LengthRequired, PayloadTooLarge
 from minihttp.static.handler import SimpleHTTPRequestHandler
 from minihttp.static.multipart import (
     PART_END,
@@ -53,7 +53,7 @@ from minihttp.static.multipart import (
     boundary_from_content_type,
 )
 from minihttp.static.names import BadName, check_name, parse_size
-from minihttp.static.paths import contained, has_trailing_slash, split_target, url_segments
+from minihttp.static.paths import has_trailing_slash, split_target, url_segments
 from minihttp.static.staging import Conflict, StagedFile, TargetDir, is_staging, open_target
 
 __all__ = ["UploadMixin", "add_arguments", "handler_attrs", "handler_bases", "server_limits",
@@ -239,9 +239,7 @@ class UploadMixin(SimpleHTTPRequestHandler):
         path = os.path.join(self.directory, *segments)
         if not os.path.isdir(path):
             raise Conflict("the directory does not exist (uploads create no directories)")
-        if not contained(path, self.directory):
-            raise NotFound()  # a symlink leads out: as for reads, nothing is there
-        return open_target(self.directory, path)
+        return open_target(self.directory, path)  # 404 if a symlink leads out
 
     def _check_free(self, directory: TargetDir, name: str) -> None:
         """Refuse early (before the body is read) what commit would refuse."""
