@@ -40,11 +40,29 @@ from minihttp.proxy import PooledProxyServer, ProxyConfig
 WARMUP = 200
 
 
+def _varying_client(port: int, up_port: int, n: int) -> None:
+    """``n`` requests on one keep-alive connection, each for ``/?n=<i>`` (no head repeats)."""
+    import socket
+
+    from benchmarks.cpu_proxy import _read_response
+
+    authority = f"127.0.0.1:{up_port}"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        buf = bytearray()
+        for i in range(n):
+            sock.sendall(f"GET http://{authority}/?n={i} HTTP/1.1\r\nHost: {authority}\r\n"
+                         "User-Agent: cpu_proxy\r\nAccept: */*\r\n\r\n".encode("ascii"))
+            _read_response(sock, buf)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("requests", type=int)
     parser.add_argument("--log", action="store_true",
                         help="the handler's access log on (to /dev/null) instead of quiet")
+    parser.add_argument("--vary", action="store_true",
+                        help="a new target on every request (no head repeats)")
     args = parser.parse_args()
     handler: type = _QuietHandler
     if args.log:
@@ -68,7 +86,10 @@ def main() -> int:
         try:
             request = _request(up_port)
             _client(server.server_address[1], request, WARMUP)
-            _client(server.server_address[1], request, args.requests)
+            if args.vary:
+                _varying_client(server.server_address[1], up_port, args.requests)
+            else:
+                _client(server.server_address[1], request, args.requests)
         finally:
             server.shutdown()
             loop.join(60)
