@@ -97,15 +97,27 @@ wrk.path = "http://127.0.0.1:{upstream}/"
 wrk.headers["Host"] = "127.0.0.1:{upstream}"
 """
 
+#: ``--vary``: every request's target differs (a counter in the query), so no request head
+#: repeats the one before it: what a proxy does for heads it has not seen (minihttp forwards
+#: a repeated head without parsing it again, minihttp.proxy.repeat).
+LUA_VARY = """local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, "http://127.0.0.1:{upstream}/?n=" .. n)
+end
+"""
+
 
 def proxy_argv(template: str, port: int) -> list[str]:
     """The proxy's command line from ``template`` (``{python}``, ``{port}`` substituted)."""
     return [part.format(python=sys.executable, port=port) for part in shlex.split(template)]
 
 
-def lua_script(upstream_port: int) -> str:
-    """The wrk script that makes wrk talk to a forward proxy."""
-    return LUA_TEMPLATE.format(upstream=upstream_port)
+def lua_script(upstream_port: int, vary: bool = False) -> str:
+    """The wrk script that makes wrk talk to a forward proxy (``vary``: a new target for
+    every request, see :data:`LUA_VARY`)."""
+    script = LUA_TEMPLATE.format(upstream=upstream_port)
+    return script + LUA_VARY.format(upstream=upstream_port) if vary else script
 
 
 def added_latency_rows(results: dict[str, list[h.WrkResult]],
@@ -185,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-competitors", action="store_true",
                         help="measure minihttp's proxy only (no proxy.py, no tinyproxy)")
     parser.add_argument("--json", action="store_true", help="write benchmarks/results/*.json")
+    parser.add_argument("--vary", action="store_true",
+                        help="a new target on every request (?n=counter): no head repeats")
     args = parser.parse_args(argv)
     h.require_wrk()
 
@@ -213,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             up = servers.pop("upstream")
             absolute = f"http://127.0.0.1:{up.port}/"
             script = work / "proxy.lua"
-            script.write_text(lua_script(up.port))
+            script.write_text(lua_script(up.port, args.vary))
             targets = {"direct": up, **servers}
 
             def check(name: str, srv: h.ServerProcess) -> None:
@@ -251,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     proxies = [n for n in throughput if n != "direct"]
     medians = {n: h.median([r.requests_per_sec for r in rs]) for n, rs in throughput.items()}
     ratios = {n: h.ratio(medians[n], medians["direct"]) for n in proxies}
-    print(f"### Forward proxies, hello world ({args.upstream} upstream, {len(BODY)}-byte body), "
+    vary = ", a new target per request (--vary)" if args.vary else ""
+    print(f"### Forward proxies, hello world ({args.upstream} upstream, {len(BODY)}-byte body"
+          f"{vary}), "
           f"keep-alive, wrk -t{args.threads} -c{args.connections} -d{args.duration}s, median "
           f"of {args.rounds} alternating rounds\n")
     print(h.markdown_table(h.SUMMARY_HEADERS, h.summary_rows(throughput)))

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from ._rules import BARE_CR_LF, FIELD_LINES
 
@@ -78,6 +79,9 @@ class ResponseHead:
     length: int
     #: The connection may carry another exchange after this one (see the rules).
     keep_alive: bool
+    #: Left to the relay (minihttp.proxy.upstream): the head it sent for this one, by
+    #: what else it depends on. The parser never reads it.
+    relayed: tuple[Any, bytes] | None = None
 
 
 def _lower(name: bytes) -> bytes:

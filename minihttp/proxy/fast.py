@@ -32,6 +32,7 @@ from typing import Any
 
 import h11
 
+from minihttp.proxy import repeat
 from minihttp.proxy.config import REG_NAME as _REG_NAME
 from minihttp.proxy.headers import (
     PROTECTED,
@@ -189,6 +190,8 @@ class FastPath(Exchange):
                 _BLOCKS[block] = b"".join(lines[1:-2 if ctx.xff is not None else -1])
             wire = b"%s %s HTTP/1.1\r\n%s\r\n" % (
                 method.encode(latin), path.encode(latin), b"".join(lines))
+            if special is None and ctx.repeat:
+                repeat.remember(self, ctx, wire, host, port)
             self._exchange(wire, False, host, port, request, ctx)
             return
         has_body = False
@@ -231,6 +234,8 @@ class FastPath(Exchange):
         wire = b"%s %s HTTP/1.1\r\nHost: %s\r\n%sVia: %s\r\n%s\r\n" % (
             (self.command or "GET").encode(latin), path.encode(latin), authority.encode(latin),
             kept, via, xff)
+        if ctx.repeat:
+            repeat.remember(self, ctx, wire, host, port)
         self._exchange(wire, False, host, port, None, ctx)
 
     def _special_fields(

@@ -65,6 +65,7 @@ from typing import Any
 from minihttp.accesslog import with_access_log
 from minihttp.auth_cli import warn_without_tls
 from minihttp.eventloop.server import PooledHTTPServer
+from minihttp.proxy import repeat
 from minihttp.proxy.chain import Parent, connect_via
 from minihttp.proxy.config import ProxyConfig, config_from_args, parse_args
 from minihttp.proxy.connections import (
@@ -278,6 +279,11 @@ class ProxyHandler(FastPath, GeneralPath):
 
     do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_GET
 
+    #: A repeated head is forwarded without parsing it (:mod:`minihttp.proxy.repeat`).
+    _answer_repeat = repeat.answer
+    #: The last head the fast path forwarded on this connection (see repeat.remember).
+    _last_head: bytes | None = None
+
     def do_CONNECT(self) -> None:
         """Open a TCP tunnel to ``host:port`` (RFC 9110 section 9.3.6)."""
         try:
@@ -298,6 +304,7 @@ class ProxyHandler(FastPath, GeneralPath):
             cls = type(self)
             ctx = self._ctx = Context(self, cls.request_hook is not ProxyHandler.request_hook,
                                        cls.response_hook is not ProxyHandler.response_hook)
+            ctx.repeat = repeat.eligible(ctx, self)
         if not ctx.allowed:
             raise Refuse(403, "Forbidden: this client may not use the proxy.")
         if ctx.auth is not None and not self._authorized(ctx.auth):

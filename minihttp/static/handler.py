@@ -21,7 +21,9 @@ Rules of this module:
   section 15.6.2 allows 501 for methods the resource does not implement).
 * Site options (:mod:`minihttp.static.site`: ``spa``, ``not_found_page``,
   ``directory_listing``, ``hide_dotfiles``) cost nothing while off, and are consulted only
-  before serving (dotfiles) or when the answer would be 404.
+  before serving (dotfiles) or when the answer would be 404. Under ``spa``, every answer to
+  a missing extension-less GET/HEAD (the index page, its 304, the 404) carries ``Vary:
+  Accept``, and none of them is kept as, or answered from, a prebuilt answer.
 * ``send_head`` returns a readable object or None, as in ``http.server``. For files it returns
   a :class:`FileBody` that knows which byte segments to send, so ``copyfile`` can send them
   zero-copy with ``sendfile`` (when the writer offers it) and otherwise in 64 KiB pieces; a
@@ -107,7 +109,7 @@ from minihttp.static.ranges import (
     parse_range,
 )
 from minihttp.static.respcache import ByteCache
-from minihttp.static.site import PAGE_MAX, hidden_name, hidden_path, spa_route
+from minihttp.static.site import PAGE_MAX, accepts_html, hidden_name, hidden_path, spa_candidate
 from minihttp.static.staging import is_staging
 from minihttp.static.types import WEB_TYPES, machine_type
 
@@ -277,6 +279,9 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     _rc_capture: tuple[list[bytes], int, str | None, bytes] | None = None
     #: What the caller of ``_answer`` knows for keeping it: (path, stat, read since, codings).
     _rc_ctx: tuple[str, os.stat_result, float, tuple[str, ...]] | None = None
+    #: While ``_send_missing`` answers a candidate SPA route (its answer depends on
+    #: ``Accept``): 1 until a ``Vary`` naming ``Accept`` is in the head, then 2; else 0.
+    _vary_accept: int = 0
 
     def __init__(self, *args: Any, directory: str | os.PathLike[str] | None = None,
                  **kwargs: Any) -> None:
@@ -399,15 +404,36 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
 
     def _send_missing(self, exc: HTTPError) -> _Body | None:
         """Answer a 404 as the site options say: the SPA's index page (200) for a client-side
-        route, else the custom 404 page with status 404, else the plain error."""
-        raw_path, _query = split_target(self.path)
-        if self.spa and self.command in ("GET", "HEAD") and spa_route(
-                raw_path, self.headers.get("Accept")):
-            for name in self.index_pages:
-                try:
-                    return self._send_file(os.path.join(self.directory, name))
-                except HTTPError:
-                    continue
+        route, else the custom 404 page with status 404, else the plain error.
+
+        For a candidate route (:func:`~minihttp.static.site.spa_candidate`) the choice was
+        made on ``Accept``: every head sent here then carries ``Vary: Accept`` (RFC 9110
+        section 12.5.5; ``_validator_headers`` and ``end_headers`` add it), and the answer is
+        never kept as the index file's prebuilt one (``end_headers``). The fallback goes
+        through ``_send_file``, never the prebuilt answers, so a kept answer of the index
+        file (without that field) is never replayed for a route, nor is its head remembered
+        for :func:`~minihttp.static.hit.answer_repeat`.
+        """
+        self._rc_ctx = self._rc_capture = None
+        if not (self.spa and (self.command == "GET" or self.command == "HEAD")
+                and spa_candidate(split_target(self.path)[0])):
+            return self._send_not_found(exc)
+        self._vary_accept = 1
+        try:
+            if accepts_html(self.headers.get("Accept")):
+                for name in self.index_pages:
+                    try:
+                        return self._send_file(os.path.join(self.directory, name))
+                    except HTTPError:
+                        continue
+            return self._send_not_found(exc)
+        finally:
+            # Every head of this request was ended above: the next request starts afresh.
+            self._vary_accept = 0
+            self._rc_ctx = self._rc_capture = None
+
+    def _send_not_found(self, exc: HTTPError) -> _Body | None:
+        """The custom 404 page with status 404 when there is one, else the plain error."""
         page = self.not_found_page
         if page:
             try:
@@ -808,7 +834,13 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         capture = self._rc_capture
         if capture is not None:
             self._rc_capture = None
-            self._keep_prebuilt(capture)
+            if not self._vary_accept:  # an SPA fallback is not the index file's own answer
+                self._keep_prebuilt(capture)
+        if self._vary_accept == 1:
+            # A candidate SPA route's answer without validators (404, 416, 412): it still
+            # depends on Accept (see minihttp.static.site).
+            self._vary_accept = 2
+            self.send_header("Vary", "Accept")
         super().end_headers()
 
     # The prebuilt answers' own methods live in minihttp.static.hit: whether a request may
@@ -838,7 +870,11 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
         else:
             date = self.date_time_string(v.last_modified)
         self.send_header("Last-Modified", date)
-        if vary:
+        if self._vary_accept:
+            # An SPA fallback (see minihttp.static.site): one field for both.
+            self._vary_accept = 2
+            self.send_header("Vary", "Accept-Encoding, Accept" if vary else "Accept")
+        elif vary:
             self.send_header("Vary", "Accept-Encoding")
 
     def _preconditions(self, f: BinaryIO | None, size: int, v: Validators, vary: bool

@@ -29,6 +29,10 @@ Rules of this module:
   every method on the way is minihttp's own (:func:`repeatable`: a user's override, the
   auth, CORS, upload and access-log mix-ins are never skipped past), on a server that does
   not take the client's address from forwarding headers. Anything else parses as usual.
+* An answer that varies on more than the file and ``Accept-Encoding`` is never kept: the
+  SPA fallback (the index page for a missing route, with ``Vary: Accept``) is refused by the
+  handler's ``end_headers`` and never looks here (it is served by ``_send_file``), so the
+  index file's own kept answer is never replayed for a route, nor a route's head remembered.
 * One remembered head per connection (no table keyed by request bytes), at most
   :data:`MAX_HEAD` bytes; the answer's body stays in the response cache, which bounds it.
 

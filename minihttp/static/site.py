@@ -14,9 +14,17 @@ Rules of this module:
   route) and its last segment has no extension. A missing ``/app.js`` or ``/logo.png`` stays
   404, as in ``sirv --single``: HTML served for a script breaks with a confusing MIME error
   (``serve --single`` rewrites those too; we do not). A ``fetch()`` (``Accept: */*``) of a
-  missing path gets 404, not HTML. (The fallback answer is the index file's own, validators
-  included; it carries no ``Vary: Accept``, since the file answer has no hook for it: a
-  browser's cached HTML for a route could be reused by a script fetching that same URL.)
+  missing path gets 404, not HTML. The fallback answer is the index file's own (validators
+  included, so it revalidates to 304), plus ``Vary: Accept``.
+* **Vary: Accept** (RFC 9110 section 12.5.5): for a candidate route (:func:`spa_candidate`:
+  GET or HEAD of a missing extension-less path, under ``--spa``) the choice between the index
+  page and 404 was made on ``Accept``, so every answer to it says so: the fallback's 200,
+  206, 304, 412 and 416, and the 404 (plain or ``404.html``). Otherwise a cache, the
+  browser's own included, could hand the HTML to a script's ``fetch()`` of the same URL, or
+  the 404 to a navigation. With ``--compress`` it is one field, ``Vary: Accept-Encoding,
+  Accept``. Paths that exist, and missing ones with an extension, never vary on ``Accept``.
+  The fallback is never kept as, nor answered from, the index file's prebuilt answer
+  (:mod:`minihttp.static.hit`): the two differ by that field.
 * **404 page**: ``404.html`` at the root, when it exists (a regular file inside the root, at
   most :data:`PAGE_MAX` bytes), is the body of every 404 of the command line, with status 404.
 * **Hidden dotfiles** (``--hide-dotfiles``): any path segment starting with a dot is 404 and
@@ -39,7 +47,7 @@ from minihttp.errors import HTTPError
 from minihttp.static.paths import url_segments
 
 __all__ = ["NOT_FOUND_PAGE", "PAGE_MAX", "accepts_html", "add_arguments", "handler_attributes",
-           "hidden_name", "hidden_path", "spa_route"]
+           "hidden_name", "hidden_path", "spa_candidate", "spa_route"]
 
 #: The custom 404 page looked for at the root.
 NOT_FOUND_PAGE = "404.html"
@@ -88,12 +96,17 @@ def accepts_html(accept: str | None) -> bool:
     return False
 
 
-def spa_route(raw_path: str, accept: str | None) -> bool:
-    """Whether a missing ``raw_path`` is a client-side route to answer with the index page."""
-    if not accepts_html(accept):
-        return False
+def spa_candidate(raw_path: str) -> bool:
+    """Whether a missing ``raw_path`` could be a client-side route: a directory-like path,
+    or a last segment without extension. For such a path the answer depends on ``Accept``
+    (:func:`spa_route`), so it carries ``Vary: Accept`` whatever it is."""
     last = raw_path.rstrip("/").rsplit("/", 1)[-1]
     return raw_path.endswith("/") or not _EXTENSION.search(last)
+
+
+def spa_route(raw_path: str, accept: str | None) -> bool:
+    """Whether a missing ``raw_path`` is a client-side route to answer with the index page."""
+    return accepts_html(accept) and spa_candidate(raw_path)
 
 
 # -- command line ----------------------------------------------------------------------------

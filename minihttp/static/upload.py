@@ -25,8 +25,13 @@ Rules of this module:
   (chunked, or a form whose files add up) is counted as it streams: 413 at the limit.
 * The target directory must exist (no directory is created: 409) and be inside
   ``directory`` with every symlink resolved, even with ``follow_symlinks`` (that option
-  is about reading). No path segment may start with a dot unless
-  ``upload_allow_dotfiles``. A target that is a directory is a 409.
+  is about reading). It is then held open and every file operation names files from its
+  descriptor (:func:`~minihttp.static.staging.open_target`): a directory swapped for a
+  symlink after the checks cannot take the upload out of the root.
+  No path segment may start with a dot unless ``upload_allow_dotfiles``. A target that
+  is a directory is a 409.
+* A stored file's contents are on the disk before its name appears, and the name is
+  before the answer is sent (fsync of the file, then of the directory).
 * One log line per stored file (``log_message``: the access log), with its size.
 """
 
@@ -39,7 +44,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from minihttp.errors import BadRequest, HTTPError, LengthRequired, NotFound, PayloadTooLarge
+from minihttp.errors import BadRequest, HTTPError, LengthRequired, PayloadTooLarge
 from minihttp.static.handler import SimpleHTTPRequestHandler
 from minihttp.static.multipart import (
     PART_END,
@@ -48,8 +53,8 @@ from minihttp.static.multipart import (
     boundary_from_content_type,
 )
 from minihttp.static.names import BadName, check_name, parse_size
-from minihttp.static.paths import contained, has_trailing_slash, split_target, url_segments
-from minihttp.static.staging import Conflict, StagedFile, is_staging
+from minihttp.static.paths import has_trailing_slash, split_target, url_segments
+from minihttp.static.staging import Conflict, StagedFile, TargetDir, is_staging, open_target
 
 __all__ = ["UploadMixin", "add_arguments", "handler_attrs", "handler_bases", "server_limits",
            "upload_form"]
@@ -122,15 +127,15 @@ class UploadMixin(SimpleHTTPRequestHandler):
             # RFC 9110 section 14.5: a partial PUT must not be stored as the whole file.
             raise BadRequest("partial PUT (Content-Range) is not supported", close=False)
         remaining = self._declared_length(required=True)
-        directory = self._directory(segments[:-1])
-        self._check_free(directory, name)
-        staged = StagedFile(directory, name, CHUNK_SIZE)
-        try:
-            for data in self._body_pieces(remaining):
-                staged.write(data)
-            replaced = staged.commit(self.upload_allow_replace)
-        finally:
-            staged.discard()
+        with self._directory(segments[:-1]) as directory:
+            self._check_free(directory, name)
+            staged = StagedFile(directory, name, CHUNK_SIZE)
+            try:
+                for data in self._body_pieces(remaining):
+                    staged.write(data)
+                replaced = staged.commit(self.upload_allow_replace)
+            finally:
+                staged.discard()
         location = _url(segments)
         self._log_stored(location, staged.size)
         body = b"" if replaced else f"Stored {staged.size} bytes.\n".encode()
@@ -155,28 +160,28 @@ class UploadMixin(SimpleHTTPRequestHandler):
             return
         boundary = boundary_from_content_type(self.headers.get("Content-Type"))
         remaining = self._declared_length(required=False)
-        directory = self._directory(segments)
-        parser = MultipartParser(boundary)
-        staged: list[StagedFile] = []
-        current: StagedFile | None = None
-        try:
-            for data in self._body_pieces(remaining):
-                for event in parser.feed(data):
-                    if isinstance(event, bytes):
-                        if current is not None:
-                            current.write(event)
-                    elif isinstance(event, Part):
-                        current = self._start_part(event, directory, staged)
-                    elif event is PART_END and current is not None:
-                        current.finish()
-                        current = None
-            parser.close()
-            if not staged:
-                raise BadRequest("no file in the form", close=False)
-            self._commit_all(staged)
-        finally:
-            for s in staged:
-                s.discard()
+        with self._directory(segments) as target:
+            parser = MultipartParser(boundary)
+            staged: list[StagedFile] = []
+            current: StagedFile | None = None
+            try:
+                for data in self._body_pieces(remaining):
+                    for event in parser.feed(data):
+                        if isinstance(event, bytes):
+                            if current is not None:
+                                current.write(event)
+                        elif isinstance(event, Part):
+                            current = self._start_part(event, target, staged)
+                        elif event is PART_END and current is not None:
+                            current.finish()
+                            current = None
+                parser.close()
+                if not staged:
+                    raise BadRequest("no file in the form", close=False)
+                self._commit_all(staged)
+            finally:
+                for s in staged:
+                    s.discard()
         base = "/" + "".join(_quote(s) + "/" for s in segments)
         for s in staged:
             self._log_stored(base + _quote(s.name), s.size)
@@ -191,7 +196,7 @@ class UploadMixin(SimpleHTTPRequestHandler):
                 "</body></html>\n")
         self._reply(303, page, "text/html", [("Location", listing)])
 
-    def _start_part(self, part: Part, directory: str, staged: list[StagedFile]
+    def _start_part(self, part: Part, directory: TargetDir, staged: list[StagedFile]
                     ) -> StagedFile | None:
         """Where a part's content goes: a new staged file, or None (a field, no file)."""
         if not part.filename:  # a plain field, or a file input left empty
@@ -226,21 +231,21 @@ class UploadMixin(SimpleHTTPRequestHandler):
                     raise BadName("directories starting with a dot are not writable")
         return segments
 
-    def _directory(self, segments: list[str]) -> str:
-        """The real path of the existing directory ``segments`` name, inside the root."""
+    def _directory(self, segments: list[str]) -> TargetDir:
+        """The existing directory ``segments`` name, inside the root, held open (the
+        caller closes it): every later step names files from its descriptor, so a
+        directory swapped for a symlink after these checks cannot move the upload out
+        (:func:`~minihttp.static.staging.open_target`)."""
         path = os.path.join(self.directory, *segments)
         if not os.path.isdir(path):
             raise Conflict("the directory does not exist (uploads create no directories)")
-        if not contained(path, self.directory):
-            raise NotFound()  # a symlink leads out: as for reads, nothing is there
-        return os.path.realpath(path)
+        return open_target(self.directory, path)  # 404 if a symlink leads out
 
-    def _check_free(self, directory: str, name: str) -> None:
+    def _check_free(self, directory: TargetDir, name: str) -> None:
         """Refuse early (before the body is read) what commit would refuse."""
-        final = os.path.join(directory, name)
-        if os.path.isdir(final):
+        if directory.is_dir(name):
             raise Conflict("a directory has that name")
-        if not self.upload_allow_replace and os.path.lexists(final):
+        if not self.upload_allow_replace and directory.lexists(name):
             raise Conflict("a file of that name exists (the server does not replace files)")
 
     def _declared_length(self, *, required: bool) -> int | None:

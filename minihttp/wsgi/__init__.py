@@ -9,9 +9,11 @@
 or from the command line: ``python -m minihttp wsgi MODULE:APP [port]``.
 
 The package is split by idea: ``gateway`` (the handler: start_response, write, iteration,
-close, errors), ``environ`` (building the environ), ``response`` (checking what the
-application answers), ``body`` (``wsgi.input`` and ``wsgi.file_wrapper``), ``app`` (loading
-``MODULE:APP`` for the command line).
+close, errors), ``environ`` (building the environ), ``repeat`` (a connection's environ: what
+its requests share, and what a repeated head or repeated field lines reuse), ``response``
+(checking what the application answers, and its fields as they go on the wire), ``body``
+(``wsgi.input`` and ``wsgi.file_wrapper``), ``app`` (loading ``MODULE:APP`` for the command
+line).
 """
 
 from __future__ import annotations

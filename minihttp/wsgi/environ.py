@@ -37,8 +37,8 @@ from urllib.parse import unquote_to_bytes
 from .. import __version__
 from ..forwarded import FORWARDED, X_FORWARDED_FOR, TrustedProxies, trusted_proxies
 
-__all__ = ["ERRORS", "ErrorStream", "base_environ", "forwarded_proto", "normalize_root",
-           "remote", "request_environ", "split_root", "url_scheme"]
+__all__ = ["ERRORS", "ErrorStream", "base_environ", "fields_environ", "forwarded_proto",
+           "normalize_root", "remote", "request_environ", "split_root", "url_scheme"]
 
 errors_log = logging.getLogger("minihttp.wsgi.errors")
 
@@ -170,32 +170,16 @@ def _origin_path(path: str) -> str:
     return path
 
 
-def request_environ(base: dict[str, Any], handler: Any, root: str,
-                    wsgi_input: Any) -> dict[str, Any] | None:
-    """The environ of the request ``handler`` just parsed; None if its path is outside
-    ``root`` (the application does not serve it).
+def fields_environ(base: dict[str, Any], handler: Any) -> dict[str, Any]:
+    """``base`` plus what the request's header fields decide: ``HTTP_*``, ``CONTENT_TYPE``,
+    ``CONTENT_LENGTH`` and a trusted proxy's ``wsgi.url_scheme`` (a new dict).
 
-    Measured (benchmarks/bench_wsgi.py --cpu): this is the gateway's largest cost per request, so
-    the common case (origin-form, no ``%``, no root path) takes the short way everywhere.
+    The part of the environ a keep-alive client's next request often repeats byte for byte
+    (the gateway keeps it per connection: :mod:`minihttp.wsgi.repeat`). Splitting the
+    fields is most of it (measured: ~11k of the ~20k instructions of a WSGI hello's environ
+    with three fields, benchmarks/icount_wsgi.py).
     """
-    target = handler.path
-    path, _, query = target.partition("?")
-    if path[:1] != "/":
-        path = _origin_path(path)
-    if "%" in path:
-        path = unquote_to_bytes(path).decode("latin-1")
-    if root:
-        split = split_root(path, root)
-        if split is None:
-            return None
-        path = split[1]
-    environ = base.copy()  # measured: copy + item sets 0.24 us, a {**base, ...} display 0.42
-    environ["REQUEST_METHOD"] = handler.command
-    environ["SERVER_PROTOCOL"] = handler.request_version
-    environ["PATH_INFO"] = path
-    environ["QUERY_STRING"] = query
-    environ["RAW_URI"] = target
-    environ["wsgi.input"] = wsgi_input
+    environ = base.copy()
     keys_get = _keys.get
     for name, value in handler.headers.items():
         key = keys_get(name)
@@ -210,6 +194,38 @@ def request_environ(base: dict[str, Any], handler: Any, root: str,
             environ[key] = old + ("; " if key == "HTTP_COOKIE" else ",") + value
     if "HTTP_X_FORWARDED_PROTO" in environ or "HTTP_FORWARDED" in environ:
         environ["wsgi.url_scheme"] = url_scheme(environ, handler)
+    return environ
+
+
+def request_environ(template: dict[str, Any], handler: Any, root: str,
+                    wsgi_input: Any, copy: bool = True) -> dict[str, Any] | None:
+    """The environ of the request ``handler`` just parsed: a copy of ``template`` (what
+    :func:`fields_environ` made of its fields; ``copy=False``: ``template`` itself, a dict
+    nobody else holds) with the request line's keys and ``wsgi.input``; None if its path is
+    outside ``root`` (the application does not serve it).
+
+    Measured (benchmarks/bench_wsgi.py --cpu): the environ is the gateway's largest cost per
+    request, so the common case (origin-form, no ``%``, no root path) takes the short way.
+    """
+    target = handler.path
+    path, _, query = target.partition("?")
+    if path[:1] != "/":
+        path = _origin_path(path)
+    if "%" in path:
+        path = unquote_to_bytes(path).decode("latin-1")
+    if root:
+        split = split_root(path, root)
+        if split is None:
+            return None
+        path = split[1]
+    # measured: copy + item sets 0.24 us, a {**base, ...} display 0.42
+    environ = template.copy() if copy else template
+    environ["REQUEST_METHOD"] = handler.command
+    environ["SERVER_PROTOCOL"] = handler.request_version
+    environ["PATH_INFO"] = path
+    environ["QUERY_STRING"] = query
+    environ["RAW_URI"] = target
+    environ["wsgi.input"] = wsgi_input
     return environ
 
 

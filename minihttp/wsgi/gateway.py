@@ -48,7 +48,8 @@ from ..http11 import body_allowed
 from ..logs import error_log
 from ..server import BaseHTTPRequestHandler
 from .body import FileWrapper, Input
-from .environ import base_environ, normalize_root, remote, request_environ
+from .environ import base_environ, normalize_root
+from .repeat import ConnectionEnviron, reusable
 from .response import Head, check_headers
 
 __all__ = ["METHODS", "StartResponse", "WSGIApplication", "WSGIRequestHandler",
@@ -82,23 +83,27 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
     _app_head: Head | None
     _head_sent: bool
     _client_gone: bool
-    _wsgi_base: dict[str, Any] | None = None
-    _base_peer: Any = None
+    #: The connection's environ (built on its first request; see :mod:`minihttp.wsgi.repeat`).
+    _wsgi_conn: ConnectionEnviron | None = None
+    #: Whether the class keeps minihttp's own ``send_header`` (decided per connection):
+    #: then the application's checked fields join the head as one piece.
+    _plain_fields = False
 
     def setup(self) -> None:
         super().setup()
-        self._wsgi_base = None
+        self._wsgi_conn = None
+        self._plain_fields = type(self).send_header is _base_send_header
 
-    def _base(self) -> dict[str, Any]:
-        """The connection's constant environ keys (built on its first request)."""
-        base = self._wsgi_base
-        if base is None:
-            self._base_peer = self.client_address
-            base = self._wsgi_base = base_environ(
-                self.server, tls=hasattr(self.request, "getpeercert"), root=self.root_path,
-                multiprocess=bool(getattr(self.server, "wsgi_multiprocess", False)),
-                file_wrapper=self.wsgi_file_wrapper, client_address=self.client_address)
-        return base
+    def _connection(self) -> ConnectionEnviron:
+        """The connection's environ keys and memory (made on its first request)."""
+        peer = self.client_address
+        base = base_environ(
+            self.server, tls=hasattr(self.request, "getpeercert"), root=self.root_path,
+            multiprocess=bool(getattr(self.server, "wsgi_multiprocess", False)),
+            file_wrapper=self.wsgi_file_wrapper, client_address=peer)
+        conn = self._wsgi_conn = ConnectionEnviron(base, peer, self.root_path,
+                                                   reusable(type(self)))
+        return conn
 
     # -- one request ----------------------------------------------------------------------
 
@@ -109,15 +114,13 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
             raise RuntimeError("no WSGI application: build the handler with make_handler(app)")
         body = self.rfile
         recorder = None if body is EMPTY_BODY else Input(body)
-        base = self._wsgi_base
-        if base is None:
-            base = self._base()
-        environ = request_environ(base, self, self.root_path, recorder or body)
+        conn = self._wsgi_conn
+        if conn is None:
+            conn = self._connection()
+        environ = conn.environ(self, recorder or body)
         if environ is None:
             self.send_error(404, None, f"Outside the application's root path {self.root_path}")
             return
-        if self.client_address is not self._base_peer:  # a trusted proxy named the client
-            environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = remote(self.client_address)
         self._app_head = None
         self._head_sent = self._client_gone = False
         complete = False
@@ -176,26 +179,48 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
 
     # -- sending --------------------------------------------------------------------------
 
-    def _send_head(self, length: int | None) -> None:
-        """Queue the application's head; ``length``: a Content-Length the gateway computed
-        (used only if the application sent none)."""
+    def _send_head(self, total: int | None = None, exact: bool = False) -> None:
+        """Queue the application's head. ``total``: the body's size when the gateway knows
+        it (``exact``: a file's), declared as Content-Length if the application sent none
+        and :meth:`_length_for` says it may be.
+
+        The application's fields were checked and encoded by ``start_response``
+        (:class:`~minihttp.wsgi.response.Head`): they join the head as one piece, in the
+        application's order, with only the Content-Length through ``send_header`` (the
+        handler frames the body by it). A subclass with its own ``send_header`` gets
+        every field through it instead.
+        """
         head = self._app_head
         if head is None:
             raise RuntimeError("the application returned without calling start_response()")
-        if head.has_server or head.has_date:
-            self.log_request(head.code)
-            self.send_response_only(head.code, head.reason)
-            if not head.has_server:
+        # Unpacked: a NamedTuple's fields by name are a descriptor call each.
+        code, reason, headers, length, has_server, has_date, before, after = head
+        if has_server or has_date:
+            self.log_request(code)
+            self.send_response_only(code, reason)
+            if not has_server:
                 self.send_header("Server", self.version_string())
-            if not head.has_date:
+            if not has_date:
                 self.send_header("Date", self.date_time_string())
         else:
-            self.send_response(head.code, head.reason)
-        send_header = self.send_header
-        for name, value in head.headers:
-            send_header(name, value)
-        if length is not None and head.length is None:
-            send_header("Content-Length", str(length))
+            self.send_response(code, reason)
+        if total is not None:  # the gateway's length, only where the application gave none
+            total = None if length is not None else self._length_for(total, exact)
+        if self._plain_fields:
+            buf = self._headers_buffer
+            buf.append(before)
+            if length is not None:
+                self.send_header("Content-Length", length)
+                if after:
+                    buf.append(after)
+            elif total is not None:
+                self.send_header("Content-Length", str(total))
+        else:
+            send_header = self.send_header
+            for name, value in headers:
+                send_header(name, value)
+            if total is not None:
+                send_header("Content-Length", str(total))
         self._head_sent = True
         self.end_headers()
 
@@ -228,9 +253,7 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
                         raise TypeError(f"the application yielded {type(block).__name__}, "
                                         "not bytes")
                     total += len(block)
-                head = self._app_head
-                self._send_head(total if head is not None and head.length is None
-                                and self._length_for(total) is not None else None)
+                self._send_head(total)
             try:
                 for block in result:
                     if block:
@@ -256,7 +279,7 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
                 self._gone()
                 return
         if not self._head_sent:
-            self._send_head(self._length_for(0))
+            self._send_head(0)
 
     def _may_carry_body(self) -> bool:
         head = self._app_head
@@ -280,7 +303,7 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
         if head is not None and head.length is not None:
             count = min(count, int(head.length))
         if not self._head_sent:
-            self._send_head(self._length_for(count, exact=True))
+            self._send_head(count, exact=True)
         if writer.mode == LENGTH:
             count = min(count, writer.remaining)
         try:
@@ -347,6 +370,9 @@ METHODS = (
 )
 for _method in METHODS:
     setattr(WSGIRequestHandler, "do_" + _method, WSGIRequestHandler.run_application)
+
+
+_base_send_header = BaseHTTPRequestHandler.send_header
 
 
 def _as_bytes(data: Any) -> bytes:

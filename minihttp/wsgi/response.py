@@ -15,13 +15,21 @@ Rules of this module (pure functions, no I/O):
   ``Proxy-Authenticate``, ``Proxy-Authorization``, ``TE``, ``Trailer(s)``,
   ``Transfer-Encoding``, ``Upgrade``. Connection management and framing are the server's:
   an application that sets them would desynchronise keep-alive.
-* Field syntax (token names, no CR/LF/NUL in values) is checked where the fields are sent
-  (``BaseHTTPRequestHandler.send_header``, which caches the check).
-* Results are memoized in bounded dicts: applications send the same few statuses and
-  header items over and over, so the common case is one dict lookup per item. Only a
-  plain ``(str, str)`` tuple is remembered (a str subclass could compare equal and differ).
-* The header list is the application's own, not a copy (PEP 3333 forbids changing it
-  after ``start_response``); the fields are validated again where they are sent.
+* Field syntax is checked here too, at ``start_response`` time (PEP 3333: "servers should
+  check for errors in the headers at the time start_response is called, so that an error
+  can be raised while the application is still running"): a token name, no CR, LF or NUL
+  in a value (header injection, RFC 9110 section 5.5), latin-1 only
+  (``http11.validate_field``, the check of ``send_header``). A :class:`Head` carries the
+  fields as they go on the wire (``name: value`` CRLF, latin-1), so the gateway appends
+  them to the head in one piece instead of one ``send_header`` call per field; only the
+  Content-Length goes through ``send_header`` (the handler frames the body by it).
+* Results are memoized: applications send the same few statuses, header items and whole
+  header lists over and over, so the common response costs one list comparison (the last
+  head found), a less common one a dict lookup (the whole ``(status, *headers)``), a new
+  one a lookup per item. Only plain ``str`` statuses and ``(str, str)`` tuples are
+  remembered (a str subclass could compare equal and differ); a whole list only if its
+  fields are at most :data:`MAX_FIELDS` bytes, and then as a copy (the application may
+  reuse and change its list for a later response). The dicts are bounded.
 """
 
 from __future__ import annotations
@@ -29,7 +37,9 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any, NamedTuple
 
-__all__ = ["HOP_BY_HOP", "Head", "check_headers", "parse_status"]
+from ..http11 import validate_field
+
+__all__ = ["HOP_BY_HOP", "MAX_FIELDS", "Head", "check_headers", "parse_status"]
 
 #: Header names (lower case) an application must not send.
 HOP_BY_HOP = frozenset((
@@ -48,6 +58,9 @@ _OTHER, _LENGTH, _SERVER, _DATE, _HOP = range(5)
 _KIND_OF = {"content-length": _LENGTH, "server": _SERVER, "date": _DATE}
 _kinds: dict[str, int] = {}
 
+#: Longest fields (bytes) of a header list remembered whole by :func:`check_headers`.
+MAX_FIELDS = 4096
+
 
 class Head(NamedTuple):
     """The checked ``start_response`` arguments: what the handler sends."""
@@ -55,12 +68,18 @@ class Head(NamedTuple):
     code: int
     #: Reason phrase to send, or None when it is the standard one (the handler's fast path).
     reason: str | None
+    #: The application's header list (a copy of it, equal, when the head is remembered).
     headers: list[tuple[str, str]]
-    #: The value of the application's Content-Length, or None.
+    #: The value of the application's Content-Length (OWS stripped), or None.
     length: str | None
     #: The application sent its own ``Server`` / ``Date`` (the server must not add a second).
     has_server: bool
     has_date: bool
+    #: The application's fields before its Content-Length (all of them when it sent none),
+    #: checked and encoded as they go on the wire: ``name: value`` CRLF each.
+    before: bytes
+    #: Its fields after its Content-Length (``b""`` when it sent none).
+    after: bytes
 
 
 def parse_status(status: Any) -> tuple[int, str | None]:
@@ -106,14 +125,16 @@ def _kind(name: Any) -> int:
     return kind
 
 
-#: ``(name, value)`` items already checked -> their kind: an application sends the same
-#: fields on most responses, so the common item costs one dict lookup (measured: the
-#: per-item checks were ~1 us of a 12 us WSGI hello, benchmarks/bench_wsgi.py --cpu).
-_items: dict[Any, int] = {}
+#: ``(name, value)`` items already checked -> (their kind, their line as sent): an
+#: application sends the same fields on most responses, so the common item costs one dict
+#: lookup (measured: the per-item checks were ~1 us of a 12 us WSGI hello,
+#: benchmarks/bench_wsgi.py --cpu).
+_items: dict[Any, tuple[int, bytes]] = {}
 
 
-def _check_item(item: Any) -> int:
-    """The kind of one header item, checked; remembered when it is a plain (str, str)."""
+def _check_item(item: Any) -> tuple[int, bytes]:
+    """The kind and wire line of one header item, checked; remembered when it is a plain
+    ``(str, str)``."""
     if type(item) is not tuple or len(item) != 2:
         raise TypeError(f"each response header must be a (name, value) tuple: {item!r}")
     name, value = item
@@ -127,43 +148,102 @@ def _check_item(item: Any) -> int:
         digits = value.strip(" \t")
         if not digits.isdigit() or not digits.isascii():
             raise ValueError(f"invalid Content-Length {value!r}")
+    validate_field(name, value)
+    # UnicodeEncodeError (a ValueError) beyond latin-1, as send_header would raise.
+    got = (kind, f"{name}: {value}\r\n".encode("latin-1"))
     if type(name) is str:
         if len(_items) >= _CACHE_MAX:
             _items.clear()
-        _items[item] = kind
-    return kind
+        _items[item] = got
+    return got
+
+
+#: ``(status, *headers)`` -> its :class:`Head` (whose ``headers`` is a copy of the list).
+_heads: dict[tuple[Any, ...], Head] = {}
+#: The last head remembered or found in :data:`_heads`: ``(status, its header list, the
+#: Head)``. Most applications answer most requests with the same head: comparing the
+#: list with the last one (C, no hashing) is the cheapest check there is. Replaced whole
+#: (one reference), so threads never see half of one.
+_last: tuple[Any, list[Any], Head | None] = ("", [], None)
 
 
 def check_headers(status: Any, headers: Any) -> Head:
     """Check ``start_response``'s arguments; the :class:`Head` to send.
 
     Raises TypeError (not a list of ``(str, str)`` tuples) or ValueError (bad status, a
-    hop-by-hop header, a malformed or repeated Content-Length).
+    hop-by-hop header, a malformed or repeated Content-Length, a field that is not valid
+    on the wire).
+
+    measured (benchmarks/icount_wsgi.py, instructions per WSGI hello): the per-item checks
+    and a new ``Head`` per call cost ~4.9k; the last head found again, ~1k.
     """
+    last = _last
+    if type(headers) is list and headers == last[1] and status == last[0]:
+        head = last[2]
+        if head is not None:
+            return head
+    return _find(status, headers)
+
+
+def _find(status: Any, headers: Any) -> Head:
+    """:func:`check_headers` past its first check: a known list, or every item checked."""
+    global _last
+    if type(headers) is not list:
+        raise TypeError(f"response headers must be a list, not {type(headers).__name__}")
+    key = (status, *headers)
+    try:
+        head = _heads.get(key)
+    except TypeError:  # unhashable: a list for an item, say
+        head = None
+    if head is None:
+        head, plain = _check(status, headers)
+        if not plain or len(head.before) + len(head.after) > MAX_FIELDS:
+            return head
+        if len(_heads) >= _CACHE_MAX:
+            _heads.clear()
+        _heads[key] = head
+    if type(status) is str:
+        _last = (status, head.headers, head)
+    return head
+
+
+def _check(status: Any, headers: list[Any]) -> tuple[Head, bool]:
+    """Every item of ``headers`` checked: the head, and whether it may be remembered
+    (then its ``headers`` is a copy of the list)."""
     code_reason = _statuses.get(status) if type(status) is str else None
     if code_reason is None:
         code_reason = parse_status(status)
-    if type(headers) is not list:
-        raise TypeError(f"response headers must be a list, not {type(headers).__name__}")
     length: str | None = None
     has_server = has_date = False
+    plain = type(status) is str
+    before: list[bytes] = []
+    after: list[bytes] = []
+    lines = before
     items_get = _items.get
     for item in headers:
         try:
-            kind = items_get(item)
+            got = items_get(item)
         except TypeError:  # unhashable: not a tuple of strings
-            kind = None
-        if kind is None:
-            kind = _check_item(item)
+            got = None
+        if got is None:
+            got = _check_item(item)
+        if type(item) is not tuple or type(item[0]) is not str or type(item[1]) is not str:
+            plain = False  # valid (or equal to a valid item), but not ours to remember
+        kind, line = got
         if kind:
             if kind == _LENGTH:
                 if length is not None:
                     raise ValueError(f"repeated Content-Length {item[1]!r}")
                 length = item[1].strip(" \t")
-            elif kind == _SERVER:
+                lines = after
+                continue
+            if kind == _SERVER:
                 has_server = True
             elif kind == _DATE:
                 has_date = True
+        lines.append(line)
     # tuple.__new__: a NamedTuple's own __new__ is a Python call (~0.3 us per response).
-    return tuple.__new__(Head, (code_reason[0], code_reason[1], headers, length, has_server,
-                                has_date))
+    head = tuple.__new__(Head, (code_reason[0], code_reason[1],
+                                list(headers) if plain else headers, length, has_server,
+                                has_date, b"".join(before), b"".join(after)))
+    return head, plain

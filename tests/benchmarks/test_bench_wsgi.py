@@ -47,3 +47,15 @@ def test_cpu_mode_runs() -> None:
                          check=False, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert "WSGI hello (gateway)" in out.stdout
+
+
+def test_icount_wsgi_serves_both_hellos() -> None:
+    """benchmarks/icount_wsgi.py (callgrind's driver for the gateway's cost) serves N
+    requests of each hello, repeated or alternating, and checks the first answer."""
+    for kind in ("wsgi", "handler"):
+        for vary in ([], ["--vary", "path"], ["--vary", "fields"]):
+            out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "icount_wsgi.py"),
+                                  kind, "7", *vary], capture_output=True, text=True,
+                                 timeout=60, check=False, cwd=REPO)
+            assert out.returncode == 0, (kind, vary, out.stderr)
+            assert "Traceback" not in out.stderr

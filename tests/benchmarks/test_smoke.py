@@ -239,6 +239,10 @@ def test_proxy_command_template_and_lua() -> None:
     lua = bench_proxy.lua_script(4567)
     assert 'wrk.path = "http://127.0.0.1:4567/"' in lua
     assert 'wrk.headers["Host"] = "127.0.0.1:4567"' in lua
+    assert "request" not in lua
+    vary = bench_proxy.lua_script(4567, vary=True)
+    assert vary.startswith(lua)
+    assert 'wrk.format(nil, "http://127.0.0.1:4567/?n=" .. n)' in vary
 
 
 def test_ratio_rows_flag_missed_targets() -> None:

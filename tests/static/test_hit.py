@@ -356,3 +356,72 @@ def test_password_protected_heads_are_always_parsed(tmp_path: Path,
         out = exchange(site, [HEAD.replace(b"Accept:", good)] * 4 + [HEAD] * 2)
     assert [r[9:12] for r in out] == [b"200"] * 4 + [b"401"] * 2
     assert site.answered() == 0
+
+
+def _vary(response: bytes) -> list[bytes]:
+    """The values of the response's Vary fields, one per field line."""
+    head = response.split(b"\r\n\r\n", 1)[0]
+    return [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")[1:]
+            if line.lower().startswith(b"vary:")]
+
+
+@pytest.mark.parametrize("kind", [ThreadingHTTPServer, PooledHTTPServer],
+                         ids=["threading", "pooled"])
+def test_spa_fallback_is_never_kept_nor_replayed(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 kind: type) -> None:
+    """``--spa``: the index page served for a route carries ``Vary: Accept`` (one field with
+    Accept-Encoding); the index file's own answer does not. On one keep-alive connection,
+    neither answer may stand in for the other: the fallback is not kept as the index file's
+    prebuilt answer, a kept one is not replayed for a route, and a route's repeated head is
+    never answered by ``_answer_repeat``."""
+    monkeypatch.setattr(_smallfiles, "RACY_SECONDS", -3600.0)  # keep at once
+    repeats = count_repeats(monkeypatch)
+    page = b"<!doctype html><title>shell</title>\n" + DATA  # 1 KiB and more: compressible
+    (tmp_path / "index.html").write_bytes(page)
+
+    class Handler(SimpleHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        spa = True
+        small_file_cache = SmallFileCache()
+        response_cache = ByteCache()
+        compress = True
+        compress_codings = ("gzip",)
+        compressed_cache = ByteCache()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    assert hit.repeatable(Handler)
+    get = b"GET %s HTTP/1.1\r\nHost: t\r\nAccept: %s\r\n%s\r\n"
+    route = get % (b"/users/42", b"text/html", b"")
+    route_gz = get % (b"/users/42", b"text/html", b"Accept-Encoding: gzip\r\n")
+    index = get % (b"/index.html", b"text/html", b"")
+    index_gz = get % (b"/index.html", b"text/html", b"Accept-Encoding: gzip\r\n")
+    server = kind(("127.0.0.1", 0), partial(Handler, directory=str(tmp_path)))
+    with running(server):
+        site = Site(tmp_path, server.server_address[1], [], repeats)
+        with site.connect() as sock:
+            buf = bytearray()
+
+            def send(head: bytes) -> bytes:
+                sock.sendall(head)
+                return read_response(sock, buf)
+
+            # The fallback first (compressed and not): it must not become index.html's own.
+            for head in (route_gz, route_gz, route, route):
+                r = send(head)
+                assert r.startswith(b"HTTP/1.1 200 ") and _vary(r) == [b"Accept-Encoding, Accept"]
+            for head in (index_gz, index_gz, index_gz, index, index, index):
+                r = send(head)
+                assert r.startswith(b"HTTP/1.1 200 ") and _vary(r) == [b"Accept-Encoding"]
+            assert site.answered() >= 2  # index.html's own answers were kept and repeated
+            # index.html's kept answers (and its remembered head) exist now: a route still
+            # gets the fallback with its Vary, never the kept answer, each time.
+            for head in (route, route, route, route_gz, route_gz, route_gz):
+                r = send(head)
+                assert r.startswith(b"HTTP/1.1 200 ") and _vary(r) == [b"Accept-Encoding, Accept"]
+            assert site.answered() == 0
+            assert send(route).endswith(b"\r\n\r\n" + page)
+            missing = send(get % (b"/users/42", b"*/*", b""))
+            assert missing.startswith(b"HTTP/1.1 404 ") and _vary(missing) == [b"Accept"]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from minihttp.static.site import PAGE_MAX, accepts_html, hidden_path, spa_route
-from tests.helpers.cliserver import file_server
+from minihttp.static.site import PAGE_MAX, accepts_html, hidden_path, spa_candidate, spa_route
+from tests.helpers.cliserver import file_server, raw_exchange
 
 TIMEOUT = 5.0
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -40,6 +40,7 @@ def test_accepts_html(accept: str | None, expected: bool) -> None:
 def test_spa_route(path: str, expected: bool) -> None:
     assert spa_route(path, BROWSER) is expected
     assert spa_route(path, "*/*") is False
+    assert spa_candidate(path) is expected  # whether the answer varies on Accept
 
 
 @pytest.mark.parametrize(("path", "expected"), [
@@ -87,6 +88,73 @@ def test_spa_fallback(root: Path) -> None:
     assert script.status_code == 404 and fetched.status_code == 404
     assert real.status_code == 200 and real.text == "console.log(1)"
     assert revalidated.status_code == 304
+
+
+def vary(base: str, method: str, path: str, *fields: str) -> tuple[int, list[str]]:
+    """Status and the values of the Vary field lines (one entry per line) of one answer."""
+    head = "".join(f"{field}\r\n" for field in fields)
+    status, got, _body = raw_exchange(base, f"{method} {path} HTTP/1.1\r\nHost: t\r\n{head}"
+                                      "Connection: close\r\n\r\n".encode())
+    return status, [value for name, value in got if name == "vary"]
+
+
+def test_spa_answers_vary_on_accept(root: Path) -> None:
+    """RFC 9110 section 12.5.5: every answer chosen on Accept says so, in one field; the
+    others (existing paths, missing ones with an extension) do not."""
+    html, any_type = f"Accept: {BROWSER}", "Accept: */*"
+    with file_server(root, "--spa") as base:
+        route = get(base + "/users/42", Accept=BROWSER)
+        etag, size = route.headers["ETag"], len(route.content)
+        answers = {
+            "route": vary(base, "GET", "/users/42", html),
+            "head": vary(base, "HEAD", "/users/42/", html),
+            "304": vary(base, "GET", "/users/42", html, f"If-None-Match: {etag}"),
+            "412": vary(base, "GET", "/users/42", html, 'If-Match: "other"'),
+            "206": vary(base, "GET", "/users/42", html, "Range: bytes=0-3"),
+            "416": vary(base, "GET", "/users/42", html, f"Range: bytes={size + 5}-"),
+            "fetch": vary(base, "GET", "/users/42", any_type),
+            "no accept": vary(base, "HEAD", "/users/42"),
+            # not candidates: the answer is the same whatever the Accept
+            "script": vary(base, "GET", "/missing.js", html),
+            "file": vary(base, "GET", "/app.js", html),
+            "index": vary(base, "GET", "/index.html", html),
+            "root": vary(base, "GET", "/", html),
+            "post": vary(base, "POST", "/users/42", html, "Content-Length: 0"),
+        }
+    assert answers == {
+        "route": (200, ["Accept"]), "head": (200, ["Accept"]), "304": (304, ["Accept"]),
+        "412": (412, ["Accept"]), "206": (206, ["Accept"]), "416": (416, ["Accept"]),
+        "fetch": (404, ["Accept"]), "no accept": (404, ["Accept"]),
+        "script": (404, []), "file": (200, []), "index": (200, []), "root": (200, []),
+        "post": (501, []),
+    }
+    with file_server(root) as base:  # without --spa nothing varies on Accept
+        assert vary(base, "GET", "/users/42", any_type) == (404, [])
+
+
+def test_spa_vary_with_compression_and_404_page(root: Path) -> None:
+    """With --compress the fallback's Vary is one field for both; the 404 page for a route
+    varies on Accept, the one for a file does not."""
+    (root / "index.html").write_text("<h1>app shell</h1>" + "<p>padding</p>" * 100)
+    (root / "404.html").write_text("<h1>lost?</h1>")
+    html, gzip = f"Accept: {BROWSER}", "Accept-Encoding: gzip"
+    with file_server(root, "--spa", "--compress") as base:
+        route = get(base + "/users/42", Accept=BROWSER, **{"Accept-Encoding": "gzip"})
+        assert route.headers["Content-Encoding"] == "gzip"
+        answers = {
+            "gzip": vary(base, "GET", "/users/42", html, gzip),
+            "identity": vary(base, "GET", "/users/42", html),
+            "304": vary(base, "GET", "/users/42", html, gzip,
+                        f"If-None-Match: {route.headers['ETag']}"),
+            "page": vary(base, "GET", "/users/42", "Accept: application/json"),
+            "file page": vary(base, "GET", "/nope.txt", html),
+            "index": vary(base, "GET", "/index.html", html, gzip),
+        }
+    both = ["Accept-Encoding, Accept"]
+    assert answers == {
+        "gzip": (200, both), "identity": (200, both), "304": (304, both),
+        "page": (404, ["Accept"]), "file page": (404, []), "index": (200, ["Accept-Encoding"]),
+    }
 
 
 def test_no_spa_by_default(root: Path) -> None:

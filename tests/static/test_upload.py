@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import stat
 import threading
 import time
 import urllib.parse
@@ -449,3 +450,122 @@ def test_cli_options(root: Path) -> None:
         else:
             assert server.limits.max_body == DEFAULT_LIMITS.max_body
     assert (root / "cli.txt").read_bytes() == b"x"
+
+
+# -- durability and the target directory's descriptor -----------------------------------------
+
+
+def record_fsyncs(monkeypatch: pytest.MonkeyPatch, final: Path
+                  ) -> list[tuple[int, bool, int | None]]:
+    """Every ``os.fsync`` from now on, as (inode, is a directory, inode at ``final`` then:
+    None while the name is absent), in order."""
+    calls: list[tuple[int, bool, int | None]] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        try:
+            visible: int | None = os.lstat(final).st_ino
+        except FileNotFoundError:
+            visible = None
+        calls.append((st.st_ino, stat.S_ISDIR(st.st_mode), visible))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return calls
+
+
+@pytest.mark.parametrize(("how", "replace"), [("put", False), ("put", True), ("form", False),
+                                              ("form", True)])
+def test_stored_file_is_synced_before_its_name_and_the_directory_after(
+        serve: Serve, root: Path, monkeypatch: pytest.MonkeyPatch, how: str,
+        replace: bool) -> None:
+    """After a power cut the name must not name an empty or partial file: the contents are
+    fsynced while the name does not show them yet, the directory once it does."""
+    url = serve(upload_allow_replace=replace)
+    final = root / "sub" / "durable.bin"
+    if replace:
+        final.write_bytes(b"older")
+    calls = record_fsyncs(monkeypatch, final)
+    body = os.urandom(200_000)
+    if how == "put":
+        assert put(url + "/sub/durable.bin", body).status_code == (204 if replace else 201)
+    else:
+        assert form(url + "/sub/", [("durable.bin", body)]).status_code == 303
+    assert final.read_bytes() == body
+    new = final.stat().st_ino
+    directory = (root / "sub").stat().st_ino
+    file_syncs = [i for i, (ino, isdir, _) in enumerate(calls) if ino == new and not isdir]
+    dir_syncs = [i for i, (ino, isdir, _) in enumerate(calls) if ino == directory and isdir]
+    assert file_syncs and dir_syncs, calls
+    assert all(calls[i][2] != new for i in file_syncs)  # not yet visible under its name
+    assert calls[dir_syncs[-1]][2] == new  # the name, then the directory
+    assert max(file_syncs) < dir_syncs[-1]
+
+
+def test_unreadable_directory_still_takes_uploads(serve: Serve, root: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory that may be written but not read (mode 0o300) is opened with O_PATH:
+    its fsync is skipped, the upload goes on. (Simulated: tests run as root.)"""
+    url = serve()
+    real = os.open
+    o_path = getattr(os, "O_PATH", 0)
+    if not o_path:
+        pytest.skip("no O_PATH here")
+
+    def no_read(path: Any, flags: int, *args: Any, **kw: Any) -> int:
+        if flags & os.O_DIRECTORY and not flags & o_path:
+            raise PermissionError(13, "Permission denied", path)
+        return real(path, flags, *args, **kw)
+
+    monkeypatch.setattr(os, "open", no_read)
+    assert put(url + "/sub/w.txt", b"write-only").status_code == 201
+    assert (root / "sub" / "w.txt").read_bytes() == b"write-only"
+
+
+def swap_for_link(directory: Path, outside: Path) -> None:
+    """What a local attacker does: move the directory away, a symlink out in its place."""
+    directory.rename(directory.with_name(directory.name + ".moved"))
+    directory.symlink_to(outside)
+
+
+def test_directory_swapped_after_the_checks_keeps_the_upload_inside(
+        serve: Serve, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The directory is swapped for a symlink out of the root after it was checked and
+    opened, before the temporary file is created: the upload lands in the directory that
+    was checked (by its descriptor), nothing outside."""
+    url = serve()
+    outside = root.parent / "outside"
+    real = UploadMixin._check_free
+
+    def check_then_swap(self: Any, directory: Any, name: str) -> None:
+        swap_for_link(root / "sub", outside)
+        real(self, directory, name)
+
+    monkeypatch.setattr(UploadMixin, "_check_free", check_then_swap)
+    assert put(url + "/sub/x.txt", b"inside").status_code == 201
+    assert list(outside.iterdir()) == []
+    assert (root / "sub.moved" / "x.txt").read_bytes() == b"inside"
+
+
+def test_directory_swapped_before_the_walk_is_refused(
+        serve: Serve, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Swapped after its path was resolved and found inside, before it was opened: the
+    walk from the root (O_NOFOLLOW on each segment) meets the link and refuses (404)."""
+    from minihttp.static import staging
+
+    url = serve()
+    outside = root.parent / "outside"
+    real = staging._open_dir
+    swapped: list[bool] = []
+
+    def swap_then_open(name: str, dir_fd: int | None, flags: int) -> int:
+        if not swapped:
+            swapped.append(True)
+            swap_for_link(root / "sub", outside)
+        return real(name, dir_fd, flags)
+
+    monkeypatch.setattr(staging, "_open_dir", swap_then_open)
+    assert put(url + "/sub/x.txt", b"elsewhere?").status_code == 404
+    assert swapped and list(outside.iterdir()) == []
+    assert list((root / "sub.moved").iterdir()) == []

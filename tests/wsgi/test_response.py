@@ -71,3 +71,58 @@ def test_bad_content_length(value: str) -> None:
 def test_repeated_content_length() -> None:
     with pytest.raises(ValueError):
         check_headers("200 OK", [("Content-Length", "1"), ("content-length", "1")])
+
+
+@pytest.mark.parametrize("item", [("X-A", "a\r\nSet-Cookie: x=1"), ("X-A", "a\nb"),
+                                  ("X-A", "a\rb"), ("X-A", "a\x00b"), ("Bad Name", "v"),
+                                  ("X:Y", "v"), ("", "v"), ("X-A", "\u20ac")])
+def test_field_syntax_checked_at_start_response(item: tuple[str, str]) -> None:
+    """PEP 3333: errors in the headers are raised by start_response, while the application
+    still runs; the fields then go on the wire as they are (never through another check)."""
+    for _ in range(2):  # and a refused list is never remembered
+        with pytest.raises(ValueError):
+            check_headers("200 OK", [("Content-Type", "text/plain"), item])
+
+
+def test_fields_as_sent_in_the_applications_order() -> None:
+    head = check_headers("200 OK", [("A", "1"), ("Content-Length", " 3 "), ("b-x", "2"),
+                                    ("C", "")])
+    assert (head.before, head.length, head.after) == (b"A: 1\r\n", "3", b"b-x: 2\r\nC: \r\n")
+    head = check_headers("201 Created", [("A", "1")])
+    assert (head.code, head.before, head.length, head.after) == (201, b"A: 1\r\n", None, b"")
+    head = check_headers("200 OK", [])
+    assert (head.before, head.length, head.after) == (b"", None, b"")
+
+
+def test_a_remembered_list_the_application_changes_is_checked_again() -> None:
+    """A head is remembered with a copy of its list: an application that reuses its list
+    object and changes it gets the new list checked, not the old answer."""
+    headers = [("Content-Type", "text/plain")]
+    for _ in range(2):
+        assert check_headers("200 OK", headers).before == b"Content-Type: text/plain\r\n"
+    headers.append(("Connection", "close"))
+    with pytest.raises(ValueError, match="hop-by-hop"):
+        check_headers("200 OK", headers)
+    headers[1] = ("X-B", "1")
+    assert check_headers("200 OK", headers).before == b"Content-Type: text/plain\r\nX-B: 1\r\n"
+    assert check_headers("200 OK", headers[:1]).before == b"Content-Type: text/plain\r\n"
+
+
+def test_heads_found_again_keep_their_own_status() -> None:
+    fields = [("Content-Type", "text/plain")]
+    for _ in range(2):
+        assert check_headers("200 OK", list(fields)).code == 200
+        assert check_headers("404 Not Found", list(fields)).code == 404
+        assert check_headers("404 Gone Away", list(fields))[:2] == (404, "Gone Away")
+
+
+class ListLike(list):  # type: ignore[type-arg]
+    """Not a list for PEP 3333 ("a Python list"), however equal."""
+
+
+def test_not_a_list_is_refused_even_after_an_equal_list() -> None:
+    for _ in range(2):
+        check_headers("200 OK", [("A", "1")])
+    for other in ((("A", "1"),), ListLike([("A", "1")])):
+        with pytest.raises(TypeError):
+            check_headers("200 OK", other)
