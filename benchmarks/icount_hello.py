@@ -8,10 +8,17 @@ writer's batch held to the end and written once. Count it twice and take the dif
 per request (what the process does once, start-up and the final write of the log, cancels
 out but for the formatting of the extra lines, which is part of the cost)::
 
+    PY=$(python3 -c 'import sys; print(sys.executable)')  # not a pyenv shim (a script)
     ic() { PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
-           python3 benchmarks/icount_hello.py "$@" 2>&1 >/dev/null \\
+           $PY benchmarks/icount_hello.py "$@" 2>&1 >/dev/null \\
            | grep -o "Collected : [0-9]*" | grep -o "[0-9]*$"; }
     echo $(( ($(ic cli 6000) - $(ic cli 1000)) / 5000 ))
+
+A figure moves by up to ~0.8k with the memory layout (seen: an unused class attribute
+added to BaseHTTPRequestHandler moved quiet by 0.8k; so does the hash seed): compare
+means over PYTHONHASHSEED=0..3 of cli minus quiet.
+With the default RECHECK the figure also depends on how slow valgrind runs (how many
+requests come more than a millisecond apart, each paying the route's full check).
 
 ``--recheck S`` sets :data:`minihttp.logs.RECHECK`: under valgrind a request takes over a
 millisecond, so the route's full check (at most once a millisecond for real) runs on every
