@@ -39,7 +39,7 @@ from minihttp._body import EMPTY_BODY
 from minihttp.proxy.route import Refuse
 from minihttp.proxy.upstream import Context, _Job
 
-__all__ = ["MAX_HEAD", "Repeat", "answer", "remember", "repeatable"]
+__all__ = ["MAX_HEAD", "Repeat", "answer", "eligible", "remember", "repeatable"]
 
 #: Longest request head remembered (a browser's is under 2 KiB, wrk's under 100 bytes).
 MAX_HEAD = 2048
