@@ -148,16 +148,7 @@ class FastPath(Exchange):
         xff: list[str] | None = None
         if special is not None:
             fields, framing, xff = self._special_fields(ctx, fields, special)
-        target = _fast_target(self.path)
-        if target is not None:
-            host, port, path = target
-            # _authority's answer for a reg-name (no brackets), without the call.
-            authority = host if port == 80 else f"{host}:{port}"
-        else:
-            host, port, path = self._target()
-            authority = self._authority(host, port)
-        if port == ctx.bind_port and self._is_self(host, port):
-            raise Refuse(508, "Loop Detected: the target is this proxy.")
+        host, port, path, authority = self._fast_destination(ctx)
         fields[0] = (b"Host", b"host", authority.encode(latin))
         version = self.request_version
         if version == "HTTP/1.1":
@@ -210,20 +201,28 @@ class FastPath(Exchange):
             raise Refuse(500, "Internal Server Error: request cannot be forwarded.") from exc
         self._exchange(h11_request, has_body, host, port, request, ctx)
 
-    def _forward_known(self, ctx: Context, kept: bytes) -> None:
-        """:meth:`_forward_fast` for a field block seen before (:data:`_BLOCKS`): it had no
-        field the rules act on, so what is left is the target's rules and our own fields,
-        in the same order, giving the same bytes."""
-        latin = "latin-1"
+    def _fast_destination(self, ctx: Context) -> tuple[str, int, str, str]:
+        """(host, port, origin-form path, authority) of this request's target, by the
+        target's rules (one regex for a plain ``http://reg-name`` target), after the check
+        that it is not this proxy (508)."""
         target = _fast_target(self.path)
         if target is not None:
             host, port, path = target
+            # _authority's answer for a reg-name (no brackets), without the call.
             authority = host if port == 80 else f"{host}:{port}"
         else:
             host, port, path = self._target()
             authority = self._authority(host, port)
         if port == ctx.bind_port and self._is_self(host, port):
             raise Refuse(508, "Loop Detected: the target is this proxy.")
+        return host, port, path, authority
+
+    def _forward_known(self, ctx: Context, kept: bytes) -> None:
+        """:meth:`_forward_fast` for a field block seen before (:data:`_BLOCKS`): it had no
+        field the rules act on, so what is left is the target's rules and our own fields,
+        in the same order, giving the same bytes."""
+        latin = "latin-1"
+        host, port, path, authority = self._fast_destination(ctx)
         version = self.request_version
         if version == "HTTP/1.1":
             via = ctx.via_request

@@ -80,7 +80,6 @@ class Repeat:
     and what the fast path made of it."""
 
     head: bytes
-    ctx: Context
     raw_requestline: bytes
     requestline: str
     command: str
@@ -115,7 +114,7 @@ def remember(handler: Any, ctx: Context, wire: bytes, host: str, port: int) -> N
             and port != ctx.bind_port and handler.rfile is EMPTY_BODY
             and not handler.close_connection and handler.request_version == "HTTP/1.1"
             and handler.command in ("GET", "HEAD")):
-        handler._repeat = Repeat(head, ctx, handler.raw_requestline, handler.requestline,
+        handler._repeat = Repeat(head, handler.raw_requestline, handler.requestline,
                                  handler.command, handler.path, handler.headers,
                                  _Job(wire, False, host, port, None, ctx), (host.lower(), port))
     elif handler._repeat is not None:
@@ -128,7 +127,7 @@ def answer(handler: Any, head: bytes) -> bool:
     memo: Repeat = handler._repeat
     if head != memo.head:
         return False
-    ctx = memo.ctx
+    ctx = memo.job.ctx
     if (handler._ctx is not ctx or ctx.server is not handler.server
             or ctx.client is not handler.client_address):
         handler._repeat = None
@@ -143,11 +142,8 @@ def answer(handler: Any, head: bytes) -> bool:
     handler.close_connection = False
     handler._body = handler.rfile = EMPTY_BODY
     try:  # as handle_one_request runs do_GET
-        try:  # Exchange._exchange without a parent (never here, see eligible)
-            handler._body_started = False
-            handler._job = memo.job
-            handler._retried = False
-            handler._send_upstream(ctx.pool.acquire(memo.key))
+        try:  # Exchange._exchange without a parent (never remembered, see eligible)
+            handler._run(memo.job, memo.key)
         except Refuse as refusal:
             handler._send_plain(refusal.status, refusal.message, refusal.headers)
     except Exception as err:

@@ -222,7 +222,6 @@ class Exchange(Upload):
         (``defer_until_readable``: on the pooled server's event loop the request then holds
         no thread while the upstream works); otherwise this thread waits.
         """
-        self._body_started = False
         chain = ctx.chain
         parent = chain.parent_for(host) if chain is not None else None
         if parent is None:
@@ -232,9 +231,15 @@ class Exchange(Upload):
                 raise Refuse(403, "Forbidden: destination not allowed.")
             h11_request = self._for_parent(h11_request, host, port, parent)
             key = parent.key
-        self._job = _Job(h11_request, has_body, host, port, request, ctx, parent)
+        self._run(_Job(h11_request, has_body, host, port, request, ctx, parent), key)
+
+    def _run(self, job: _Job, key: tuple[str, int]) -> None:
+        """Run ``job`` (never changed once made, so a repeated request may run the same one
+        again: minihttp.proxy.repeat) on a pooled connection for ``key``."""
+        self._body_started = False
+        self._job = job
         self._retried = False
-        self._send_upstream(ctx.pool.acquire(key))
+        self._send_upstream(job.ctx.pool.acquire(key))
 
     def _for_parent(self, req: Any, host: str, port: int, parent: Parent) -> Any:
         """``req`` as a parent proxy takes it: absolute-form target (RFC 9112 section
