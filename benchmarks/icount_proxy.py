@@ -33,6 +33,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import _harness as h
+from benchmarks import _nginx
 from benchmarks.cpu_proxy import _client, _QuietHandler, _request
 from minihttp.proxy import PooledProxyServer, ProxyConfig
 
@@ -63,6 +64,9 @@ def main() -> int:
                         help="the handler's access log on (to /dev/null) instead of quiet")
     parser.add_argument("--vary", action="store_true",
                         help="a new target on every request (no head repeats)")
+    parser.add_argument("--upstream", choices=["minihttp", "nginx"], default="minihttp",
+                        help="the upstream answering the hello: minihttp's (default) or nginx, "
+                             "as bench_proxy.py uses (its head names keep-alive in Connection)")
     args = parser.parse_args()
     handler: type = _QuietHandler
     if args.log:
@@ -75,9 +79,15 @@ def main() -> int:
         logs.configure(fd=os.open(os.devnull, os.O_WRONLY))
     up_port = h.free_port()
     with contextlib.ExitStack() as stack:
-        stack.enter_context(h.start_server(
-            "upstream", h.python_server_argv("minihttp_hello.py", "--port", str(up_port)),
-            up_port, ready_timeout=60.0))
+        if args.upstream == "nginx":
+            work = stack.enter_context(h.temp_dir("icount-proxy-"))
+            root = work / "www"
+            root.mkdir()
+            (root / "index.html").write_bytes(b"Hello World\n")
+            argv = _nginx.nginx_argv(_nginx.write_nginx_conf(work, root, up_port), work)
+        else:
+            argv = h.python_server_argv("minihttp_hello.py", "--port", str(up_port))
+        stack.enter_context(h.start_server("upstream", argv, up_port, ready_timeout=60.0))
         server = PooledProxyServer(("127.0.0.1", 0), handler,
                                    config=ProxyConfig(quiet=not args.log))
         server.inline_budget = 1e6

@@ -522,7 +522,9 @@ class Exchange(Upload):
                     send_header(name, value)
         if length is not None:
             send_header("Content-Length", length.decode("ascii"))
-            if (type(head) is ResponseHead and has_date and listed is None
+            # Fields dropped for Connection's options come from the head's bytes too, so
+            # a head naming some (nginx's "Connection: keep-alive") is kept like any other.
+            if (type(head) is ResponseHead and has_date
                     and ctx.relay_again and status >= 200 and status != 204 and status != 304
                     and self._relay_memo_ok(built=True)):
                 head.relayed = ((ctx.via_response, self.protocol_version),
