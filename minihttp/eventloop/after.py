@@ -7,8 +7,9 @@ is pure (booleans in, an :class:`After` out) so that it can be read, and tested,
 Rules of this module:
 
 * A deferred request comes first: its response is not finished. The loop's leader hands
-  the wait to the loop (``SUSPEND``); any other thread waits itself (``FINISH``) and asks
-  again once the response is complete.
+  the wait to the loop (``SUSPEND``); any other thread (``FINISH``) hands the connection
+  and its wait to the loop (``PooledHTTPServer.hand_over_wait``), or, while the server is
+  stopping, waits itself and asks again once the response is complete.
 * Then ``close`` (the handler said so, or the server is stopping): ``CLOSE``.
 * A whole next request already buffered: served on this thread at once by a worker that has
   not served too many in a row (``AGAIN``), queued behind the other ready connections by the
@@ -45,7 +46,8 @@ class After(enum.Enum):
 
     #: Deferred: register the wait with the loop (WAIT); the loop resumes the request.
     SUSPEND = "suspend"
-    #: Deferred, off the loop: wait here (``finish_deferred``), then ask again.
+    #: Deferred, off the loop: hand the wait to the loop, or (stopping) wait here
+    #: (``finish_deferred``), then ask again.
     FINISH = "finish"
     #: Close the connection.
     CLOSE = "close"

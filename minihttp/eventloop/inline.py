@@ -120,8 +120,10 @@ def _deferred(loop: Loop, server: PooledHTTPServer, conn: Conn, deferred: Any, t
         leadership.begin_turn(conn)
         handler.finish_deferred()
         where = leadership.end_turn(epoch)
-    else:
-        handler.finish_deferred()  # not on the loop: wait here
+    else:  # deposed meanwhile: the loop waits for it, unless stopping (then: wait here)
+        if server.hand_over_wait(conn, deferred):
+            return SUSPEND, where
+        handler.finish_deferred()
     reader = conn.reader
     then = after_response(
         where, False, handler.close_connection or loop.closing,

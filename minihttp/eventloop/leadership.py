@@ -243,8 +243,8 @@ class Leadership:
         about, on its own thread, so only a deposition can change the answer meanwhile, and
         a deposition only ever turns it from yes to no. A "no" is therefore always true; a
         "yes" that a deposition overtakes is caught where it matters, under the lock, when
-        the turn ends (:meth:`end_turn` says ``DEPOSED`` and the handler's thread waits for
-        the request itself).
+        the turn ends (:meth:`end_turn` says ``DEPOSED`` and the handler's thread hands the
+        wait back to the loop, ``PooledHTTPServer.hand_over_wait``).
         """
         conn = self._running_conn
         return (self._running != 0 and conn is not None and conn.handler is handler

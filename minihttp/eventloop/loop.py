@@ -88,7 +88,9 @@ class Loop:
         #: While draining: when the grace ends (deferred requests on workers wait no longer).
         self.grace_end: float | None = None
         self.inline_queue: collections.deque[Conn] = collections.deque()
-        self.handbacks: collections.deque[tuple[Conn, bool]] = collections.deque()
+        #: (connection, True: serve its buffered request | False: re-time it | a Deferred:
+        #: wait for it, see PooledHTTPServer.hand_over_wait).
+        self.handbacks: collections.deque[tuple[Conn, Any]] = collections.deque()
         self.backlog: collections.deque[Conn] = collections.deque()
         self.waits = Waits(self.inline_queue)
 
@@ -411,6 +413,16 @@ class Loop:
         if self.backlog or not server.pool.try_submit(worker.serve, server, conn):
             self.backlog.append(conn)
 
+    def finish_on_worker(self, conn: Conn, deferred: Any) -> None:
+        """A deferred request the loop will not wait for (stopping, or the wait cannot be
+        set up): a worker waits for it and finishes it (worker.serve, within the grace)."""
+        conn.deferred = deferred
+        if conn.level_triggered:
+            conn.to_oneshot(self.poller)
+        server = self.server
+        if self.backlog or not server.pool.try_submit(worker.serve, server, conn):
+            self.backlog.append(conn)
+
     def dispatch_backlog(self) -> None:
         """Give waiting requests to workers while the pool has room."""
         backlog = self.backlog
@@ -426,8 +438,11 @@ class Loop:
         handbacks = self.handbacks
         while handbacks:
             conn, serve = handbacks.popleft()
-            if serve:
+            if serve is True:
                 self.dispatch(conn)
+            elif serve is not False:  # a deferred request served off the loop
+                if draining or self.closing or not self.waits.suspend(self, conn, serve):
+                    self.finish_on_worker(conn, serve)
             elif draining:
                 if conn.state != BUSY:
                     self.server._close(conn)

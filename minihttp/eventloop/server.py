@@ -281,13 +281,47 @@ class PooledHTTPServer(HTTPServer):
 
     def defer_readable(self, handler: Any) -> bool:
         """Whether ``handler`` may defer its request (see
-        ``BaseHTTPRequestHandler.defer_until_readable``): only a handler running inline on
-        the thread leading the loop, with an epoll poller, while the server is not closing.
-        The wait itself is set up when the handler returns (minihttp.eventloop.deferral)."""
+        ``BaseHTTPRequestHandler.defer_until_readable``), with an epoll poller, while the
+        server is not closing: a handler running inline on the thread leading the loop (the
+        wait is set up when it returns, minihttp.eventloop.deferral), or, with ``inline``,
+        one serving a plain connection of ours off the loop (a leader deposed by the
+        watchdog: the wait is handed to the loop when it returns, :meth:`hand_over_wait`,
+        and the request resumes on the loop, as any deferred one).
+
+        Why off the loop too: on a loaded machine the watchdog deposes a handler whose turn
+        took a couple of milliseconds of wall time, and a deposed proxy relay to a slow
+        reader then held its thread until the reader had read everything (seen: 5 to 12
+        workers blocked in sends for 20 slow readers, tests/eventloop/test_defer_writable).
+        """
         loop = self._loop
         poller = loop.poller
-        return (not loop.closing and poller is not None and poller.supports_level
-                and self._leadership.may_defer(handler))
+        if loop.closing or poller is None or not poller.supports_level:
+            return False
+        if self._leadership.may_defer(handler):
+            return True
+        if not self.inline:
+            return False  # a resumed request runs on the loop: only where handlers may
+        sock = getattr(handler, "connection", None)
+        if type(sock) is not socket.socket:
+            return False  # a TLS connection (or none): its handler waits itself
+        try:
+            conn = self._conns.get(sock.fileno())
+        except (OSError, ValueError):
+            return False
+        return (conn is not None and conn.handler is handler and conn.state == BUSY
+                and not conn.tls)
+
+    def hand_over_wait(self, conn: Conn, deferred: Any) -> bool:
+        """Off the loop: give the connection, whose handler deferred its request, to the
+        loop, which waits for it (then resumes it on the loop); False (the caller waits
+        itself) while the server is closing. The caller must not touch ``conn`` after a
+        True: the loop may own it already."""
+        loop = self._loop
+        if loop.closing:
+            return False
+        loop.handbacks.append((conn, deferred))
+        loop.wake()
+        return True
 
     def detach(self, sock: Any) -> socket.socket | None:
         """Hand a plain client connection over to other code (a proxy's tunnel relay) for

@@ -76,8 +76,10 @@ def serve(server: PooledHTTPServer, conn: Conn) -> None:
                 buffered = _read_nowait(server, conn) and reader.has_request()
                 looked = True
                 continue
-            if then is FINISH:  # (defer_readable refuses workers: for safety only)
-                handler.finish_deferred()
+            if then is FINISH:
+                if server.hand_over_wait(conn, deferred):
+                    return  # the loop waits for it, then resumes it (the loop owns conn)
+                handler.finish_deferred()  # stopping: wait here
                 deferred = None
                 close = handler.close_connection or loop.closing
                 buffered = reader.has_request() if reader.buf else False

@@ -338,15 +338,33 @@ def test_shutdown_grace_bounds_a_deferred_wait() -> None:
         c.close()
 
 
-def test_deposed_handler_cannot_defer_and_waits_itself() -> None:
+def test_deposed_handler_hands_its_wait_to_the_loop() -> None:
+    """A handler deposed by the watchdog (it held the loop past inline_budget) still defers:
+    its thread gives the wait to the loop and goes (before: it waited itself, a thread held
+    per slow upstream or slow reader on a loaded machine)."""
     with running(pooled(inline_budget=0.002)) as server:
         c = Client(server)
         c.send("/sleepy/a")
-        assert next_defer("/sleepy/a") is False  # it no longer leads the loop
+        assert next_defer("/sleepy/a") is True  # off the loop, and still deferred
+        fd = AUX["a"].fileno()
+        assert wait_for(lambda: fd in server._loop.waits.by_fd)  # the loop waits for it
+        assert not c.pending()
         PEERS["a"].sendall(b"x")
         assert body(c.response()) == b"got x"
         c.send("/hello")  # and the connection goes on
         assert body(c.response()) == b"hello"
+        c.close()
+
+
+def test_a_handler_off_the_loop_of_a_non_inline_server_waits_itself() -> None:
+    """With ``inline = False`` a resumed request would run on the loop thread: every
+    handler there waits itself, as before."""
+    with running(pooled(inline=False)) as server:
+        c = Client(server)
+        c.send("/wait/a")
+        assert next_defer("/wait/a") is False
+        PEERS["a"].sendall(b"x")
+        assert body(c.response()) == b"got x"
         c.close()
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from minihttp.eventloop import PooledHTTPServer
 from minihttp.eventloop.conn import BUSY, HEAD, IDLE, Conn
 from minihttp.eventloop.worker import MAX_IN_PLACE, serve
 from minihttp.server import Deferred
@@ -72,6 +73,7 @@ class Handler:
         self.served = 0
         self.close_connection = False
         self.finished: list[float | None] = []
+        self.deferred: Deferred | None = None
 
     def handle_one_request(self) -> Deferred | None:
         if self.fail:
@@ -80,7 +82,8 @@ class Handler:
             self.reader.requests -= 1
         self.served += 1
         self.close_connection = self.close_after is not None and self.served >= self.close_after
-        return Deferred(None, lambda ready: None, 1.0) if self.defer else None
+        self.deferred = Deferred(None, lambda ready: None, 1.0) if self.defer else None
+        return self.deferred
 
     def finish_deferred(self, until: float | None = None) -> None:
         self.finished.append(until)
@@ -107,7 +110,7 @@ class Loop:
     grace_end: float | None = None
     poller: Poller = field(default_factory=Poller)
     backlog: collections.deque[Conn] = field(default_factory=collections.deque)
-    handbacks: collections.deque[tuple[Conn, bool]] = field(default_factory=collections.deque)
+    handbacks: collections.deque[tuple[Conn, Any]] = field(default_factory=collections.deque)
     woken: int = 0
 
     def wake(self) -> None:
@@ -127,6 +130,8 @@ class Server:
 
     def _close(self, conn: Conn) -> None:
         self.closed.append(conn)
+
+    hand_over_wait = PooledHTTPServer.hand_over_wait
 
     def handle_error(self, sock: Any, addr: Any) -> None:
         self.errors.append(addr)
@@ -165,8 +170,10 @@ CASES = [
          served=MAX_IN_PLACE, outcome="hand back"),
     Case("server closing: close after the response", buffered=2, closing=True,
          outcome="close"),
-    Case("a deferral on a worker is waited for here", defer=True, served=1,
-         finished=[None]),
+    Case("a deferral on a worker is handed to the loop", defer=True, served=1,
+         outcome="wait"),
+    Case("a deferral on a worker while stopping is waited for here", defer=True,
+         closing=True, served=1, finished=[None], outcome="close"),
     Case("a deferred request given at shutdown waits until the grace ends",
          given_deferred=True, closing=True, served=0, outcome="close", finished=[123.0]),
     Case("handler failure: logged and closed", fail=True, served=0, outcome="close"),
@@ -191,6 +198,10 @@ def test_serve(case: Case) -> None:
     assert conn.deferred is None
     if case.outcome == "close":
         assert server.closed == [conn] and not loop.poller.rearmed and not loop.handbacks
+    elif case.outcome == "wait":  # the loop waits for it: the worker let it go at once
+        assert list(loop.handbacks) == [(conn, handler.deferred)] and loop.woken == 1
+        assert handler.deferred is not None
+        assert conn.state == BUSY and not server.closed and not loop.poller.rearmed
     elif case.outcome == "hand back":
         assert list(loop.handbacks) == [(conn, True)] and loop.woken == 1
         assert conn.state == BUSY and not server.closed and not loop.poller.rearmed
