@@ -5,8 +5,10 @@ blocking as before. And the proxy's relay of a large body to slow readers uses i
 from __future__ import annotations
 
 import hashlib
+import selectors
 import socket
 import threading
+import time
 from typing import Any
 
 import requests
@@ -88,20 +90,45 @@ def _read_body(s: socket.socket) -> bytes:
     return body
 
 
-def _read_all(socks: list[socket.socket]) -> list[bytes]:
-    """Every response body, read concurrently (one reader thread each, bounded by the
-    sockets' timeouts): read one after the other, the last would wait for the others."""
-    out: list[bytes] = [b""] * len(socks)
+def _read_all(socks: list[socket.socket], limit: float = 60.0) -> list[bytes]:
+    """Every response body, read concurrently by this one thread (one after the other,
+    the last would wait for the others), each until its Content-Length, EOF, or ``limit``
+    seconds in all.
 
-    def read(i: int) -> None:
-        out[i] = _read_body(socks[i])
-
-    threads = [threading.Thread(target=read, args=(i,), daemon=True) for i in range(len(socks))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return out
+    One thread, not one per socket: the readers run in the server's own process, and 20 of
+    them contending for the GIL with 8 KiB reads (their receive buffers are tiny on
+    purpose) starved the server's one loop thread on a loaded machine (the relay of 20
+    bodies then took over a minute)."""
+    out = [bytearray() for _ in socks]
+    want: list[int | None] = [None] * len(socks)
+    heads = [bytearray() for _ in socks]
+    with selectors.DefaultSelector() as sel:
+        for i, s in enumerate(socks):
+            s.setblocking(False)
+            sel.register(s, selectors.EVENT_READ, i)
+        end = time.monotonic() + limit
+        while sel.get_map() and time.monotonic() < end:
+            for key, _ev in sel.select(0.5):
+                i = key.data
+                try:
+                    piece = socks[i].recv(1 << 20)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    piece = b""
+                if want[i] is None:
+                    heads[i] += piece
+                    if b"\r\n\r\n" in heads[i]:
+                        head, _, body = bytes(heads[i]).partition(b"\r\n\r\n")
+                        want[i] = int(head.lower().split(b"content-length: ")[1]
+                                      .split(b"\r\n")[0])
+                        out[i] += body
+                else:
+                    out[i] += piece
+                length = want[i]
+                if not piece or (length is not None and len(out[i]) >= length):
+                    sel.unregister(socks[i])
+    return [bytes(b) for b in out]
 
 
 def _get(port: int, path: str) -> bytes:
@@ -161,8 +188,14 @@ def test_threaded_server_refuses_and_the_handler_writes_blocking() -> None:
 
 
 def _big_app(req: Seen) -> Reply:
+    """SIZE bytes, written in 64 KiB pieces: the upstream's socket timeout (10 s) bounds
+    each ``sendall``, so it gives up only when the proxy takes nothing for that long (one
+    ``sendall`` of the whole body had 10 s in all, while the proxy rightly takes the body
+    at its slow readers' pace: on a loaded machine the upstream gave up mid-body, and the
+    proxy cut its readers short)."""
     body = hashlib.sha256(b"seed").digest() * (SIZE // 32)
-    return Reply(200, [("Content-Length", str(len(body)))], body)
+    return Reply(200, [("Content-Length", str(len(body)))],
+                 [body[i:i + 65536] for i in range(0, len(body), 65536)])
 
 
 def test_proxy_relays_large_bodies_to_slow_readers_without_a_thread_each() -> None:
@@ -190,10 +223,11 @@ def test_proxy_relays_large_bodies_to_slow_readers_without_a_thread_each() -> No
                     session.proxies = {"http": f"http://127.0.0.1:{port}"}
                     assert session.get(f"{up.base}/small", timeout=10).status_code == 200
                 # No slow reader holds a pool worker: busy are the loop's leader and deposed
-                # leaders finishing their turns, a few at a time on a loaded machine (before:
-                # each reader blocked in a send on a worker, 12 busy and 8 queued). Counted by the pool, not by threads:
-                # on a loaded machine the watchdog hands the loop over often, and each
-                # hand-over may start an idle worker (seen: 12 idle workers, a flake).
+                # leaders finishing their turns, a few at a time on a loaded machine (before
+                # the hand-over: each deposed reader blocked in a send on a worker, 12 busy
+                # and 8 queued). Counted by the pool, not by threads: on a loaded machine the
+                # watchdog hands the loop over often, and each hand-over may start an idle
+                # worker (seen: 12 idle workers, a flake).
                 pool = server._pool
                 held = pool.busy + pool.pending if pool is not None else 0
                 assert held <= 8, (held, pool.busy if pool else 0)
