@@ -5,10 +5,8 @@ blocking as before. And the proxy's relay of a large body to slow readers uses i
 from __future__ import annotations
 
 import hashlib
-import selectors
 import socket
 import threading
-import time
 from typing import Any
 
 import requests
@@ -16,6 +14,7 @@ import requests
 from minihttp.eventloop import PooledHTTPServer
 from minihttp.proxy import PooledProxyServer, ProxyConfig
 from minihttp.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from tests.helpers.bodies import read_bodies
 from tests.helpers.proxy import Reply, Seen, Upstream
 from tests.helpers.servers import running, wait_for
 
@@ -90,47 +89,6 @@ def _read_body(s: socket.socket) -> bytes:
     return body
 
 
-def _read_all(socks: list[socket.socket], limit: float = 60.0) -> list[bytes]:
-    """Every response body, read concurrently by this one thread (one after the other,
-    the last would wait for the others), each until its Content-Length, EOF, or ``limit``
-    seconds in all.
-
-    One thread, not one per socket: the readers run in the server's own process, and 20 of
-    them contending for the GIL with 8 KiB reads (their receive buffers are tiny on
-    purpose) starved the server's one loop thread on a loaded machine (the relay of 20
-    bodies then took over a minute)."""
-    out = [bytearray() for _ in socks]
-    want: list[int | None] = [None] * len(socks)
-    heads = [bytearray() for _ in socks]
-    with selectors.DefaultSelector() as sel:
-        for i, s in enumerate(socks):
-            s.setblocking(False)
-            sel.register(s, selectors.EVENT_READ, i)
-        end = time.monotonic() + limit
-        while sel.get_map() and time.monotonic() < end:
-            for key, _ev in sel.select(0.5):
-                i = key.data
-                try:
-                    piece = socks[i].recv(1 << 20)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    piece = b""
-                if want[i] is None:
-                    heads[i] += piece
-                    if b"\r\n\r\n" in heads[i]:
-                        head, _, body = bytes(heads[i]).partition(b"\r\n\r\n")
-                        want[i] = int(head.lower().split(b"content-length: ")[1]
-                                      .split(b"\r\n")[0])
-                        out[i] += body
-                else:
-                    out[i] += piece
-                length = want[i]
-                if not piece or (length is not None and len(out[i]) >= length):
-                    sel.unregister(socks[i])
-    return [bytes(b) for b in out]
-
-
 def _get(port: int, path: str) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
         c.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
@@ -152,7 +110,7 @@ def test_pooled_server_waits_for_slow_readers_on_its_loop() -> None:
             # Ten responses mid-body, none holding a thread; others are served meanwhile.
             assert _get(port, "/hello") == b"hello"
             assert threading.active_count() <= base + 2
-            for body in _read_all(slow):
+            for body in read_bodies(slow):
                 assert len(body) == SIZE and body == b"x" * SIZE, (len(body), TIMED_OUT)
         finally:
             for s in slow:
@@ -234,7 +192,7 @@ def test_proxy_relays_large_bodies_to_slow_readers_without_a_thread_each() -> No
                 # The upstream's threads (one a connection, "_conn") are the test's.
                 names = [t.name for t in threading.enumerate() if "_conn" not in t.name]
                 assert len(names) < base + 20, " ".join(names)
-                for body in _read_all(slow):
+                for body in read_bodies(slow):
                     assert body == expected
             finally:
                 for s in slow:

@@ -18,7 +18,7 @@ from typing import Any
 import requests
 
 from minihttp.proxy import PooledProxyServer, ProxyConfig
-from tests.eventloop.test_defer_writable import _read_all
+from tests.helpers.bodies import read_bodies
 from tests.helpers.proxy import Reply, Seen, Upstream
 from tests.helpers.servers import running
 
@@ -70,7 +70,7 @@ def test_slow_readers_get_whole_bodies_when_every_wait_is_handed_over() -> None:
                     s.connect(("127.0.0.1", port))
                     s.sendall(f"GET {up.base}/big HTTP/1.1\r\nHost: x\r\n\r\n".encode())
                     slow.append(s)
-                bodies = _read_all(slow)
+                bodies = read_bodies(slow)
             finally:
                 for s in slow:
                     s.close()
