@@ -22,8 +22,9 @@ Rules of this module:
 * The queues, each one idea: ``inline_queue``: whole requests the leader serves this
   round, one per connection per round (fairness); ``handbacks``: what workers give back,
   ``(conn, True)`` a request to serve, ``(conn, False)`` a connection parked mid-head to be
-  re-timed (workers never touch the heap); ``backlog``: whole requests waiting for a free
-  worker (the pool's queue is full).
+  re-timed (workers never touch the heap), ``(conn, deferred)`` a request deferred off the
+  loop whose wait the loop takes over (``PooledHTTPServer.hand_over_wait``); ``backlog``:
+  whole requests waiting for a free worker (the pool's queue is full).
 * Settings are read when ``serve_forever`` starts (``inline``, ``portable_poller``).
 * Accepting pauses (the listener leaves the poller) while ``max_connections`` are open, for
   ``accept_backoff`` after EMFILE/ENFILE/ENOBUFS/ENOMEM, and while the server's
@@ -434,7 +435,8 @@ class Loop:
 
     def take_handbacks(self, draining: bool = False) -> None:
         """What workers gave back: requests to serve, connections parked mid-head to time
-        (while draining: closed instead, unless busy again)."""
+        (while draining: closed instead, unless busy again), deferred requests to wait for
+        (while draining, or when the loop cannot wait for that socket: a worker waits)."""
         handbacks = self.handbacks
         while handbacks:
             conn, serve = handbacks.popleft()

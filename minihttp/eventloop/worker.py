@@ -20,6 +20,10 @@ Rules of this module:
   :func:`~minihttp.eventloop.after.after_response`, as on the loop.
 * :func:`park` and :func:`hand_back` are also how a handler that lost the loop gives its
   connection back (it is not a worker, but it is no longer the loop's either).
+* A deferred request goes to the loop with its wait (``PooledHTTPServer.hand_over_wait``):
+  from then on the loop owns the connection, and this thread touches neither it nor its
+  handler again (the request resumes on the loop). Only while the server stops does the
+  thread wait itself (``finish_deferred``).
 * A worker is only ever given a connection with a whole request and a handler (TLS ones
   after their handshake, which the loop drives): it never does a handshake.
 """
