@@ -21,8 +21,10 @@ Rules of this module (RFC 9112 sections 6 and 7, RFC 9110 section 10.1.1):
   that breaks its framing or passes ``max_body``, or a wait that times out ends the
   exchange and the upstream connection is closed, never pooled (a half-sent request must
   not be completed by the next one).
-* Fair: after :data:`TURN` bytes in one go the relay waits for its next readiness on the
-  loop (immediate when bytes are there), so one fast upload never keeps the loop.
+* Fair: after :data:`TURN` bytes in one go the relay, with its next bytes at hand, waits
+  for the upstream to take them (immediate when it has room), so one fast upload never
+  keeps the loop; never for the client, whose next bytes may never come (the body whole,
+  its end not yet framed: :meth:`Upload._yield_turn`).
 * ``Expect: 100-continue`` is answered by the body reader before the first read (lazily),
   as for a blocking read.
 * Used only when both sockets are plain TCP sockets and the body reader can read without
@@ -143,8 +145,6 @@ class Upload(Routing):
                     raise RequestTimeout("request body not received in time")
                 budget = TURN
                 while True:
-                    if budget <= 0 and not pump.ended and self._yield_turn(pump):
-                        return
                     if not pump.ended and (not pump.out or pump.head_only):
                         self._body_started = True
                         try:
@@ -165,6 +165,9 @@ class Upload(Routing):
                             pump.ended = not piece
                     pump.head_only = False
                     if pump.out:
+                        # After TURN bytes: yield with bytes at hand (see _yield_turn).
+                        if budget <= 0 and not pump.ended and self._yield_turn(pump):
+                            return
                         try:
                             sent = sock.send(pump.out, socket.MSG_DONTWAIT)
                         except (BlockingIOError, InterruptedError):
@@ -203,12 +206,17 @@ class Upload(Routing):
     def _yield_turn(self, pump: _Pump) -> bool:
         """After :data:`TURN` bytes in one go: let the loop serve others (a fast client
         and a fast upstream would otherwise keep the loop for the whole body, and lose it
-        to the watchdog). Waits for what comes next (its readiness is immediate when the
-        bytes are there); False when the server cannot wait for it (go on here)."""
-        if pump.out:
-            return self.defer_until_writable(self._on_pump, self._job_timeout(),
-                                             pump.conn.sock)
-        return self.defer_until_readable(self.connection, self._on_pump, self._body_timeout())
+        to the watchdog). Called with framed bytes at hand (``pump.out``): waits for the
+        upstream to take them (immediate when it has room); False when the server cannot
+        wait for it (go on here).
+
+        Never a wait for the client: its next bytes may never come. The body may be whole
+        already, its end not yet framed (that happens at the next read), or its next bytes
+        may be buffered by the reader, where poll does not see them; the client, waiting
+        for its response, then sent nothing more and the upload stalled until
+        ``body_timeout`` (seen: a 3 MiB PUT through the proxy, 1 in 30, when the budget ran
+        out as the last body bytes went out)."""
+        return self.defer_until_writable(self._on_pump, self._job_timeout(), pump.conn.sock)
 
     def _body_timeout(self) -> float | None:
         """How long the client may send no body byte (the server's body_timeout)."""

@@ -18,7 +18,7 @@ import h11
 import pytest
 
 from minihttp.config import Limits
-from minihttp.proxy import PooledProxyServer, ProxyConfig
+from minihttp.proxy import PooledProxyServer, ProxyConfig, upload
 from tests.helpers.proxy import read_response
 from tests.helpers.servers import open_fds, running, wait_for
 
@@ -299,3 +299,27 @@ def test_slow_upstream_readers_of_large_bodies_hold_no_thread() -> None:
         finally:
             for c in clients:
                 c.close()
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_whose_turn_ends_with_its_last_bytes_is_finished(
+        monkeypatch: pytest.MonkeyPatch, chunked: bool) -> None:
+    """The relay yields its turn after every send (TURN = 1), so its budget runs out as the
+    last body bytes go upstream, before the end is framed. It must go on with what it has,
+    not wait for the client, which has sent everything and waits for its response (it
+    waited for the client to become readable: the upload stalled until body_timeout)."""
+    monkeypatch.setattr(upload, "TURN", 1)
+    body = _body(7, 300_000)
+    with _setup() as (listener, server), _client(server) as c:
+        port = listener.getsockname()[1]
+        framing = (b"Transfer-Encoding: chunked\r\n\r\n%x\r\n" % len(body) if chunked
+                   else b"Content-Length: %d\r\n\r\n" % len(body))
+        c.sendall(b"POST http://127.0.0.1:%d/t HTTP/1.1\r\nHost: x\r\n" % port + framing
+                  + body + (b"\r\n0\r\n\r\n" if chunked else b""))
+        u, _addr = listener.accept()
+        with u:
+            u.settimeout(10)
+            _request, got, complete = _read_upstream(u)
+            assert complete and got == body
+            u.sendall(_CLOSE_OK)
+            assert _status(c) == 200
