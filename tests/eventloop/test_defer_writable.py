@@ -104,8 +104,8 @@ def test_pooled_server_waits_for_slow_readers_on_its_loop() -> None:
         slow = [_slow_client(port, "/big/10") for _ in range(10)]
         try:
             assert wait_for(lambda: len(DEFERRED) >= 10)
-            # Taken on the loop (a handler the watchdog moved off a busy loop is refused
-            # and writes blocking, as it should: so not necessarily every one).
+            # Taken on the loop (a handler the watchdog moved off a busy loop hands its
+            # wait back to the loop: taken too).
             assert any(DEFERRED)
             # Ten responses mid-body, none holding a thread; others are served meanwhile.
             assert _get(port, "/hello") == b"hello"
