@@ -298,9 +298,11 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         "request_version", "headers", "_body", "_status", "_resp_length",
         "_resp_te", "_conn_header",
     )
-    #: Names of common but optional paths (the access log, a request body), reserved after
+    #: Names of common but optional paths (a request body, the access log, a trusted
+    #: proxy's client: :mod:`minihttp.forwarded`), reserved after
     #: every class's ``_instance_names`` while room is left.
-    _late_names: ClassVar[tuple[str, ...]] = ("_expect_pending", "_log_code", "_log_time")
+    _late_names: ClassVar[tuple[str, ...]] = ("_expect_pending", "_log_code", "_log_time",
+                                              "peer_address")
 
     sys_version = "Python/" + sys.version.split()[0]
     server_version = "BaseHTTP/" + __version__

@@ -87,13 +87,16 @@ def read_response(sock: socket.socket, buf: bytearray) -> bytes:
     raise AssertionError(f"no whole response: {bytes(buf)[:200]!r}")
 
 
-def serve_concurrently(handler: Any, requests: Iterable[bytes]) -> list[tuple[bool, list[str]]]:
+def serve_concurrently(handler: Any, requests: Iterable[bytes],
+                       **server_attrs: Any) -> list[tuple[bool, list[str]]]:
     """Open CONNECTIONS connections, wait until each has its handler, then send
     ``requests`` on each (keep-alive, answered 200); (dict?, names) of every handler."""
     seen: list[tuple[bool, list[str]]] = []
     made: list[object] = []
     cls = recording(handler, seen, made)
     server = PooledHTTPServer(("127.0.0.1", 0), cls)
+    for name, value in server_attrs.items():
+        setattr(server, name, value)
     requests = list(requests)
     with running(server):
         port = server.server_address[1]
@@ -146,6 +149,16 @@ class Plain(BaseHTTPRequestHandler):
 
 def test_a_plain_handler_stays_compact() -> None:
     check(Plain, serve_concurrently(Plain, [GET, POST, GET]))
+
+
+def test_a_handler_behind_a_trusted_proxy_stays_compact() -> None:
+    """minihttp.forwarded keeps the direct peer in ``peer_address`` without reading the
+    handler's ``__dict__`` (which alone would make the dict)."""
+    forwarded = GET.replace(b"\r\n\r\n", b"\r\nX-Forwarded-For: 192.0.2.7\r\n\r\n")
+    seen = serve_concurrently(Plain, [forwarded, forwarded],
+                              forwarded_allow_ips="127.0.0.1")
+    assert all("peer_address" in names for _, names in seen)
+    check(Plain, seen)
 
 
 def test_a_static_handler_stays_compact(tmp_path: Path) -> None:
