@@ -225,9 +225,12 @@ def _instance_names(cls: type) -> list[str]:
 
 def _reserved_names(cls: type) -> list[str]:
     """What :func:`_reserve_names` reserves: :func:`_instance_names`, then as many of
-    the ``_late_names`` as fit in :data:`INSTANCE_NAMES_MAX`."""
+    the ``_late_names`` as fit in :data:`INSTANCE_NAMES_MAX` (not ``_log_code`` when the
+    class's access log provably does nothing: ``log_request`` then never sets it)."""
     names = _instance_names(cls)
-    late = [n for n in getattr(cls, "_late_names", ()) if n not in names]
+    quiet = _log_mode(cls) == 0
+    late = [n for n in getattr(cls, "_late_names", ())
+            if n not in names and not (quiet and n == "_log_code")]
     return names + late[: max(INSTANCE_NAMES_MAX - len(names), 0)]
 
 
@@ -280,10 +283,11 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
       class reserves them, in that order, before anything else (:func:`_reserve_names`),
       so they always have room, whatever the number of connections opened first.
     * The names of a class's ``_instance_names`` (its own and its bases') stay at most
-      :data:`INSTANCE_NAMES_MAX` (29); ``_late_names`` (the access log's, a body's) are
-      reserved after them while room is left. This class lists 25, so a user subclass
-      has four names of its own before its instances get a dict (fewer with the access
-      log on). tests/test_server_attrs.py checks the rules on served handlers.
+      :data:`INSTANCE_NAMES_MAX` (29); ``_late_names`` (the access log's, a request
+      body's, a trusted proxy's) are reserved after them while room is left. This class
+      lists 25 and 3 late ones, so a user subclass has one name of its own beyond them
+      before its instances get a dict (four if it never logs, reads bodies or trusts a
+      proxy). tests/test_server_attrs.py checks the rules on served handlers.
     * Code never reads ``self.__dict__`` / ``vars(self)`` on the request path (on 3.11
       that alone turns the values array into a dict for the instance's life).
     """
@@ -298,11 +302,10 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         "request_version", "headers", "_body", "_status", "_resp_length",
         "_resp_te", "_conn_header",
     )
-    #: Names of common but optional paths (a request body, the access log, a trusted
-    #: proxy's client: :mod:`minihttp.forwarded`), reserved after
-    #: every class's ``_instance_names`` while room is left.
-    _late_names: ClassVar[tuple[str, ...]] = ("_expect_pending", "_log_code", "_log_time",
-                                              "peer_address")
+    #: Names of common but optional paths (the access log, a request body, a trusted
+    #: proxy's client: :mod:`minihttp.forwarded`), in this order, reserved after every
+    #: class's ``_instance_names`` while room is left.
+    _late_names: ClassVar[tuple[str, ...]] = ("_log_code", "_expect_pending", "peer_address")
 
     sys_version = "Python/" + sys.version.split()[0]
     server_version = "BaseHTTP/" + __version__
@@ -355,9 +358,9 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
     _resp_length: int | None = None
     _resp_te: str | None = None
     _conn_header = False
-    _log_code: Any = None
-    #: When ``_log_code`` was set: the access line's time (``time.time()``).
-    _log_time: float = 0.0
+    #: The access line left for the request's end: (status, ``time.time()`` of
+    #: ``send_response``, the line's time), or None.
+    _log_code: tuple[Any, float] | None = None
     _error_keepalive = False
     _error_headers: list[tuple[str, str]] | None = None
     _expect_pending = False
@@ -861,25 +864,26 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             self._expect_pending = False  # set by parse_request for a body only
         self._conn_header = False
         self._status = self._resp_length = self._resp_te = None
-        code = self._log_code
-        if code is not None:
+        logged = self._log_code
+        if logged is not None:
             self._log_code = None
+            code, now = logged
             if _log_modes.get(type(self)) == 1 and self.remote_user is None:  # common, inlined
-                now = self._log_time  # (measured: see logs.access_record)
+                # (measured: see logs.access_record)
                 emit = access_record(self.client_address, self.requestline, code, size, now)
                 if emit is not None:  # http.server's stderr, or a record through logging
                     self._log_access(code, size, True, emit, now)
             else:
-                self._log_end(code, size)
+                self._log_end(code, size, now)
 
-    def _log_end(self, code: Any, size: Any) -> None:
+    def _log_end(self, code: Any, size: Any, now: float) -> None:
         """The access line of a request of a class whose line is not the common one (see
         :data:`_log_modes`), or with an authenticated user, or the class's first."""
         log = _log_modes.get(type(self))
         if log is None:
             log = _log_mode(type(self))
         if log == 1:
-            self._log_access(code, size, True, None, self._log_time)
+            self._log_access(code, size, True, None, now)
         elif log == 2:  # an override: called as http.server calls it
             if isinstance(code, HTTPStatus):
                 code = code.value
@@ -998,8 +1002,8 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                 if entry is None or not 0.0 <= now - entry[2] < 1.0:  # a new second
                     entry = _status_server_lines[key] = self._status_server(key)
                 if fast == 2:  # else the access log line would be dropped: skip it now
-                    self._log_code = code
-                    self._log_time = now  # http.server's line has send_response's time
+                    # http.server's line has send_response's time
+                    self._log_code = (code, now)
                 self._status = entry[0]
                 self._headers_buffer.append(entry[1])
                 return
@@ -1201,8 +1205,8 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             log = _log_modes.get(type(self))
             if log == 0 or (log is None and _log_mode(type(self)) == 0):
                 return  # the access log provably does nothing: keep no state for it
-            self._log_code = code
-            self._log_time = _time()  # http.server's line has this time (send_response's)
+            # http.server's line has this time (send_response's)
+            self._log_code = (code, _time())
             return
         if isinstance(code, HTTPStatus):
             code = code.value

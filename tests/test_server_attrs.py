@@ -34,6 +34,7 @@ from minihttp.eventloop import PooledHTTPServer
 from minihttp.server import INSTANCE_NAMES_MAX, BaseHTTPRequestHandler
 from minihttp.static import SimpleHTTPRequestHandler
 from minihttp.wsgi import WSGIRequestHandler, make_handler
+from tests.helpers.logstate import access_messages
 from tests.helpers.servers import running, wait_for
 
 TIMEOUT = 5.0
@@ -151,6 +152,19 @@ def test_a_plain_handler_stays_compact() -> None:
     check(Plain, serve_concurrently(Plain, [GET, POST, GET]))
 
 
+class Logged(Plain):
+    """Plain with the default access log (``_log_code`` is set by every request)."""
+
+    log_message = BaseHTTPRequestHandler.log_message
+
+
+def test_a_handler_with_the_access_log_stays_compact() -> None:
+    with access_messages() as lines:
+        seen = serve_concurrently(Logged, [GET, POST])
+    assert len(lines) == 2 * CONNECTIONS
+    check(Logged, seen)
+
+
 def test_a_handler_behind_a_trusted_proxy_stays_compact() -> None:
     """minihttp.forwarded keeps the direct peer in ``peer_address`` without reading the
     handler's ``__dict__`` (which alone would make the dict)."""
@@ -189,6 +203,21 @@ def test_a_wsgi_handler_stays_compact() -> None:
     cls = make_handler(app, base=Quiet)
     seen = serve_concurrently(cls, [GET, POST, GET])
     # make_handler's class is subclassed by recording(): the names are those of cls's MRO.
+    check(cls, seen)
+
+
+def test_a_wsgi_handler_with_the_access_log_stays_compact() -> None:
+    """As ``python -m minihttp wsgi -q`` serves: the default access log (silenced by
+    level), so ``_log_code`` is set by every request; GETs only: a request body's
+    ``_expect_pending`` no longer fits (see the report in the commit)."""
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"hi"]
+
+    cls = make_handler(app)
+    with access_messages() as lines:
+        seen = serve_concurrently(cls, [GET, GET])
+    assert len(lines) == 2 * CONNECTIONS
     check(cls, seen)
 
 
