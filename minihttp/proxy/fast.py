@@ -59,6 +59,62 @@ def _fast_target(target: str) -> tuple[str, int, str] | None:
     """(host, port, origin-form path) of a plain ``http://reg-name[:port]...`` target, or
     None for anything ``Routing._target`` must look at (it gives the same answer for every
     target this accepts; tests/proxy/test_fast.py checks that)."""
+    split = _split_target(target)
+    return None if split is None else split[:3]
+
+
+#: Authorities of ``http://`` targets -> (host, port, the Host field we send) when
+#: :data:`_ABSOLUTE` takes ``http://authority`` (its port in range), else ``()``: what
+#: :func:`_split_absolute` makes of a target is its authority's alone plus the path, so the
+#: regex runs once per destination, not once per request (a client of a proxy sends many
+#: requests to few destinations). Keyed on destinations (like the server's Host cache),
+#: never on whole targets; bounded, cleared when full.
+_DESTINATIONS: dict[str, tuple[str, int, str] | tuple[()]] = {}
+_DESTINATIONS_MAX = 256
+
+
+def _split_target(target: str) -> tuple[str, int, str, str] | None:
+    """:func:`_split_absolute` plus the authority to send as Host (``host`` for port 80,
+    else ``host:port``, as ``Routing._authority`` gives for a reg-name).
+
+    A lower-case ``http://`` target without ``#`` whose authority (up to the first ``/``)
+    holds no ``?`` is split by string operations and :data:`_DESTINATIONS`: the regex's
+    authority holds none of ``/?#``, and its ``[/?][^#]*`` takes the rest whole. Any other
+    target is matched by the regex.
+    """
+    if target.startswith("http://") and "#" not in target:
+        end = target.find("/", 7)
+        authority = target[7:] if end < 0 else target[7:end]
+        if "?" not in authority:
+            dest = _DESTINATIONS.get(authority)
+            if dest is None:
+                dest = _destination(authority)
+            if not dest:
+                return None
+            host, port, field = dest
+            return host, port, "/" if end < 0 else target[end:], field
+    split = _split_absolute(target)
+    if split is None:
+        return None
+    host, port, path = split
+    return host, port, path, host if port == 80 else f"{host}:{port}"
+
+
+def _destination(authority: str) -> tuple[str, int, str] | tuple[()]:
+    """:data:`_DESTINATIONS`' entry for ``authority`` (no ``/?#`` in it), made and kept."""
+    split = _split_absolute("http://" + authority)
+    dest: tuple[str, int, str] | tuple[()] = ()
+    if split is not None:
+        host, port, _ = split
+        dest = (host, port, host if port == 80 else f"{host}:{port}")
+    if len(_DESTINATIONS) >= _DESTINATIONS_MAX:
+        _DESTINATIONS.clear()
+    _DESTINATIONS[authority] = dest
+    return dest
+
+
+def _split_absolute(target: str) -> tuple[str, int, str] | None:
+    """:func:`_fast_target` by the regex (:data:`_ABSOLUTE`), for any target."""
     match = _ABSOLUTE.fullmatch(target)
     if match is None:
         return None
@@ -205,11 +261,10 @@ class FastPath(Exchange):
         """(host, port, origin-form path, authority) of this request's target, by the
         target's rules (one regex for a plain ``http://reg-name`` target), after the check
         that it is not this proxy (508)."""
-        target = _fast_target(self.path)
+        target = _split_target(self.path)
         if target is not None:
-            host, port, path = target
-            # _authority's answer for a reg-name (no brackets), without the call.
-            authority = host if port == 80 else f"{host}:{port}"
+            # The authority is _authority's answer for a reg-name (no brackets).
+            host, port, path, authority = target
         else:
             host, port, path = self._target()
             authority = self._authority(host, port)

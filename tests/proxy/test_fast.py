@@ -68,6 +68,35 @@ def test_fast_target_agrees_with_the_general_split(pieces: list[str]) -> None:
         assert _slow_target(target) == fast
 
 
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), min_size=1, max_size=7))
+@example(["http://", "h", "/p", "#f"])
+@example(["http://", "h", "?q=1", "/p"])
+def test_split_by_destination_is_the_regex(pieces: list[str]) -> None:
+    """fast._split_target (string operations and the table of destinations) answers as the
+    regex (fast._split_absolute) does, the first time and from the table; the Host it gives
+    is Routing._authority's."""
+    target = "".join(pieces)
+    expected = _proxy_fast._split_absolute(target)
+    for _ in range(2):
+        split = _proxy_fast._split_target(target)
+        if expected is None:
+            assert split is None
+        else:
+            assert split is not None and split[:3] == expected
+            assert split[3] == ProxyHandler._authority(expected[0], expected[1])
+
+
+def test_destination_table_stays_bounded() -> None:
+    limit = _proxy_fast._DESTINATIONS_MAX
+    for i in range(limit + 10):
+        assert _fast_target(f"http://h{i}.example:81/p?{i}") == (f"h{i}.example", 81, f"/p?{i}")
+        assert len(_proxy_fast._DESTINATIONS) <= limit
+    for target in ("http://h:0/", "http://h:65536/x", "http://u@h/", "http://[::1]/"):
+        assert _fast_target(target) is None
+        assert _fast_target(target) is None  # from the table
+
+
 @pytest.mark.parametrize(("target", "expected"), [
     ("http://example.com", ("example.com", 80, "/")),
     ("HTTP://example.com:8080?x=1#frag", ("example.com", 8080, "/?x=1")),
