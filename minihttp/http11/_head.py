@@ -239,7 +239,9 @@ def head_fields(head: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> Hea
     # Host first and no other field the server acts on, too short for too many fields (a
     # field line takes at least 4 bytes, "a:" CRLF), within every size limit: what is left
     # of _finish's checks is the target's form, then Host, in that order.
-    if target[0] != "/" or method == "CONNECT":
+    # Origin-form (any method but CONNECT) and absolute-form (a proxy's every request) need
+    # nothing else of _check_target_form, which raises the precise error for any other.
+    if method == "CONNECT" or (target[0] != "/" and not _absolute_form(target)):
         _check_target_form(method, target)
     if host not in _valid_hosts:
         _check_host(host)

@@ -170,6 +170,9 @@ def _name_entry(name: str) -> tuple[bytes, bytes, int]:
 class FastPath(Exchange):
     """The hook-less fast path (see above)."""
 
+    #: The last head the fast path forwarded on this connection (see repeat.remember).
+    _last_head: bytes | None = None
+
     def _forward_fast(self, ctx: Context) -> None:
         """:meth:`_admit_fields` + :meth:`_forward` without a request hook, in one pass.
 
@@ -276,20 +279,26 @@ class FastPath(Exchange):
         """:meth:`_forward_fast` for a field block seen before (:data:`_BLOCKS`): it had no
         field the rules act on, so what is left is the target's rules and our own fields,
         in the same order, giving the same bytes."""
-        latin = "latin-1"
         host, port, path, authority = self._fast_destination(ctx)
         version = self.request_version
         if version == "HTTP/1.1":
             via = ctx.via_request
         else:
             version = version[5:] if version.startswith("HTTP/") else "1.1"
-            via = f"{version} {ctx.cfg.via_name}".encode(latin)
-        xff = b"" if ctx.xff is None else b"X-Forwarded-For: %s\r\n" % ctx.xff
-        wire = b"%s %s HTTP/1.1\r\nHost: %s\r\n%sVia: %s\r\n%s\r\n" % (
-            (self.command or "GET").encode(latin), path.encode(latin), authority.encode(latin),
-            kept, via, xff)
+            via = f"{version} {ctx.cfg.via_name}".encode("latin-1")
+        # One encode of what varies (the line and Host are latin-1 text by the parser's
+        # rules), then one formatting of the bytes.
+        line = f"{self.command or 'GET'} {path} HTTP/1.1\r\nHost: {authority}\r\n"
+        if ctx.xff is None:
+            wire = b"%s%sVia: %s\r\n\r\n" % (line.encode("latin-1"), kept, via)
+        else:
+            wire = b"%s%sVia: %s\r\nX-Forwarded-For: %s\r\n\r\n" % (
+                line.encode("latin-1"), kept, via, ctx.xff)
         if ctx.repeat:
-            repeat.remember(self, ctx, wire, host, port)
+            if self._head == self._last_head:
+                repeat.remember(self, ctx, wire, host, port)
+            else:  # repeat.remember's first test, without the call (see there)
+                self._last_head = self._head
         self._exchange(wire, False, host, port, None, ctx)
 
     def _special_fields(

@@ -293,8 +293,6 @@ class ProxyHandler(FastPath, GeneralPath):
 
     #: A repeated head is forwarded without parsing it (:mod:`minihttp.proxy.repeat`).
     _answer_repeat = repeat.answer
-    #: The last head the fast path forwarded on this connection (see repeat.remember).
-    _last_head: bytes | None = None
 
     def do_CONNECT(self) -> None:
         """Open a TCP tunnel to ``host:port`` (RFC 9110 section 9.3.6)."""
