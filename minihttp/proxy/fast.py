@@ -22,7 +22,9 @@ Speed: what the server and the config say is looked up once per client connectio
 (:class:`minihttp.proxy.upstream.Context`); the fields go to h11 as its own
 ``(raw name, lower-case name, value)`` list, which it adopts without re-normalising (the
 framing field is ours, in normal form; a Content-Length that is not plain digits goes as
-pairs, which h11 checks); a plain ``http://reg-name`` target is split by one regex.
+pairs, which h11 checks); a plain ``http://reg-name`` target is split by string operations
+and a bounded table of destinations (:data:`_DESTINATIONS`), the regex running once per
+destination.
 """
 
 from __future__ import annotations
@@ -179,7 +181,7 @@ class FastPath(Exchange):
         The same rules, in the same order, as the general path; the request's fields are
         classified by a table (:data:`_NAMES`) and go straight into h11's own field list
         (:data:`H11_HEADERS`), so h11 neither copies nor re-checks what our strict parser
-        accepted. Only http:// targets with a reg-name host take the one-regex route.
+        accepted. Only http:// targets with a reg-name host take the quick split.
         """
         latin = "latin-1"
         block = self.headers.field_block()
@@ -262,8 +264,8 @@ class FastPath(Exchange):
 
     def _fast_destination(self, ctx: Context) -> tuple[str, int, str, str]:
         """(host, port, origin-form path, authority) of this request's target, by the
-        target's rules (one regex for a plain ``http://reg-name`` target), after the check
-        that it is not this proxy (508)."""
+        target's rules (:func:`_split_target` for a plain ``http://reg-name`` target), after
+        the check that it is not this proxy (508)."""
         target = _split_target(self.path)
         if target is not None:
             # The authority is _authority's answer for a reg-name (no brackets).

@@ -1,8 +1,8 @@
 """The proxy's hook-less fast path means exactly what the general path means.
 
 Without a request hook, a request's fields are classified by a table and handed to h11 as
-its own field list, and plain ``http://reg-name`` targets are parsed by one regex. These
-tests hold the fast path to the general one (the path a subclass with a request hook takes):
+its own field list, and plain ``http://reg-name`` targets are split without the general
+parse. These tests hold the fast path to the general one (the path a subclass with a request hook takes):
 the same target split, the same fields upstream, the same response fields back, the same
 refusals; plus the pieces only the fast path has (the bounded name table, hooks and
 ``send_header`` overrides still seeing what they saw, the pooled server).
