@@ -6,7 +6,8 @@ one), minihttp's proxy and its competitors run side by side in one run; wrk meas
 forwards them to the same upstream) in turn, ``--rounds`` times, twice:
 
 1. throughput with ``--connections`` connections (issue 16: one minihttp process >= 2x
-   proxy.py and >= 2x tinyproxy; issue 5: proxy/direct >= 0.35), with the CPU each server
+   proxy.py and >= 2x tinyproxy; issue 5: proxy/direct >= 0.35 with ``--upstream minihttp``,
+   the Python upstream it was measured with), with the CPU each server
    spends per request (target for ours: <= 60 us);
 2. latency with one connection (-c1), where requests are strictly serial: the added latency
    per request is the difference of the median p50 latencies (target: <= 100 us), and also
@@ -55,6 +56,7 @@ from benchmarks import _harness as h
 from benchmarks import _nginx
 
 BODY = b"Hello World\n"
+#: Issue 5: proxy / direct, judged with ``--upstream minihttp`` (a Python upstream, as measured).
 TARGET_RATIO = 0.35
 #: How the proxy is started; ``{python}`` and ``{port}`` are substituted.
 DEFAULT_PROXY_CMD = "{python} -m minihttp.proxy --bind 127.0.0.1 --quiet {port}"
@@ -272,9 +274,13 @@ def main(argv: list[str] | None = None) -> int:
           f"of {args.rounds} alternating rounds\n")
     print(h.markdown_table(h.SUMMARY_HEADERS, h.summary_rows(throughput)))
     print()
+    # Issue 5's target compares the proxy with a Python upstream (minihttp's hello), as it was
+    # measured; nginx answers several times faster, so against it the ratio is shown only.
+    issue5 = args.upstream == "minihttp"
     ratio_table: list[list[object]] = [
-        [f"{n} / direct", ratios[n], f">= {TARGET_RATIO:g}" if n == "proxy" else "",
-         ("yes" if ratios[n] >= TARGET_RATIO else "NO") if n == "proxy" else ""]
+        [f"{n} / direct", ratios[n],
+         f">= {TARGET_RATIO:g}" if n == "proxy" and issue5 else "",
+         ("yes" if ratios[n] >= TARGET_RATIO else "NO") if n == "proxy" and issue5 else ""]
         for n in proxies]
     for other in COMPETITORS:
         if other in medians:

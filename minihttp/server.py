@@ -207,6 +207,57 @@ _allow_values: dict[type, str] = {}
 #: _log_mode), 2 (fast, access log written).
 _fast_classes: dict[type, int] = {}
 
+#: Most names a handler class may reserve (its ``_instance_names`` and its bases', then
+#: ``_late_names``): CPython 3.11 keeps at most 30 names per class compact, one of them
+#: taken by the first instance itself (see :class:`BaseHTTPRequestHandler`).
+INSTANCE_NAMES_MAX = 29
+#: Handler classes whose first instance reserved their ``_instance_names``.
+_reserved_classes: set[type] = set()
+
+
+def _instance_names(cls: type) -> list[str]:
+    """The ``_instance_names`` of ``cls`` and its bases, bases first, each once."""
+    names: dict[str, None] = {}
+    for klass in reversed(cls.__mro__):
+        names.update(dict.fromkeys(vars(klass).get("_instance_names", ())))
+    return list(names)
+
+
+def _reserved_names(cls: type) -> list[str]:
+    """What :func:`_reserve_names` reserves: :func:`_instance_names`, then as many of
+    the ``_late_names`` as fit in :data:`INSTANCE_NAMES_MAX` (not ``_log_code`` when the
+    class's access log provably does nothing: ``log_request`` then never sets it)."""
+    names = _instance_names(cls)
+    quiet = _log_mode(cls) == 0
+    late = [n for n in getattr(cls, "_late_names", ())
+            if n not in names and not (quiet and n == "_log_code")]
+    return names + late[: max(INSTANCE_NAMES_MAX - len(names), 0)]
+
+
+def _reserve_names(handler: Any) -> None:
+    """Reserve the class's ``_instance_names`` in its shared keys, on its first instance.
+
+    On CPython 3.11 a class's instances share one table of attribute names (at most 30),
+    filled in the order names are first set, and every new instance takes one place from
+    what is left. Under concurrent connections many handlers exist before the first
+    request sets ``command`` or ``headers``; those would find no room and every handler
+    would get a real dict. Setting then deleting each name on the first instance puts them
+    in the table while it is empty (deleting leaves the name in the table). A name the
+    class defines as a data descriptor (a subclass's property) is skipped: setting it
+    would call the descriptor. Elsewhere this costs a few set/del pairs once per class.
+    """
+    cls = type(handler)
+    _reserved_classes.add(cls)
+    for name in _reserved_names(cls):
+        attr = getattr(cls, name, None)
+        if attr is not None and hasattr(type(attr), "__set__"):
+            continue
+        try:
+            object.__setattr__(handler, name, None)
+            object.__delattr__(handler, name)
+        except (AttributeError, TypeError):
+            pass  # a __slots__ class, or a name that cannot be set: nothing to reserve
+
 
 class BaseHTTPRequestHandler(StreamRequestHandler):
     """HTTP request handler base class: define ``do_<METHOD>`` methods in a subclass.
@@ -215,7 +266,46 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
     ``raw_requestline`` and ``headers``; ``rfile`` is the request body, ``wfile`` takes the
     response body after ``send_response`` / ``send_header`` / ``end_headers``. Set
     ``protocol_version = "HTTP/1.1"`` for keep-alive.
+
+    Instance attributes (a per-request cost on CPython 3.11): an instance keeps its
+    attributes in a compact values array only while every name it sets is among its
+    class's shared keys, which hold at most 30 names and accept one fewer for every
+    instance made before a name is first set (so under concurrent connections a name first
+    set by a request usually finds no room). Past that the instance gets a real dict and
+    every attribute read and method lookup on it runs slower: measured 2.7k of the 51.7k
+    instructions of a hello request (benchmarks/icount_hello.py). Hence these rules:
+
+    * State that is usually at its default is a class-level default (immutable values
+      only: None, False, 0, a tuple), set on the instance only where it differs; nothing is
+      set "to be safe" per connection (``_init_state`` sets two names).
+    * Every name the common request path sets is listed in ``_instance_names`` (a
+      subclass adds its own in its own ``_instance_names``). The first instance of each
+      class reserves them, in that order, before anything else (:func:`_reserve_names`),
+      so they always have room, whatever the number of connections opened first.
+    * The names of a class's ``_instance_names`` (its own and its bases') stay at most
+      :data:`INSTANCE_NAMES_MAX` (29); ``_late_names`` (the access log's, a request
+      body's, a trusted proxy's) are reserved after them while room is left. This class
+      lists 25 and 3 late ones, so a user subclass has one name of its own beyond them
+      before its instances get a dict (four if it never logs, reads bodies or trusts a
+      proxy). tests/test_server_attrs.py checks the rules on served handlers.
+    * Code never reads ``self.__dict__`` / ``vars(self)`` on the request path (on 3.11
+      that alone turns the values array into a dict for the instance's life).
     """
+
+    #: The names the common request path sets on an instance, in the order they are
+    #: reserved in the class's shared keys (see the class docstring). A subclass lists its
+    #: own additions only; :func:`_reserve_names` joins those of the whole MRO.
+    _instance_names: ClassVar[tuple[str, ...]] = (
+        "request", "client_address", "server", "connection", "reader", "_writer",
+        "_direct_writer", "_lim", "rfile", "wfile", "_headers_buffer", "close_connection",
+        "_conn_rfile", "_head", "raw_requestline", "requestline", "command", "path",
+        "request_version", "headers", "_body", "_status", "_resp_length",
+        "_resp_te", "_conn_header",
+    )
+    #: Names of common but optional paths (the access log, a request body, a trusted
+    #: proxy's client: :mod:`minihttp.forwarded`), in this order, reserved after every
+    #: class's ``_instance_names`` while room is left.
+    _late_names: ClassVar[tuple[str, ...]] = ("_log_code", "_expect_pending", "peer_address")
 
     sys_version = "Python/" + sys.version.split()[0]
     server_version = "BaseHTTP/" + __version__
@@ -252,11 +342,10 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
     #: or None when the class overrides ``flush_headers`` (its heads go through it) or there
     #: is no socket. Decided once per connection in ``setup``.
     _direct_writer: ResponseWriter | None = None
-    #: ``_fast_classes[type(self)]``, looked up by the connection's first ``send_response``.
-    _send_fast: int | None = None
-    # Class-level defaults of what ``_init_state`` sets per connection: code written for
-    # http.server may build a handler without ``__init__`` (a request parser that sets
-    # ``rfile`` and ``raw_requestline`` and calls ``parse_request()``); it then finds these.
+    # Class-level defaults (immutable: shared by every instance), set on an instance only
+    # where they differ (see the class docstring). Code written for http.server may also
+    # build a handler without ``__init__`` (a request parser that sets ``rfile`` and
+    # ``raw_requestline`` and calls ``parse_request()``); it then finds these.
     server: Any = None
     _lim: Limits | None = None
     _writer: ResponseWriter | None = None
@@ -269,12 +358,9 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
     _resp_length: int | None = None
     _resp_te: str | None = None
     _conn_header = False
-    _log_code: Any = None
-    #: When ``_log_code`` was set: the access line's time (``time.time()``).
-    _log_time: float = 0.0
-    #: The class's access line is the common one (``_log_modes`` 1): decided by the
-    #: connection's first line (``_log_end``), read per request by ``_end_request``.
-    _log_plain: bool | None = None
+    #: The access line left for the request's end: (status, ``time.time()`` of
+    #: ``send_response``, the line's time), or None.
+    _log_code: tuple[Any, float] | None = None
     _error_keepalive = False
     _error_headers: list[tuple[str, str]] | None = None
     _expect_pending = False
@@ -286,23 +372,10 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         super().__init__(request, client_address, server)
 
     def _init_state(self) -> None:
-        self._lim = None
-        self._writer = None
-        self.reader = None
-        self._file_source = None
-        self._head = None
-        self._body = None
-        self._conn_rfile = None
-        self._status = None
-        self._resp_length = None
-        self._resp_te = None
-        self._conn_header = False
-        self._log_code = None
-        self._error_keepalive = False
-        self._error_headers = None
-        self._expect_pending = False
-        self._linger = False
-        self._pending_mode = None
+        """The two names every connection needs at once; the rest are class defaults."""
+        cls = type(self)
+        if cls not in _reserved_classes:
+            _reserve_names(self)
         self._headers_buffer = []
         self.close_connection = True
 
@@ -782,34 +855,35 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
             flush = getattr(self.wfile, "flush", None)
             if flush is not None:
                 flush()
-        if body is not EMPTY_BODY and body is not None and not body.done:
-            if not self.close_connection:
-                self._drain(body)
-            if self.close_connection:
-                self._linger = True
-        self._expect_pending = self._conn_header = False
+        if body is not EMPTY_BODY and body is not None:
+            if not body.done:
+                if not self.close_connection:
+                    self._drain(body)
+                if self.close_connection:
+                    self._linger = True
+            self._expect_pending = False  # set by parse_request for a body only
+        self._conn_header = False
         self._status = self._resp_length = self._resp_te = None
-        code = self._log_code
-        if code is not None:
+        logged = self._log_code
+        if logged is not None:
             self._log_code = None
-            if self._log_plain and self.remote_user is None:  # the common case, inlined
-                now = self._log_time  # (measured: see logs.access_record)
+            code, now = logged
+            if _log_modes.get(type(self)) == 1 and self.remote_user is None:  # common, inlined
+                # (measured: see logs.access_record)
                 emit = access_record(self.client_address, self.requestline, code, size, now)
                 if emit is not None:  # http.server's stderr, or a record through logging
                     self._log_access(code, size, True, emit, now)
             else:
-                self._log_end(code, size)
+                self._log_end(code, size, now)
 
-    def _log_end(self, code: Any, size: Any) -> None:
+    def _log_end(self, code: Any, size: Any, now: float) -> None:
         """The access line of a request of a class whose line is not the common one (see
-        :data:`_log_modes`), or with an authenticated user, or the connection's first.
-        Remembers per connection whether the class's line is the common one."""
+        :data:`_log_modes`), or with an authenticated user, or the class's first."""
         log = _log_modes.get(type(self))
         if log is None:
             log = _log_mode(type(self))
-        self._log_plain = log == 1
         if log == 1:
-            self._log_access(code, size, True, None, self._log_time)
+            self._log_access(code, size, True, None, now)
         elif log == 2:  # an override: called as http.server calls it
             if isinstance(code, HTTPStatus):
                 code = code.value
@@ -912,14 +986,11 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
 
     def send_response(self, code: int, message: str | None = None) -> None:
         """Queue the status line plus ``Server`` and ``Date``; log the request."""
-        fast = self._send_fast
-        if fast is None:  # the connection's first response (measured: see _end_request)
-            cls = type(self)
-            fast = _fast_classes.get(cls)
-            if fast is None:
-                fast = _fast_classes[cls] = (
-                    (1 + (_log_mode(cls) != 0)) if _is_fast_class(cls) else 0)
-            self._send_fast = fast
+        cls = type(self)  # no per-connection copy: one instance name less (class docstring)
+        fast = _fast_classes.get(cls)
+        if fast is None:  # the class's first response
+            fast = _fast_classes[cls] = (
+                (1 + (_log_mode(cls) != 0)) if _is_fast_class(cls) else 0)
         if fast and message is None and self._head is not None:
             # The default methods, inlined: log_request (deferred to the request's end),
             # send_response_only, and the prebuilt status + Server line with the Date line.
@@ -931,8 +1002,8 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
                 if entry is None or not 0.0 <= now - entry[2] < 1.0:  # a new second
                     entry = _status_server_lines[key] = self._status_server(key)
                 if fast == 2:  # else the access log line would be dropped: skip it now
-                    self._log_code = code
-                    self._log_time = now  # http.server's line has send_response's time
+                    # http.server's line has send_response's time
+                    self._log_code = (code, now)
                 self._status = entry[0]
                 self._headers_buffer.append(entry[1])
                 return
@@ -1131,8 +1202,11 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         During a request the line is written when the request ends, with the body size.
         """
         if size == "-" and self._head is not None:
-            self._log_code = code
-            self._log_time = _time()  # http.server's line has this time (send_response's)
+            log = _log_modes.get(type(self))
+            if log == 0 or (log is None and _log_mode(type(self)) == 0):
+                return  # the access log provably does nothing: keep no state for it
+            # http.server's line has this time (send_response's)
+            self._log_code = (code, _time())
             return
         if isinstance(code, HTTPStatus):
             code = code.value

@@ -282,6 +282,10 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
     #: While ``_send_missing`` answers a candidate SPA route (its answer depends on
     #: ``Accept``): 1 until a ``Vary`` naming ``Accept`` is in the head, then 2; else 0.
     _vary_accept: int = 0
+    #: This class's additions to the instance's names (see BaseHTTPRequestHandler's
+    #: docstring): ``directory`` is set by ``__init__`` before the others, or is a class
+    #: attribute of a subclass; ``_repeat`` by :mod:`minihttp.static.hit`.
+    _instance_names = ("_rc_ctx", "_rc_capture", "_repeat")
 
     def __init__(self, *args: Any, directory: str | os.PathLike[str] | None = None,
                  **kwargs: Any) -> None:

@@ -329,7 +329,8 @@ def answer_repeat(self: Any, head: bytes) -> bool:
     self.headers = _from_block(memo.block)
     self.close_connection = False
     self._body = self.rfile = EMPTY_BODY
-    second = int(_time())
+    now = _time()
+    second = int(now)
     if second != memo.second or not memo.response:
         # Once a second: the head exactly as send_prebuilt builds it (the general methods).
         self.send_response(200)
@@ -341,7 +342,7 @@ def answer_repeat(self: Any, head: bytes) -> bool:
         memo.response = b"".join(buf)
         memo.second = second
     elif memo.log:
-        self._log_code = 200  # what send_response would have left for _end_request
+        self._log_code = (200, now)  # what send_response would have left for _end_request
     self._status = 200
     body = answer.body
     writer.start(memo.response, LENGTH, len(body))

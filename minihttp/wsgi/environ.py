@@ -244,7 +244,7 @@ def url_scheme(environ: dict[str, Any], handler: Any) -> str:
         return scheme
     trusted = trusted_proxies(allowed, getattr(handler.server, "forwarded_header",
                                                X_FORWARDED_FOR))
-    peer = handler.__dict__.get("peer_address") or handler.client_address
+    peer = getattr(handler, "peer_address", None) or handler.client_address  # not __dict__
     if not peer or not isinstance(peer, tuple) or not _trusted_peer(str(peer[0]), trusted):
         return scheme
     if trusted.header == FORWARDED:

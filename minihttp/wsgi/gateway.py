@@ -61,6 +61,11 @@ StartResponse = Callable[..., Callable[[bytes], None]]
 WSGIApplication = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
+#: Handler class -> whether it keeps minihttp's own ``send_header``: then the
+#: application's checked fields join the head as one piece.
+_plain_fields: dict[type, bool] = {}
+
+
 class WSGIRequestHandler(BaseHTTPRequestHandler):
     """Serve ``application`` (a class attribute: see :func:`make_handler`) over HTTP/1.1.
 
@@ -82,17 +87,13 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
     # Per request.
     _app_head: Head | None
     _head_sent: bool
-    _client_gone: bool
+    #: Set by ``_gone`` (the connection then closes: never reset).
+    _client_gone = False
     #: The connection's environ (built on its first request; see :mod:`minihttp.wsgi.repeat`).
     _wsgi_conn: ConnectionEnviron | None = None
-    #: Whether the class keeps minihttp's own ``send_header`` (decided per connection):
-    #: then the application's checked fields join the head as one piece.
-    _plain_fields = False
-
-    def setup(self) -> None:
-        super().setup()
-        self._wsgi_conn = None
-        self._plain_fields = type(self).send_header is _base_send_header
+    #: This class's additions to the instance's names (see BaseHTTPRequestHandler's
+    #: docstring: the common path sets no others).
+    _instance_names = ("_wsgi_conn", "_app_head", "_head_sent")
 
     def _connection(self) -> ConnectionEnviron:
         """The connection's environ keys and memory (made on its first request)."""
@@ -122,7 +123,7 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
             self.send_error(404, None, f"Outside the application's root path {self.root_path}")
             return
         self._app_head = None
-        self._head_sent = self._client_gone = False
+        self._head_sent = False
         complete = False
         result: Any = None
         try:
@@ -206,7 +207,10 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
             self.send_response(code, reason)
         if total is not None:  # the gateway's length, only where the application gave none
             total = None if length is not None else self._length_for(total, exact)
-        if self._plain_fields:
+        plain = _plain_fields.get(type(self))
+        if plain is None:
+            plain = _plain_fields[type(self)] = type(self).send_header is _base_send_header
+        if plain:
             buf = self._headers_buffer
             buf.append(before)
             if length is not None:

@@ -43,6 +43,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from tests.helpers.processes import stop_process
 from tests.helpers.servers import wait_for
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -309,13 +310,7 @@ def file_server(directory: str | os.PathLike[str], *args: str,
                                  f"stderr: {log_path.read_text(errors='replace')[-2000:]!r}")
         yield FileServer(m.group(1), int(m.group(2)), log_path, proc)
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        stop_process(proc)
         if proc.stdout is not None:
             proc.stdout.close()
         shutil.rmtree(log_dir, ignore_errors=True)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.processes import stop_process
+
 NGINX = "/usr/sbin/nginx"
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,12 +84,6 @@ def running_nginx(tmp_path: Path, servers: str, **fields: object) -> Iterator[in
             time.sleep(0.05)
         yield port
     finally:
-        if nginx.poll() is None:
-            nginx.send_signal(signal.SIGQUIT)
-            try:
-                nginx.wait(10)
-            except subprocess.TimeoutExpired:
-                nginx.kill()
-                nginx.wait(5)
+        stop_process(nginx, signal.SIGQUIT)  # graceful: workers finish what they serve
         if nginx.stderr is not None:
             nginx.stderr.close()

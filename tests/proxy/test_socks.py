@@ -22,6 +22,7 @@ from minihttp.proxy import ProxyConfig
 from minihttp.proxy.chain import Chain, ParentRefused, parse_parent
 from minihttp.proxy.connections import DestinationDenied, UpstreamError, UpstreamTimeout
 from minihttp.proxy.socks import SocksServer, reply_code
+from tests.helpers.processes import stop_process
 from tests.helpers.proxy import Upstream, proxy
 from tests.helpers.servers import open_fds, running, wait_for
 from tests.helpers.socks import authenticate, greet, open_tunnel, recv_exact, request
@@ -284,13 +285,8 @@ def test_command_line_serves_socks_beside_http(workers: list[str]) -> None:
                     capture_output=True, timeout=20, check=False)
                 assert result.returncode == 0 and result.stdout == b"ok:", result.stderr
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-                raise
+            stopped = stop_process(proc, signal.SIGTERM, 15)
+        assert stopped, "the proxy did not stop on SIGTERM"
         assert proc.returncode == 0, proc.stderr.read() if proc.stderr else b""
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import selectors
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.helpers.nginx import needs_nginx, running_nginx, subprocess_env
+from tests.helpers.processes import stop_process
 
 CLIENT = "127.0.0.3"
 
@@ -74,13 +74,8 @@ def recipe(tmp_path: Path) -> Iterator[int]:
         with running_nginx(tmp_path, SERVERS, sock=sock) as port:
             yield port
     finally:
-        if app is not None and app.poll() is None:
-            app.send_signal(signal.SIGTERM)
-            try:
-                app.wait(10)
-            except subprocess.TimeoutExpired:
-                app.kill()
-                app.wait(5)
+        if app is not None:
+            stop_process(app)
         if app is not None and app.stdout is not None:
             app.stdout.close()
 
