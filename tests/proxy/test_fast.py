@@ -2,10 +2,10 @@
 
 Without a request hook, a request's fields are classified by a table and handed to h11 as
 its own field list, and plain ``http://reg-name`` targets are split without the general
-parse. These tests hold the fast path to the general one (the path a subclass with a request hook takes):
-the same target split, the same fields upstream, the same response fields back, the same
-refusals; plus the pieces only the fast path has (the bounded name table, hooks and
-``send_header`` overrides still seeing what they saw, the pooled server).
+parse. These tests hold the fast path to the general one (the path a subclass with a
+request hook takes): the same target split, the same fields upstream, the same response
+fields back, the same refusals; plus the pieces only the fast path has (the bounded name
+table, hooks and ``send_header`` overrides still seeing what they saw, the pooled server).
 
 Loopback only (127.0.0.1 port 0); every wait is bounded.
 """
