@@ -234,10 +234,15 @@ def head_fields(head: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> Hea
         # or an invalid head.
         return _parse(head, text, limits)
     method, target, minor, host = m.groups()
-    if host is None or target[0] != "/" or method == "CONNECT" or n > 4 * limits.max_header_count:
+    if host is None or n > 4 * limits.max_header_count:
         return _finish(head, text, m, 0, limits)
-    # Origin-form, Host first and no other field the server acts on, too short for too many
-    # fields (a field line takes at least 4 bytes, "a:" CRLF), within every size limit.
+    # Host first and no other field the server acts on, too short for too many fields (a
+    # field line takes at least 4 bytes, "a:" CRLF), within every size limit: what is left
+    # of _finish's checks is the target's form, then Host, in that order.
+    # Origin-form (any method but CONNECT) and absolute-form (a proxy's every request) need
+    # nothing else of _check_target_form, which raises the precise error for any other.
+    if method == "CONNECT" or (target[0] != "/" and not _absolute_form(target)):
+        _check_target_form(method, target)
     if host not in _valid_hosts:
         _check_host(host)
     line_end = m.end(3)
@@ -425,7 +430,7 @@ def _check_target_form(method: str, target: str) -> None:
     elif target == "*":
         if method != "OPTIONS":
             raise BadRequest("asterisk-form is only for OPTIONS")
-    elif ABSOLUTE_FORM.fullmatch(target) is None:
+    elif not _absolute_form(target):
         scheme, sep, rest = target.partition("://")
         authority = rest.partition("/")[0].partition("?")[0]
         if sep and "@" in authority:
@@ -434,6 +439,39 @@ def _check_target_form(method: str, target: str) -> None:
         if sep and authority and ABSOLUTE_FORM.match(scheme + "://x") is not None:
             raise BadRequest("invalid authority (host[:port]) in an absolute-form request target")
         raise BadRequest("invalid request target")
+
+
+#: Authorities (``host[:port]``) of ``http://`` targets already matched by
+#: :data:`~._rules.ABSOLUTE_FORM`: a proxy sees the same few destinations request after
+#: request, and a dict lookup is cheaper than the regex over the whole target. A pure
+#: function's cache, like :data:`_valid_hosts`, bounded by clearing.
+_valid_authorities: dict[str, bool] = {}
+_VALID_AUTHORITIES_MAX = 256
+
+
+def _absolute_form(target: str) -> bool:
+    """Whether ``target`` (made of :data:`~._rules.TARGET_CHARS`) is absolute-form by
+    :data:`~._rules.ABSOLUTE_FORM`.
+
+    For ``http://authority`` then nothing or ``/...`` the answer is the authority's alone:
+    the regex's authority holds no ``/`` or ``?``, and its ``[/?].*`` takes any rest
+    starting with ``/`` (a target holds no line break). So the authority is matched once,
+    as ``http://authority`` by the same regex, and remembered; any other shape (another
+    scheme or letter case, ``?`` right after the authority) is matched whole.
+    """
+    if target.startswith("http://"):
+        end = target.find("/", 7)
+        authority = target[7:] if end < 0 else target[7:end]
+        if "?" not in authority:
+            if authority in _valid_authorities:
+                return True
+            if ABSOLUTE_FORM.fullmatch("http://" + authority) is None:
+                return False
+            if len(_valid_authorities) >= _VALID_AUTHORITIES_MAX:
+                _valid_authorities.clear()
+            _valid_authorities[authority] = True
+            return True
+    return ABSOLUTE_FORM.fullmatch(target) is not None
 
 
 def _check_transfer_coding(values: list[str]) -> None:

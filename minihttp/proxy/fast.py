@@ -22,7 +22,9 @@ Speed: what the server and the config say is looked up once per client connectio
 (:class:`minihttp.proxy.upstream.Context`); the fields go to h11 as its own
 ``(raw name, lower-case name, value)`` list, which it adopts without re-normalising (the
 framing field is ours, in normal form; a Content-Length that is not plain digits goes as
-pairs, which h11 checks); a plain ``http://reg-name`` target is split by one regex.
+pairs, which h11 checks); a plain ``http://reg-name`` target is split by string operations
+and a bounded table of destinations (:data:`_DESTINATIONS`), the regex running once per
+destination.
 """
 
 from __future__ import annotations
@@ -59,6 +61,62 @@ def _fast_target(target: str) -> tuple[str, int, str] | None:
     """(host, port, origin-form path) of a plain ``http://reg-name[:port]...`` target, or
     None for anything ``Routing._target`` must look at (it gives the same answer for every
     target this accepts; tests/proxy/test_fast.py checks that)."""
+    split = _split_target(target)
+    return None if split is None else split[:3]
+
+
+#: Authorities of ``http://`` targets -> (host, port, the Host field we send) when
+#: :data:`_ABSOLUTE` takes ``http://authority`` (its port in range), else ``()``: what
+#: :func:`_split_absolute` makes of a target is its authority's alone plus the path, so the
+#: regex runs once per destination, not once per request (a client of a proxy sends many
+#: requests to few destinations). Keyed on destinations (like the server's Host cache),
+#: never on whole targets; bounded, cleared when full.
+_DESTINATIONS: dict[str, tuple[str, int, str] | tuple[()]] = {}
+_DESTINATIONS_MAX = 256
+
+
+def _split_target(target: str) -> tuple[str, int, str, str] | None:
+    """:func:`_split_absolute` plus the authority to send as Host (``host`` for port 80,
+    else ``host:port``, as ``Routing._authority`` gives for a reg-name).
+
+    A lower-case ``http://`` target without ``#`` whose authority (up to the first ``/``)
+    holds no ``?`` is split by string operations and :data:`_DESTINATIONS`: the regex's
+    authority holds none of ``/?#``, and its ``[/?][^#]*`` takes the rest whole. Any other
+    target is matched by the regex.
+    """
+    if target.startswith("http://") and "#" not in target:
+        end = target.find("/", 7)
+        authority = target[7:] if end < 0 else target[7:end]
+        if "?" not in authority:
+            dest = _DESTINATIONS.get(authority)
+            if dest is None:
+                dest = _destination(authority)
+            if not dest:
+                return None
+            host, port, field = dest
+            return host, port, "/" if end < 0 else target[end:], field
+    split = _split_absolute(target)
+    if split is None:
+        return None
+    host, port, path = split
+    return host, port, path, host if port == 80 else f"{host}:{port}"
+
+
+def _destination(authority: str) -> tuple[str, int, str] | tuple[()]:
+    """:data:`_DESTINATIONS`' entry for ``authority`` (no ``/?#`` in it), made and kept."""
+    split = _split_absolute("http://" + authority)
+    dest: tuple[str, int, str] | tuple[()] = ()
+    if split is not None:
+        host, port, _ = split
+        dest = (host, port, host if port == 80 else f"{host}:{port}")
+    if len(_DESTINATIONS) >= _DESTINATIONS_MAX:
+        _DESTINATIONS.clear()
+    _DESTINATIONS[authority] = dest
+    return dest
+
+
+def _split_absolute(target: str) -> tuple[str, int, str] | None:
+    """:func:`_fast_target` by the regex (:data:`_ABSOLUTE`), for any target."""
     match = _ABSOLUTE.fullmatch(target)
     if match is None:
         return None
@@ -114,13 +172,16 @@ def _name_entry(name: str) -> tuple[bytes, bytes, int]:
 class FastPath(Exchange):
     """The hook-less fast path (see above)."""
 
+    #: The last head the fast path forwarded on this connection (see repeat.remember).
+    _last_head: bytes | None = None
+
     def _forward_fast(self, ctx: Context) -> None:
         """:meth:`_admit_fields` + :meth:`_forward` without a request hook, in one pass.
 
         The same rules, in the same order, as the general path; the request's fields are
         classified by a table (:data:`_NAMES`) and go straight into h11's own field list
         (:data:`H11_HEADERS`), so h11 neither copies nor re-checks what our strict parser
-        accepted. Only http:// targets with a reg-name host take the one-regex route.
+        accepted. Only http:// targets with a reg-name host take the quick split.
         """
         latin = "latin-1"
         block = self.headers.field_block()
@@ -203,13 +264,12 @@ class FastPath(Exchange):
 
     def _fast_destination(self, ctx: Context) -> tuple[str, int, str, str]:
         """(host, port, origin-form path, authority) of this request's target, by the
-        target's rules (one regex for a plain ``http://reg-name`` target), after the check
-        that it is not this proxy (508)."""
-        target = _fast_target(self.path)
+        target's rules (:func:`_split_target` for a plain ``http://reg-name`` target), after
+        the check that it is not this proxy (508)."""
+        target = _split_target(self.path)
         if target is not None:
-            host, port, path = target
-            # _authority's answer for a reg-name (no brackets), without the call.
-            authority = host if port == 80 else f"{host}:{port}"
+            # The authority is _authority's answer for a reg-name (no brackets).
+            host, port, path, authority = target
         else:
             host, port, path = self._target()
             authority = self._authority(host, port)
@@ -221,20 +281,26 @@ class FastPath(Exchange):
         """:meth:`_forward_fast` for a field block seen before (:data:`_BLOCKS`): it had no
         field the rules act on, so what is left is the target's rules and our own fields,
         in the same order, giving the same bytes."""
-        latin = "latin-1"
         host, port, path, authority = self._fast_destination(ctx)
         version = self.request_version
         if version == "HTTP/1.1":
             via = ctx.via_request
         else:
             version = version[5:] if version.startswith("HTTP/") else "1.1"
-            via = f"{version} {ctx.cfg.via_name}".encode(latin)
-        xff = b"" if ctx.xff is None else b"X-Forwarded-For: %s\r\n" % ctx.xff
-        wire = b"%s %s HTTP/1.1\r\nHost: %s\r\n%sVia: %s\r\n%s\r\n" % (
-            (self.command or "GET").encode(latin), path.encode(latin), authority.encode(latin),
-            kept, via, xff)
+            via = f"{version} {ctx.cfg.via_name}".encode("latin-1")
+        # One encode of what varies (the line and Host are latin-1 text by the parser's
+        # rules), then one formatting of the bytes.
+        line = f"{self.command or 'GET'} {path} HTTP/1.1\r\nHost: {authority}\r\n"
+        if ctx.xff is None:
+            wire = b"%s%sVia: %s\r\n\r\n" % (line.encode("latin-1"), kept, via)
+        else:
+            wire = b"%s%sVia: %s\r\nX-Forwarded-For: %s\r\n\r\n" % (
+                line.encode("latin-1"), kept, via, ctx.xff)
         if ctx.repeat:
-            repeat.remember(self, ctx, wire, host, port)
+            if self._head == self._last_head:
+                repeat.remember(self, ctx, wire, host, port)
+            else:  # repeat.remember's first test, without the call (see there)
+                self._last_head = self._head
         self._exchange(wire, False, host, port, None, ctx)
 
     def _special_fields(

@@ -486,3 +486,65 @@ def test_head_regex_is_the_line_by_line_grammar(lines: list[str], request_line: 
             assert (m is not None) == (expected and not (plain and special)), (regex.pattern, text)
             if m is not None:
                 assert m.group(4) == host
+
+
+# -- the one-regex branch of head_fields for every target form ----------------------------
+
+_TARGET_PIECES = ["http://", "HTTP://", "https://", "ftp://", "h", "a.example", "1.2.3.4",
+                  "[::1]", "[", ":", ":80", ":x", "/", "/p", "?", "?q=1", "@", "u@", "*",
+                  "%41", "~", "://", "h:443"]
+
+
+def _outcome_of(parse: Any) -> Any:
+    try:
+        return parse()
+    except HTTPError as err:
+        return (type(err), err.status, err.message)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(["GET", "CONNECT", "OPTIONS", "POST"]),
+       st.lists(st.sampled_from(_TARGET_PIECES), min_size=1, max_size=5),
+       st.sampled_from(["a.example", "h:443", "", "bad host", "[::1]:8"]),
+       st.sampled_from(["0", "1"]))
+def test_head_fields_any_target_form_agrees_with_the_long_way(
+        method: str, pieces: list[str], host: str, minor: str) -> None:
+    """A head with Host first and no other field the server acts on is parsed by one regex
+    whatever its target's form (absolute-form through a proxy, CONNECT, ``*``); the result,
+    or the error, is what the long way (:func:`_head._parse`, every check) gives."""
+    from minihttp.http11 import _head
+
+    head = (f"{method} {''.join(pieces)} HTTP/1.{minor}\r\nHost: {host}\r\n"
+            "User-Agent: t\r\n\r\n").encode("latin-1")
+    text = head.decode("latin-1")
+    for _ in range(2):  # a second time with the caches warm
+        fast = _outcome_of(lambda: _head.head_fields(head))
+        slow = _outcome_of(lambda: _head._parse(head, text, DEFAULT_LIMITS))
+        assert fast == slow, head
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_TARGET_PIECES), min_size=1, max_size=6))
+def test_absolute_form_by_authority_is_the_regex(pieces: list[str]) -> None:
+    """_head._absolute_form (the regex once per authority) answers as ABSOLUTE_FORM does,
+    the first time and from its cache."""
+    from minihttp.http11 import _head, _rules
+
+    target = "".join(pieces)
+    expected = _rules.ABSOLUTE_FORM.fullmatch(target) is not None
+    assert _head._absolute_form(target) is expected
+    assert _head._absolute_form(target) is expected
+
+
+def test_absolute_form_cache_is_bounded_and_keeps_rejecting() -> None:
+    from minihttp.http11 import _head
+
+    for i in range(_head._VALID_AUTHORITIES_MAX + 10):
+        assert _head._absolute_form(f"http://h{i}.example:80/p")
+        assert len(_head._valid_authorities) <= _head._VALID_AUTHORITIES_MAX
+    for bad in ("http://a b/", "http://h:x/", "http:///p", "http://:80/", "http://u@h/"):
+        assert not _head._absolute_form(bad)
+        assert not _head._absolute_form(bad)  # not cached
+        with pytest.raises(HTTPError) as info:
+            parse_head(f"GET {bad} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+        assert info.value.status == 400

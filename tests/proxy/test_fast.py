@@ -1,11 +1,11 @@
 """The proxy's hook-less fast path means exactly what the general path means.
 
 Without a request hook, a request's fields are classified by a table and handed to h11 as
-its own field list, and plain ``http://reg-name`` targets are parsed by one regex. These
-tests hold the fast path to the general one (the path a subclass with a request hook takes):
-the same target split, the same fields upstream, the same response fields back, the same
-refusals; plus the pieces only the fast path has (the bounded name table, hooks and
-``send_header`` overrides still seeing what they saw, the pooled server).
+its own field list, and plain ``http://reg-name`` targets are split without the general
+parse. These tests hold the fast path to the general one (the path a subclass with a
+request hook takes): the same target split, the same fields upstream, the same response
+fields back, the same refusals; plus the pieces only the fast path has (the bounded name
+table, hooks and ``send_header`` overrides still seeing what they saw, the pooled server).
 
 Loopback only (127.0.0.1 port 0); every wait is bounded.
 """
@@ -66,6 +66,35 @@ def test_fast_target_agrees_with_the_general_split(pieces: list[str]) -> None:
     fast = _fast_target(target)
     if fast is not None:  # what the fast path accepts, the general path accepts the same way
         assert _slow_target(target) == fast
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), min_size=1, max_size=7))
+@example(["http://", "h", "/p", "#f"])
+@example(["http://", "h", "?q=1", "/p"])
+def test_split_by_destination_is_the_regex(pieces: list[str]) -> None:
+    """fast._split_target (string operations and the table of destinations) answers as the
+    regex (fast._split_absolute) does, the first time and from the table; the Host it gives
+    is Routing._authority's."""
+    target = "".join(pieces)
+    expected = _proxy_fast._split_absolute(target)
+    for _ in range(2):
+        split = _proxy_fast._split_target(target)
+        if expected is None:
+            assert split is None
+        else:
+            assert split is not None and split[:3] == expected
+            assert split[3] == ProxyHandler._authority(expected[0], expected[1])
+
+
+def test_destination_table_stays_bounded() -> None:
+    limit = _proxy_fast._DESTINATIONS_MAX
+    for i in range(limit + 10):
+        assert _fast_target(f"http://h{i}.example:81/p?{i}") == (f"h{i}.example", 81, f"/p?{i}")
+        assert len(_proxy_fast._DESTINATIONS) <= limit
+    for target in ("http://h:0/", "http://h:65536/x", "http://u@h/", "http://[::1]/"):
+        assert _fast_target(target) is None
+        assert _fast_target(target) is None  # from the table
 
 
 @pytest.mark.parametrize(("target", "expected"), [

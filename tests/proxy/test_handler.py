@@ -503,6 +503,30 @@ def test_client_bad_chunked_body_gets_400_and_upstream_not_reused(quick: ProxyCo
         assert up.accepted == 2
 
 
+def test_extension_methods_are_forwarded_and_fail_as_any_method(quick: ProxyConfig) -> None:
+    """A method with no ``do_`` of its own (PURGE, M-SEARCH) is forwarded as it is, body and
+    all; one that cannot be a ``do_`` name (lower case) is 501 with Allow; a body that
+    fails mid-read is the client's 400, as for POST."""
+    with Upstream(_sha_app) as up, proxy(quick) as px:
+        port = px.server_address[1]
+        out = raw_exchange(port, f"PURGE {up.base}/p HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                 "Content-Length: 2\r\n\r\nab".encode())
+        assert out.startswith(b"HTTP/1.1 200 "), out[:100]
+        out = raw_exchange(port, f"M-SEARCH {up.base}/m HTTP/1.1\r\nHost: x\r\n"
+                                 "Connection: close\r\n\r\n".encode())
+        assert out.startswith(b"HTTP/1.1 200 "), out[:100]
+        assert [(s.method, s.target, s.body) for s in up.seen] == [
+            ("PURGE", "/p", b"ab"), ("M-SEARCH", "/m", b"")]
+        out = raw_exchange(port, f"purge {up.base}/ HTTP/1.1\r\nHost: x\r\n"
+                                 "Connection: close\r\n\r\n".encode())
+        assert out.startswith(b"HTTP/1.1 501 "), out[:100]
+        assert b"\r\nAllow: " in out
+        out = raw_exchange(port, f"PURGE {up.base}/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:"
+                                 " chunked\r\n\r\n5\r\nhello\r\nzz\r\n".encode())
+        assert out.startswith(b"HTTP/1.1 400 "), out[:100]
+        assert len(up.seen) == 2
+
+
 def test_client_gone_mid_body_does_not_hang_or_leak(quick: ProxyConfig) -> None:
     with Upstream(_sha_app) as up, proxy(quick) as px:
         with socket.create_connection(("127.0.0.1", px.server_address[1]), timeout=5) as sock:

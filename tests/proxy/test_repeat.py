@@ -134,6 +134,16 @@ def test_a_repeated_head_is_not_parsed_again_and_nothing_differs(server_cls: typ
     assert all(r.startswith(b"HTTP/1.1 200 ") for r in got)
 
 
+def test_a_new_head_is_kept_from_its_second_time_after_another_was_kept() -> None:
+    """The head before is noted for every forwarded head, also one whose field block the
+    fast path knows (fast._forward_known, the usual case on a kept-alive connection)."""
+    heads = [_get(), _get(), _get("/b"), _get("/b"), _get("/b"), _get("/b")]
+    got, seen = _run(PooledProxyServer, Counting, heads)
+    assert got == _run(PooledProxyServer, Parsing, heads)[0]
+    assert len(seen) == len(heads)
+    assert len(Counting.parses) == 4, Counting.parses  # / twice, /b twice
+
+
 @pytest.mark.parametrize("extra", [
     b"Connection: keep-alive\r\n",  # a field the rules act on
     b"Via: 1.1 other\r\n",
