@@ -14,7 +14,7 @@ import requests
 from minihttp.eventloop import PooledHTTPServer
 from minihttp.proxy import PooledProxyServer, ProxyConfig
 from minihttp.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from tests.helpers.bodies import read_bodies
+from tests.helpers.bodies import read_bodies, slow_readers
 from tests.helpers.proxy import Reply, Seen, Upstream
 from tests.helpers.servers import running, wait_for
 
@@ -167,15 +167,7 @@ def test_proxy_relays_large_bodies_to_slow_readers_without_a_thread_each() -> No
         port = server.server_address[1]
         with running(server):
             base = threading.active_count()
-            slow: list[socket.socket] = []
-            try:
-                for _ in range(20):
-                    s = socket.socket()
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-                    s.connect(("127.0.0.1", port))
-                    s.settimeout(20)
-                    s.sendall(f"GET {up.base}/big HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-                    slow.append(s)
+            with slow_readers(port, f"{up.base}/big", 20, timeout=20) as slow:
                 with requests.Session() as session:
                     session.trust_env = False
                     session.proxies = {"http": f"http://127.0.0.1:{port}"}
@@ -194,6 +186,3 @@ def test_proxy_relays_large_bodies_to_slow_readers_without_a_thread_each() -> No
                 assert len(names) < base + 20, " ".join(names)
                 for body in read_bodies(slow):
                     assert body == expected
-            finally:
-                for s in slow:
-                    s.close()

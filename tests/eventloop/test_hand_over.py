@@ -12,13 +12,12 @@ must still arrive whole and in order, and the slow readers must hold no thread.
 from __future__ import annotations
 
 import hashlib
-import socket
 from typing import Any
 
 import requests
 
 from minihttp.proxy import PooledProxyServer, ProxyConfig
-from tests.helpers.bodies import read_bodies
+from tests.helpers.bodies import read_bodies, slow_readers
 from tests.helpers.proxy import Reply, Seen, Upstream
 from tests.helpers.servers import running
 
@@ -62,18 +61,8 @@ def test_slow_readers_get_whole_bodies_when_every_wait_is_handed_over() -> None:
         server = DeposingProxy(("127.0.0.1", 0), None, config=cfg)
         port = server.server_address[1]
         with running(server):
-            slow: list[socket.socket] = []
-            try:
-                for _ in range(5):
-                    s = socket.socket()
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-                    s.connect(("127.0.0.1", port))
-                    s.sendall(f"GET {up.base}/big HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-                    slow.append(s)
+            with slow_readers(port, f"{up.base}/big", 5) as slow:
                 bodies = read_bodies(slow)
-            finally:
-                for s in slow:
-                    s.close()
             assert [len(b) for b in bodies] == [SIZE] * 5
             assert all(b == BODY for b in bodies)
             # Every deferral was made off the loop, and the loop took them: no thread held.

@@ -5,9 +5,32 @@ Rules of this module: every wait is bounded (``limit`` seconds in all); nothing 
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 import time
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def slow_readers(port: int, url: str, count: int,
+                 timeout: float | None = None) -> Iterator[list[socket.socket]]:
+    """``count`` clients of the proxy on ``port``, each with a tiny receive buffer (4 KiB,
+    so the server soon finds it slow) and a GET for the absolute ``url`` already sent;
+    all closed on exit, whatever happened."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            socks.append(s)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", port))
+            s.settimeout(timeout)
+            s.sendall(f"GET {url} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        yield socks
+    finally:
+        for s in socks:
+            s.close()
 
 
 def read_bodies(socks: list[socket.socket], limit: float = 60.0) -> list[bytes]:
