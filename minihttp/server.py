@@ -386,13 +386,20 @@ class BaseHTTPRequestHandler(StreamRequestHandler):
         Call ``handle_one_request()`` once per request, look at ``close_connection`` after
         each, and ``finish()`` when done with the connection.
         """
-        self = cls.__new__(cls)
+        self = cls._blank()
         self._init_state()
         self.request = request
         self.client_address = client_address
         self.server = server
         self.setup()
         return self
+
+    @classmethod
+    def _blank(cls) -> BaseHTTPRequestHandler:
+        """The instance :meth:`attach` sets up, before anything is set on it: a subclass
+        whose ``__init__`` sets state before ``super().__init__`` sets the same here
+        (``__init__`` does not run on a pooled server)."""
+        return cls.__new__(cls)
 
     # -- connection set-up and tear-down -------------------------------------------------
 

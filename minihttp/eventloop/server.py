@@ -449,28 +449,43 @@ def _noop(self: Any) -> None:
 _attach_classes: dict[type, type] = {}
 
 
+def _init_is_ours(cls: type) -> bool:
+    """Whether the ``__init__`` instances of ``cls`` run is one of minihttp's (which
+    ``attach`` stands in for) rather than one a user's subclass wrote."""
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            return klass.__module__.startswith("minihttp.")
+    return False
+
+
 def _attacher(factory: Any) -> Any:
     """A callable ``(sock, addr, server) -> handler`` that runs ``setup()`` only.
 
-    A class: its ``attach``. A ``functools.partial`` of a class (the static handler's
-    ``directory=``): the class's own ``__init__`` runs with the partial's arguments on a
-    subclass whose ``handle``/``finish`` do nothing, and the object is then given back its
-    real class (same layout), so the handler is exactly what ``http.server`` would build.
+    A class whose ``__init__`` is minihttp's: its ``attach``. A ``functools.partial`` of a
+    class (the static handler's ``directory=``), or a class with an ``__init__`` of its own
+    (a user's handler setting its state there): that ``__init__`` runs (with the partial's
+    arguments) on a subclass whose ``handle``/``finish`` do nothing, and the object is then
+    given back its real class (same layout), so the handler is exactly what ``http.server``
+    would build.
     """
     if isinstance(factory, type) and hasattr(factory, "attach"):
-        return factory.attach
-    if isinstance(factory, functools.partial) and isinstance(factory.func, type):
-        cls = factory.func
-        sub = _attach_classes.get(cls)
-        if sub is None:
-            sub = _attach_classes[cls] = type(cls.__name__, (cls,),
-                                              {"handle": _noop, "finish": _noop})
-        args, keywords = factory.args, factory.keywords
+        if _init_is_ours(factory):
+            return factory.attach
+        # A class with an ``__init__`` of its own (code written for http.server sets its
+        # state there): ``attach`` would skip it, so it runs, as for a partial.
+        cls, args, keywords = factory, (), {}
+    elif isinstance(factory, functools.partial) and isinstance(factory.func, type):
+        cls, args, keywords = factory.func, factory.args, factory.keywords
+    else:
+        raise TypeError(f"PooledHTTPServer cannot attach handlers made by {factory!r}")
+    sub = _attach_classes.get(cls)
+    if sub is None:
+        sub = _attach_classes[cls] = type(cls.__name__, (cls,),
+                                          {"handle": _noop, "finish": _noop})
 
-        def attach(sock: Any, addr: Any, server: Any) -> Any:
-            handler = sub(*args, sock, addr, server, **keywords)
-            handler.__class__ = cls
-            return handler
+    def attach(sock: Any, addr: Any, server: Any) -> Any:
+        handler = sub(*args, sock, addr, server, **keywords)
+        handler.__class__ = cls
+        return handler
 
-        return attach
-    raise TypeError(f"PooledHTTPServer cannot attach handlers made by {factory!r}")
+    return attach

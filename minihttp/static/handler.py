@@ -289,8 +289,22 @@ class SimpleHTTPRequestHandler(BaseHTTPRequestHandler):
 
     def __init__(self, *args: Any, directory: str | os.PathLike[str] | None = None,
                  **kwargs: Any) -> None:
-        self.directory = os.fspath(directory) if directory is not None else os.getcwd()
+        if directory is not None:
+            self.directory = os.fspath(directory)
+        elif getattr(type(self), "directory", None) is None:  # a subclass may name its own
+            self.directory = os.getcwd()  # http.server's default
         super().__init__(*args, **kwargs)
+
+    @classmethod
+    def _blank(cls) -> SimpleHTTPRequestHandler:
+        """:meth:`attach` (a pooled server, where ``__init__`` does not run) gets the
+        directory ``__init__`` gives without ``directory=``: the class's, else the current
+        one. Before, a plain ``SimpleHTTPRequestHandler`` on a ``PooledHTTPServer`` had none
+        and answered every request 500."""
+        self = cls.__new__(cls)
+        if getattr(cls, "directory", None) is None:
+            self.directory = os.getcwd()
+        return self
 
     # -- the stdlib entry points ------------------------------------------------------------
 

@@ -783,3 +783,61 @@ def test_handing_the_loop_over_is_logged_at_debug(caplog: pytest.LogCaptureFixtu
             GATE.set()
         assert read_response(s).endswith(b"hello /gate")
     assert any("held the loop" in r.getMessage() for r in caplog.records)
+
+
+def test_a_plain_static_handler_class_serves_the_current_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # http.server's default without directory=: the current directory. A pooled server runs
+    # no __init__ for a minihttp class (attach), which once left the handler without any
+    # directory: every request answered 500. A subclass naming its own directory keeps it,
+    # on either server.
+    from minihttp.server import ThreadingHTTPServer
+
+    (tmp_path / "a.txt").write_bytes(b"from cwd")
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "a.txt").write_bytes(b"from the class")
+    monkeypatch.chdir(tmp_path)
+
+    class Quiet(SimpleHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    rooted = type("Rooted", (Quiet,), {"directory": str(tmp_path / "root")})
+    for server_cls in (PooledHTTPServer, ThreadingHTTPServer):
+        for handler, want in ((Quiet, b"from cwd"), (rooted, b"from the class")):
+            with running(server_cls(("127.0.0.1", 0), handler)) as server:
+                resp = get(server, "/a.txt")
+            assert resp.startswith(b"HTTP/1.1 200") and resp.endswith(want), \
+                (server_cls.__name__, handler.__name__, resp[:200])
+
+
+def test_a_handler_class_with_its_own_init_has_it_run() -> None:
+    # Code written for http.server may set its state in __init__ before super().__init__.
+    seen: list[str] = []
+
+    class Greeter(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.greeting = b"hello from __init__"
+            seen.append("init")
+            super().__init__(*args, **kwargs)
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(self.greeting)))
+            self.end_headers()
+            self.wfile.write(self.greeting)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    with running(PooledHTTPServer(("127.0.0.1", 0), Greeter)) as server, \
+            connect(server) as s:
+        for _ in range(2):  # the connection goes on: handle/finish are the class's own
+            s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            resp = read_response(s)
+            assert resp.startswith(b"HTTP/1.1 200") and resp.endswith(b"hello from __init__")
+    assert seen == ["init"]
