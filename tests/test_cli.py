@@ -35,6 +35,7 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"  # a hung server dumps its threads on SIGABRT (stop())
     return env
 
 
@@ -157,9 +158,21 @@ def cli_server(*args: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
 
 
 def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[int, str]:
-    """Signal the server; its exit status and stderr (bounded wait)."""
+    """Signal the server; its exit status and stderr (bounded wait). A server that has not
+    ended in time is made to dump its threads (SIGABRT, faulthandler) so that the failure
+    says where it hung (a rare hang of test_second_sigint_stops_at_once in CI)."""
     proc.send_signal(sig)
-    _out, err = proc.communicate(timeout=10)
+    try:
+        _out, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            _out, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _out, err = proc.communicate(timeout=5)
+        raise AssertionError(f"the server did not stop on {signal.Signals(sig).name} "
+                             f"within 10 s; its threads:\n{err[-8000:]}") from None
     return proc.returncode, err
 
 
