@@ -151,6 +151,9 @@ class LineWriter:
         self._wake.release()
 
     def _run(self) -> None:
+        from minihttp.socketserver._waits import leave_stop_signals_to_the_main_thread
+
+        leave_stop_signals_to_the_main_thread()
         while True:
             self._wake.acquire()
             if self._stopping:

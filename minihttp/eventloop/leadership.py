@@ -281,6 +281,7 @@ class Leadership:
         at two looks in a row means a handler held the loop at least a tick. While the loop
         serves nothing the watchdog sleeps until a turn begins (no idle ticks).
         """
+        waits.leave_stop_signals_to_the_main_thread()
         wake = self._watch_wake
         tick = max(self._budget, 0.0005)
         seen_running = 0

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable
 
 from minihttp.logs import error_log
+from minihttp.socketserver._waits import leave_stop_signals_to_the_main_thread
 from minihttp.socketserver._wakeup import Waker
 
 __all__ = ["SWEEP", "TunnelHub"]
@@ -133,6 +134,7 @@ class TunnelHub:
     # -- the hub's thread ------------------------------------------------------------------
 
     def _run(self) -> None:
+        leave_stop_signals_to_the_main_thread()
         sel = self._sel
         waker = self._waker
         assert sel is not None and waker is not None

@@ -13,11 +13,34 @@ most :data:`SLICE` seconds: a stop (or a second Ctrl-C) is seen within a slice.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["SLICE", "join", "wait"]
+__all__ = ["SLICE", "join", "leave_stop_signals_to_the_main_thread", "wait"]
+
+#: The signals that stop a server (its command line's handlers run on the main thread).
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+def leave_stop_signals_to_the_main_thread() -> None:
+    """Block SIGINT and SIGTERM in the calling (non-main) thread, so that the kernel gives a
+    stop to the main thread, where its Python handler runs.
+
+    A process-directed signal goes to any thread that does not block it. Given to a worker,
+    only a flag is set, and the main thread runs the handler when it next returns to the
+    interpreter; a main thread blocked in a system call (the loop's leader in a
+    ``socket.sendfile`` to a client that stopped reading, seen in a faulthandler dump of
+    test_second_sigint_stops_at_once) then did not see a stop, nor a second Ctrl-C, until
+    the call ended. Given to the main thread itself, the call fails with EINTR, the handler
+    runs, and the call goes on (PEP 475). Python handlers always run on the main thread, so
+    nothing else changes. Called first by every thread minihttp starts for serving."""
+    if threading.current_thread() is not threading.main_thread():
+        try:
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        except (AttributeError, OSError, ValueError):  # no pthread_sigmask here
+            pass
 
 #: The longest a pending signal handler waits for a blocked serving thread (seconds).
 SLICE = 0.2

@@ -106,6 +106,7 @@ class ThreadingMixIn(_MixinBase):
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         """Body of a request thread: handle, report errors, always close the request."""
+        waits.leave_stop_signals_to_the_main_thread()
         try:
             self.finish_request(request, client_address)
         except Exception:

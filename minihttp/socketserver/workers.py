@@ -188,6 +188,7 @@ class WorkerPool:
     # -- the workers ---------------------------------------------------------------------------
 
     def _work(self) -> None:
+        waits.leave_stop_signals_to_the_main_thread()
         me = threading.current_thread()
         cond = self._cond
         with cond:

@@ -151,3 +151,28 @@ def test_join_returns_whether_the_thread_ended() -> None:
     assert waits.join(thread, 0.3) is False
     gate.set()
     assert waits.join(thread, 5) is True
+
+
+def test_serving_threads_leave_stop_signals_to_the_main_thread() -> None:
+    # A stop given by the kernel to a worker only sets a flag; a main thread blocked in a
+    # system call (a sendfile to a stalled client) then never ran the handler (a hung
+    # test_second_sigint_stops_at_once). Serving threads block SIGINT/SIGTERM, so the kernel
+    # gives them to the main thread, whose call is interrupted and whose handler runs.
+    from minihttp.socketserver.workers import WorkerPool
+
+    masks: list[set[int]] = []
+    done = threading.Event()
+
+    def record() -> None:
+        masks.append(set(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+        done.set()
+
+    pool = WorkerPool(1, name="test-mask")
+    try:
+        pool.submit(record)
+        assert done.wait(10)
+    finally:
+        pool.shutdown()
+    assert {signal.SIGINT, signal.SIGTERM} <= masks[0]
+    main_mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    assert signal.SIGINT not in main_mask and signal.SIGTERM not in main_mask
