@@ -5,6 +5,7 @@ at exit or across fork(), nothing raised into a request.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -15,6 +16,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,23 @@ from tests.helpers.servers import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 PIPE_BUF = select.PIPE_BUF
+
+
+@contextlib.contextmanager
+def _logging_to_pipe(**options: Any) -> Iterator[PipeReader]:
+    """Inside ``isolated_logging``: minihttp's logging configured (``options``) to write to
+    a new pipe, whose reader is yielded. On exit its handlers are closed (they flush) and
+    then the pipe's write end, so ``reader.data()`` afterwards has every line."""
+    r, w = os.pipe()
+    reader = PipeReader(r)
+    try:
+        logs.configure(fd=w, **options)
+        yield reader
+    finally:
+        for handler in list(logs.package_log.handlers):
+            logs.package_log.removeHandler(handler)
+            handler.close()
+        os.close(w)
 
 
 def _run_python(code: str, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
@@ -353,30 +372,21 @@ def _routes_follow_the_logging_configuration() -> None:
 
 
 def test_line_handler_writes_records_and_fast_lines_in_order_with_the_pid() -> None:
-    r, w = os.pipe()
-    reader = PipeReader(r)
-    with isolated_logging():
-        try:
-            logs.configure(with_pid=True, fd=w)
-            emit = logs.access_route()
-            assert _kind(emit) == "line-handler" and emit is not None
-            emit("a fast line")
-            logs.access_log.info("a record %s", "line")
-            emit((("127.0.0.1", 1), logs.log_date(1_700_000_000.0), "GET / HTTP/1.1", 200,
-                  5))
-            logs.error_log.error("a failure")  # WARNING and above: written at once
-            pid = os.getpid()
-            expected = [f"[{pid}] a fast line", f"[{pid}] a record line",
-                        f'[{pid}] 127.0.0.1 - - [{logs.log_date(1_700_000_000.0)}] '
-                        f'"GET / HTTP/1.1" 200 5', f"[{pid}] a failure"]
-            assert wait_for(lambda: reader.text().splitlines() == expected, timeout=2.0), \
-                reader.text()
-        finally:
-            for handler in list(logs.package_log.handlers):
-                logs.package_log.removeHandler(handler)
-                handler.close()
-            os.close(w)
-            reader.data()
+    with isolated_logging(), _logging_to_pipe(with_pid=True) as reader:
+        emit = logs.access_route()
+        assert _kind(emit) == "line-handler" and emit is not None
+        emit("a fast line")
+        logs.access_log.info("a record %s", "line")
+        emit((("127.0.0.1", 1), logs.log_date(1_700_000_000.0), "GET / HTTP/1.1", 200,
+              5))
+        logs.error_log.error("a failure")  # WARNING and above: written at once
+        pid = os.getpid()
+        expected = [f"[{pid}] a fast line", f"[{pid}] a record line",
+                    f'[{pid}] 127.0.0.1 - - [{logs.log_date(1_700_000_000.0)}] '
+                    f'"GET / HTTP/1.1" 200 5', f"[{pid}] a failure"]
+        assert wait_for(lambda: reader.text().splitlines() == expected, timeout=2.0), \
+            reader.text()
+    reader.data()  # the reader thread ends
 
 
 def test_the_request_path_rechecks_handlers_within_recheck_and_levels_always() -> None:
@@ -477,10 +487,7 @@ def test_access_record_hands_the_record_to_the_line_handlers_writer() -> None:
     record = logs.access_record
     with isolated_logging():
         assert record(("h", 1), "GET / HTTP/1.1", 200, 5, now) is logs.TO_STDERR
-        r, w = os.pipe()
-        reader = PipeReader(r)
-        try:
-            logs.configure(fd=w)
+        with _logging_to_pipe() as reader:
             writer = logs.package_log.handlers[0]
             assert isinstance(writer, logs.LineHandler)
             assert record(("10.0.0.1", 1), "GET /a HTTP/1.1", 200, 5, now) is None
@@ -498,11 +505,6 @@ def test_access_record_hands_the_record_to_the_line_handlers_writer() -> None:
             assert record(("10.0.0.5", 1), "GET /c HTTP/1.1", 200, 5, now + 1.0) is (
                 logs.VIA_LOGGING)  # the user's formatter: through a record
             writer.flush()
-        finally:
-            for handler in list(logs.package_log.handlers):
-                logs.package_log.removeHandler(handler)
-                handler.close()
-            os.close(w)
     date = logs.log_date(now)
     assert reader.data().decode().splitlines() == [
         f'10.0.0.1 - - [{date}] "GET /a HTTP/1.1" 200 5',
@@ -529,19 +531,10 @@ def test_a_record_in_the_next_second_gets_its_own_date_within_recheck() -> None:
     second but within RECHECK of the last full check is dated by its own time."""
     second = float(int(time.time()))
     first, second_line = second + 1.0 - logs.RECHECK / 4, second + 1.0 + logs.RECHECK / 4
-    r, w = os.pipe()
-    reader = PipeReader(r)
-    with isolated_logging():
-        try:
-            logs.configure(fd=w)
-            for now in (first, second_line):
-                assert logs.access_record(("10.0.0.1", 1), "GET / HTTP/1.1", 200, 5, now) is None
-            logs.package_log.handlers[0].flush()
-        finally:
-            for handler in list(logs.package_log.handlers):
-                logs.package_log.removeHandler(handler)
-                handler.close()
-            os.close(w)
+    with isolated_logging(), _logging_to_pipe() as reader:
+        for now in (first, second_line):
+            assert logs.access_record(("10.0.0.1", 1), "GET / HTTP/1.1", 200, 5, now) is None
+        logs.package_log.handlers[0].flush()
     assert reader.data().decode().splitlines() == [
         f'10.0.0.1 - - [{logs.log_date(now)}] "GET / HTTP/1.1" 200 5'
         for now in (first, second_line)]
@@ -550,27 +543,18 @@ def test_a_record_in_the_next_second_gets_its_own_date_within_recheck() -> None:
 def test_the_request_path_writes_the_batch_itself_past_the_limit() -> None:
     """Records handed over while the writer's thread is busy (not idle) wait; when a
     window opens with ``limit`` of them waiting, the request's thread writes them."""
-    r, w = os.pipe()
-    reader = PipeReader(r)
     now = float(int(time.time())) + 0.25
-    with isolated_logging():
-        try:
-            logs.configure(fd=w)
-            writer = logs.package_log.handlers[0].writer
-            writer.limit = 3
-            writer.idle = False  # as while its thread writes a batch: appends do not wake it
-            for i in range(4):  # one window: the level check and an append each
-                logs.access_record(("10.0.0.1", 1), f"GET /{i} HTTP/1.1", 200, 5, now)
-            assert len(writer.pending) == 4
-            logs.access_record(("10.0.0.1", 1), "GET /4 HTTP/1.1", 200, 5,
-                               now + 2 * logs.RECHECK)  # a new window: 4 >= limit
-            assert len(writer.pending) == 1  # the four written, the fifth waits
-            writer.idle = True
-            writer.flush()
-        finally:
-            for handler in list(logs.package_log.handlers):
-                logs.package_log.removeHandler(handler)
-                handler.close()
-            os.close(w)
+    with isolated_logging(), _logging_to_pipe() as reader:
+        writer = logs.package_log.handlers[0].writer
+        writer.limit = 3
+        writer.idle = False  # as while its thread writes a batch: appends do not wake it
+        for i in range(4):  # one window: the level check and an append each
+            logs.access_record(("10.0.0.1", 1), f"GET /{i} HTTP/1.1", 200, 5, now)
+        assert len(writer.pending) == 4
+        logs.access_record(("10.0.0.1", 1), "GET /4 HTTP/1.1", 200, 5,
+                           now + 2 * logs.RECHECK)  # a new window: 4 >= limit
+        assert len(writer.pending) == 1  # the four written, the fifth waits
+        writer.idle = True
+        writer.flush()
     assert [line.split('"')[1] for line in reader.data().decode().splitlines()] == [
         f"GET /{i} HTTP/1.1" for i in range(5)]
